@@ -166,7 +166,7 @@ macro_rules! export_plugin {
             }
             $crate::__role_impls!(__StratboxComponent, $plugin, __STRATBOX_PLUGIN,
                 [strategy: no, stop_policy: no, anomaly_detector: no] $(, $role)+);
-            $crate::__export_bindings!(__StratboxComponent with_types_in $crate::bindings);
+            $crate::bindings::__export_bindings!(__StratboxComponent with_types_in $crate::bindings);
         };
     };
 }

@@ -1,0 +1,136 @@
+//! Anomaly detector. Per instrument, the z-score of each bar's log return
+//! against the last `window` returns: `|z| >= elevated` raises an elevated
+//! alarm, `|z| >= severe` a severe one. Market-wide, when at least
+//! `breadth` of the instruments in one cross-section fall by `drop` or more,
+//! a critical alarm (the kind that trips a circuit breaker).
+
+use stratbox_sdk::prelude::*;
+
+pub struct ZScoreGuard {
+    window: usize,
+    elevated: f64,
+    severe: f64,
+    breadth: f64,
+    drop: f64,
+    /// Indexed by instrument id: (last close, return statistics).
+    legs: Vec<Option<(f64, RollingStats)>>,
+}
+
+impl Plugin for ZScoreGuard {
+    fn describe() -> PluginInfo {
+        PluginInfo::new("zscore-guard", env!("CARGO_PKG_VERSION"))
+            .description("Return z-score and market-breadth anomaly detector")
+            .param_int("window", "returns in the rolling window", 50, 5, 10_000)
+            .param_number("elevated", "|z| for an elevated alarm", 4.0, 1.0, 100.0)
+            .param_number("severe", "|z| for a severe alarm", 6.0, 1.0, 100.0)
+            .param_number("breadth", "fraction of instruments falling for a critical alarm", 0.6, 0.0, 1.0)
+            .param_number("drop", "fall, as a fraction, that counts towards breadth", 0.05, 0.0, 1.0)
+    }
+
+    fn init(_ctx: &mut Ctx<'_>, init: &Init) -> Result<Self, String> {
+        let p = &init.params;
+        let (elevated, severe) = (p.number("elevated")?, p.number("severe")?);
+        if severe < elevated {
+            return Err(format!("`severe` ({severe}) must not be below `elevated` ({elevated})"));
+        }
+        Ok(Self {
+            window: p.int("window")? as usize,
+            elevated,
+            severe,
+            breadth: p.number("breadth")?,
+            drop: p.number("drop")?,
+            legs: Vec::new(),
+        })
+    }
+}
+
+impl AnomalyDetector for ZScoreGuard {
+    fn observe_bars(&mut self, _ctx: &mut Ctx<'_>, bars: &[Bar]) -> Option<Alarm> {
+        let mut worst: Option<Alarm> = None;
+        let (mut falling, mut seen) = (0usize, 0usize);
+        for bar in bars {
+            let i = bar.instrument as usize;
+            if self.legs.len() <= i {
+                self.legs.resize_with(i + 1, || None);
+            }
+            let window = self.window;
+            let (last, stats) = self.legs[i].get_or_insert_with(|| (bar.close, RollingStats::new(window)));
+            if !(bar.close > 0.0 && *last > 0.0) {
+                continue;
+            }
+            let ret = (bar.close / *last).ln();
+            *last = bar.close;
+            seen += 1;
+            if ret <= (1.0 - self.drop).ln() {
+                falling += 1;
+            }
+            let z = stats.zscore(ret);
+            stats.update(ret);
+            let Some(z) = z else { continue };
+            let level = if z.abs() >= self.severe {
+                AlarmLevel::Severe
+            } else if z.abs() >= self.elevated {
+                AlarmLevel::Elevated
+            } else {
+                continue;
+            };
+            if worst.as_ref().is_none_or(|w| level as u8 > w.level as u8) {
+                worst = Some(Alarm {
+                    level,
+                    instrument: Some(bar.instrument),
+                    reason: format!("return {:.2}% is {z:.1} standard deviations from the last {window}", ret * 100.0),
+                });
+            }
+        }
+        if seen >= 5 && falling as f64 >= self.breadth * seen as f64 {
+            return Some(Alarm {
+                level: AlarmLevel::Critical,
+                instrument: None,
+                reason: format!("{falling} of {seen} instruments fell {:.0}% or more in one bar", self.drop * 100.0),
+            });
+        }
+        worst
+    }
+}
+
+stratbox_sdk::export_plugin!(ZScoreGuard, roles: [anomaly_detector]);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stratbox_sdk::testing::{bar, instrument, Harness};
+
+    fn quiet_then(shock: f64) -> Option<Alarm> {
+        let mut h = Harness::<ZScoreGuard>::new(vec![instrument(0, "AAA")], &[]).unwrap();
+        let mut price = 100.0;
+        for day in 0..60 {
+            price *= if day % 2 == 0 { 1.001 } else { 0.999 };
+            assert_eq!(h.observe(&[bar(0, day * 86_400, 86_400, price)]), None, "day {day}");
+        }
+        h.observe(&[bar(0, 60 * 86_400, 86_400, price * shock)])
+    }
+
+    #[test]
+    fn a_jump_far_outside_recent_returns_is_severe() {
+        let alarm = quiet_then(0.97).expect("alarm");
+        assert_eq!(alarm.level, AlarmLevel::Severe);
+        assert_eq!(alarm.instrument, Some(0));
+    }
+
+    #[test]
+    fn an_ordinary_move_raises_nothing() {
+        assert_eq!(quiet_then(1.0005), None);
+    }
+
+    #[test]
+    fn a_broad_selloff_is_critical_and_market_wide() {
+        let instruments: Vec<_> = (0..10).map(|i| instrument(i, "X")).collect();
+        let mut h = Harness::<ZScoreGuard>::new(instruments, &[]).unwrap();
+        let day0: Vec<_> = (0..10).map(|i| bar(i, 0, 86_400, 100.0)).collect();
+        assert_eq!(h.observe(&day0), None);
+        let crash: Vec<_> = (0..10).map(|i| bar(i, 86_400, 86_400, if i < 7 { 90.0 } else { 100.0 })).collect();
+        let alarm = h.observe(&crash).expect("alarm");
+        assert_eq!((alarm.level, alarm.instrument), (AlarmLevel::Critical, None));
+        assert!(alarm.reason.starts_with("7 of 10"), "{}", alarm.reason);
+    }
+}

@@ -1,0 +1,118 @@
+//! Test fixture for the sandbox guarantees (`tests/sandbox/`). Written with the
+//! SDK like any third-party plugin; its `mode` parameter picks the attack,
+//! carried out on the first bar (or in `init` for the `init-*` modes).
+
+use std::hint::black_box;
+
+use stratbox_sdk::prelude::*;
+use stratbox_sdk::{OrderIntent, OrderType, TimeInForce};
+
+pub struct Hostile {
+    mode: String,
+    bars: u64,
+}
+
+fn spin_forever() -> u64 {
+    let mut x = 0u64;
+    loop {
+        x = black_box(x.wrapping_add(1));
+    }
+}
+
+#[allow(unconditional_recursion)] // the point: exhaust the stack
+fn recurse(depth: u64) -> u64 {
+    let mut frame = [0u8; 256];
+    frame[0] = depth as u8;
+    black_box(&mut frame);
+    recurse(depth + 1) + u64::from(black_box(frame[0]))
+}
+
+fn order(instrument: InstrumentId, quantity: f64, order_type: OrderType) -> Intent {
+    Intent::Order(OrderIntent { instrument, side: Side::Buy, quantity, order_type, time_in_force: TimeInForce::Gtc, tag: 0 })
+}
+
+impl Plugin for Hostile {
+    fn describe() -> PluginInfo {
+        PluginInfo::new("hostile", env!("CARGO_PKG_VERSION"))
+            .description("misbehaves on purpose; see tests/sandbox")
+            .param_text("mode", "which attack to carry out", "none")
+            .param_int("spin", "iterations of the busy-wait mode", 20_000_000_000, 0, i64::MAX)
+    }
+
+    fn init(ctx: &mut Ctx<'_>, init: &Init) -> Result<Self, String> {
+        let mode = init.params.text("mode")?.to_owned();
+        match mode.as_str() {
+            "init-spin" => {
+                spin_forever();
+            }
+            "init-error" => return Err("refusing to start: no edge in this market".into()),
+            "init-panic" => panic!("init blew up"),
+            _ => {}
+        }
+        ctx.info(&format!("hostile plugin armed: {mode}"));
+        Ok(Self { mode, bars: 0 })
+    }
+
+    fn export_state(&self) -> Vec<u8> {
+        self.bars.to_le_bytes().to_vec()
+    }
+
+    fn import_state(&mut self, _ctx: &mut Ctx<'_>, state: &[u8]) -> Result<(), String> {
+        if self.mode == "refuse-state" {
+            return Err("this build cannot read its predecessor's state".into());
+        }
+        self.bars = u64::from_le_bytes(state.try_into().map_err(|_| format!("state is {} bytes, expected 8", state.len()))?);
+        Ok(())
+    }
+}
+
+impl Strategy for Hostile {
+    fn on_bar(&mut self, ctx: &mut Ctx<'_>, bar: &Bar, out: &mut Vec<Intent>) {
+        self.bars += 1;
+        let id = bar.instrument;
+        match self.mode.as_str() {
+            "spin" => {
+                spin_forever();
+            }
+            "busy-wait" => {
+                // Finite, but far longer than any live deadline.
+                let n = 20_000_000_000u64;
+                let mut x = 0u64;
+                for i in 0..black_box(n) {
+                    x = black_box(x ^ i);
+                }
+                black_box(x);
+            }
+            "memory-bomb" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![0xA5; 1 << 20]);
+                    black_box(&hoard);
+                }
+            }
+            "recursion" => {
+                black_box(recurse(0));
+            }
+            "panic" => {
+                let v: Vec<u32> = Vec::new();
+                black_box(v[black_box(3)]);
+            }
+            "intent-flood" => out.extend((0..1_000_000).map(|_| Intent::market(id, Side::Buy, 1.0))),
+            "log-flood" => {
+                let line = "x".repeat(1024);
+                for _ in 0..100_000 {
+                    ctx.info(&line);
+                }
+            }
+            "nan-quantity" => out.push(Intent::market(id, Side::Buy, f64::NAN)),
+            "infinite-price" => out.push(order(id, 1.0, OrderType::Limit(f64::INFINITY))),
+            "negative-quantity" => out.push(Intent::market(id, Side::Buy, -5.0)),
+            "absurd-quantity" => out.push(Intent::market(id, Side::Buy, 1e300)),
+            "negative-price" => out.push(order(id, 1.0, OrderType::Stop(-1.0))),
+            "unknown-instrument" => out.push(Intent::market(id + 1_000_000, Side::Buy, 1.0)),
+            _ => {}
+        }
+    }
+}
+
+stratbox_sdk::export_plugin!(Hostile, roles: [strategy]);
