@@ -36,6 +36,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod accounting;
 mod context;
 mod export;
 pub mod indicators;

@@ -20,6 +20,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::accounting::NetPosition;
 use crate::{
     Alarm, AnomalyDetector, Bar, Ctx, Fill, HostApi, Init, Instrument, InstrumentId, Intent,
     KvError, LogLevel, OrderView, Param, ParamValue, Params, Plugin, Position, Quote, RunMode,
@@ -60,7 +61,7 @@ impl TestHost {
         self.history.entry((bar.instrument, bar.period_secs)).or_default().push(*bar);
     }
 
-    /// Applies a fill to the position (average price and realised P&L, netting).
+    /// Applies a fill to the position, booked as the host books it.
     pub fn apply_fill(&mut self, fill: &Fill) {
         let signed = match fill.side {
             Side::Buy => fill.quantity,
@@ -73,22 +74,10 @@ impl TestHost {
             realised_pnl: 0.0,
             unrealised_pnl: 0.0,
         });
-        if p.quantity == 0.0 || p.quantity.signum() == signed.signum() {
-            let total = p.quantity + signed;
-            p.average_price = (p.average_price * p.quantity.abs() + fill.price * signed.abs()) / total.abs();
-            p.quantity = total;
-        } else {
-            let closed = signed.abs().min(p.quantity.abs());
-            p.realised_pnl += closed * (fill.price - p.average_price) * p.quantity.signum();
-            p.quantity += signed;
-            if p.quantity.abs() < 1e-12 {
-                p.quantity = 0.0;
-                p.average_price = 0.0;
-            } else if p.quantity.signum() == signed.signum() {
-                p.average_price = fill.price;
-            }
-        }
-        p.realised_pnl -= fill.fee;
+        let mut net = NetPosition { quantity: p.quantity, average_price: p.average_price, realised_pnl: p.realised_pnl };
+        net.apply_fill(signed, fill.price, fill.fee);
+        (p.quantity, p.average_price, p.realised_pnl) = (net.quantity, net.average_price, net.realised_pnl);
+        p.unrealised_pnl = net.unrealised(fill.price);
     }
 }
 

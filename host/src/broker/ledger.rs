@@ -1,0 +1,112 @@
+//! Positions and working orders per plugin, booked with the SDK's netting
+//! rules; plugins read their own book through the `portfolio` import.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde::Serialize;
+use stratbox_sdk::accounting::NetPosition;
+
+use crate::runtime::bindings::{InstrumentId, OrderView, Position};
+
+/// One plugin's positions (with their last mark) and working orders.
+#[derive(Debug, Default, Clone)]
+pub struct Book {
+    pub positions: BTreeMap<InstrumentId, (NetPosition, f64)>,
+    pub orders: BTreeMap<u64, OrderView>,
+}
+
+/// Totals of one book, for status lines and the control API.
+#[derive(Debug, Default, Clone, Copy, Serialize, PartialEq)]
+pub struct BookSummary {
+    pub realised_pnl: f64,
+    pub unrealised_pnl: f64,
+    pub gross_exposure: f64,
+    pub open_positions: usize,
+    pub working_orders: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct Ledger {
+    books: HashMap<Arc<str>, Book>,
+}
+
+fn view(instrument: InstrumentId, p: &NetPosition, mark: f64) -> Position {
+    Position {
+        instrument,
+        quantity: p.quantity,
+        average_price: p.average_price,
+        realised_pnl: p.realised_pnl,
+        unrealised_pnl: p.unrealised(mark),
+    }
+}
+
+impl Ledger {
+    pub fn book(&self, plugin: &str) -> Option<&Book> {
+        self.books.get(plugin)
+    }
+
+    pub fn book_mut(&mut self, plugin: &Arc<str>) -> &mut Book {
+        self.books.entry(plugin.clone()).or_default()
+    }
+
+    /// Open (non-flat) positions of `plugin`.
+    pub fn positions(&self, plugin: &str) -> Vec<Position> {
+        self.book(plugin)
+            .map(|b| b.positions.iter().filter(|(_, (p, _))| p.quantity != 0.0).map(|(&i, (p, m))| view(i, p, *m)).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn position(&self, plugin: &str, instrument: InstrumentId) -> Option<Position> {
+        let (p, m) = self.book(plugin)?.positions.get(&instrument)?;
+        (p.quantity != 0.0).then(|| view(instrument, p, *m))
+    }
+
+    /// Signed quantity held (0 when flat or unknown).
+    pub fn quantity(&self, plugin: &str, instrument: InstrumentId) -> f64 {
+        self.book(plugin).and_then(|b| b.positions.get(&instrument)).map_or(0.0, |(p, _)| p.quantity)
+    }
+
+    pub fn open_orders(&self, plugin: &str) -> Vec<OrderView> {
+        self.book(plugin).map(|b| b.orders.values().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Books a fill for `plugin`.
+    pub fn apply_fill(&mut self, plugin: &Arc<str>, instrument: InstrumentId, signed_quantity: f64, price: f64, fee: f64) {
+        let (p, mark) = self.book_mut(plugin).positions.entry(instrument).or_insert((NetPosition::default(), price));
+        p.apply_fill(signed_quantity, price, fee);
+        *mark = price;
+    }
+
+    /// Marks every position in `instrument` at `price`.
+    pub fn mark(&mut self, instrument: InstrumentId, price: f64) {
+        for book in self.books.values_mut() {
+            if let Some((_, mark)) = book.positions.get_mut(&instrument) {
+                *mark = price;
+            }
+        }
+    }
+
+    /// Every plugin with an open position in `instrument`, with the position.
+    pub fn holders(&self, instrument: InstrumentId) -> Vec<(Arc<str>, Position)> {
+        self.books
+            .iter()
+            .filter_map(|(name, b)| {
+                let (p, m) = b.positions.get(&instrument)?;
+                (p.quantity != 0.0).then(|| (name.clone(), view(instrument, p, *m)))
+            })
+            .collect()
+    }
+
+    pub fn summary(&self, plugin: &str) -> BookSummary {
+        let Some(b) = self.book(plugin) else { return BookSummary::default() };
+        let mut s = BookSummary { working_orders: b.orders.len(), ..Default::default() };
+        for (p, mark) in b.positions.values() {
+            s.realised_pnl += p.realised_pnl;
+            s.unrealised_pnl += p.unrealised(*mark);
+            s.gross_exposure += (p.quantity * mark).abs();
+            s.open_positions += usize::from(p.quantity != 0.0);
+        }
+        s
+    }
+}

@@ -1,0 +1,271 @@
+//! The host configuration (`stratbox run --config FILE`, TOML). Every field
+//! has a default; `stratbox run` with no file runs the built-in simulator
+//! with the bundled plugins, paper trading.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::broker::PaperConfig;
+use crate::market::SimulatorConfig;
+use crate::runtime::{LimitOverrides, PluginLimits};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config {path} is invalid: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Deterministic: fuel caps only, no wall-clock deadlines.
+    Backtest,
+    #[default]
+    Paper,
+    Live,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum FeedConfig {
+    Simulator(SimulatorConfig),
+}
+
+impl Default for FeedConfig {
+    fn default() -> Self {
+        FeedConfig::Simulator(SimulatorConfig::default())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SandboxConfig {
+    /// Limits of a plugin that asks for nothing and has no overrides.
+    pub defaults: PluginLimits,
+    /// Ceilings for every plugin.
+    pub maxima: PluginLimits,
+    pub max_component_bytes: usize,
+    /// Running plugins plus those being swapped in or restarted.
+    pub max_instances: u32,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self { defaults: PluginLimits::default(), maxima: PluginLimits::host_maxima(), max_component_bytes: 32 << 20, max_instances: 64 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ControlConfig {
+    pub enabled: bool,
+    /// Loopback address; port 0 picks a free one (written to `<data_dir>/control.json`).
+    pub listen: String,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        Self { enabled: true, listen: "127.0.0.1:0".into() }
+    }
+}
+
+/// What happens to a plugin's working orders when it is quarantined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderPolicy {
+    #[default]
+    Cancel,
+    Keep,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RestartPolicy {
+    /// Restarts after faults before the plugin stays quarantined.
+    pub max_restarts: u32,
+    /// Delay before the first restart; doubles after each, up to `max_backoff_ms`.
+    pub backoff_ms: u64,
+    pub max_backoff_ms: u64,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        Self { max_restarts: 3, backoff_ms: 1_000, max_backoff_ms: 60_000 }
+    }
+}
+
+/// A parameter value as written in TOML or JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ParamInput {
+    Flag(bool),
+    Integer(i64),
+    Number(f64),
+    Text(String),
+}
+
+/// One plugin to load.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginSpec {
+    /// Name in the host (unique); defaults to the file's stem.
+    #[serde(default)]
+    pub name: Option<String>,
+    pub path: PathBuf,
+    #[serde(default)]
+    pub params: BTreeMap<String, ParamInput>,
+    #[serde(default)]
+    pub limits: LimitOverrides,
+    #[serde(default)]
+    pub on_fault: OrderPolicy,
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    /// For stop policies: the strategies whose positions it manages (empty: all).
+    #[serde(default)]
+    pub protects: Vec<String>,
+}
+
+impl PluginSpec {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            name: None,
+            path: path.into(),
+            params: BTreeMap::new(),
+            limits: LimitOverrides::default(),
+            on_fault: OrderPolicy::default(),
+            restart: RestartPolicy::default(),
+            protects: Vec::new(),
+        }
+    }
+
+    pub fn named(mut self, name: &str) -> Self {
+        self.name = Some(name.to_owned());
+        self
+    }
+
+    pub fn param(mut self, name: &str, value: ParamInput) -> Self {
+        self.params.insert(name.to_owned(), value);
+        self
+    }
+
+    /// The configured name, or the file stem.
+    pub fn resolved_name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| {
+            self.path.file_stem().map(|s| s.to_string_lossy().replace('_', "-")).unwrap_or_else(|| "plugin".into())
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HostConfig {
+    pub mode: Mode,
+    pub data_dir: PathBuf,
+    pub feed: FeedConfig,
+    /// Wall-clock milliseconds between events (0: as fast as possible).
+    pub pace_ms: u64,
+    /// Seconds between status lines (0: none).
+    pub status_secs: u64,
+    /// Bars of history kept per instrument and period.
+    pub history_depth: usize,
+    pub broker: PaperConfig,
+    pub sandbox: SandboxConfig,
+    pub control: ControlConfig,
+    #[serde(rename = "plugin")]
+    pub plugins: Vec<PluginSpec>,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Paper,
+            data_dir: PathBuf::from("stratbox-data"),
+            feed: FeedConfig::default(),
+            pace_ms: 20,
+            status_secs: 2,
+            history_depth: 1_000,
+            broker: PaperConfig::default(),
+            sandbox: SandboxConfig::default(),
+            control: ControlConfig::default(),
+            plugins: Vec::new(),
+        }
+    }
+}
+
+/// Where `stratbox plugin build` puts the bundled plugins (see `scripts/build-plugins.sh`).
+pub const BUNDLED_PLUGIN_DIR: &str = "target/plugins";
+
+impl HostConfig {
+    /// Reads a TOML file; relative plugin paths are taken from the file's folder.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let mut config: HostConfig =
+            toml::from_str(&text).map_err(|e| ConfigError::Invalid { path: path.to_owned(), message: e.to_string() })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in &mut config.plugins {
+            if p.path.is_relative() {
+                p.path = base.join(&p.path);
+            }
+        }
+        Ok(config)
+    }
+
+    /// The main job's default: simulator, paper broker, the bundled plugins
+    /// from `plugin_dir` (a strategy, a stop policy protecting it, a detector).
+    pub fn bundled(plugin_dir: &Path) -> Self {
+        let spec = |file: &str| PluginSpec::new(plugin_dir.join(file));
+        let mut stop = spec("atr_stop.wasm");
+        stop.protects = vec!["sma-cross".into()];
+        Self { plugins: vec![spec("sma_cross.wasm"), stop, spec("zscore_guard.wasm")], ..Self::default() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_config_parses_and_unknown_keys_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("host.toml");
+        std::fs::write(
+            &path,
+            r#"
+mode = "backtest"
+pace_ms = 0
+[feed]
+kind = "simulator"
+instruments = 3
+seed = 9
+[sandbox.defaults]
+memory_bytes = 1048576
+[[plugin]]
+path = "plugins/sma_cross.wasm"
+params = { fast = 5, slow = 20, quantity = 2.5, allow_short = true }
+limits = { fuel_per_callback = 1000 }
+on_fault = "keep"
+"#,
+        )
+        .unwrap();
+        let c = HostConfig::load(&path).unwrap();
+        assert_eq!(c.mode, Mode::Backtest);
+        let FeedConfig::Simulator(sim) = &c.feed;
+        assert_eq!((sim.instruments, sim.seed, sim.bar_secs), (3, 9, 60));
+        assert_eq!(c.sandbox.defaults.memory_bytes, 1 << 20);
+        let p = &c.plugins[0];
+        assert_eq!(p.path, dir.path().join("plugins/sma_cross.wasm"));
+        assert_eq!(p.resolved_name(), "sma-cross");
+        assert_eq!(p.params["fast"], ParamInput::Integer(5));
+        assert_eq!(p.params["quantity"], ParamInput::Number(2.5));
+        assert_eq!(p.params["allow_short"], ParamInput::Flag(true));
+        assert_eq!(p.on_fault, OrderPolicy::Keep);
+
+        std::fs::write(&path, "pace_ms = 0\nfuel = 3\n").unwrap();
+        let e = HostConfig::load(&path).unwrap_err().to_string();
+        assert!(e.contains("host.toml") && e.contains("unknown field `fuel`") && e.contains("line 2"), "{e}");
+    }
+}

@@ -1,0 +1,24 @@
+//! The Stratbox host: everything dangerous and valuable lives here, and
+//! plugins reach it only through the WIT world in `wit/`.
+//!
+//! - [`runtime`]: the wasm sandbox (engine, limits, load-time checks, instances, faults)
+//! - [`supervisor`]: plugin lifecycle (start, dispatch by role, quarantine, restart, hot swap)
+//! - [`market`]: market events, history, the built-in simulator
+//! - [`broker`]: the ledger and the paper broker
+//! - [`validation`]: contract checks on every intent
+//! - [`runner`]: the event loop tying them together
+//! - [`control`]: the local control API and its client
+//! - [`authoring`]: `plugin new`, `plugin build`, `plugin inspect`
+//! - [`config`]: the TOML configuration
+
+pub mod authoring;
+pub mod broker;
+pub mod config;
+pub mod control;
+pub mod market;
+pub mod runner;
+pub mod runtime;
+pub mod supervisor;
+mod util;
+pub mod validation;
+pub mod world;

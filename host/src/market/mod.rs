@@ -1,0 +1,38 @@
+//! Market data as the host sees it: events, instruments, recent history and
+//! the feeds that produce them (the built-in simulator for now).
+
+mod history;
+mod simulator;
+
+pub use history::BarHistory;
+pub use simulator::{SimulatorConfig, SimulatedMarket};
+
+pub use crate::runtime::bindings::{Bar, Instrument, InstrumentId, Quote, Timestamp};
+
+pub const NANOS_PER_SEC: i64 = 1_000_000_000;
+
+/// What a feed delivers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MarketEvent {
+    /// Bars of several instruments closing at the same time (a cross-section).
+    Bars(Vec<Bar>),
+    Quote(Quote),
+}
+
+impl MarketEvent {
+    /// When the event happened: a bar's close, a quote's time.
+    pub fn time(&self) -> Timestamp {
+        match self {
+            MarketEvent::Bars(b) => b.first().map_or(0, |b| b.start + i64::from(b.period_secs) * NANOS_PER_SEC),
+            MarketEvent::Quote(q) => q.time,
+        }
+    }
+}
+
+/// A source of market events, in time order.
+pub trait Feed: Send {
+    /// The instruments this feed covers; ids are indexes into this list.
+    fn instruments(&self) -> &[Instrument];
+    /// The next event, or `None` when the feed is exhausted.
+    fn next_event(&mut self) -> Option<MarketEvent>;
+}

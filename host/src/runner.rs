@@ -1,0 +1,388 @@
+//! The host's event loop: feed -> history and broker -> plugins by role ->
+//! validation -> broker, one event at a time, with control commands handled
+//! between events (which is what makes a hot swap lose nothing).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use crate::broker::{BrokerStats, PaperBroker};
+use crate::config::{HostConfig, Mode, OrderPolicy};
+use crate::market::{Feed, Instrument, MarketEvent, Timestamp};
+use crate::runtime::bindings::{Alarm, Intent, RunMode, StopDecision, TargetPosition};
+use crate::runtime::{Fault, Sandbox, SandboxSettings};
+use crate::supervisor::{PluginFactory, PluginView, Started, Supervisor, SwapReport};
+use crate::validation::{self, IntentBounds};
+use crate::world::SharedWorld;
+
+/// A request to the running host (from the control API or a test).
+pub enum Command {
+    List(oneshot::Sender<Vec<PluginView>>),
+    Status(oneshot::Sender<StatusView>),
+    Install(Box<Started>, oneshot::Sender<Result<PluginView, String>>),
+    Unload(String, oneshot::Sender<Result<PluginView, String>>),
+    Swap(String, Box<Started>, oneshot::Sender<Result<SwapReport, String>>),
+    Shutdown,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error("cannot open the plugin store in {path}: {source}")]
+    Store { path: PathBuf, source: sled::Error },
+    #[error("cannot start the sandbox: {0}")]
+    Sandbox(#[from] crate::runtime::LoadError),
+}
+
+/// Counters of one run.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct RunStats {
+    pub events: u64,
+    pub bars: u64,
+    pub intents: u64,
+    pub invalid_intents: u64,
+    pub stop_decisions: u64,
+    pub alarms: u64,
+    pub swaps: u64,
+    #[serde(with = "crate::util::duration_ms")]
+    pub longest_swap_hold: Duration,
+    /// Plugins from the config that were refused at start, with the reason.
+    pub refused: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusView {
+    pub market_time: Timestamp,
+    #[serde(with = "crate::util::duration_ms")]
+    pub uptime: Duration,
+    pub stats: RunStats,
+    pub broker: BrokerStats,
+    pub plugins_running: usize,
+}
+
+/// What `stratbox run` prints at the end.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub status: StatusView,
+    pub plugins: Vec<PluginView>,
+}
+
+/// How long to run, and a flag that stops the loop (Ctrl-C).
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub duration: Option<Duration>,
+    pub stop: Arc<AtomicBool>,
+}
+
+pub struct Host {
+    config: HostConfig,
+    feed: Box<dyn Feed>,
+    instruments: Vec<Instrument>,
+    pub supervisor: Supervisor,
+    pub broker: PaperBroker,
+    world: Arc<SharedWorld>,
+    commands: Receiver<Command>,
+    bounds: IntentBounds,
+    pub stats: RunStats,
+    started: Instant,
+}
+
+impl Host {
+    /// Opens the data directory and sandbox, and starts the configured plugins.
+    /// A plugin that fails to start is refused (logged, counted); the host runs on.
+    pub fn new(config: HostConfig, feed: Box<dyn Feed>, commands: Receiver<Command>) -> Result<Self, HostError> {
+        let dir = &config.data_dir;
+        std::fs::create_dir_all(dir).map_err(|source| HostError::DataDir { path: dir.clone(), source })?;
+        let kv_path = dir.join("plugin-store");
+        let kv = sled::Config::new()
+            .path(&kv_path)
+            .flush_every_ms(Some(500))
+            .open()
+            .map_err(|source| HostError::Store { path: kv_path, source })?;
+        let sandbox = Sandbox::new(SandboxSettings {
+            defaults: config.sandbox.defaults,
+            maxima: config.sandbox.maxima,
+            max_component_bytes: config.sandbox.max_component_bytes,
+            cache_dir: Some(dir.join("compiled")),
+            pool: crate::runtime::PoolSize { component_instances: config.sandbox.max_instances },
+        })?;
+        let world = Arc::new(SharedWorld::new(config.history_depth));
+        let instruments = feed.instruments().to_vec();
+        let mode = match config.mode {
+            Mode::Backtest => RunMode::Backtest,
+            Mode::Paper => RunMode::Paper,
+            Mode::Live => RunMode::Live,
+        };
+        let factory = Arc::new(PluginFactory::new(Arc::new(sandbox), world.clone(), Some(kv), mode, instruments.clone()));
+        let mut supervisor = Supervisor::new(factory.clone());
+        let mut stats = RunStats::default();
+        for spec in &config.plugins {
+            match factory.load(spec.clone()).and_then(|s| supervisor.install(s)) {
+                Ok(()) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "plugin refused");
+                    stats.refused.push(e.to_string());
+                }
+            }
+        }
+        let broker = PaperBroker::new(config.broker, world.clone());
+        Ok(Self { config, feed, instruments, supervisor, broker, world, commands, bounds: IntentBounds::default(), stats, started: Instant::now() })
+    }
+
+    pub fn factory(&self) -> Arc<PluginFactory> {
+        self.supervisor.factory().clone()
+    }
+
+    pub fn world(&self) -> &Arc<SharedWorld> {
+        &self.world
+    }
+
+    /// Runs until the feed ends, the duration passes, the stop flag is set
+    /// or a shutdown command arrives.
+    pub fn run(&mut self, options: &RunOptions) -> RunSummary {
+        let deadline = options.duration.map(|d| Instant::now() + d);
+        let pace = Duration::from_millis(self.config.pace_ms);
+        let status_every = Duration::from_secs(self.config.status_secs);
+        let mut next_status = Instant::now() + status_every;
+        let mut next_event = Instant::now();
+        'run: loop {
+            // Commands and pacing: wait for the next event's slot, serving commands meanwhile.
+            loop {
+                let now = Instant::now();
+                if options.stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| now >= d) {
+                    break 'run;
+                }
+                let wait = next_event.saturating_duration_since(now).min(Duration::from_millis(50));
+                let cmd = if wait.is_zero() { self.commands.try_recv().ok() } else { self.commands.recv_timeout(wait).ok() };
+                if let Some(cmd) = cmd {
+                    if !self.handle(cmd) {
+                        break 'run;
+                    }
+                    continue;
+                }
+                if Instant::now() >= next_event {
+                    break;
+                }
+                if wait.is_zero() {
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+            }
+            self.supervisor.maintain();
+            self.apply_notices();
+            let Some(event) = self.feed.next_event() else { break };
+            self.process(event);
+            next_event = if pace.is_zero() { Instant::now() } else { next_event.max(Instant::now() - pace) + pace };
+            if !status_every.is_zero() && Instant::now() >= next_status {
+                next_status += status_every;
+                self.print_status();
+            }
+        }
+        // Serve what is already queued so no caller waits forever.
+        while let Ok(cmd) = self.commands.try_recv() {
+            if matches!(cmd, Command::Shutdown) {
+                continue;
+            }
+            self.handle(cmd);
+        }
+        self.summary()
+    }
+
+    /// Handles one command; `false` means shut down.
+    pub fn handle(&mut self, cmd: Command) -> bool {
+        match cmd {
+            Command::List(reply) => drop(reply.send(self.supervisor.views())),
+            Command::Status(reply) => drop(reply.send(self.status())),
+            Command::Install(started, reply) => {
+                let name = started.name.to_string();
+                let r = self.supervisor.install(*started).map_err(|e| e.to_string()).map(|()| self.view(&name));
+                let _ = reply.send(r);
+            }
+            Command::Unload(name, reply) => {
+                let r = self.supervisor.unload(&name).map(|(view, policy)| {
+                    if policy == OrderPolicy::Cancel {
+                        self.broker.cancel_all(&name);
+                    }
+                    view
+                });
+                let _ = reply.send(r.map_err(|e| e.to_string()));
+            }
+            Command::Swap(name, started, reply) => {
+                let r = self.supervisor.swap(&name, *started);
+                if let Ok(report) = &r {
+                    self.stats.swaps += 1;
+                    self.stats.longest_swap_hold = self.stats.longest_swap_hold.max(report.held);
+                }
+                self.apply_notices();
+                let _ = reply.send(r.map_err(|e| e.to_string()));
+            }
+            Command::Shutdown => return false,
+        }
+        true
+    }
+
+    fn view(&self, name: &str) -> PluginView {
+        self.supervisor.views().into_iter().find(|v| v.name == name).expect("just installed")
+    }
+
+    /// Processes one market event end to end.
+    pub fn process(&mut self, event: MarketEvent) {
+        let now = event.time();
+        self.world.clock.set(now);
+        self.stats.events += 1;
+        match event {
+            MarketEvent::Bars(bars) => {
+                self.stats.bars += bars.len() as u64;
+                {
+                    let mut history = self.world.history_mut();
+                    bars.iter().for_each(|b| history.record(b));
+                }
+                let fills: Vec<_> = bars.iter().flat_map(|b| self.broker.on_bar(b)).collect();
+                let mut intents = self.supervisor.on_fills(&fills);
+                let decisions = self.supervisor.on_position_bars(&bars);
+                self.apply_stop_decisions(decisions, now);
+                for (detector, alarm) in self.supervisor.observe_bars(&bars) {
+                    self.raise(&detector, &alarm);
+                }
+                intents.extend(self.supervisor.on_bars(&bars));
+                self.submit(intents, now);
+            }
+            MarketEvent::Quote(_) => {
+                // Quote-driven feeds arrive with the market-data layer; the
+                // simulator produces bars only.
+            }
+        }
+        self.apply_notices();
+    }
+
+    fn raise(&mut self, detector: &str, alarm: &Alarm) {
+        self.stats.alarms += 1;
+        let symbol = alarm.instrument.and_then(|i| self.instruments.get(i as usize)).map_or("market", |i| i.symbol.as_str());
+        tracing::warn!(detector, level = ?alarm.level, instrument = symbol, reason = %alarm.reason, "anomaly alarm");
+    }
+
+    fn apply_stop_decisions(&mut self, decisions: Vec<(Arc<str>, Arc<str>, StopDecision)>, now: Timestamp) {
+        for (policy, holder, decision) in decisions {
+            self.stats.stop_decisions += 1;
+            let checked = match &decision {
+                StopDecision::SetLevels(l) => {
+                    let prices = [l.stop_loss, l.take_profit].into_iter().flatten();
+                    match self.instruments.get(l.instrument as usize) {
+                        None => Err(format!("stop levels for unknown instrument id {}", l.instrument)),
+                        Some(inst) => prices
+                            .filter(|p| !p.is_finite() || *p <= 0.0 || *p > self.bounds.max_price)
+                            .map(|p| Err(format!("stop level {p} for {} must be a finite number in (0, {}]", inst.symbol, self.bounds.max_price)))
+                            .next()
+                            .unwrap_or(Ok(())),
+                    }
+                }
+                StopDecision::Exit(i) => {
+                    if (*i as usize) < self.instruments.len() { Ok(()) } else { Err(format!("exit for unknown instrument id {i}")) }
+                }
+            };
+            if let Err(why) = checked {
+                self.stats.invalid_intents += 1;
+                self.supervisor.quarantine(&policy, Fault::InvalidIntent(why));
+                continue;
+            }
+            match decision {
+                StopDecision::SetLevels(levels) => self.broker.protect(&holder, levels),
+                StopDecision::Exit(instrument) => {
+                    tracing::debug!(policy = %policy, plugin = %holder, instrument, "stop policy exit");
+                    self.broker.submit(&holder, &Intent::Target(TargetPosition { instrument, quantity: 0.0 }), now);
+                }
+            }
+        }
+    }
+
+    /// Validates each plugin's intents as a batch: one malformed intent
+    /// quarantines the plugin and none of that batch reaches the broker.
+    fn submit(&mut self, batches: Vec<(Arc<str>, Vec<Intent>)>, now: Timestamp) {
+        for (plugin, intents) in batches {
+            self.stats.intents += intents.len() as u64;
+            let bad = intents.iter().enumerate().find_map(|(k, i)| {
+                validation::validate(i, &self.instruments, &self.bounds).err().map(|why| format!("intent #{k} of {}: {why}", intents.len()))
+            });
+            if let Some(why) = bad {
+                self.stats.invalid_intents += 1;
+                self.supervisor.quarantine(&plugin, Fault::InvalidIntent(why));
+                continue;
+            }
+            for intent in &intents {
+                self.broker.submit(&plugin, intent, now);
+            }
+        }
+    }
+
+    fn apply_notices(&mut self) {
+        for (plugin, policy) in self.supervisor.take_notices() {
+            if policy == OrderPolicy::Cancel {
+                let n = self.broker.cancel_all(&plugin);
+                if n > 0 {
+                    tracing::info!(plugin = %plugin, cancelled = n, "cancelled the working orders of a quarantined plugin");
+                }
+            }
+        }
+    }
+
+    pub fn status(&self) -> StatusView {
+        StatusView {
+            market_time: self.world.clock.now(),
+            uptime: self.started.elapsed(),
+            stats: self.stats.clone(),
+            broker: self.broker.stats,
+            plugins_running: self.supervisor.running(),
+        }
+    }
+
+    pub fn summary(&self) -> RunSummary {
+        RunSummary { status: self.status(), plugins: self.supervisor.views() }
+    }
+
+    fn print_status(&self) {
+        let s = self.status();
+        let pnl: f64 = self.supervisor.views().iter().map(|v| v.book.realised_pnl + v.book.unrealised_pnl).sum();
+        tracing::info!(
+            market_time = %format_time(s.market_time),
+            events = s.stats.events,
+            intents = s.stats.intents,
+            orders = s.broker.orders,
+            fills = s.broker.fills,
+            alarms = s.stats.alarms,
+            plugins_running = s.plugins_running,
+            pnl = format!("{pnl:.2}"),
+            "status"
+        );
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS` (UTC) of a market timestamp.
+pub fn format_time(t: Timestamp) -> String {
+    let secs = t.div_euclid(1_000_000_000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn formats_market_time() {
+        assert_eq!(super::format_time(1_704_103_200 * 1_000_000_000), "2024-01-01 10:00:00");
+        assert_eq!(super::format_time(0), "1970-01-01 00:00:00");
+    }
+}

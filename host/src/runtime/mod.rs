@@ -1,0 +1,138 @@
+//! The sandbox: compiling, checking and instantiating plugin components.
+//!
+//! One [`Sandbox`] per host holds the wasmtime `Engine` (fuel metering, epoch
+//! interruption, pooling allocator), the `Linker` with exactly the imports of
+//! the WIT world, and the compiled-component cache. [`Sandbox::prepare`] runs
+//! the load-time checks and produces an `InstancePre` once per component;
+//! [`Sandbox::instantiate`] makes a [`PluginInstance`] with its own `Store`.
+
+pub mod bindings;
+mod cache;
+mod engine;
+mod host_state;
+mod instance;
+mod limits;
+mod loader;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Engine, Store};
+
+pub use cache::{CacheOutcome, ComponentCache, content_hash};
+pub use engine::{EPOCH_TICK, EpochTicker, MAX_WASM_STACK, PoolSize, build_engine};
+pub use host_state::{HostState, LOG_FLOOD_FACTOR, MAX_KEY_BYTES, PluginKv};
+pub use instance::{CallStats, Fault, PluginInstance};
+pub use limits::{LimitOverrides, PluginLimits};
+pub use loader::{CONTRACT_PACKAGE, CONTRACT_VERSION, ComponentInfo, GRANTED_IMPORTS, LoadError, check_binary, check_contract_version};
+
+/// Host-wide settings of the sandbox.
+#[derive(Debug, Clone)]
+pub struct SandboxSettings {
+    /// Limits a plugin gets when neither it nor the operator says otherwise.
+    pub defaults: PluginLimits,
+    /// Ceilings no plugin or operator setting can exceed.
+    pub maxima: PluginLimits,
+    /// Largest component file accepted.
+    pub max_component_bytes: usize,
+    /// Compiled-component cache directory; `None` compiles every time.
+    pub cache_dir: Option<PathBuf>,
+    pub pool: PoolSize,
+}
+
+impl Default for SandboxSettings {
+    fn default() -> Self {
+        Self {
+            defaults: PluginLimits::default(),
+            maxima: PluginLimits::host_maxima(),
+            max_component_bytes: 32 << 20,
+            cache_dir: None,
+            pool: PoolSize::default(),
+        }
+    }
+}
+
+/// A component that passed every load-time check, ready to instantiate.
+#[derive(Clone)]
+pub struct PreparedPlugin {
+    pre: bindings::PluginPre<HostState>,
+    pub info: ComponentInfo,
+    pub cache: Option<CacheOutcome>,
+}
+
+/// The shared compilation and instantiation machinery.
+pub struct Sandbox {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache: Option<ComponentCache>,
+    settings: SandboxSettings,
+    _ticker: EpochTicker,
+}
+
+impl Sandbox {
+    pub fn new(settings: SandboxSettings) -> Result<Self, LoadError> {
+        let engine = build_engine(&settings.maxima, settings.pool).map_err(|e| LoadError::Compile(format!("engine configuration: {e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        bindings::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        let cache = match &settings.cache_dir {
+            Some(dir) => Some(ComponentCache::open(dir).map_err(|source| LoadError::Read { path: dir.clone(), source })?),
+            None => None,
+        };
+        let ticker = EpochTicker::start(&engine);
+        Ok(Self { engine, linker, cache, settings, _ticker: ticker })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn settings(&self) -> &SandboxSettings {
+        &self.settings
+    }
+
+    /// Reads and prepares a component file.
+    pub fn prepare_file(&self, path: &Path) -> Result<PreparedPlugin, LoadError> {
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
+        self.prepare(&bytes)
+    }
+
+    /// Checks, compiles (or loads from the cache) and links a component.
+    pub fn prepare(&self, bytes: &[u8]) -> Result<PreparedPlugin, LoadError> {
+        check_binary(bytes, self.settings.max_component_bytes)?;
+        let hash = content_hash(bytes);
+        let (component, cache) = match &self.cache {
+            Some(c) => {
+                let (component, outcome) = c.load_or_compile(&self.engine, bytes, &hash).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+                (component, Some(outcome))
+            }
+            None => (wasmtime::component::Component::new(&self.engine, bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))?, None),
+        };
+        let info = loader::check_world(&self.engine, &component, hash, bytes.len())?;
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        let pre = bindings::PluginPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        Ok(PreparedPlugin { pre, info, cache })
+    }
+
+    /// A fresh instance with its own store, under `state.limits`.
+    pub fn instantiate(&self, prepared: &PreparedPlugin, state: HostState) -> Result<PluginInstance, Fault> {
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| s);
+        store.epoch_deadline_trap();
+        let limits = store.data().limits;
+        store.set_fuel(limits.fuel_per_callback).map_err(|e| Fault::Host { detail: e.to_string(), callback: "instantiate" })?;
+        store.set_epoch_deadline(if limits.deadline_ms == 0 { u64::MAX / 2 } else { limits.deadline_ms });
+        let bindings = prepared.pre.instantiate(&mut store).map_err(|e| {
+            let detail = format!("{e:#}");
+            match e.downcast_ref::<wasmtime::Trap>() {
+                Some(wasmtime::Trap::OutOfFuel) => Fault::OutOfFuel { budget: limits.fuel_per_callback, callback: "instantiate" },
+                _ => Fault::Host { detail, callback: "instantiate" },
+            }
+        })?;
+        Ok(PluginInstance::new(store, bindings))
+    }
+}
+
+/// A sandbox is shared between the event loop and the control API.
+pub type SharedSandbox = Arc<Sandbox>;

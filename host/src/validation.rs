@@ -1,0 +1,93 @@
+//! Contract checks on every intent before it reaches the broker: numbers a
+//! well-formed plugin can never produce. A violation quarantines the plugin;
+//! risk limits (a separate, later layer) merely reject.
+
+use crate::runtime::bindings::{Instrument, Intent, OrderType};
+
+/// Bounds past which a number is absurd rather than large.
+#[derive(Debug, Clone, Copy)]
+pub struct IntentBounds {
+    pub max_quantity: f64,
+    pub max_price: f64,
+}
+
+impl Default for IntentBounds {
+    fn default() -> Self {
+        Self { max_quantity: 1e9, max_price: 1e9 }
+    }
+}
+
+fn instrument<'a>(instruments: &'a [Instrument], id: u32) -> Result<&'a Instrument, String> {
+    instruments.get(id as usize).ok_or_else(|| format!("unknown instrument id {id} (this run has {})", instruments.len()))
+}
+
+fn quantity(q: f64, signed: bool, inst: &Instrument, b: &IntentBounds) -> Result<(), String> {
+    let sym = &inst.symbol;
+    if !q.is_finite() {
+        return Err(format!("quantity {q} for {sym} is not a finite number"));
+    }
+    if !signed && q <= 0.0 {
+        return Err(format!("quantity {q} for {sym} must be positive (the side gives the direction)"));
+    }
+    if q.abs() > b.max_quantity {
+        return Err(format!("quantity {q} for {sym} exceeds the sanity bound {}", b.max_quantity));
+    }
+    if inst.lot_size > 0.0 {
+        let lots = q / inst.lot_size;
+        if (lots - lots.round()).abs() > 1e-6 {
+            return Err(format!("quantity {q} for {sym} is not a multiple of its lot size {}", inst.lot_size));
+        }
+    }
+    Ok(())
+}
+
+fn price(p: f64, what: &str, inst: &Instrument, b: &IntentBounds) -> Result<(), String> {
+    if !p.is_finite() || p <= 0.0 || p > b.max_price {
+        return Err(format!("{what} price {p} for {} must be a finite number in (0, {}]", inst.symbol, b.max_price));
+    }
+    Ok(())
+}
+
+/// Checks one intent; the error names the field, value and instrument.
+pub fn validate(intent: &Intent, instruments: &[Instrument], bounds: &IntentBounds) -> Result<(), String> {
+    match intent {
+        Intent::Order(o) => {
+            let inst = instrument(instruments, o.instrument)?;
+            quantity(o.quantity, false, inst, bounds)?;
+            match o.order_type {
+                OrderType::Market => Ok(()),
+                OrderType::Limit(p) => price(p, "limit", inst, bounds),
+                OrderType::Stop(p) => price(p, "stop", inst, bounds),
+            }
+        }
+        Intent::Target(t) => quantity(t.quantity, true, instrument(instruments, t.instrument)?, bounds),
+        Intent::Cancel(_) => Ok(()),
+        Intent::CancelAll(i) => i.map_or(Ok(()), |id| instrument(instruments, id).map(drop)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::bindings::{OrderIntent, Side, TargetPosition, TimeInForce};
+
+    fn order(quantity: f64, order_type: OrderType) -> Intent {
+        Intent::Order(OrderIntent { instrument: 0, side: Side::Buy, quantity, order_type, time_in_force: TimeInForce::Gtc, tag: 0 })
+    }
+
+    #[test]
+    fn malformed_numbers_are_named() {
+        let inst = [Instrument { id: 0, symbol: "SPY".into(), tick_size: 0.01, lot_size: 1.0, currency: "USD".into() }];
+        let b = IntentBounds::default();
+        let err = |i: Intent| validate(&i, &inst, &b).unwrap_err();
+        assert!(err(order(f64::NAN, OrderType::Market)).contains("quantity NaN for SPY"));
+        assert!(err(order(-1.0, OrderType::Market)).contains("must be positive"));
+        assert!(err(order(1e300, OrderType::Market)).contains("sanity bound"));
+        assert!(err(order(1.5, OrderType::Market)).contains("lot size"));
+        assert!(err(order(1.0, OrderType::Limit(f64::INFINITY))).contains("limit price inf"));
+        assert!(err(order(1.0, OrderType::Stop(-3.0))).contains("stop price -3"));
+        assert!(err(Intent::Target(TargetPosition { instrument: 9, quantity: 1.0 })).contains("unknown instrument id 9"));
+        assert!(validate(&Intent::Target(TargetPosition { instrument: 0, quantity: -5.0 }), &inst, &b).is_ok());
+        assert!(validate(&order(3.0, OrderType::Limit(400.0)), &inst, &b).is_ok());
+    }
+}
