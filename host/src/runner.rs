@@ -91,6 +91,8 @@ pub struct Host {
     bounds: IntentBounds,
     pub stats: RunStats,
     started: Instant,
+    /// When set, every intent accepted from a plugin, in order (for tests and audits).
+    pub intent_log: Option<Vec<(Timestamp, Arc<str>, Intent)>>,
 }
 
 impl Host {
@@ -132,7 +134,7 @@ impl Host {
             }
         }
         let broker = PaperBroker::new(config.broker, world.clone());
-        Ok(Self { config, feed, instruments, supervisor, broker, world, commands, bounds: IntentBounds::default(), stats, started: Instant::now() })
+        Ok(Self { config, feed, instruments, supervisor, broker, world, commands, bounds: IntentBounds::default(), stats, started: Instant::now(), intent_log: None })
     }
 
     pub fn factory(&self) -> Arc<PluginFactory> {
@@ -173,10 +175,9 @@ impl Host {
                     std::thread::sleep(Duration::from_micros(100));
                 }
             }
-            self.supervisor.maintain();
-            self.apply_notices();
-            let Some(event) = self.feed.next_event() else { break };
-            self.process(event);
+            if !self.step() {
+                break;
+            }
             next_event = if pace.is_zero() { Instant::now() } else { next_event.max(Instant::now() - pace) + pace };
             if !status_every.is_zero() && Instant::now() >= next_status {
                 next_status += status_every;
@@ -191,6 +192,20 @@ impl Host {
             self.handle(cmd);
         }
         self.summary()
+    }
+
+    /// Restarts what is due, then processes the feed's next event; `false`
+    /// when the feed is exhausted.
+    pub fn step(&mut self) -> bool {
+        self.supervisor.maintain();
+        self.apply_notices();
+        match self.feed.next_event() {
+            Some(event) => {
+                self.process(event);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Handles one command; `false` means shut down.
@@ -276,7 +291,7 @@ impl Host {
                         None => Err(format!("stop levels for unknown instrument id {}", l.instrument)),
                         Some(inst) => prices
                             .filter(|p| !p.is_finite() || *p <= 0.0 || *p > self.bounds.max_price)
-                            .map(|p| Err(format!("stop level {p} for {} must be a finite number in (0, {}]", inst.symbol, self.bounds.max_price)))
+                            .map(|p| Err(format!("stop level {} for {} must be a finite number in (0, {}]", validation::show(p), inst.symbol, validation::show(self.bounds.max_price))))
                             .next()
                             .unwrap_or(Ok(())),
                     }
@@ -315,6 +330,9 @@ impl Host {
             }
             for intent in &intents {
                 self.broker.submit(&plugin, intent, now);
+            }
+            if let Some(log) = &mut self.intent_log {
+                log.extend(intents.into_iter().map(|i| (now, plugin.clone(), i)));
             }
         }
     }

@@ -17,6 +17,11 @@ impl Default for IntentBounds {
     }
 }
 
+/// A number as a person reads it: 1e300, not three hundred digits.
+pub fn show(x: f64) -> String {
+    if x != 0.0 && x.is_finite() && !(1e-6..1e15).contains(&x.abs()) { format!("{x:e}") } else { format!("{x}") }
+}
+
 fn instrument<'a>(instruments: &'a [Instrument], id: u32) -> Result<&'a Instrument, String> {
     instruments.get(id as usize).ok_or_else(|| format!("unknown instrument id {id} (this run has {})", instruments.len()))
 }
@@ -24,18 +29,18 @@ fn instrument<'a>(instruments: &'a [Instrument], id: u32) -> Result<&'a Instrume
 fn quantity(q: f64, signed: bool, inst: &Instrument, b: &IntentBounds) -> Result<(), String> {
     let sym = &inst.symbol;
     if !q.is_finite() {
-        return Err(format!("quantity {q} for {sym} is not a finite number"));
+        return Err(format!("quantity {} for {sym} is not a finite number", show(q)));
     }
     if !signed && q <= 0.0 {
-        return Err(format!("quantity {q} for {sym} must be positive (the side gives the direction)"));
+        return Err(format!("quantity {} for {sym} must be positive (the side gives the direction)", show(q)));
     }
     if q.abs() > b.max_quantity {
-        return Err(format!("quantity {q} for {sym} exceeds the sanity bound {}", b.max_quantity));
+        return Err(format!("quantity {} for {sym} exceeds the sanity bound {}", show(q), show(b.max_quantity)));
     }
     if inst.lot_size > 0.0 {
         let lots = q / inst.lot_size;
         if (lots - lots.round()).abs() > 1e-6 {
-            return Err(format!("quantity {q} for {sym} is not a multiple of its lot size {}", inst.lot_size));
+            return Err(format!("quantity {} for {sym} is not a multiple of its lot size {}", show(q), inst.lot_size));
         }
     }
     Ok(())
@@ -43,7 +48,7 @@ fn quantity(q: f64, signed: bool, inst: &Instrument, b: &IntentBounds) -> Result
 
 fn price(p: f64, what: &str, inst: &Instrument, b: &IntentBounds) -> Result<(), String> {
     if !p.is_finite() || p <= 0.0 || p > b.max_price {
-        return Err(format!("{what} price {p} for {} must be a finite number in (0, {}]", inst.symbol, b.max_price));
+        return Err(format!("{what} price {} for {} must be a finite number in (0, {}]", show(p), inst.symbol, show(b.max_price)));
     }
     Ok(())
 }

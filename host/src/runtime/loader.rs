@@ -44,7 +44,7 @@ pub fn check_binary(bytes: &[u8], max_size: usize) -> Result<(), LoadError> {
         return Err(LoadError::TooLarge { size: bytes.len(), max: max_size });
     }
     if bytes.len() < 8 {
-        if b"\0asm".starts_with(&bytes[..bytes.len().min(4)]) {
+        if !bytes.is_empty() && b"\0asm".starts_with(&bytes[..bytes.len().min(4)]) {
             return Err(LoadError::Malformed(format!("truncated: {} bytes, shorter than the 8-byte header", bytes.len())));
         }
         return Err(LoadError::NotWasm { found: hex_prefix(bytes) });

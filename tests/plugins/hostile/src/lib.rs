@@ -10,6 +10,8 @@ use stratbox_sdk::{OrderIntent, OrderType, TimeInForce};
 pub struct Hostile {
     mode: String,
     bars: u64,
+    /// Start of the first cross-section seen: "first bar" means that one.
+    first_start: Option<i64>,
 }
 
 fn spin_forever() -> u64 {
@@ -19,12 +21,18 @@ fn spin_forever() -> u64 {
     }
 }
 
-#[allow(unconditional_recursion)] // the point: exhaust the stack
+/// Recursion on the wasm call stack (locals only): hits the engine's stack limit.
 fn recurse(depth: u64) -> u64 {
+    if black_box(depth) == u64::MAX { 0 } else { black_box(recurse(depth + 1)) ^ depth }
+}
+
+/// Recursion with large frames, which Rust keeps on its shadow stack in
+/// linear memory: runs off the bottom of memory before the engine's limit.
+fn recurse_with_frames(depth: u64) -> u64 {
     let mut frame = [0u8; 256];
     frame[0] = depth as u8;
     black_box(&mut frame);
-    recurse(depth + 1) + u64::from(black_box(frame[0]))
+    if black_box(depth) == u64::MAX { 0 } else { recurse_with_frames(depth + 1) + u64::from(black_box(frame[0])) }
 }
 
 fn order(instrument: InstrumentId, quantity: f64, order_type: OrderType) -> Intent {
@@ -50,7 +58,7 @@ impl Plugin for Hostile {
             _ => {}
         }
         ctx.info(&format!("hostile plugin armed: {mode}"));
-        Ok(Self { mode, bars: 0 })
+        Ok(Self { mode, bars: 0, first_start: None })
     }
 
     fn export_state(&self) -> Vec<u8> {
@@ -70,6 +78,7 @@ impl Strategy for Hostile {
     fn on_bar(&mut self, ctx: &mut Ctx<'_>, bar: &Bar, out: &mut Vec<Intent>) {
         self.bars += 1;
         let id = bar.instrument;
+        let first = *self.first_start.get_or_insert(bar.start) == bar.start;
         match self.mode.as_str() {
             "spin" => {
                 spin_forever();
@@ -93,11 +102,14 @@ impl Strategy for Hostile {
             "recursion" => {
                 black_box(recurse(0));
             }
+            "deep-frames" => {
+                black_box(recurse_with_frames(0));
+            }
             "panic" => {
                 let v: Vec<u32> = Vec::new();
                 black_box(v[black_box(3)]);
             }
-            "intent-flood" => out.extend((0..1_000_000).map(|_| Intent::market(id, Side::Buy, 1.0))),
+            "intent-flood" if first && id == 0 => out.extend((0..1_000_000).map(|_| Intent::market(id, Side::Buy, 1.0))),
             "log-flood" => {
                 let line = "x".repeat(1024);
                 for _ in 0..100_000 {
@@ -110,6 +122,21 @@ impl Strategy for Hostile {
             "absurd-quantity" => out.push(Intent::market(id, Side::Buy, 1e300)),
             "negative-price" => out.push(order(id, 1.0, OrderType::Stop(-1.0))),
             "unknown-instrument" => out.push(Intent::market(id + 1_000_000, Side::Buy, 1.0)),
+            // A resting order far from the market, then a panic on the next bar.
+            "order-then-panic" if first && id == 0 => out.push(order(id, 1.0, OrderType::Limit(0.01))),
+            "order-then-panic" if !first => panic!("second bar"),
+            // Fill the private store until the host says no; report how many
+            // writes succeeded as a target quantity the test can read.
+            "kv-hog" if first && id == 0 => {
+                let value = vec![7u8; 1000];
+                let mut n = 0;
+                while ctx.kv_set(&format!("key-{n:06}"), &value).is_ok() {
+                    n += 1;
+                }
+                let err = ctx.kv_set("one-more", &value).unwrap_err();
+                ctx.warn(&format!("store full after {n} writes: {err:?}"));
+                out.push(Intent::target(id, n as f64));
+            }
             _ => {}
         }
     }

@@ -1,0 +1,27 @@
+//! The sandbox guarantees, one file each. Every hostile plugin is a real
+//! component built from `tests/plugins/` and run beside the well-behaved
+//! `examples/sma-cross`: the host must survive, the bad plugin must be refused
+//! or quarantined with a readable reason, and the bystander must ask for
+//! exactly what it asks for in a run without the bad plugin.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod bystander;
+
+mod contract_version;
+mod deadline;
+mod fuel;
+mod hot_swap;
+mod iloop;
+mod intent_flood;
+mod invalid_numbers;
+mod kv_quota;
+mod log_flood;
+mod malformed;
+mod memory;
+mod orders_on_fault;
+mod panic;
+mod restart;
+mod stack_overflow;
+mod unauthorised_import;

@@ -1,0 +1,119 @@
+//! Shared by the integration tests: builds test plugins from source into
+//! components (once per process), and runs the host over a seeded simulated
+//! market with a set of plugins, recording what each plugin asked for.
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use stratbox_host::config::{FeedConfig, HostConfig, Mode, ParamInput, PluginSpec, RestartPolicy, SandboxConfig};
+use stratbox_host::market::{SimulatedMarket, SimulatorConfig, Timestamp};
+use stratbox_host::runner::{Host, RunOptions, RunSummary};
+use stratbox_host::runtime::bindings::Intent;
+use stratbox_host::supervisor::PluginView;
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().expect("repo root")
+}
+
+/// The component built from the crate at `crate_dir` (relative to the repo),
+/// rebuilt at most once per test process.
+pub fn component(crate_dir: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let mut built = BUILT.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = built.get(crate_dir) {
+        return p.clone();
+    }
+    let name = Path::new(crate_dir).file_name().unwrap().to_string_lossy().replace('-', "_");
+    let out = repo().join("target/test-plugins").join(format!("{name}.wasm"));
+    let r = stratbox_host::authoring::build_plugin(&repo().join(crate_dir), Some(&out))
+        .unwrap_or_else(|e| panic!("building {crate_dir}: {e}"));
+    built.insert(crate_dir.to_owned(), r.component.clone());
+    r.component
+}
+
+pub fn sma_cross() -> PluginSpec {
+    PluginSpec::new(component("examples/sma-cross"))
+        .param("fast", ParamInput::Integer(3))
+        .param("slow", ParamInput::Integer(8))
+}
+
+pub fn hostile(mode: &str) -> PluginSpec {
+    let mut spec = PluginSpec::new(component("tests/plugins/hostile")).named("hostile").param("mode", ParamInput::Text(mode.into()));
+    spec.restart = RestartPolicy { max_restarts: 0, ..Default::default() };
+    spec
+}
+
+/// A bounded run over the seeded simulator.
+pub struct Scenario {
+    pub mode: Mode,
+    pub instruments: usize,
+    pub bars: u64,
+    pub plugins: Vec<PluginSpec>,
+    pub sandbox: SandboxConfig,
+}
+
+impl Scenario {
+    pub fn new(plugins: Vec<PluginSpec>) -> Self {
+        Self { mode: Mode::Backtest, instruments: 5, bars: 120, plugins, sandbox: SandboxConfig::default() }
+    }
+
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    pub fn config(&self, data_dir: &Path) -> HostConfig {
+        HostConfig {
+            mode: self.mode,
+            data_dir: data_dir.to_owned(),
+            feed: FeedConfig::Simulator(SimulatorConfig { instruments: self.instruments, bars: Some(self.bars), seed: 7, ..Default::default() }),
+            pace_ms: 0,
+            status_secs: 0,
+            sandbox: self.sandbox.clone(),
+            control: stratbox_host::config::ControlConfig { enabled: false, ..Default::default() },
+            plugins: self.plugins.clone(),
+            ..HostConfig::default()
+        }
+    }
+
+    /// A host ready to run (plugins started), with intent recording on.
+    pub fn host(&self, data_dir: &Path) -> (Host, mpsc::Sender<stratbox_host::runner::Command>) {
+        let config = self.config(data_dir);
+        let FeedConfig::Simulator(sim) = &config.feed;
+        let feed = Box::new(SimulatedMarket::new(sim.clone()));
+        let (tx, rx) = mpsc::channel();
+        let mut host = Host::new(config, feed, rx).expect("host starts");
+        host.intent_log = Some(Vec::new());
+        (host, tx)
+    }
+
+    pub fn run(&self) -> Outcome {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut host, _tx) = self.host(dir.path());
+        let summary = host.run(&RunOptions::default());
+        Outcome { summary, intents: host.intent_log.take().unwrap_or_default() }
+    }
+}
+
+pub struct Outcome {
+    pub summary: RunSummary,
+    pub intents: Vec<(Timestamp, Arc<str>, Intent)>,
+}
+
+impl Outcome {
+    pub fn plugin(&self, name: &str) -> &PluginView {
+        self.summary.plugins.iter().find(|p| p.name == name).unwrap_or_else(|| panic!("no plugin {name} in {:?}", self.names()))
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.summary.plugins.iter().map(|p| p.name.as_str()).collect()
+    }
+
+    /// What `name` asked for, with timestamps.
+    pub fn intents_of(&self, name: &str) -> Vec<(Timestamp, Intent)> {
+        self.intents.iter().filter(|(_, p, _)| &**p == name).map(|(t, _, i)| (*t, i.clone())).collect()
+    }
+}
