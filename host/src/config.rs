@@ -203,8 +203,17 @@ impl HostConfig {
     /// Reads a TOML file; relative plugin paths are taken from the file's folder.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        let mut config: HostConfig =
-            toml::from_str(&text).map_err(|e| ConfigError::Invalid { path: path.to_owned(), message: e.to_string() })?;
+        let mut config: HostConfig = toml::from_str(&text).map_err(|e| {
+            // One line: where, then what (toml's own Display draws a multi-line snippet).
+            let at = e.span().map(|span| {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let start = before.rfind('\n').map_or(0, |i| i + 1);
+                let source_line = text[start..].lines().next().unwrap_or("").trim();
+                format!("line {line}, column {} (`{source_line}`): ", before.len() - start + 1)
+            });
+            ConfigError::Invalid { path: path.to_owned(), message: format!("{}{}", at.unwrap_or_default(), e.message().trim()) }
+        })?;
         let base = path.parent().unwrap_or(Path::new("."));
         for p in &mut config.plugins {
             if p.path.is_relative() {

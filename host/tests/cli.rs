@@ -1,0 +1,222 @@
+//! The `stratbox` binary end to end: help, inspect, errors, scaffolding, and
+//! a running host operated over the control API by separate CLI processes.
+
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{component, repo};
+
+fn stratbox(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stratbox")).args(args).env("STRATBOX_LOG", "warn").output().expect("stratbox runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = stratbox(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stratbox {args:?} failed: {stderr}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Fails, with exactly one line on stderr that says why.
+fn fails(args: &[&str]) -> String {
+    let out = stratbox(args);
+    assert!(!out.status.success(), "stratbox {args:?} should fail");
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    assert_eq!(stderr.lines().count(), 1, "one-line cause expected, got:\n{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    stderr
+}
+
+#[test]
+fn help_is_everywhere() {
+    for args in [&["--help"][..], &["run", "--help"], &["plugin", "--help"], &["plugin", "build", "--help"], &["plugin", "swap", "--help"]] {
+        assert!(ok(args).contains("Usage: stratbox"), "{args:?}");
+    }
+}
+
+#[test]
+fn inspect_shows_contract_roles_params_imports_and_exports() {
+    let wasm = component("plugins/zscore-guard");
+    let text = ok(&["plugin", "inspect", wasm.to_str().unwrap()]);
+    for expected in ["zscore-guard 0.1.0", "contract  stratbox:plugin@0.1.0", "roles     anomaly-detector", "window", "in [5, 10000]",
+        "imports   stratbox:plugin/types@0.1.0", "stratbox:plugin/anomaly-detector@0.1.0"] {
+        assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
+    }
+    let json: serde_json::Value = serde_json::from_str(&ok(&["plugin", "inspect", "--json", wasm.to_str().unwrap()])).unwrap();
+    assert_eq!(json["roles"][0], "anomaly-detector");
+    assert_eq!(json["size"].as_u64(), Some(std::fs::metadata(&wasm).unwrap().len()));
+}
+
+#[test]
+fn errors_are_one_line_and_name_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, "hello").unwrap();
+    assert!(fails(&["plugin", "inspect", junk.to_str().unwrap()]).contains("not a WebAssembly file"));
+    let rogue = component("tests/plugins/rogue-import");
+    assert!(fails(&["plugin", "inspect", rogue.to_str().unwrap()]).contains("imports `wasi:cli/environment@0.2.0`"));
+    assert!(fails(&["plugin", "list", "--data-dir", dir.path().to_str().unwrap()]).contains("no running host found"));
+    assert!(fails(&["plugin", "build", dir.path().to_str().unwrap()]).contains("has no Cargo.toml"));
+    let bad_config = dir.path().join("bad.toml");
+    std::fs::write(&bad_config, "pace_ms = \"fast\"\n").unwrap();
+    let e = fails(&["run", "--config", bad_config.to_str().unwrap()]);
+    assert!(e.contains("bad.toml") && e.contains("pace_ms"), "{e}");
+    assert!(fails(&["plugin", "new", "Bad_Name", "--dir", dir.path().to_str().unwrap()]).contains("not a valid plugin name"));
+}
+
+#[test]
+fn a_scaffolded_plugin_tests_and_builds_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(&["plugin", "new", "dip-buyer", "--dir", dir.path().to_str().unwrap()]);
+    let crate_dir = dir.path().join("dip-buyer");
+    // Share the plugins' target dir so the SDK's dependencies are not rebuilt.
+    let target = repo().join("plugins/target");
+    let test = Command::new(env!("CARGO")).arg("test").current_dir(&crate_dir).env("CARGO_TARGET_DIR", &target).output().unwrap();
+    assert!(test.status.success(), "cargo test in the new crate:\n{}", String::from_utf8_lossy(&test.stderr));
+    assert!(String::from_utf8_lossy(&test.stdout).contains("test result: ok. 1 passed"));
+    let out = crate_dir.join("dip-buyer.wasm");
+    let build = Command::new(env!("CARGO_BIN_EXE_stratbox"))
+        .args(["plugin", "build", crate_dir.to_str().unwrap(), "-o", out.to_str().unwrap()])
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .unwrap();
+    assert!(build.status.success(), "{}", String::from_utf8_lossy(&build.stderr));
+    assert!(String::from_utf8_lossy(&build.stdout).contains("via rustup target wasm32-unknown-unknown"));
+    assert!(ok(&["plugin", "inspect", out.to_str().unwrap()]).contains("dip-buyer 0.1.0 (z-score mean reversion)"));
+}
+
+struct RunningHost {
+    child: Child,
+    data_dir: String,
+}
+
+impl RunningHost {
+    fn start(dir: &Path) -> Self {
+        let config = dir.join("host.toml");
+        let sma = component("examples/sma-cross");
+        let guard = component("plugins/zscore-guard");
+        std::fs::write(
+            &config,
+            format!(
+                "pace_ms = 2\nstatus_secs = 0\n[feed]\nkind = \"simulator\"\ninstruments = 10\nbars = 20000\n\
+                 [[plugin]]\npath = {sma:?}\nparams = {{ fast = 3, slow = 8 }}\n[[plugin]]\npath = {guard:?}\n"
+            ),
+        )
+        .unwrap();
+        let data_dir = dir.join("data").to_str().unwrap().to_owned();
+        let child = Command::new(env!("CARGO_BIN_EXE_stratbox"))
+            .args(["run", "--config", config.to_str().unwrap(), "--data-dir", &data_dir, "--duration", "120"])
+            .env("STRATBOX_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let host = Self { child, data_dir };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !Path::new(&host.data_dir).join("control.json").exists() {
+            assert!(Instant::now() < deadline, "host did not publish its control file");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        host
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        let mut all = args.to_vec();
+        all.extend(["--data-dir", &self.data_dir]);
+        ok(&all)
+    }
+
+    fn list(&self) -> Vec<serde_json::Value> {
+        serde_json::from_str(&self.cli(&["plugin", "list", "--json"])).unwrap()
+    }
+
+    fn wait_for(&self, what: &str, pred: impl Fn(&[serde_json::Value]) -> bool) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let l = self.list();
+            if pred(&l) {
+                return l;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}: {l:#?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for RunningHost {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn find<'a>(list: &'a [serde_json::Value], name: &str) -> Option<&'a serde_json::Value> {
+    list.iter().find(|p| p["name"] == name)
+}
+
+#[test]
+fn operate_a_running_host_over_the_control_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = RunningHost::start(dir.path());
+
+    let table = host.cli(&["plugin", "list"]);
+    assert!(table.contains("sma-cross") && table.contains("zscore-guard") && table.contains("running"), "{table}");
+
+    // A broken plugin loaded at run time is quarantined; the host runs on.
+    let hostile = component("tests/plugins/hostile");
+    let loaded = host.cli(&["plugin", "load", hostile.to_str().unwrap(), "--name", "bad", "--param", "mode=panic"]);
+    assert!(loaded.contains("loaded bad 0.1.0 (running)"), "{loaded}");
+    let l = host.wait_for("bad to be quarantined", |l| find(l, "bad").is_some_and(|p| p["health"] == "quarantined"));
+    assert!(find(&l, "bad").unwrap()["reason"].as_str().unwrap().contains("panicked in"), "{l:#?}");
+    assert!(host.cli(&["plugin", "list"]).contains("panicked in"), "the table shows the reason");
+
+    // Hot swap of the strategy with a build, while events flow.
+    let sma = component("examples/sma-cross");
+    let before = find(&host.list(), "sma-cross").unwrap()["stats"]["calls"].as_u64().unwrap();
+    let swapped = host.cli(&["plugin", "swap", "sma-cross", sma.to_str().unwrap(), "--param", "fast=3", "--param", "slow=8"]);
+    assert!(swapped.contains("swapped sma-cross: 0.1.0 -> 0.1.0, events held"), "{swapped}");
+    let l = host.wait_for("calls after the swap", |l| find(l, "sma-cross").is_some_and(|p| p["stats"]["calls"].as_u64().unwrap() > before + 10));
+    assert_eq!(find(&l, "sma-cross").unwrap()["swaps"], 1);
+
+    // A failing swap leaves the old one running and says why.
+    let out = stratbox(&["plugin", "swap", "sma-cross", hostile.to_str().unwrap(), "--data-dir", &host.data_dir]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("could not take over its predecessor's state"), "{stderr}");
+    assert_eq!(find(&host.list(), "sma-cross").unwrap()["health"], "running");
+
+    // Unload, and a wrong token is refused.
+    assert!(host.cli(&["plugin", "unload", "zscore-guard"]).contains("unloaded zscore-guard"));
+    assert!(find(&host.list(), "zscore-guard").is_none());
+    let endpoint: serde_json::Value = serde_json::from_slice(&std::fs::read(Path::new(&host.data_dir).join("control.json")).unwrap()).unwrap();
+    let resp = reqwest::blocking::Client::builder().no_proxy().build().unwrap()
+        .get(format!("{}/v1/plugins", endpoint["url"].as_str().unwrap())).bearer_auth("wrong").send().unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::UNAUTHORIZED);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(Path::new(&host.data_dir).join("control.json")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the token file is private");
+    }
+
+    // Status and shutdown: the host prints its summary and exits cleanly.
+    let status: serde_json::Value = serde_json::from_str(&host.cli(&["status"])).unwrap();
+    assert!(status["stats"]["events"].as_u64().unwrap() > 0 && status["stats"]["swaps"] == 1, "{status}");
+    host.cli(&["shutdown"]);
+    let mut host = host;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = host.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "host did not exit after shutdown");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success());
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(host.child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+    assert!(stdout.contains("== run summary ==") && stdout.contains("sma-cross") && stdout.contains("quarantined: "), "{stdout}");
+    assert!(!Path::new(&host.data_dir).join("control.json").exists(), "control file removed at exit");
+}
