@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 use crate::broker::{BrokerStats, PaperBroker};
 use crate::config::{HostConfig, Mode, OrderPolicy};
 use crate::market::{Feed, Instrument, MarketEvent, Timestamp};
-use crate::runtime::bindings::{Alarm, Intent, RunMode, StopDecision, TargetPosition};
+use crate::runtime::bindings::{Alarm, BarBatch, Intent, RunMode, StopDecision, TargetPosition};
 use crate::runtime::{Fault, Sandbox, SandboxSettings};
 use crate::supervisor::{PluginFactory, PluginView, Started, Supervisor, SwapReport};
 use crate::validation::{self, IntentBounds};
@@ -261,10 +261,12 @@ impl Host {
                 let mut intents = self.supervisor.on_fills(&fills);
                 let decisions = self.supervisor.on_position_bars(&bars);
                 self.apply_stop_decisions(decisions, now);
-                for (detector, alarm) in self.supervisor.observe_bars(&bars) {
+                // One columnar copy of the cross-section, shared by every plugin.
+                let batch = BarBatch::from_bars(&bars);
+                for (detector, alarm) in self.supervisor.observe_bars(&batch) {
                     self.raise(&detector, &alarm);
                 }
-                intents.extend(self.supervisor.on_bars(&bars));
+                intents.extend(self.supervisor.on_bars(&bars, &batch));
                 self.submit(intents, now);
             }
             MarketEvent::Quote(_) => {

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::broker::BookSummary;
 use crate::config::{OrderPolicy, ParamInput, PluginSpec};
 use crate::runtime::bindings::{
-    Alarm, AlarmLevel, Bar, Descriptor, Fill, InitContext, Instrument, Intent, Param, ParamSpec, ParamValue, Roles, RunMode, StopDecision,
+    Alarm, AlarmLevel, Bar, BarBatch, Descriptor, Fill, InitContext, Instrument, Intent, Param, ParamSpec, ParamValue, Roles, RunMode, StopDecision,
 };
 use crate::runtime::{CallStats, Fault, HostState, LoadError, PluginInstance, PluginKv, PluginLimits, PreparedPlugin, Sandbox};
 use crate::util::unix_ms;
@@ -404,8 +404,8 @@ impl Supervisor {
     }
 
     /// Bars closing together, to every strategy (one call per plugin).
-    pub fn on_bars(&mut self, bars: &[Bar]) -> Vec<(Arc<str>, Vec<Intent>)> {
-        self.each(Roles::STRATEGY, |_, p| if let [bar] = bars { p.on_bar(*bar) } else { p.on_bars(bars) })
+    pub fn on_bars(&mut self, bars: &[Bar], batch: &BarBatch) -> Vec<(Arc<str>, Vec<Intent>)> {
+        self.each(Roles::STRATEGY, |_, p| if let [bar] = bars { p.on_bar(*bar) } else { p.on_bars(batch) })
     }
 
     /// Fills, each to the strategy that owns it.
@@ -444,9 +444,9 @@ impl Supervisor {
     }
 
     /// Bars closing together, to every anomaly detector; returns the alarms raised.
-    pub fn observe_bars(&mut self, bars: &[Bar]) -> Vec<(Arc<str>, Alarm)> {
+    pub fn observe_bars(&mut self, batch: &BarBatch) -> Vec<(Arc<str>, Alarm)> {
         let alarms: Vec<(Arc<str>, Alarm)> =
-            self.each(Roles::ANOMALY_DETECTOR, |_, p| p.observe_bars(bars)).into_iter().filter_map(|(n, a)| a.map(|a| (n, a))).collect();
+            self.each(Roles::ANOMALY_DETECTOR, |_, p| p.observe_bars(batch)).into_iter().filter_map(|(n, a)| a.map(|a| (n, a))).collect();
         for (name, alarm) in &alarms {
             if let Some(slot) = self.slots.iter_mut().find(|s| &s.name == name) {
                 slot.alarms += 1;

@@ -5,9 +5,9 @@
 use std::cell::RefCell;
 use std::thread::LocalKey;
 
-use crate::bindings::stratbox::plugin::{clock, kv, log, market, portfolio};
+use crate::bindings::stratbox::plugin::{clock, kv, log, market, orders, portfolio};
 use crate::{
-    Alarm, AnomalyDetector, Bar, Ctx, Descriptor, Fill, HostApi, Init, InitContext, InstrumentId,
+    Alarm, AnomalyDetector, Bar, BarBatch, Ctx, Descriptor, Fill, HostApi, Init, InitContext, InstrumentId,
     Intent, KvError, LogLevel, OrderView, Plugin, Position, Quote, Roles, StopDecision, StopPolicy,
     Strategy, Timestamp,
 };
@@ -93,27 +93,46 @@ pub fn import_state<P: Plugin>(slot: &'static Slot<P>, state: Vec<u8>) -> Result
     with(slot, |p, ctx| p.import_state(ctx, &state))
 }
 
-fn intents<P: Plugin>(slot: &'static Slot<P>, f: impl FnOnce(&mut P, &mut Ctx<'_>, &mut Vec<Intent>)) -> Vec<Intent> {
-    with(slot, |p, ctx| {
-        let mut out = Vec::new();
-        f(p, ctx, &mut out);
-        out
+thread_local! {
+    // Reused across calls: no allocation per event once warmed up.
+    static OUT: RefCell<Vec<Intent>> = const { RefCell::new(Vec::new()) };
+    static BARS: RefCell<Vec<Bar>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs a strategy handler, then submits what it pushed through the `orders` import.
+fn intents<P: Plugin>(slot: &'static Slot<P>, f: impl FnOnce(&mut P, &mut Ctx<'_>, &mut Vec<Intent>)) {
+    OUT.with(|out| {
+        let mut out = out.borrow_mut();
+        with(slot, |p, ctx| f(p, ctx, &mut out));
+        for intent in out.drain(..) {
+            orders::submit(intent);
+        }
     })
 }
 
-pub fn on_bar<P: Strategy>(slot: &'static Slot<P>, bar: Bar) -> Vec<Intent> {
+/// Runs `f` on the batch's bars, unpacked into a reused buffer.
+fn with_bars<R>(batch: &BarBatch, f: impl FnOnce(&[Bar]) -> R) -> R {
+    BARS.with(|bars| {
+        let mut bars = bars.borrow_mut();
+        bars.clear();
+        bars.extend(batch.iter());
+        f(&bars)
+    })
+}
+
+pub fn on_bar<P: Strategy>(slot: &'static Slot<P>, bar: Bar) {
     intents(slot, |p, ctx, out| p.on_bar(ctx, &bar, out))
 }
-pub fn on_bars<P: Strategy>(slot: &'static Slot<P>, bars: Vec<Bar>) -> Vec<Intent> {
-    intents(slot, |p, ctx, out| p.on_bars(ctx, &bars, out))
+pub fn on_bars<P: Strategy>(slot: &'static Slot<P>, batch: BarBatch) {
+    with_bars(&batch, |bars| intents(slot, |p, ctx, out| p.on_bars(ctx, bars, out)))
 }
-pub fn on_quote<P: Strategy>(slot: &'static Slot<P>, quote: Quote) -> Vec<Intent> {
+pub fn on_quote<P: Strategy>(slot: &'static Slot<P>, quote: Quote) {
     intents(slot, |p, ctx, out| p.on_quote(ctx, &quote, out))
 }
-pub fn on_fill<P: Strategy>(slot: &'static Slot<P>, fill: Fill) -> Vec<Intent> {
+pub fn on_fill<P: Strategy>(slot: &'static Slot<P>, fill: Fill) {
     intents(slot, |p, ctx, out| p.on_fill(ctx, &fill, out))
 }
-pub fn on_timer<P: Strategy>(slot: &'static Slot<P>, now: Timestamp) -> Vec<Intent> {
+pub fn on_timer<P: Strategy>(slot: &'static Slot<P>, now: Timestamp) {
     intents(slot, |p, ctx, out| p.on_timer(ctx, now, out))
 }
 pub fn stop_on_bar<P: StopPolicy>(slot: &'static Slot<P>, bar: Bar, position: Position) -> Vec<StopDecision> {
@@ -123,8 +142,8 @@ pub fn stop_on_bar<P: StopPolicy>(slot: &'static Slot<P>, bar: Bar, position: Po
         out
     })
 }
-pub fn observe_bars<P: AnomalyDetector>(slot: &'static Slot<P>, bars: Vec<Bar>) -> Option<Alarm> {
-    with(slot, |p, ctx| p.observe_bars(ctx, &bars))
+pub fn observe_bars<P: AnomalyDetector>(slot: &'static Slot<P>, batch: BarBatch) -> Option<Alarm> {
+    with_bars(&batch, |bars| with(slot, |p, ctx| p.observe_bars(ctx, bars)))
 }
 pub fn observe_quote<P: AnomalyDetector>(slot: &'static Slot<P>, quote: Quote) -> Option<Alarm> {
     with(slot, |p, ctx| p.observe_quote(ctx, &quote))
@@ -211,20 +230,20 @@ macro_rules! __role_impls {
 macro_rules! __strategy_impl {
     (yes, $c:ident, $p:ty, $slot:ident) => {
         impl $crate::__rt::strategy::Guest for $c {
-            fn on_bar(bar: $crate::Bar) -> ::std::vec::Vec<$crate::Intent> { $crate::__rt::on_bar::<$p>(&$slot, bar) }
-            fn on_bars(bars: ::std::vec::Vec<$crate::Bar>) -> ::std::vec::Vec<$crate::Intent> { $crate::__rt::on_bars::<$p>(&$slot, bars) }
-            fn on_quote(quote: $crate::Quote) -> ::std::vec::Vec<$crate::Intent> { $crate::__rt::on_quote::<$p>(&$slot, quote) }
-            fn on_fill(fill: $crate::Fill) -> ::std::vec::Vec<$crate::Intent> { $crate::__rt::on_fill::<$p>(&$slot, fill) }
-            fn on_timer(now: $crate::Timestamp) -> ::std::vec::Vec<$crate::Intent> { $crate::__rt::on_timer::<$p>(&$slot, now) }
+            fn on_bar(bar: $crate::Bar) { $crate::__rt::on_bar::<$p>(&$slot, bar) }
+            fn on_bars(bars: $crate::BarBatch) { $crate::__rt::on_bars::<$p>(&$slot, bars) }
+            fn on_quote(quote: $crate::Quote) { $crate::__rt::on_quote::<$p>(&$slot, quote) }
+            fn on_fill(fill: $crate::Fill) { $crate::__rt::on_fill::<$p>(&$slot, fill) }
+            fn on_timer(now: $crate::Timestamp) { $crate::__rt::on_timer::<$p>(&$slot, now) }
         }
     };
     (no, $c:ident, $p:ty, $slot:ident) => {
         impl $crate::__rt::strategy::Guest for $c {
-            fn on_bar(_: $crate::Bar) -> ::std::vec::Vec<$crate::Intent> { ::std::vec::Vec::new() }
-            fn on_bars(_: ::std::vec::Vec<$crate::Bar>) -> ::std::vec::Vec<$crate::Intent> { ::std::vec::Vec::new() }
-            fn on_quote(_: $crate::Quote) -> ::std::vec::Vec<$crate::Intent> { ::std::vec::Vec::new() }
-            fn on_fill(_: $crate::Fill) -> ::std::vec::Vec<$crate::Intent> { ::std::vec::Vec::new() }
-            fn on_timer(_: $crate::Timestamp) -> ::std::vec::Vec<$crate::Intent> { ::std::vec::Vec::new() }
+            fn on_bar(_: $crate::Bar) {}
+            fn on_bars(_: $crate::BarBatch) {}
+            fn on_quote(_: $crate::Quote) {}
+            fn on_fill(_: $crate::Fill) {}
+            fn on_timer(_: $crate::Timestamp) {}
         }
     };
 }
@@ -251,7 +270,7 @@ macro_rules! __stop_policy_impl {
 macro_rules! __anomaly_detector_impl {
     (yes, $c:ident, $p:ty, $slot:ident) => {
         impl $crate::__rt::anomaly_detector::Guest for $c {
-            fn observe_bars(bars: ::std::vec::Vec<$crate::Bar>) -> ::core::option::Option<$crate::Alarm> {
+            fn observe_bars(bars: $crate::BarBatch) -> ::core::option::Option<$crate::Alarm> {
                 $crate::__rt::observe_bars::<$p>(&$slot, bars)
             }
             fn observe_quote(quote: $crate::Quote) -> ::core::option::Option<$crate::Alarm> {
@@ -261,7 +280,7 @@ macro_rules! __anomaly_detector_impl {
     };
     (no, $c:ident, $p:ty, $slot:ident) => {
         impl $crate::__rt::anomaly_detector::Guest for $c {
-            fn observe_bars(_: ::std::vec::Vec<$crate::Bar>) -> ::core::option::Option<$crate::Alarm> { ::core::option::Option::None }
+            fn observe_bars(_: $crate::BarBatch) -> ::core::option::Option<$crate::Alarm> { ::core::option::Option::None }
             fn observe_quote(_: $crate::Quote) -> ::core::option::Option<$crate::Alarm> { ::core::option::Option::None }
         }
     };

@@ -37,6 +37,7 @@
 #![deny(missing_docs)]
 
 pub mod accounting;
+mod batch;
 mod context;
 mod export;
 pub mod indicators;
@@ -61,7 +62,7 @@ pub mod bindings {
 
 pub use bindings::stratbox::plugin::kv::KvError;
 pub use bindings::stratbox::plugin::types::{
-    Alarm, AlarmLevel, Bar, Descriptor, Fill, InitContext, Instrument, InstrumentId, Intent, LogLevel,
+    Alarm, AlarmLevel, Bar, BarBatch, Descriptor, Fill, InitContext, Instrument, InstrumentId, Intent, LogLevel,
     OrderIntent, OrderStatus, OrderType, OrderView, Param, ParamSpec, ParamValue, Position, Quote,
     ResourceRequest, Roles, RunMode, Side, StopDecision, StopLevels, TargetPosition, TimeInForce,
     Timestamp,

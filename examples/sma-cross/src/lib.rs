@@ -69,8 +69,9 @@ impl Plugin for SmaCross {
             .param_number("quantity", "position size when in the market", 10.0, 0.0, 1e9)
             .param_flag("allow_short", "go short on a downward cross instead of flat", false)
             .memory_bytes(8 << 20)
-            .fuel_per_callback(5_000_000)
-            .max_intents_per_callback(1_024)
+            // A hot swap replays every instrument's window in one call.
+            .fuel_per_callback(50_000_000)
+            .max_intents_per_callback(4_096)
     }
 
     fn init(ctx: &mut Ctx<'_>, init: &Init) -> Result<Self, String> {

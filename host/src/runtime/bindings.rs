@@ -3,10 +3,26 @@
 wasmtime::component::bindgen!({
     world: "plugin",
     path: "../wit",
-    // Logging may trap: a plugin that floods its log budget is stopped there.
-    imports: { "stratbox:plugin/log.log": trappable },
+    // These may trap: a plugin flooding its log budget or its intent limit is stopped there.
+    imports: { "stratbox:plugin/log.log": trappable, "stratbox:plugin/orders.submit": trappable },
     additional_derives: [PartialEq],
 });
 
 pub use exports::stratbox::plugin::{anomaly_detector, lifecycle, stop_policy, strategy};
 pub use stratbox::plugin::types::*;
+
+impl BarBatch {
+    /// The columns of bars that close together.
+    pub fn from_bars(bars: &[Bar]) -> Self {
+        Self {
+            instruments: bars.iter().map(|b| b.instrument).collect(),
+            starts: bars.iter().map(|b| b.start).collect(),
+            period_secs: bars.iter().map(|b| b.period_secs).collect(),
+            open: bars.iter().map(|b| b.open).collect(),
+            high: bars.iter().map(|b| b.high).collect(),
+            low: bars.iter().map(|b| b.low).collect(),
+            close: bars.iter().map(|b| b.close).collect(),
+            volume: bars.iter().map(|b| b.volume).collect(),
+        }
+    }
+}

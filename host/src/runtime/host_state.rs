@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::PluginLimits;
-use super::bindings::stratbox::plugin::{clock, kv, log, market, portfolio, types};
-use super::bindings::{Bar, InstrumentId, LogLevel, OrderView, Position, Timestamp};
+use super::bindings::stratbox::plugin::{clock, kv, log, market, orders, portfolio, types};
+use super::bindings::{Bar, InstrumentId, Intent, LogLevel, OrderView, Position, Timestamp};
 use crate::world::SharedWorld;
 
 /// Longest key a plugin may store.
@@ -39,6 +39,13 @@ pub struct TableCapExceeded {
 pub struct LogFlood {
     pub attempted: u64,
     pub budget: u64,
+}
+
+/// More intents submitted in one callback than allowed (raised as a trap).
+#[derive(Debug, thiserror::Error)]
+#[error("submitted more than {limit} intents in one callback")]
+pub struct IntentFlood {
+    pub limit: u32,
 }
 
 /// A plugin's private key-value store: one sled tree, with a byte quota.
@@ -78,6 +85,8 @@ pub struct HostState {
     log: LogBudget,
     /// The last error line the plugin logged (the SDK logs panic messages there).
     pub last_error: Option<String>,
+    /// Intents submitted during the current callback.
+    pub(crate) intents: Vec<Intent>,
 }
 
 impl HostState {
@@ -90,6 +99,7 @@ impl HostState {
             kv,
             log: LogBudget { window_start: Instant::now(), written: 0, attempted: 0, dropped_lines: 0 },
             last_error: None,
+            intents: Vec::new(),
         }
     }
 
@@ -172,6 +182,17 @@ fn truncate(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+impl orders::Host for HostState {
+    fn submit(&mut self, intent: Intent) -> wasmtime::Result<()> {
+        let limit = self.limits.max_intents_per_callback;
+        if self.intents.len() >= limit as usize {
+            return Err(IntentFlood { limit }.into());
+        }
+        self.intents.push(intent);
+        Ok(())
+    }
 }
 
 impl clock::Host for HostState {

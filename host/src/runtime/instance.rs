@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use wasmtime::{Store, Trap};
 
-use super::bindings::{Alarm, Bar, Descriptor, Fill, InitContext, Intent, Plugin, Position, Quote, StopDecision, Timestamp};
-use super::host_state::{HostState, LogFlood, MemoryCapExceeded, TableCapExceeded};
+use super::bindings::{Alarm, Bar, BarBatch, Descriptor, Fill, InitContext, Intent, Plugin, Position, Quote, StopDecision, Timestamp};
+use super::host_state::{HostState, IntentFlood, LogFlood, MemoryCapExceeded, TableCapExceeded};
 
 /// Why a plugin was stopped. Every variant reads as a reason an operator can act on.
 #[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize)]
@@ -26,8 +26,8 @@ pub enum Fault {
     Trap { trap: String, callback: &'static str },
     #[error("{detail} (in `{callback}`)")]
     LogFlood { detail: String, callback: &'static str },
-    #[error("returned {count} intents from one `{callback}` call; its limit is {limit}")]
-    TooManyIntents { count: usize, limit: u32, callback: &'static str },
+    #[error("submitted more than {limit} intents in one `{callback}` call (its limit)")]
+    TooManyIntents { limit: u32, callback: &'static str },
     #[error("emitted an invalid intent: {0}")]
     InvalidIntent(String),
     #[error("refused to start: {0}")]
@@ -93,6 +93,7 @@ impl PluginInstance {
         self.store.set_fuel(limits.fuel_per_callback).map_err(host_error)?;
         // One tick is one millisecond; without a deadline, effectively never.
         self.store.set_epoch_deadline(if limits.deadline_ms == 0 { u64::MAX / 2 } else { limits.deadline_ms });
+        self.store.data_mut().intents.clear();
         let started = Instant::now();
         let result = f(&self.bindings, &mut self.store);
         self.stats.busy += started.elapsed();
@@ -113,6 +114,9 @@ impl PluginInstance {
         if let Some(l) = e.downcast_ref::<LogFlood>() {
             return Fault::LogFlood { detail: l.to_string(), callback };
         }
+        if let Some(f) = e.downcast_ref::<IntentFlood>() {
+            return Fault::TooManyIntents { limit: f.limit, callback };
+        }
         match e.downcast_ref::<Trap>() {
             Some(Trap::OutOfFuel) => Fault::OutOfFuel { budget: limits.fuel_per_callback, callback },
             Some(Trap::Interrupt) => Fault::DeadlineExceeded { deadline_ms: limits.deadline_ms, callback },
@@ -128,13 +132,11 @@ impl PluginInstance {
         }
     }
 
-    fn check_intents(&mut self, intents: Vec<Intent>, callback: &'static str) -> Result<Vec<Intent>, Fault> {
-        let limit = self.store.data().limits.max_intents_per_callback;
-        if intents.len() > limit as usize {
-            return Err(Fault::TooManyIntents { count: intents.len(), limit, callback });
-        }
+    /// The intents submitted during the last call.
+    fn take_intents(&mut self) -> Vec<Intent> {
+        let intents = std::mem::take(&mut self.store.data_mut().intents);
         self.stats.intents += intents.len() as u64;
-        Ok(intents)
+        intents
     }
 
     pub fn describe(&mut self) -> Result<Descriptor, Fault> {
@@ -155,40 +157,40 @@ impl PluginInstance {
     }
 
     pub fn on_bar(&mut self, bar: Bar) -> Result<Vec<Intent>, Fault> {
-        let out = self.call("on-bar", |b, s| b.stratbox_plugin_strategy().call_on_bar(s, bar))?;
-        self.check_intents(out, "on-bar")
+        self.call("on-bar", |b, s| b.stratbox_plugin_strategy().call_on_bar(s, bar))?;
+        Ok(self.take_intents())
     }
 
-    pub fn on_bars(&mut self, bars: &[Bar]) -> Result<Vec<Intent>, Fault> {
-        let out = self.call("on-bars", |b, s| b.stratbox_plugin_strategy().call_on_bars(s, bars))?;
-        self.check_intents(out, "on-bars")
+    pub fn on_bars(&mut self, bars: &BarBatch) -> Result<Vec<Intent>, Fault> {
+        self.call("on-bars", |b, s| b.stratbox_plugin_strategy().call_on_bars(s, bars))?;
+        Ok(self.take_intents())
     }
 
     pub fn on_quote(&mut self, quote: Quote) -> Result<Vec<Intent>, Fault> {
-        let out = self.call("on-quote", |b, s| b.stratbox_plugin_strategy().call_on_quote(s, quote))?;
-        self.check_intents(out, "on-quote")
+        self.call("on-quote", |b, s| b.stratbox_plugin_strategy().call_on_quote(s, quote))?;
+        Ok(self.take_intents())
     }
 
     pub fn on_fill(&mut self, fill: Fill) -> Result<Vec<Intent>, Fault> {
-        let out = self.call("on-fill", |b, s| b.stratbox_plugin_strategy().call_on_fill(s, fill))?;
-        self.check_intents(out, "on-fill")
+        self.call("on-fill", |b, s| b.stratbox_plugin_strategy().call_on_fill(s, fill))?;
+        Ok(self.take_intents())
     }
 
     pub fn on_timer(&mut self, now: Timestamp) -> Result<Vec<Intent>, Fault> {
-        let out = self.call("on-timer", |b, s| b.stratbox_plugin_strategy().call_on_timer(s, now))?;
-        self.check_intents(out, "on-timer")
+        self.call("on-timer", |b, s| b.stratbox_plugin_strategy().call_on_timer(s, now))?;
+        Ok(self.take_intents())
     }
 
     pub fn stop_on_bar(&mut self, bar: Bar, position: Position) -> Result<Vec<StopDecision>, Fault> {
         let out = self.call("stop-policy.on-bar", |b, s| b.stratbox_plugin_stop_policy().call_on_bar(s, bar, position))?;
         let limit = self.store.data().limits.max_intents_per_callback;
         if out.len() > limit as usize {
-            return Err(Fault::TooManyIntents { count: out.len(), limit, callback: "stop-policy.on-bar" });
+            return Err(Fault::TooManyIntents { limit, callback: "stop-policy.on-bar" });
         }
         Ok(out)
     }
 
-    pub fn observe_bars(&mut self, bars: &[Bar]) -> Result<Option<Alarm>, Fault> {
+    pub fn observe_bars(&mut self, bars: &BarBatch) -> Result<Option<Alarm>, Fault> {
         self.call("observe-bars", |b, s| b.stratbox_plugin_anomaly_detector().call_observe_bars(s, bars))
     }
 

@@ -22,7 +22,7 @@ use wasmtime::{Engine, Store};
 
 pub use cache::{CacheOutcome, ComponentCache, content_hash};
 pub use engine::{EPOCH_TICK, EpochTicker, MAX_WASM_STACK, PoolSize, build_engine};
-pub use host_state::{HostState, LOG_FLOOD_FACTOR, MAX_KEY_BYTES, PluginKv};
+pub use host_state::{HostState, IntentFlood, LOG_FLOOD_FACTOR, MAX_KEY_BYTES, PluginKv};
 pub use instance::{CallStats, Fault, PluginInstance};
 pub use limits::{LimitOverrides, PluginLimits};
 pub use loader::{CONTRACT_PACKAGE, CONTRACT_VERSION, ComponentInfo, GRANTED_IMPORTS, LoadError, check_binary, check_contract_version};
