@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use sma_cross::SmaCross;
 use stratbox_host::config::{ParamInput, PluginSpec};
 use stratbox_host::runtime::bindings::{Bar, BarBatch, Instrument, RunMode};
-use stratbox_host::runtime::{HostState, PluginLimits, Sandbox, SandboxSettings};
+use stratbox_host::runtime::{HostState, Metering, PluginLimits, Sandbox, SandboxSettings};
 use stratbox_host::supervisor::{PluginFactory, Supervisor};
 use stratbox_host::world::SharedWorld;
 use stratbox_sdk::testing::TestHost;
@@ -107,32 +107,43 @@ fn to_sdk(b: &Bar) -> stratbox_sdk::Bar {
     stratbox_sdk::Bar { instrument: b.instrument, start: b.start, period_secs: b.period_secs, open: b.open, high: b.high, low: b.low, close: b.close, volume: b.volume }
 }
 
+fn sandbox_for(metering: Metering) -> Arc<Sandbox> {
+    sandbox(metering)
+}
+
+fn sandbox(metering: Metering) -> Arc<Sandbox> {
+    Arc::new(Sandbox::new(SandboxSettings { metering, ..SandboxSettings::default() }).expect("sandbox"))
+}
+
+const PROFILES: [(Metering, &str); 2] = [(Metering::Fuel, "fuel: backtest"), (Metering::Epoch, "epoch: live")];
+
 fn main() {
-    let sandbox = Arc::new(Sandbox::new(SandboxSettings::default()).expect("sandbox"));
     let sma_path = support::component("examples/sma-cross");
     let guard_path = support::component("plugins/zscore-guard");
     println!("\n| figure | median | goal | ratio |\n|---|---|---|---|");
 
-    // 1. Call overhead: an empty handler. zscore-guard has no strategy role, so
-    // the SDK answers its `strategy.on-bar` with an empty list at once.
-    let f = factory(sandbox.clone(), 1);
-    let mut empty = f.load(PluginSpec::new(&guard_path)).expect("load").instance;
-    let bar = Bar { instrument: 0, start: 0, period_secs: 60, open: 1.0, high: 1.0, low: 1.0, close: 1.0, volume: 1.0 };
-    let call = median_per_call(31, 20_000, || {
-        black_box(empty.on_bar(black_box(bar)).expect("call"));
-    });
-    row("call overhead: one bar in, no intents out (fuel on)", call, "<= 150 ns", format!("{:.2}x the goal", call.as_nanos() as f64 / 150.0));
+    for (metering, label) in PROFILES {
+        // 1. Call overhead: an empty handler. zscore-guard has no strategy role, so
+        // the SDK answers its `strategy.on-bar` at once.
+        let f = factory(sandbox(metering), 1);
+        let mut empty = f.load(PluginSpec::new(&guard_path)).expect("load").instance;
+        let bar = Bar { instrument: 0, start: 0, period_secs: 60, open: 1.0, high: 1.0, low: 1.0, close: 1.0, volume: 1.0 };
+        let call = median_per_call(31, 20_000, || {
+            black_box(empty.on_bar(black_box(bar)).expect("call"));
+        });
+        row(&format!("call overhead: one bar in, no intent ({label})"), call, "<= 150 ns", format!("{:.2}x the goal", call.as_nanos() as f64 / 150.0));
 
-    // ... and with one intent out (a target every call, as sma-cross on a cross).
-    let mut sma = f.load(PluginSpec::new(&sma_path).param("fast", ParamInput::Integer(1)).param("slow", ParamInput::Integer(2))).expect("load").instance;
-    let mut k = 0u64;
-    let call_intent = median_per_call(31, 20_000, || {
-        k += 1;
-        let close = if k % 2 == 0 { 1.0 } else { 3.0 }; // alternating: a cross on every bar
-        let out = sma.on_bar(black_box(Bar { close, ..bar })).expect("call");
-        black_box(out);
-    });
-    row("call: one bar in, one intent out (sma-cross 1/2)", call_intent, "<= 150 ns", format!("{:.2}x the goal", call_intent.as_nanos() as f64 / 150.0));
+        // ... and with one intent out (sma-cross 1/2 crosses on every alternating bar).
+        let mut sma = f.load(PluginSpec::new(&sma_path).param("fast", ParamInput::Integer(1)).param("slow", ParamInput::Integer(2))).expect("load").instance;
+        let mut k = 0u64;
+        let call_intent = median_per_call(31, 20_000, || {
+            k += 1;
+            let close = if k % 2 == 0 { 1.0 } else { 3.0 };
+            black_box(sma.on_bar(black_box(Bar { close, ..bar })).expect("call"));
+        });
+        row(&format!("call: one bar in, one intent out ({label})"), call_intent, "<= 150 ns", format!("{:.2}x the goal", call_intent.as_nanos() as f64 / 150.0));
+    }
+    let sandbox = sandbox(Metering::FuelAndEpoch);
 
     // 2. Instantiation from InstancePre (pooling allocator), including the Store.
     let prepared = sandbox.prepare_file(&sma_path).expect("prepare");
@@ -160,55 +171,56 @@ fn main() {
     // A cross-section of ~1,500 symbols can cross on more than the default 1,024 intents.
     let limits = stratbox_host::runtime::LimitOverrides { max_intents_per_callback: Some(100_000), ..Default::default() };
     let spec = || PluginSpec { limits, ..PluginSpec::new(&sma_path).param("fast", ParamInput::Integer(10)).param("slow", ParamInput::Integer(30)) };
-    let fw = factory(sandbox.clone(), n_inst);
-    let (mut native_intents, mut wasm_intents) = (0usize, 0usize);
-    let mut native_t = Vec::new();
-    let mut wasm_t = Vec::new();
-    let mut wasm_bar_t = Vec::new();
-    let mut native_bar_t = Vec::new();
-    for _ in 0..5 {
-        let (mut plugin, mut host) = native_sma(&params);
-        let mut out = Vec::new();
-        let t = Instant::now();
-        for day in &sdk_days {
-            plugin.on_bars(&mut Ctx::new(&mut host), day, &mut out);
+    let per = |d: Duration| d.as_nanos() as f64 / n_bars as f64;
+    let native_run = |by_day: bool| {
+        let mut t = Vec::new();
+        let mut intents = 0;
+        for _ in 0..5 {
+            let (mut plugin, mut host) = native_sma(&params);
+            let mut out = Vec::new();
+            let start = Instant::now();
+            if by_day {
+                for day in &sdk_days {
+                    plugin.on_bars(&mut Ctx::new(&mut host), day, &mut out);
+                }
+            } else {
+                for bar in sdk_days.iter().flatten() {
+                    plugin.on_bar(&mut Ctx::new(&mut host), bar, &mut out);
+                }
+            }
+            t.push(start.elapsed());
+            intents = out.len();
         }
-        native_t.push(t.elapsed());
-        native_intents = out.len();
-
-        let mut wasm = fw.load(spec()).expect("load").instance;
-        let t = Instant::now();
-        let mut n = 0;
-        for day in &days {
-            n += wasm.on_bars(&BarBatch::from_bars(day)).expect("on-bars").len();
+        (median(t), intents)
+    };
+    let (nat, native_intents) = native_run(true);
+    let (natb, _) = native_run(false);
+    println!("| {:<58} | {:>12} | {:<22} | {:<30} |", format!("SMA 10/30 native, {n_bars} real bars in {} days", days.len()), format!("{nat:.2?}"), "baseline", format!("{:.1} ns/bar", per(nat)));
+    for (metering, label) in PROFILES {
+        let fw = factory(sandbox_for(metering), n_inst);
+        let (mut by_day, mut by_bar) = (Vec::new(), Vec::new());
+        for _ in 0..5 {
+            let mut wasm = fw.load(spec()).expect("load").instance;
+            let start = Instant::now();
+            let mut n = 0;
+            for day in &days {
+                n += wasm.on_bars(&BarBatch::from_bars(day)).expect("on-bars").len();
+            }
+            by_day.push(start.elapsed());
+            assert_eq!(n, native_intents, "native and wasm runs must ask for the same intents");
+            let mut wasm = fw.load(spec()).expect("load").instance;
+            let start = Instant::now();
+            for bar in days.iter().flatten() {
+                black_box(wasm.on_bar(*bar).expect("on-bar"));
+            }
+            by_bar.push(start.elapsed());
         }
-        wasm_t.push(t.elapsed());
-        wasm_intents = n;
-
-        let (mut plugin, mut host) = native_sma(&params);
-        let mut out = Vec::new();
-        let t = Instant::now();
-        for bar in sdk_days.iter().flatten() {
-            plugin.on_bar(&mut Ctx::new(&mut host), bar, &mut out);
-        }
-        native_bar_t.push(t.elapsed());
-
-        let mut wasm = fw.load(spec()).expect("load").instance;
-        let t = Instant::now();
-        for bar in days.iter().flatten() {
-            black_box(wasm.on_bar(*bar).expect("on-bar"));
-        }
-        wasm_bar_t.push(t.elapsed());
+        let (was, wasb) = (median(by_day), median(by_bar));
+        row(&format!("SMA 10/30 component, one on-bars per day ({label})"), was, "<= 1.5x native", format!("{:.2}x native, {:.1} ns/bar", was.as_secs_f64() / nat.as_secs_f64(), per(was)));
+        row(&format!("SMA 10/30 component, one on-bar per bar ({label})"), wasb, "(call-bound)", format!("{:.2}x native bar by bar", wasb.as_secs_f64() / natb.as_secs_f64()));
     }
-    assert_eq!(native_intents, wasm_intents, "native and wasm runs must ask for the same intents");
-    let (nat, was) = (median(native_t), median(wasm_t));
-    let per = |d: Duration| d / n_bars as u32;
-    println!("| {:<58} | {:>12} | {:<22} | {:<30} |", format!("SMA 10/30 native, {n_bars} real bars, {} days batched", days.len()), format!("{:.2?}", nat), "baseline", format!("{:.1} ns/bar", per(nat).as_nanos()));
-    row("SMA 10/30 as a component, one on-bars call per day", was, "<= 1.5x native", format!("{:.2}x native, {} ns/bar", was.as_secs_f64() / nat.as_secs_f64(), per(was).as_nanos()));
-    let (natb, wasb) = (median(native_bar_t), median(wasm_bar_t));
-    println!("| {:<58} | {:>12} | {:<22} | {:<30} |", "SMA 10/30 native, bar by bar", format!("{:.2?}", natb), "baseline", format!("{:.1} ns/bar", per(natb).as_nanos()));
-    row("SMA 10/30 as a component, one on-bar call per bar", wasb, "(call-bound)", format!("{:.2}x native, {} ns/bar", wasb.as_secs_f64() / natb.as_secs_f64(), per(wasb).as_nanos()));
     println!("({native_intents} intents in each run, identical native and wasm)");
+    let fw = factory(sandbox.clone(), n_inst);
 
     // 4. Hot swap of sma-cross holding every instrument's window.
     let mut sup = Supervisor::new(fw.clone());

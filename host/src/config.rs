@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::broker::PaperConfig;
 use crate::market::SimulatorConfig;
-use crate::runtime::{LimitOverrides, PluginLimits};
+use crate::runtime::{LimitOverrides, Metering, PluginLimits};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -35,6 +35,17 @@ pub enum FeedConfig {
     Simulator(SimulatorConfig),
 }
 
+impl Mode {
+    /// The metering profile a mode uses unless configured otherwise.
+    pub fn default_metering(self) -> Metering {
+        match self {
+            Mode::Backtest => Metering::Fuel,
+            Mode::Paper => Metering::FuelAndEpoch,
+            Mode::Live => Metering::Epoch,
+        }
+    }
+}
+
 impl Default for FeedConfig {
     fn default() -> Self {
         FeedConfig::Simulator(SimulatorConfig::default())
@@ -51,11 +62,13 @@ pub struct SandboxConfig {
     pub max_component_bytes: usize,
     /// Running plugins plus those being swapped in or restarted.
     pub max_instances: u32,
+    /// CPU metering; by default fuel in backtests, epochs live, both in paper mode.
+    pub metering: Option<Metering>,
 }
 
 impl Default for SandboxConfig {
     fn default() -> Self {
-        Self { defaults: PluginLimits::default(), maxima: PluginLimits::host_maxima(), max_component_bytes: 32 << 20, max_instances: 64 }
+        Self { defaults: PluginLimits::default(), maxima: PluginLimits::host_maxima(), max_component_bytes: 32 << 20, max_instances: 64, metering: None }
     }
 }
 

@@ -113,6 +113,7 @@ impl Host {
             max_component_bytes: config.sandbox.max_component_bytes,
             cache_dir: Some(dir.join("compiled")),
             pool: crate::runtime::PoolSize { component_instances: config.sandbox.max_instances },
+            metering: config.sandbox.metering.unwrap_or(config.mode.default_metering()),
         })?;
         let world = Arc::new(SharedWorld::new(config.history_depth));
         let instruments = feed.instruments().to_vec();

@@ -16,6 +16,29 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// Wasm call-stack budget per instance; unbounded recursion traps here.
 pub const MAX_WASM_STACK: usize = 512 << 10;
 
+/// How CPU is capped, engine-wide. Instrumentation is compiled into the code,
+/// so each profile is its own engine (and its own compiled-cache entries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Metering {
+    /// Fuel only: deterministic, the same cap in every replay (backtests).
+    Fuel,
+    /// Epoch deadlines only: wall-clock caps at the lowest cost (live).
+    Epoch,
+    /// Both: fuel accounting and wall-clock deadlines (paper trading).
+    FuelAndEpoch,
+}
+
+impl Metering {
+    pub fn fuel(self) -> bool {
+        matches!(self, Metering::Fuel | Metering::FuelAndEpoch)
+    }
+
+    pub fn epoch(self) -> bool {
+        matches!(self, Metering::Epoch | Metering::FuelAndEpoch)
+    }
+}
+
 /// Engine-wide sizing of the pooling allocator.
 #[derive(Debug, Clone, Copy)]
 pub struct PoolSize {
@@ -30,9 +53,9 @@ impl Default for PoolSize {
     }
 }
 
-/// Builds the engine: fuel metering and epoch interruption on, the pooling
-/// allocator sized from the host's maxima.
-pub fn build_engine(maxima: &PluginLimits, pool: PoolSize) -> wasmtime::Result<Engine> {
+/// Builds the engine: the `metering` profile, the pooling allocator sized
+/// from the host's maxima.
+pub fn build_engine(maxima: &PluginLimits, pool: PoolSize, metering: Metering) -> wasmtime::Result<Engine> {
     let mut pooling = PoolingAllocationConfig::default();
     let n = pool.component_instances;
     pooling
@@ -52,8 +75,8 @@ pub fn build_engine(maxima: &PluginLimits, pool: PoolSize) -> wasmtime::Result<E
     let mut config = Config::new();
     config
         .wasm_component_model(true)
-        .consume_fuel(true)
-        .epoch_interruption(true)
+        .consume_fuel(metering.fuel())
+        .epoch_interruption(metering.epoch())
         .max_wasm_stack(MAX_WASM_STACK)
         .cranelift_opt_level(OptLevel::Speed)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));

@@ -1,10 +1,9 @@
 //! One running plugin: its `Store`, its bindings, the per-callback CPU
 //! budget, and the translation of every way a call can fail into a [`Fault`].
 
-use std::time::{Duration, Instant};
-
 use wasmtime::{Store, Trap};
 
+use super::Metering;
 use super::bindings::{Alarm, Bar, BarBatch, Descriptor, Fill, InitContext, Intent, Plugin, Position, Quote, StopDecision, Timestamp};
 use super::host_state::{HostState, IntentFlood, LogFlood, MemoryCapExceeded, TableCapExceeded};
 
@@ -41,14 +40,13 @@ pub enum Fault {
 }
 
 /// Counters of one instance (and, summed by the supervisor, of a plugin).
+/// Fuel is the CPU measure (about one unit per wasm instruction); it is
+/// counted when the engine meters fuel (backtest and paper modes).
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct CallStats {
     pub calls: u64,
     pub fuel_used: u64,
     pub intents: u64,
-    /// Wall time spent inside the plugin.
-    #[serde(with = "crate::util::duration_ms")]
-    pub busy: Duration,
 }
 
 impl CallStats {
@@ -56,7 +54,6 @@ impl CallStats {
         self.calls += o.calls;
         self.fuel_used += o.fuel_used;
         self.intents += o.intents;
-        self.busy += o.busy;
     }
 }
 
@@ -64,12 +61,13 @@ impl CallStats {
 pub struct PluginInstance {
     store: Store<HostState>,
     bindings: Plugin,
+    metering: Metering,
     pub stats: CallStats,
 }
 
 impl PluginInstance {
-    pub(crate) fn new(store: Store<HostState>, bindings: Plugin) -> Self {
-        Self { store, bindings, stats: CallStats::default() }
+    pub(crate) fn new(store: Store<HostState>, bindings: Plugin, metering: Metering) -> Self {
+        Self { store, bindings, metering, stats: CallStats::default() }
     }
 
     /// The store data (limits, log counters).
@@ -89,17 +87,19 @@ impl PluginInstance {
         f: impl FnOnce(&Plugin, &mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> Result<R, Fault> {
         let limits = self.store.data().limits;
-        let host_error = |e: wasmtime::Error| Fault::Host { detail: e.to_string(), callback };
-        self.store.set_fuel(limits.fuel_per_callback).map_err(host_error)?;
-        // One tick is one millisecond; without a deadline, effectively never.
-        self.store.set_epoch_deadline(if limits.deadline_ms == 0 { u64::MAX / 2 } else { limits.deadline_ms });
+        if self.metering.fuel() {
+            self.store.set_fuel(limits.fuel_per_callback).map_err(|e| Fault::Host { detail: e.to_string(), callback })?;
+        }
+        if self.metering.epoch() {
+            // One tick is one millisecond; without a deadline, effectively never.
+            self.store.set_epoch_deadline(if limits.deadline_ms == 0 { u64::MAX / 2 } else { limits.deadline_ms });
+        }
         self.store.data_mut().intents.clear();
-        let started = Instant::now();
         let result = f(&self.bindings, &mut self.store);
-        self.stats.busy += started.elapsed();
         self.stats.calls += 1;
-        let left = self.store.get_fuel().unwrap_or(0);
-        self.stats.fuel_used += limits.fuel_per_callback - left;
+        if self.metering.fuel() {
+            self.stats.fuel_used += limits.fuel_per_callback - self.store.get_fuel().unwrap_or(0);
+        }
         result.map_err(|e| self.classify(e, callback))
     }
 

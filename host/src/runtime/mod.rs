@@ -21,7 +21,7 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, Store};
 
 pub use cache::{CacheOutcome, ComponentCache, content_hash};
-pub use engine::{EPOCH_TICK, EpochTicker, MAX_WASM_STACK, PoolSize, build_engine};
+pub use engine::{EPOCH_TICK, EpochTicker, MAX_WASM_STACK, Metering, PoolSize, build_engine};
 pub use host_state::{HostState, IntentFlood, LOG_FLOOD_FACTOR, MAX_KEY_BYTES, PluginKv};
 pub use instance::{CallStats, Fault, PluginInstance};
 pub use limits::{LimitOverrides, PluginLimits};
@@ -39,6 +39,7 @@ pub struct SandboxSettings {
     /// Compiled-component cache directory; `None` compiles every time.
     pub cache_dir: Option<PathBuf>,
     pub pool: PoolSize,
+    pub metering: Metering,
 }
 
 impl Default for SandboxSettings {
@@ -49,6 +50,7 @@ impl Default for SandboxSettings {
             max_component_bytes: 32 << 20,
             cache_dir: None,
             pool: PoolSize::default(),
+            metering: Metering::FuelAndEpoch,
         }
     }
 }
@@ -67,12 +69,12 @@ pub struct Sandbox {
     linker: Linker<HostState>,
     cache: Option<ComponentCache>,
     settings: SandboxSettings,
-    _ticker: EpochTicker,
+    _ticker: Option<EpochTicker>,
 }
 
 impl Sandbox {
     pub fn new(settings: SandboxSettings) -> Result<Self, LoadError> {
-        let engine = build_engine(&settings.maxima, settings.pool).map_err(|e| LoadError::Compile(format!("engine configuration: {e:#}")))?;
+        let engine = build_engine(&settings.maxima, settings.pool, settings.metering).map_err(|e| LoadError::Compile(format!("engine configuration: {e:#}")))?;
         let mut linker = Linker::new(&engine);
         bindings::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(|e| LoadError::Link(format!("{e:#}")))?;
@@ -80,7 +82,7 @@ impl Sandbox {
             Some(dir) => Some(ComponentCache::open(dir).map_err(|source| LoadError::Read { path: dir.clone(), source })?),
             None => None,
         };
-        let ticker = EpochTicker::start(&engine);
+        let ticker = settings.metering.epoch().then(|| EpochTicker::start(&engine));
         Ok(Self { engine, linker, cache, settings, _ticker: ticker })
     }
 
@@ -119,10 +121,15 @@ impl Sandbox {
     pub fn instantiate(&self, prepared: &PreparedPlugin, state: HostState) -> Result<PluginInstance, Fault> {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| s);
-        store.epoch_deadline_trap();
         let limits = store.data().limits;
-        store.set_fuel(limits.fuel_per_callback).map_err(|e| Fault::Host { detail: e.to_string(), callback: "instantiate" })?;
-        store.set_epoch_deadline(if limits.deadline_ms == 0 { u64::MAX / 2 } else { limits.deadline_ms });
+        let metering = self.settings.metering;
+        if metering.epoch() {
+            store.epoch_deadline_trap();
+            store.set_epoch_deadline(if limits.deadline_ms == 0 { u64::MAX / 2 } else { limits.deadline_ms });
+        }
+        if metering.fuel() {
+            store.set_fuel(limits.fuel_per_callback).map_err(|e| Fault::Host { detail: e.to_string(), callback: "instantiate" })?;
+        }
         let bindings = prepared.pre.instantiate(&mut store).map_err(|e| {
             let detail = format!("{e:#}");
             match e.downcast_ref::<wasmtime::Trap>() {
@@ -130,7 +137,7 @@ impl Sandbox {
                 _ => Fault::Host { detail, callback: "instantiate" },
             }
         })?;
-        Ok(PluginInstance::new(store, bindings))
+        Ok(PluginInstance::new(store, bindings, metering))
     }
 }
 
