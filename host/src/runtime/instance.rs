@@ -35,6 +35,8 @@ pub enum Fault {
     StateRejected(String),
     #[error("is not valid: {0}")]
     BadDescriptor(String),
+    #[error("does not match the contract it names ({detail}); rebuild it against this SDK")]
+    ContractMismatch { detail: String },
     #[error("host error in `{callback}`: {detail}")]
     Host { detail: String, callback: &'static str },
 }

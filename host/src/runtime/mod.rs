@@ -134,7 +134,10 @@ impl Sandbox {
             let detail = format!("{e:#}");
             match e.downcast_ref::<wasmtime::Trap>() {
                 Some(wasmtime::Trap::OutOfFuel) => Fault::OutOfFuel { budget: limits.fuel_per_callback, callback: "instantiate" },
-                _ => Fault::Host { detail, callback: "instantiate" },
+                Some(_) => Fault::Trap { trap: detail, callback: "instantiate" },
+                // Not a trap: the exports' types differ from this host's
+                // bindings (a build from another revision of the contract).
+                None => Fault::ContractMismatch { detail },
             }
         })?;
         Ok(PluginInstance::new(store, bindings, metering))
