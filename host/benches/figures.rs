@@ -215,6 +215,18 @@ fn main() {
             }
             by_bar.push(start.elapsed());
         }
+        // Transport alone: the same batches to a plugin without the strategy role.
+        let mut noop = fw.load(PluginSpec::new(&guard_path)).expect("load").instance;
+        let mut transport = Vec::new();
+        for _ in 0..5 {
+            let start = Instant::now();
+            for day in &days {
+                black_box(noop.on_bars(&BarBatch::from_bars(day)).expect("on-bars"));
+            }
+            transport.push(start.elapsed());
+        }
+        let t = median(transport);
+        row(&format!("  of which delivery: columns + copy + call, no-op handler ({label})"), t, "(informative)", format!("{:.1} ns/bar", per(t)));
         let (was, wasb) = (median(by_day), median(by_bar));
         row(&format!("SMA 10/30 component, one on-bars per day ({label})"), was, "<= 1.5x native", format!("{:.2}x native, {:.1} ns/bar", was.as_secs_f64() / nat.as_secs_f64(), per(was)));
         row(&format!("SMA 10/30 component, one on-bar per bar ({label})"), wasb, "(call-bound)", format!("{:.2}x native bar by bar", wasb.as_secs_f64() / natb.as_secs_f64()));

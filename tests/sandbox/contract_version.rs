@@ -1,9 +1,22 @@
-//! Contract versions: a wrong major is refused with both versions named.
+//! Contract versions: a plugin built against a later patch release loads and
+//! runs; a wrong major is refused with both versions named.
 
 use stratbox_host::config::PluginSpec;
+use stratbox_host::runtime::bindings::{Intent, TargetPosition};
+use stratbox_host::supervisor::Health;
 
 use crate::bystander::refused;
-use crate::support::component;
+use crate::support::{Scenario, component};
+
+#[test]
+fn a_plugin_built_for_0_1_9_runs_on_this_0_1_0_host() {
+    let out = Scenario::new(vec![PluginSpec::new(component("tests/plugins/patch-release"))]).run();
+    let p = out.plugin("patch-release");
+    assert_eq!((p.health, p.contract.as_str(), p.version.as_str()), (Health::Running, "0.1.9", "0.1.9"));
+    let intents = out.intents_of("patch-release");
+    assert_eq!(intents.len(), 5 * 120, "one intent per bar of every cross-section");
+    assert_eq!(intents[3].1, Intent::Target(TargetPosition { instrument: 3, quantity: 4.0 }));
+}
 
 #[test]
 fn a_wrong_major_version_is_refused() {
