@@ -270,11 +270,16 @@ impl Host {
                 intents.extend(self.supervisor.on_bars(&bars, &batch));
                 self.submit(intents, now);
             }
-            MarketEvent::Quote(_) => {
-                // Quote-driven feeds arrive with the market-data layer; the
-                // simulator produces bars only.
+            MarketEvent::Quote(quote) => {
+                let (intents, alarms) = self.supervisor.on_quote(quote);
+                for (detector, alarm) in alarms {
+                    self.raise(&detector, &alarm);
+                }
+                self.submit(intents, now);
             }
         }
+        let timed = self.supervisor.on_timers(now);
+        self.submit(timed, now);
         self.apply_notices();
     }
 

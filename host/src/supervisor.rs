@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::broker::BookSummary;
 use crate::config::{OrderPolicy, ParamInput, PluginSpec};
 use crate::runtime::bindings::{
-    Alarm, AlarmLevel, Bar, BarBatch, Descriptor, Fill, InitContext, Instrument, Intent, Param, ParamSpec, ParamValue, Roles, RunMode, StopDecision,
+    Alarm, AlarmLevel, Bar, BarBatch, Descriptor, Quote, Timestamp, Fill, InitContext, Instrument, Intent, Param, ParamSpec, ParamValue, Roles, RunMode, StopDecision,
 };
 use crate::runtime::{CallStats, Fault, HostState, LoadError, PluginInstance, PluginKv, PluginLimits, PreparedPlugin, Sandbox};
 use crate::util::unix_ms;
@@ -182,6 +182,8 @@ struct Slot {
     alarms: u64,
     last_alarm: Option<Alarm>,
     swaps: u32,
+    /// Market time of the next `on-timer` call, for plugins that declared a timer.
+    next_timer: Option<Timestamp>,
 }
 
 /// One plugin as `stratbox plugin list` shows it.
@@ -285,6 +287,7 @@ impl Supervisor {
             alarms: 0,
             last_alarm: None,
             swaps: 0,
+            next_timer: None,
         });
         Ok(())
     }
@@ -408,6 +411,35 @@ impl Supervisor {
         self.each(Roles::STRATEGY, |_, p| if let [bar] = bars { p.on_bar(*bar) } else { p.on_bars(batch) })
     }
 
+    /// Top of book, to every strategy and anomaly detector.
+    pub fn on_quote(&mut self, quote: Quote) -> (Vec<(Arc<str>, Vec<Intent>)>, Vec<(Arc<str>, Alarm)>) {
+        let intents = self.each(Roles::STRATEGY, |_, p| p.on_quote(quote));
+        let alarms = self.each(Roles::ANOMALY_DETECTOR, |_, p| p.observe_quote(quote));
+        (intents, self.record_alarms(alarms))
+    }
+
+    /// Fires the timers due at market time `now`. A timer fires at most once
+    /// per call, however many periods were skipped (no burst after a gap).
+    pub fn on_timers(&mut self, now: Timestamp) -> Vec<(Arc<str>, Vec<Intent>)> {
+        const NANOS: i64 = 1_000_000_000;
+        let mut due = Vec::new();
+        for slot in &mut self.slots {
+            let period = i64::from(slot.descriptor.timer_secs) * NANOS;
+            if period == 0 || slot.health != Health::Running || !slot.descriptor.roles.contains(Roles::STRATEGY) {
+                continue;
+            }
+            let next = *slot.next_timer.get_or_insert(now - now.rem_euclid(period) + period);
+            if now >= next {
+                slot.next_timer = Some(now - now.rem_euclid(period) + period);
+                due.push(slot.name.clone());
+            }
+        }
+        if due.is_empty() {
+            return Vec::new();
+        }
+        self.each(Roles::STRATEGY, |name, p| if due.iter().any(|d| &**d == name) { p.on_timer(now) } else { Ok(Vec::new()) })
+    }
+
     /// Fills, each to the strategy that owns it.
     pub fn on_fills(&mut self, fills: &[(Arc<str>, Fill)]) -> Vec<(Arc<str>, Vec<Intent>)> {
         self.each(Roles::STRATEGY, |name, p| {
@@ -445,8 +477,12 @@ impl Supervisor {
 
     /// Bars closing together, to every anomaly detector; returns the alarms raised.
     pub fn observe_bars(&mut self, batch: &BarBatch) -> Vec<(Arc<str>, Alarm)> {
-        let alarms: Vec<(Arc<str>, Alarm)> =
-            self.each(Roles::ANOMALY_DETECTOR, |_, p| p.observe_bars(batch)).into_iter().filter_map(|(n, a)| a.map(|a| (n, a))).collect();
+        let alarms = self.each(Roles::ANOMALY_DETECTOR, |_, p| p.observe_bars(batch));
+        self.record_alarms(alarms)
+    }
+
+    fn record_alarms(&mut self, alarms: Vec<(Arc<str>, Option<Alarm>)>) -> Vec<(Arc<str>, Alarm)> {
+        let alarms: Vec<(Arc<str>, Alarm)> = alarms.into_iter().filter_map(|(n, a)| a.map(|a| (n, a))).collect();
         for (name, alarm) in &alarms {
             if let Some(slot) = self.slots.iter_mut().find(|s| &s.name == name) {
                 slot.alarms += 1;

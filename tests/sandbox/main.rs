@@ -11,6 +11,7 @@ mod bystander;
 
 mod contract_version;
 mod deadline;
+mod event_delivery;
 mod fuel;
 mod hot_swap;
 mod iloop;

@@ -45,6 +45,8 @@ impl Plugin for Hostile {
             .description("misbehaves on purpose; see tests/sandbox")
             .param_text("mode", "which attack to carry out", "none")
             .param_int("spin", "iterations of the busy-wait mode", 20_000_000_000, 0, i64::MAX)
+            // Not an attack: lets the tests watch timers and quotes arrive.
+            .timer_secs(300)
     }
 
     fn init(ctx: &mut Ctx<'_>, init: &Init) -> Result<Self, String> {
@@ -75,6 +77,20 @@ impl Plugin for Hostile {
 }
 
 impl Strategy for Hostile {
+    /// Mode `echo`: answers with the minute of the day (UTC) as a target quantity.
+    fn on_timer(&mut self, _ctx: &mut Ctx<'_>, now: i64, out: &mut Vec<Intent>) {
+        if self.mode == "echo" {
+            out.push(Intent::target(0, ((now / 60_000_000_000) % 1440) as f64));
+        }
+    }
+
+    /// Mode `echo`: answers with the quote's spread as a target quantity.
+    fn on_quote(&mut self, _ctx: &mut Ctx<'_>, quote: &stratbox_sdk::Quote, out: &mut Vec<Intent>) {
+        if self.mode == "echo" {
+            out.push(Intent::target(quote.instrument, (quote.ask - quote.bid).round()));
+        }
+    }
+
     fn on_bar(&mut self, ctx: &mut Ctx<'_>, bar: &Bar, out: &mut Vec<Intent>) {
         self.bars += 1;
         let id = bar.instrument;
