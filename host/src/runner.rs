@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -162,24 +162,35 @@ impl Host {
                     break 'run;
                 }
                 let wait = next_event.saturating_duration_since(now).min(Duration::from_millis(50));
-                let cmd = if wait.is_zero() { self.commands.try_recv().ok() } else { self.commands.recv_timeout(wait).ok() };
-                if let Some(cmd) = cmd {
-                    if !self.handle(cmd) {
-                        break 'run;
+                let cmd = if wait.is_zero() {
+                    self.commands.try_recv().ok()
+                } else {
+                    match self.commands.recv_timeout(wait) {
+                        Ok(cmd) => Some(cmd),
+                        Err(RecvTimeoutError::Timeout) => None,
+                        // Nobody can send commands any more: just keep the pace.
+                        Err(RecvTimeoutError::Disconnected) => {
+                            std::thread::sleep(wait);
+                            None
+                        }
                     }
-                    continue;
-                }
-                if Instant::now() >= next_event {
-                    break;
-                }
-                if wait.is_zero() {
-                    std::thread::sleep(Duration::from_micros(100));
+                };
+                match cmd {
+                    Some(cmd) => {
+                        if !self.handle(cmd) {
+                            break 'run;
+                        }
+                    }
+                    None if Instant::now() >= next_event => break,
+                    None => {}
                 }
             }
             if !self.step() {
                 break;
             }
-            next_event = if pace.is_zero() { Instant::now() } else { next_event.max(Instant::now() - pace) + pace };
+            // Keep the pace, but never try to catch up a backlog in a burst.
+            let now = Instant::now();
+            next_event = if pace.is_zero() { now } else { next_event.max(now.checked_sub(pace).unwrap_or(now)) + pace };
             if !status_every.is_zero() && Instant::now() >= next_status {
                 next_status += status_every;
                 self.print_status();

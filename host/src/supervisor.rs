@@ -392,14 +392,15 @@ impl Supervisor {
         }
     }
 
-    /// Calls `f` on every running plugin with `role`; a fault quarantines that plugin only.
-    fn each<R>(&mut self, role: Roles, mut f: impl FnMut(&str, &mut PluginInstance) -> Result<R, Fault>) -> Vec<(Arc<str>, R)> {
+    /// Calls `f` on every running plugin with `role` (with its name and spec);
+    /// a fault quarantines that plugin only.
+    fn each<R>(&mut self, role: Roles, mut f: impl FnMut(&str, &PluginSpec, &mut PluginInstance) -> Result<R, Fault>) -> Vec<(Arc<str>, R)> {
         let mut out = Vec::new();
         for i in 0..self.slots.len() {
-            let slot = &mut self.slots[i];
-            let Some(instance) = slot.instance.as_mut().filter(|_| slot.descriptor.roles.contains(role)) else { continue };
-            match f(&slot.name, instance) {
-                Ok(r) => out.push((slot.name.clone(), r)),
+            let Slot { name, spec, descriptor, instance, .. } = &mut self.slots[i];
+            let Some(instance) = instance.as_mut().filter(|_| descriptor.roles.contains(role)) else { continue };
+            match f(name, spec, instance) {
+                Ok(r) => out.push((name.clone(), r)),
                 Err(fault) => self.quarantine_at(i, fault),
             }
         }
@@ -408,13 +409,13 @@ impl Supervisor {
 
     /// Bars closing together, to every strategy (one call per plugin).
     pub fn on_bars(&mut self, bars: &[Bar], batch: &BarBatch) -> Vec<(Arc<str>, Vec<Intent>)> {
-        self.each(Roles::STRATEGY, |_, p| if let [bar] = bars { p.on_bar(*bar) } else { p.on_bars(batch) })
+        self.each(Roles::STRATEGY, |_, _, p| if let [bar] = bars { p.on_bar(*bar) } else { p.on_bars(batch) })
     }
 
     /// Top of book, to every strategy and anomaly detector.
     pub fn on_quote(&mut self, quote: Quote) -> (Vec<(Arc<str>, Vec<Intent>)>, Vec<(Arc<str>, Alarm)>) {
-        let intents = self.each(Roles::STRATEGY, |_, p| p.on_quote(quote));
-        let alarms = self.each(Roles::ANOMALY_DETECTOR, |_, p| p.observe_quote(quote));
+        let intents = self.each(Roles::STRATEGY, |_, _, p| p.on_quote(quote));
+        let alarms = self.each(Roles::ANOMALY_DETECTOR, |_, _, p| p.observe_quote(quote));
         (intents, self.record_alarms(alarms))
     }
 
@@ -437,12 +438,12 @@ impl Supervisor {
         if due.is_empty() {
             return Vec::new();
         }
-        self.each(Roles::STRATEGY, |name, p| if due.iter().any(|d| &**d == name) { p.on_timer(now) } else { Ok(Vec::new()) })
+        self.each(Roles::STRATEGY, |name, _, p| if due.iter().any(|d| &**d == name) { p.on_timer(now) } else { Ok(Vec::new()) })
     }
 
     /// Fills, each to the strategy that owns it.
     pub fn on_fills(&mut self, fills: &[(Arc<str>, Fill)]) -> Vec<(Arc<str>, Vec<Intent>)> {
-        self.each(Roles::STRATEGY, |name, p| {
+        self.each(Roles::STRATEGY, |name, _, p| {
             let mut intents = Vec::new();
             for (_, fill) in fills.iter().filter(|(owner, _)| &**owner == name) {
                 intents.extend(p.on_fill(*fill)?);
@@ -455,10 +456,9 @@ impl Supervisor {
     /// Returns (policy, protected plugin, decision).
     pub fn on_position_bars(&mut self, bars: &[Bar]) -> Vec<(Arc<str>, Arc<str>, StopDecision)> {
         let world = self.factory.world.clone();
-        let protects: Vec<(Arc<str>, Vec<String>)> = self.slots.iter().map(|s| (s.name.clone(), s.spec.protects.clone())).collect();
         let mut out = Vec::new();
-        for (policy, decisions) in self.each(Roles::STOP_POLICY, |name, p| {
-            let targets = &protects.iter().find(|(n, _)| &**n == name).expect("slot exists").1;
+        for (policy, decisions) in self.each(Roles::STOP_POLICY, |name, spec, p| {
+            let targets = &spec.protects;
             let mut decided = Vec::new();
             for bar in bars {
                 for (holder, position) in world.ledger().holders(bar.instrument) {
@@ -477,7 +477,7 @@ impl Supervisor {
 
     /// Bars closing together, to every anomaly detector; returns the alarms raised.
     pub fn observe_bars(&mut self, batch: &BarBatch) -> Vec<(Arc<str>, Alarm)> {
-        let alarms = self.each(Roles::ANOMALY_DETECTOR, |_, p| p.observe_bars(batch));
+        let alarms = self.each(Roles::ANOMALY_DETECTOR, |_, _, p| p.observe_bars(batch));
         self.record_alarms(alarms)
     }
 
