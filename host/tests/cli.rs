@@ -102,7 +102,8 @@ impl RunningHost {
         std::fs::write(
             &config,
             format!(
-                "pace_ms = 2\nstatus_secs = 0\n[feed]\nkind = \"simulator\"\ninstruments = 10\nbars = 20000\n\
+                // Generous deadlines: a loaded CI machine must not quarantine the bystanders.
+                "pace_ms = 2\nstatus_secs = 0\n[sandbox.defaults]\ndeadline_ms = 10000\n[feed]\nkind = \"simulator\"\ninstruments = 10\nbars = 20000\n\
                  [[plugin]]\npath = {sma:?}\nparams = {{ fast = 3, slow = 8 }}\n[[plugin]]\npath = {guard:?}\n"
             ),
         )

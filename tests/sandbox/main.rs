@@ -9,6 +9,7 @@ mod support;
 
 mod bystander;
 
+mod compile_cache;
 mod contract_version;
 mod deadline;
 mod event_delivery;

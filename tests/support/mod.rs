@@ -34,10 +34,14 @@ pub fn component(crate_dir: &str) -> PathBuf {
     r.component
 }
 
+/// The well-behaved bystander. Its wall-clock deadline is generous: on a
+/// loaded CI machine a descheduled thread must not make *it* miss one.
 pub fn sma_cross() -> PluginSpec {
-    PluginSpec::new(component("examples/sma-cross"))
+    let mut spec = PluginSpec::new(component("examples/sma-cross"))
         .param("fast", ParamInput::Integer(3))
-        .param("slow", ParamInput::Integer(8))
+        .param("slow", ParamInput::Integer(8));
+    spec.limits.deadline_ms = Some(10_000);
+    spec
 }
 
 pub fn hostile(mode: &str) -> PluginSpec {
