@@ -99,7 +99,7 @@ impl LoadRequest {
 struct Ctl {
     token: String,
     factory: Arc<PluginFactory>,
-    commands: std::sync::Mutex<Sender<Command>>,
+    commands: Sender<Command>,
 }
 
 struct ApiError(StatusCode, String);
@@ -115,7 +115,7 @@ impl Ctl {
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, ApiError> {
         let (tx, rx) = oneshot::channel();
         let gone = || ApiError(StatusCode::SERVICE_UNAVAILABLE, "the host is shutting down".into());
-        self.commands.lock().map_err(|_| gone())?.send(make(tx)).map_err(|_| gone())?;
+        self.commands.send(make(tx)).map_err(|_| gone())?;
         rx.await.map_err(|_| gone())
     }
 }
@@ -175,7 +175,7 @@ async fn swap(State(ctl): State<Arc<Ctl>>, UrlPath(name): UrlPath<String>, Json(
 
 async fn shutdown(State(ctl): State<Arc<Ctl>>) -> Result<StatusCode, ApiError> {
     let gone = || ApiError(StatusCode::SERVICE_UNAVAILABLE, "the host is shutting down".into());
-    ctl.commands.lock().map_err(|_| gone())?.send(Command::Shutdown).map_err(|_| gone())?;
+    ctl.commands.send(Command::Shutdown).map_err(|_| gone())?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -204,7 +204,7 @@ impl ControlServer {
         write_private(&file, &serde_json::to_vec_pretty(&ControlEndpoint { url: format!("http://{addr}"), token: token.clone() }).expect("serialisable"))
             .map_err(|source| ControlError::Write { path: file.clone(), source })?;
 
-        let ctl = Arc::new(Ctl { token, factory, commands: std::sync::Mutex::new(commands) });
+        let ctl = Arc::new(Ctl { token, factory, commands });
         let app = Router::new()
             .route("/v1/status", get(status))
             .route("/v1/plugins", get(list).post(load))

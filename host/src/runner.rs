@@ -175,14 +175,12 @@ impl Host {
                         }
                     }
                 };
-                match cmd {
-                    Some(cmd) => {
-                        if !self.handle(cmd) {
-                            break 'run;
-                        }
+                if let Some(cmd) = cmd {
+                    if !self.handle(cmd) {
+                        break 'run;
                     }
-                    None if Instant::now() >= next_event => break,
-                    None => {}
+                } else if Instant::now() >= next_event {
+                    break;
                 }
             }
             if !self.step() {

@@ -109,10 +109,10 @@ fn check_descriptor(d: &Descriptor) -> Result<(), String> {
         return Err(format!("descriptor of `{}` declares no role", d.name));
     }
     for p in &d.params {
-        if let Some(v) = numeric(&p.default) {
-            if p.min.is_some_and(|m| v < m) || p.max.is_some_and(|m| v > m) {
-                return Err(format!("parameter `{}` has default {v} outside its own range", p.name));
-            }
+        if let Some(v) = numeric(&p.default)
+            && (p.min.is_some_and(|m| v < m) || p.max.is_some_and(|m| v > m))
+        {
+            return Err(format!("parameter `{}` has default {v} outside its own range", p.name));
         }
     }
     Ok(())
@@ -147,11 +147,11 @@ pub fn resolve_params(declared: &[ParamSpec], spec: &PluginSpec) -> Result<Vec<P
                     return Err(format!("parameter `{}`: {given:?} does not match its declared type ({default:?})", d.name));
                 }
             };
-            if let Some(v) = numeric(&value) {
-                if v.is_nan() || d.min.is_some_and(|m| v < m) || d.max.is_some_and(|m| v > m) {
-                    let bound = |b: Option<f64>| b.map_or("unbounded".to_string(), |x| x.to_string());
-                    return Err(format!("parameter `{}` = {v} is outside [{}, {}]", d.name, bound(d.min), bound(d.max)));
-                }
+            if let Some(v) = numeric(&value)
+                && (v.is_nan() || d.min.is_some_and(|m| v < m) || d.max.is_some_and(|m| v > m))
+            {
+                let bound = |b: Option<f64>| b.map_or("unbounded".to_string(), |x| x.to_string());
+                return Err(format!("parameter `{}` = {v} is outside [{}, {}]", d.name, bound(d.min), bound(d.max)));
             }
             Ok(Param { name: d.name.clone(), value })
         })
@@ -242,6 +242,9 @@ pub fn role_names(roles: Roles) -> Vec<&'static str> {
     }
     v
 }
+
+/// Intents by the plugin that asked for them.
+pub type PluginIntents = Vec<(Arc<str>, Vec<Intent>)>;
 
 /// The running plugins.
 pub struct Supervisor {
@@ -370,7 +373,7 @@ impl Supervisor {
         let now = Instant::now();
         for i in 0..self.slots.len() {
             let slot = &mut self.slots[i];
-            if slot.health != Health::Quarantined || !slot.next_restart.is_some_and(|t| t <= now) {
+            if slot.health != Health::Quarantined || slot.next_restart.is_none_or(|t| t > now) {
                 continue;
             }
             slot.restarts += 1;
@@ -413,7 +416,7 @@ impl Supervisor {
     }
 
     /// Top of book, to every strategy and anomaly detector.
-    pub fn on_quote(&mut self, quote: Quote) -> (Vec<(Arc<str>, Vec<Intent>)>, Vec<(Arc<str>, Alarm)>) {
+    pub fn on_quote(&mut self, quote: Quote) -> (PluginIntents, Vec<(Arc<str>, Alarm)>) {
         let intents = self.each(Roles::STRATEGY, |_, _, p| p.on_quote(quote));
         let alarms = self.each(Roles::ANOMALY_DETECTOR, |_, _, p| p.observe_quote(quote));
         (intents, self.record_alarms(alarms))

@@ -22,7 +22,7 @@ pub fn show(x: f64) -> String {
     if x != 0.0 && x.is_finite() && !(1e-6..1e15).contains(&x.abs()) { format!("{x:e}") } else { format!("{x}") }
 }
 
-fn instrument<'a>(instruments: &'a [Instrument], id: u32) -> Result<&'a Instrument, String> {
+fn instrument(instruments: &[Instrument], id: u32) -> Result<&Instrument, String> {
     instruments.get(id as usize).ok_or_else(|| format!("unknown instrument id {id} (this run has {})", instruments.len()))
 }
 

@@ -118,6 +118,6 @@ impl Outcome {
 
     /// What `name` asked for, with timestamps.
     pub fn intents_of(&self, name: &str) -> Vec<(Timestamp, Intent)> {
-        self.intents.iter().filter(|(_, p, _)| &**p == name).map(|(t, _, i)| (*t, i.clone())).collect()
+        self.intents.iter().filter(|(_, p, _)| &**p == name).map(|(t, _, i)| (*t, *i)).collect()
     }
 }

@@ -125,7 +125,7 @@ impl PaperBroker {
         let id = self.next_id;
         self.next_id += 1;
         let view = OrderView { id, instrument, side, quantity, filled_quantity: 0.0, order_type, status: OrderStatus::Working, tag };
-        self.world.ledger_mut().book_mut(owner).orders.insert(id, view.clone());
+        self.world.ledger_mut().book_mut(owner).orders.insert(id, view);
         self.working.push(WorkingOrder { owner: owner.clone(), view, time_in_force, placed_at: now });
         self.stats.orders += 1;
         Submission::Placed(id)
