@@ -68,7 +68,7 @@ impl StopPolicy for AtrStop {
             _ => candidate,
         };
         leg.stop = Some(stop);
-        let take_profit = (self.take_profit > 0.0).then(|| position.average_price + direction * self.take_profit * atr);
+        let take_profit = (self.take_profit > 0.0).then_some(position.average_price + direction * self.take_profit * atr);
         out.push(StopDecision::SetLevels(StopLevels { instrument: bar.instrument, stop_loss: Some(stop), take_profit }));
     }
 }
