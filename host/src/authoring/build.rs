@@ -63,9 +63,14 @@ fn run_quiet(cmd: &mut Command) -> Option<String> {
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Picks the route: rustup's target (adding it if rustup can), else Debian's pair.
+/// Picks the route: rustup's target (adding it if rustup can), else Debian's
+/// pair. `STRATBOX_BUILD_ROUTE=debian` goes straight to the fallback.
 pub fn choose_route() -> Result<BuildRoute, BuildError> {
     let mut tried = Vec::new();
+    if std::env::var("STRATBOX_BUILD_ROUTE").is_ok_and(|r| r == "debian") {
+        tried.push("STRATBOX_BUILD_ROUTE=debian skips rustup".to_owned());
+        return debian_route(tried);
+    }
     match run_quiet(Command::new("rustup").args(["target", "list", "--installed"])) {
         Some(list) if list.lines().any(|l| l.trim() == WASM_TARGET) => return Ok(BuildRoute::Rustup),
         Some(_) => {
@@ -76,6 +81,10 @@ pub fn choose_route() -> Result<BuildRoute, BuildError> {
         }
         None => tried.push("rustup is not installed".to_owned()),
     }
+    debian_route(tried)
+}
+
+fn debian_route(mut tried: Vec<String>) -> Result<BuildRoute, BuildError> {
     let rustc = PathBuf::from("/usr/bin/rustc");
     let debian_std = run_quiet(Command::new(&rustc).args(["--print", "sysroot"]))
         .map(|s| PathBuf::from(s.trim()).join("lib/rustlib/src/rust/library/std"))
