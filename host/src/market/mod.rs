@@ -1,15 +1,28 @@
 //! Market data as the host sees it: events, instruments, recent history and
 //! the feeds that produce them (the built-in simulator for now).
 
+mod aggregate;
 mod history;
 mod simulator;
+mod validate;
 
+pub use aggregate::{BarAggregator, Resampler};
 pub use history::BarHistory;
 pub use simulator::{SimulatorConfig, SimulatedMarket};
+pub use validate::{Quarantined, Record, Reject, RejectReason, Validator, ValidatorConfig};
 
 pub use crate::runtime::bindings::{Bar, Instrument, InstrumentId, Quote, Timestamp};
 
 pub const NANOS_PER_SEC: i64 = 1_000_000_000;
+
+/// One executed trade.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Trade {
+    pub instrument: InstrumentId,
+    pub time: Timestamp,
+    pub price: f64,
+    pub size: f64,
+}
 
 /// What a feed delivers.
 #[derive(Debug, Clone, PartialEq)]
