@@ -321,6 +321,7 @@ impl Supervisor {
                 return Err(StartError::Fault { name: name.to_owned(), fault });
             }
         };
+        next.instance.state_mut().refresh_kv_usage();
         next.instance.import_state(&state).map_err(|fault| StartError::Fault { name: name.to_owned(), fault })?;
         let slot = &mut self.slots[i];
         let old = slot.instance.replace(next.instance).expect("running slot has an instance");
@@ -493,6 +494,11 @@ impl Supervisor {
             }
         }
         alarms
+    }
+
+    /// Bytes in a running plugin's private store.
+    pub fn kv_used(&self, name: &str) -> Option<u64> {
+        self.slots.iter().find(|s| &*s.name == name)?.instance.as_ref()?.state().kv_used()
     }
 
     pub fn running(&self) -> usize {

@@ -57,13 +57,17 @@ pub struct PluginKv {
 impl PluginKv {
     /// Opens the tree, measuring what it already holds against the quota.
     pub fn open(tree: sled::Tree) -> Self {
-        let used = tree.iter().flatten().map(|(k, v)| (k.len() + v.len()) as u64).sum();
+        let used = Self::measure(&tree);
         Self { tree, used }
     }
 
     /// Bytes of keys and values stored.
     pub fn used(&self) -> u64 {
         self.used
+    }
+
+    fn measure(tree: &sled::Tree) -> u64 {
+        tree.iter().flatten().map(|(k, v)| (k.len() + v.len()) as u64).sum()
     }
 }
 
@@ -101,6 +105,19 @@ impl HostState {
             last_error: None,
             intents: Vec::new(),
         }
+    }
+
+    /// Re-measures the store's usage: a successor started off the loop while
+    /// its predecessor kept writing must count those writes against its quota.
+    pub fn refresh_kv_usage(&mut self) {
+        if let Some(kv) = &mut self.kv {
+            kv.used = PluginKv::measure(&kv.tree);
+        }
+    }
+
+    /// Bytes in the plugin's store, if it has one.
+    pub fn kv_used(&self) -> Option<u64> {
+        self.kv.as_ref().map(PluginKv::used)
     }
 
     /// Log lines dropped for exceeding the budget.
