@@ -3,7 +3,8 @@
 //!
 //! - [`runtime`]: the wasm sandbox (engine, limits, load-time checks, instances, faults)
 //! - [`supervisor`]: plugin lifecycle (start, dispatch by role, quarantine, restart, hot swap)
-//! - [`market`]: market events, history, the built-in simulator
+//! - [`market`]: market events, validation, aggregation, history, the built-in simulator
+//! - [`store`]: market-data storage in sled (journal + delta-encoded blocks)
 //! - [`broker`]: the ledger and the paper broker
 //! - [`validation`]: contract checks on every intent
 //! - [`runner`]: the event loop tying them together
@@ -18,6 +19,7 @@ pub mod control;
 pub mod market;
 pub mod runner;
 pub mod runtime;
+pub mod store;
 pub mod supervisor;
 mod util;
 pub mod validation;
