@@ -20,6 +20,7 @@
 //! time order.
 
 mod codec;
+mod import;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 pub use codec::{Kind, Row, SCALE};
+pub use import::{Format, ImportError, ImportReport, RESAMPLE_PERIODS, default_zone, import_file};
 
 use crate::market::{Bar, InstrumentId, Quote, Timestamp, Trade};
 
