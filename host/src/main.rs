@@ -12,7 +12,9 @@ use stratbox_host::authoring;
 use stratbox_host::config::{BUNDLED_PLUGIN_DIR, FeedConfig, HostConfig, OrderPolicy, ParamInput};
 use stratbox_host::control::{ControlClient, ControlServer, LoadRequest};
 use stratbox_host::market::SimulatedMarket;
+use stratbox_host::market::ValidatorConfig;
 use stratbox_host::runner::{Host, RunOptions, RunSummary, format_time};
+use stratbox_host::store::{MarketStore, PriceSource, Series, StoreConfig, import_file};
 
 #[derive(Parser)]
 #[command(name = "stratbox", version, about = "Run trading strategies as sandboxed WebAssembly plugins")]
@@ -44,6 +46,9 @@ enum Cmd {
     /// Author and operate plugins.
     #[command(subcommand)]
     Plugin(PluginCmd),
+    /// Market data: import files, export series, show what is stored.
+    #[command(subcommand)]
+    Data(DataCmd),
     /// Counters of the running host.
     Status,
     /// Stop the running host.
@@ -100,6 +105,45 @@ enum PluginCmd {
         file: PathBuf,
         #[command(flatten)]
         load: LoadArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum DataCmd {
+    /// Import CSV or CSV.gz files (the formats of ../shared/data): validated, aggregated, stored.
+    Import {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Time zone of the files' timestamps (default: America/New_York under equity_usa, else UTC).
+        #[arg(long)]
+        tz: Option<chrono_tz::Tz>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// What is stored, per instrument and series.
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write one series as CSV to standard output.
+    Export {
+        #[arg(long)]
+        symbol: String,
+        /// trades, quotes, or bars.
+        #[arg(long, default_value = "bars")]
+        series: String,
+        /// Bar period in seconds.
+        #[arg(long, default_value_t = 60)]
+        period: u32,
+        /// Bar price source: trade, bid, ask, mid.
+        #[arg(long, default_value = "trade")]
+        source: String,
+        /// From this UTC date-time (YYYY-MM-DD[ HH:MM:SS[.fff]]), inclusive.
+        #[arg(long)]
+        from: Option<String>,
+        /// To this UTC date-time, exclusive.
+        #[arg(long)]
+        to: Option<String>,
     },
 }
 
@@ -161,6 +205,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Status => print_json(&ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.status()?),
         Cmd::Shutdown => Ok(ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.shutdown()?),
         Cmd::Plugin(p) => plugin(p, &data_dir(&cli.data_dir)),
+        Cmd::Data(d) => data(d, &data_dir(&cli.data_dir)),
     }
 }
 
@@ -245,6 +290,89 @@ fn plugin(cmd: PluginCmd, data_dir: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn utc(s: &str) -> Result<i64> {
+    let t = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
+        .or_else(|_| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map(|d| d.and_hms_opt(0, 0, 0).expect("midnight")))
+        .with_context(|| format!("`{s}` is not a date-time (YYYY-MM-DD[ HH:MM:SS[.fff]])"))?;
+    t.and_utc().timestamp_nanos_opt().with_context(|| format!("`{s}` is out of range"))
+}
+
+fn data(cmd: DataCmd, data_dir: &Path) -> Result<()> {
+    let path = data_dir.join("market");
+    let mut store = MarketStore::open(&path, StoreConfig::default())?;
+    match cmd {
+        DataCmd::Import { files, tz, json } => {
+            let mut reports = Vec::new();
+            for file in &files {
+                let started = std::time::Instant::now();
+                let r = import_file(&mut store, file, tz, &ValidatorConfig::default())?;
+                if !json {
+                    let rejected: u64 = r.rejected.values().sum();
+                    println!(
+                        "{}: {} rows, {} accepted, {rejected} rejected {:?}, {} bars built, {} symbols, {:.1} s",
+                        file.display(), r.rows, r.accepted, r.rejected, r.bars_built, r.symbols, started.elapsed().as_secs_f64()
+                    );
+                }
+                reports.push(r);
+            }
+            if json {
+                print_json(&reports)?;
+            } else {
+                println!("store {}: {} bytes on disk, {} records quarantined", path.display(), store.size_on_disk()?, store.quarantined());
+            }
+        }
+        DataCmd::Stats { json } => {
+            let stats = store.stats()?;
+            if json {
+                return print_json(&stats);
+            }
+            println!("{:<10} {:<22} {:>12} {:>8} {:>10}  {:<19}  {:<19}", "symbol", "series", "rows", "blocks", "open rows", "first (UTC)", "last (UTC)");
+            for s in &stats {
+                let series = match s.series {
+                    Series::Bars { period_secs, source } => format!("bars {period_secs}s {source:?}").to_lowercase(),
+                    other => format!("{other:?}").to_lowercase(),
+                };
+                let t = |x: Option<i64>| x.map(format_time).unwrap_or_default();
+                println!("{:<10} {:<22} {:>12} {:>8} {:>10}  {:<19}  {:<19}", s.symbol, series, s.rows, s.blocks, s.open_rows, t(s.first), t(s.last));
+            }
+            println!("{} bytes on disk, {} records quarantined", store.size_on_disk()?, store.quarantined());
+        }
+        DataCmd::Export { symbol, series, period, source, from, to } => {
+            let id = store.instrument_id_of(&symbol).with_context(|| format!("no instrument `{symbol}` in {}", path.display()))?;
+            let source = match source.as_str() {
+                "trade" => PriceSource::Trade,
+                "bid" => PriceSource::Bid,
+                "ask" => PriceSource::Ask,
+                "mid" => PriceSource::Mid,
+                other => bail!("--source {other}: expected trade, bid, ask or mid"),
+            };
+            let (series, header) = match series.as_str() {
+                "trades" => (Series::Trades, "time,price,size"),
+                "quotes" => (Series::Quotes, "time,bid,bid_size,ask,ask_size"),
+                "bars" => (Series::Bars { period_secs: period, source }, "start,open,high,low,close,volume"),
+                other => bail!("--series {other}: expected trades, quotes or bars"),
+            };
+            let from = from.as_deref().map(utc).transpose()?.unwrap_or(i64::MIN);
+            let to = to.as_deref().map(utc).transpose()?.unwrap_or(i64::MAX);
+            let width = header.split(',').count() - 1;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            use std::io::Write;
+            writeln!(out, "{header}")?;
+            for r in store.range(id, series, from, to)? {
+                let fields: Vec<String> = r.fields[..width].iter().map(f64::to_string).collect();
+                writeln!(out, "{},{}", format_time_ns(r.time), fields.join(","))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `YYYY-MM-DD HH:MM:SS[.fffffffff]`, UTC.
+fn format_time_ns(t: i64) -> String {
+    let frac = t.rem_euclid(1_000_000_000);
+    if frac == 0 { format_time(t) } else { format!("{}.{:09}", format_time(t), frac).trim_end_matches('0').to_owned() }
 }
 
 fn run(config: Option<PathBuf>, data_dir: Option<PathBuf>, duration: Option<f64>, json: bool) -> Result<()> {

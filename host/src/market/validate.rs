@@ -13,7 +13,12 @@
 //! 6. not a repeat of the instrument's previous record (quotes and bars; trades
 //!    carry no id, and identical trades in the same millisecond are real);
 //! 7. not a spike: further than `spike_k` robust deviations (1.4826 x MAD)
-//!    from the median of the last `spike_window` accepted prices.
+//!    from the median of the last `spike_window` accepted prices. The window
+//!    starts afresh after a gap longer than `spike_max_gap_ns` (a file with
+//!    two periods years apart), and a new level is accepted once
+//!    `spike_confirmations` consecutive "spikes" agree with each other (a real
+//!    shift, like a currency unpegged, is not rejected forever; the first
+//!    prints of it stay in the quarantine).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -112,6 +117,10 @@ pub struct ValidatorConfig {
     pub spike_k: f64,
     /// Accepted prices needed before the spike check applies.
     pub spike_min_samples: usize,
+    /// A gap longer than this restarts the spike window, ns.
+    pub spike_max_gap_ns: i64,
+    /// Consecutive, mutually consistent spikes that establish a new level.
+    pub spike_confirmations: usize,
 }
 
 impl Default for ValidatorConfig {
@@ -123,6 +132,8 @@ impl Default for ValidatorConfig {
             spike_window: 50,
             spike_k: 20.0,
             spike_min_samples: 20,
+            spike_max_gap_ns: 7 * 86_400 * 1_000_000_000,
+            spike_confirmations: 3,
         }
     }
 }
@@ -138,6 +149,11 @@ pub struct Quarantined {
 struct InstrumentState {
     last: Option<Record>,
     recent: VecDeque<f64>,
+    /// Consecutive prices rejected as spikes, most recent last.
+    suspects: Vec<f64>,
+    /// Prices the window needs before it judges (fewer after a confirmed new
+    /// level, which is itself evidence); `None`: the configured minimum.
+    min_samples: Option<usize>,
 }
 
 /// Stateful validator (per-instrument order, duplicates, rolling median).
@@ -185,6 +201,17 @@ impl Validator {
     pub fn check(&mut self, record: Record, now: Timestamp) -> Result<(), Reject> {
         match self.evaluate(&record, now) {
             Ok(()) => {
+                if let Some(s) = self.state.get_mut(&record.instrument()) {
+                    s.suspects.clear();
+                }
+                self.accept(record);
+                Ok(())
+            }
+            Err(reject) if reject.reason == RejectReason::Spike && self.confirms_new_level(&record) => {
+                let state = self.state.get_mut(&record.instrument()).expect("a spike needs history");
+                state.recent = state.suspects.drain(..).collect();
+                state.recent.pop_back(); // the current print; `accept` adds it
+                state.min_samples = Some(self.config.spike_confirmations);
                 self.accept(record);
                 Ok(())
             }
@@ -193,6 +220,26 @@ impl Validator {
                 Err(reject)
             }
         }
+    }
+
+    /// Records a spike; true when it and the spikes just before it agree,
+    /// which makes them a new level rather than bad prints.
+    fn confirms_new_level(&mut self, record: &Record) -> bool {
+        let (need, k) = (self.config.spike_confirmations, self.config.spike_k);
+        let Some(state) = self.state.get_mut(&record.instrument()) else { return false };
+        state.suspects.push(record.reference_price());
+        if need == 0 || state.suspects.len() < need {
+            return false;
+        }
+        let recent = &state.suspects[state.suspects.len() - need..];
+        let mut sorted = recent.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let med = median(&sorted);
+        let agree = recent.iter().all(|x| (x - med).abs() <= k * med.abs() * 1e-3);
+        if agree {
+            state.suspects = recent.to_vec();
+        }
+        agree
     }
 
     /// Counts and quarantines a record rejected before it could be checked
@@ -252,7 +299,8 @@ impl Validator {
                 return Err(Reject::new(RejectReason::OutOfOrder, format!("a different bar starting at {t} was already accepted ({b:?})")));
             }
         }
-        if state.recent.len() >= self.config.spike_min_samples.max(1) {
+        let after_gap = state.last.as_ref().is_some_and(|l| t - l.time() > self.config.spike_max_gap_ns);
+        if !after_gap && state.recent.len() >= state.min_samples.unwrap_or(self.config.spike_min_samples).max(1) {
             let mut sorted: Vec<f64> = state.recent.iter().copied().collect();
             sorted.sort_by(f64::total_cmp);
             let med = median(&sorted);
@@ -274,8 +322,12 @@ impl Validator {
 
     fn accept(&mut self, record: Record) {
         self.accepted += 1;
-        let window = self.config.spike_window;
+        let (window, gap) = (self.config.spike_window, self.config.spike_max_gap_ns);
         let state = self.state.entry(record.instrument()).or_default();
+        if state.last.as_ref().is_some_and(|l| record.time() - l.time() > gap) {
+            state.recent.clear(); // a new period: judge it against itself
+            state.min_samples = None;
+        }
         if window > 0 {
             if state.recent.len() == window {
                 state.recent.pop_front();
@@ -355,6 +407,18 @@ mod tests {
         assert_eq!(reason(&mut v, trade(50, 100.3)), None, "a move of a few ticks is fine");
         assert_eq!(reason(&mut v, trade(51, 130.0)), Some(RejectReason::Spike));
         assert_eq!(reason(&mut v, trade(52, 100.02)), None, "the spike did not enter the window");
+        // A new level: two prints quarantined, the third (agreeing) establishes it.
+        assert_eq!(reason(&mut v, trade(53, 120.0)), Some(RejectReason::Spike));
+        assert_eq!(reason(&mut v, trade(54, 120.1)), Some(RejectReason::Spike));
+        assert_eq!(reason(&mut v, trade(55, 119.9)), None, "three agreeing prints are a new level");
+        assert_eq!(reason(&mut v, trade(56, 120.05)), None);
+        // Isolated bad prints that disagree with each other never confirm.
+        assert_eq!(reason(&mut v, trade(57, 60.0)), Some(RejectReason::Spike));
+        assert_eq!(reason(&mut v, trade(58, 200.0)), Some(RejectReason::Spike));
+        assert_eq!(reason(&mut v, trade(59, 90.0)), Some(RejectReason::Spike));
+        // After a long gap the window starts afresh.
+        let week = 8 * 86_400 * 1_000_000_000;
+        assert_eq!(v.check(trade(week, 80.0), week).err().map(|e| e.reason), None);
         let mut old = Validator::new(ValidatorConfig { max_age_ns: Some(100), ..Default::default() });
         assert_eq!(reason(&mut old, trade(10, 1.0)), Some(RejectReason::TooOld));
     }

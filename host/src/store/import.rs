@@ -145,7 +145,9 @@ pub fn import_file(store: &mut MarketStore, path: &Path, zone: Option<Tz>, valid
     let header: Vec<String> = header_line.trim().split(',').map(str::to_owned).collect();
     let store_err = |source| ImportError::Store { path: path.to_owned(), source };
 
-    let mut v = Validator::new(validator.clone());
+    // One validator per price source: a bid bar and an ask bar of the same
+    // minute are two streams, not a repeat.
+    let mut validators: HashMap<PriceSource, Validator> = HashMap::new();
     let mut report = ImportReport { path: path.to_owned(), format, rows: 0, accepted: 0, rejected: BTreeMap::new(), bars_built: 0, symbols: 0 };
     let file_symbol = symbol_of(path);
     let mut ids: HashMap<String, u32> = HashMap::new();
@@ -235,6 +237,7 @@ pub fn import_file(store: &mut MarketStore, path: &Path, zone: Option<Tz>, valid
             }
         }
         for (record, missing, source) in records {
+            let v = validators.entry(source).or_insert_with(|| Validator::new(validator.clone()));
             let verdict = match missing {
                 Some(reject) => {
                     v.reject(record, reject.clone());
@@ -257,7 +260,8 @@ pub fn import_file(store: &mut MarketStore, path: &Path, zone: Option<Tz>, valid
                 Record::Bar(b) => {
                     // Infer the period from the smallest gap in the first bars.
                     first_bars.push((b, source));
-                    if period.is_none() && first_bars.len() >= 64 {
+                    // Retry at doublings only, so inference stays linear.
+                    if period.is_none() && first_bars.len() >= 64 && first_bars.len().is_power_of_two() {
                         period = infer_period(&first_bars);
                     }
                     if let Some(p) = period {
@@ -287,21 +291,32 @@ pub fn import_file(store: &mut MarketStore, path: &Path, zone: Option<Tz>, valid
             report.bars_built += 1;
         }
     }
-    store.commit().map_err(store_err)?;
+    // The file is complete: compact what it wrote into blocks.
+    store.seal_all().map_err(store_err)?;
     store.flush().map_err(store_err)?;
-    report.rejected = v.counts_by_reason();
+    for v in validators.values() {
+        for (reason, n) in v.counts_by_reason() {
+            *report.rejected.entry(reason).or_default() += n;
+        }
+    }
     report.symbols = ids.len();
     Ok(report)
 }
 
-/// The smallest positive gap between consecutive bars of one instrument, in seconds.
+/// The smallest positive gap between successive bars of one stream
+/// (instrument and price source), in seconds.
 fn infer_period(bars: &[(Bar, PriceSource)]) -> Option<u32> {
-    bars.windows(2)
-        .filter(|w| w[0].0.instrument == w[1].0.instrument && w[0].1 == w[1].1)
-        .map(|w| w[1].0.start - w[0].0.start)
-        .filter(|d| *d > 0)
-        .min()
-        .map(|d| (d / 1_000_000_000) as u32)
+    let mut last: HashMap<(u32, PriceSource), i64> = HashMap::new();
+    let mut smallest: Option<i64> = None;
+    for (bar, source) in bars {
+        if let Some(prev) = last.insert((bar.instrument, *source), bar.start) {
+            let gap = bar.start - prev;
+            if gap > 0 {
+                smallest = Some(smallest.map_or(gap, |s| s.min(gap)));
+            }
+        }
+    }
+    smallest.map(|d| (d / 1_000_000_000) as u32)
 }
 
 #[cfg(test)]

@@ -297,8 +297,19 @@ impl MarketStore {
     /// that are past their end, and drops journal entries made redundant: one
     /// atomic batch.
     pub fn commit(&mut self) -> Result<CommitReport, StoreError> {
+        self.commit_sealing(false)
+    }
+
+    /// Commits and seals every open bucket (the end of an import: no more
+    /// records are coming for them; any that do are merged into the blocks).
+    pub fn seal_all(&mut self) -> Result<CommitReport, StoreError> {
+        self.commit_sealing(true)
+    }
+
+    fn commit_sealing(&mut self, everything: bool) -> Result<CommitReport, StoreError> {
         let mut batch = sled::Batch::default();
         let mut report = CommitReport::default();
+        let mut entries = Vec::new();
         for (series, rows) in std::mem::take(&mut self.pending) {
             let max_time = rows.iter().map(|(_, r)| r.time).max().unwrap_or(i64::MIN);
             let mut key = vec![b'J'];
@@ -307,7 +318,7 @@ impl MarketStore {
             key.extend_from_slice(&self.seq.to_be_bytes());
             self.seq += 1;
             report.journaled += rows.len();
-            batch.insert(key, encode_entry(series, &rows)?);
+            entries.push((series, max_time, key, encode_entry(series, &rows)?));
         }
         // Seal every bucket whose series has moved past its end and grace.
         let grace = i64::from(self.config.seal_grace_secs) * NANOS;
@@ -315,6 +326,9 @@ impl MarketStore {
             .open
             .keys()
             .filter(|(_, series, start)| {
+                if everything {
+                    return true;
+                }
                 let end = start.saturating_add(self.config.bucket_ns(*series));
                 self.watermark.get(series).is_some_and(|w| *w >= end.saturating_add(grace))
             })
@@ -340,13 +354,18 @@ impl MarketStore {
             let e = oldest_open.entry(*series).or_insert(i64::MAX);
             *e = (*e).min(*start);
         }
+        let redundant = |series: &Series, max_time: i64| max_time < oldest_open.get(series).copied().unwrap_or(i64::MAX);
         for kv in self.data.scan_prefix(b"J") {
             let (k, _) = kv?;
-            let series = Series::from_key(&k[1..6])?;
-            let max_time = time_from_key(&k[6..14]);
-            if max_time < oldest_open.get(&series).copied().unwrap_or(i64::MAX) {
+            if redundant(&Series::from_key(&k[1..6])?, time_from_key(&k[6..14])) {
                 batch.remove(k);
                 report.journal_entries_dropped += 1;
+            }
+        }
+        // This commit's own entries too: records sealed in this very batch need no journal.
+        for (series, max_time, key, entry) in entries {
+            if !redundant(&series, max_time) {
+                batch.insert(key, entry);
             }
         }
         self.data.apply_batch(batch)?;
@@ -514,6 +533,10 @@ mod tests {
             // Minutes 0 and 1 sealed for both; minute 2 still open (journaled).
             let r = s.commit().unwrap();
             assert_eq!(s.data.scan_prefix(b"B").count(), 4, "{r:?}");
+            let mut c = MarketStore::open(&dir.path().join("copy"), config.clone()).unwrap();
+            c.append_trade(&trade(0, 5, 1.0)).unwrap();
+            c.seal_all().unwrap();
+            assert_eq!(journal_entries(&c), 0, "an entry sealed in its own commit is not journaled");
             assert!(journal_entries(&s) > 0 && journal_entries(&s) <= 6, "only the open minute's entries remain");
             assert_eq!(s.range(a, Series::Trades, 0, 180 * NANOS).unwrap().len(), 180);
         }
