@@ -328,14 +328,15 @@ fn data(cmd: DataCmd, data_dir: &Path) -> Result<()> {
             if json {
                 return print_json(&stats);
             }
-            println!("{:<10} {:<22} {:>12} {:>8} {:>10}  {:<19}  {:<19}", "symbol", "series", "rows", "blocks", "open rows", "first (UTC)", "last (UTC)");
+            println!("{:<10} {:<22} {:>12} {:>8} {:>9} {:>10}  {:<19}  {:<19}", "symbol", "series", "rows", "blocks", "B/row", "open rows", "first (UTC)", "last (UTC)");
             for s in &stats {
                 let series = match s.series {
                     Series::Bars { period_secs, source } => format!("bars {period_secs}s {source:?}").to_lowercase(),
                     other => format!("{other:?}").to_lowercase(),
                 };
                 let t = |x: Option<i64>| x.map(format_time).unwrap_or_default();
-                println!("{:<10} {:<22} {:>12} {:>8} {:>10}  {:<19}  {:<19}", s.symbol, series, s.rows, s.blocks, s.open_rows, t(s.first), t(s.last));
+                let per_row = if s.rows > 0 { format!("{:.2}", s.encoded_bytes as f64 / s.rows as f64) } else { "-".into() };
+                println!("{:<10} {:<22} {:>12} {:>8} {:>9} {:>10}  {:<19}  {:<19}", s.symbol, series, s.rows, s.blocks, per_row, s.open_rows, t(s.first), t(s.last));
             }
             println!("{} bytes on disk, {} records quarantined", store.size_on_disk()?, store.quarantined());
         }

@@ -221,3 +221,28 @@ fn operate_a_running_host_over_the_control_api() {
     assert!(stdout.contains("== run summary ==") && stdout.contains("sma-cross") && stdout.contains("quarantined: "), "{stdout}");
     assert!(!Path::new(&host.data_dir).join("control.json").exists(), "control file removed at exit");
 }
+
+#[test]
+fn data_import_stats_and_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("abc_trades.csv");
+    std::fs::write(
+        &csv,
+        "datetime,price,quantity,exchange,condition,suspicious\n\
+         2020-01-02 10:00:01,10.0,100,Q,1,0\n2020-01-02 10:00:30,10.5,50,Q,1,0\n2020-01-02 10:01:05,10.25,10,Q,1,0\n2020-01-02 10:01:06,NaN,10,Q,1,0\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap();
+    let out = ok(&["data", "import", csv.to_str().unwrap(), "--tz", "UTC", "--data-dir", d]);
+    assert!(out.contains("4 rows, 3 accepted, 1 rejected {NotFinite: 1}"), "{out}");
+    let stats: serde_json::Value = serde_json::from_str(&ok(&["data", "stats", "--json", "--data-dir", d])).unwrap();
+    let trades = stats.as_array().unwrap().iter().find(|s| s["series"] == "trades").unwrap();
+    assert_eq!((trades["symbol"].as_str(), trades["rows"].as_u64()), (Some("ABC"), Some(3)));
+    let bars = ok(&["data", "export", "--symbol", "ABC", "--period", "60", "--data-dir", d]);
+    assert_eq!(bars, "start,open,high,low,close,volume\n2020-01-02 10:00:00,10,10.5,10,10.5,150\n2020-01-02 10:01:00,10.25,10.25,10.25,10.25,10\n");
+    let ticks = ok(&["data", "export", "--symbol", "ABC", "--series", "trades", "--from", "2020-01-02 10:00:30", "--data-dir", d]);
+    assert_eq!(ticks.lines().count(), 3, "{ticks}");
+    assert!(fails(&["data", "export", "--symbol", "NOPE", "--data-dir", d]).contains("no instrument `NOPE`"));
+    assert!(fails(&["data", "import", dir.path().join("missing.csv").to_str().unwrap(), "--data-dir", d]).contains("missing.csv"));
+}

@@ -124,3 +124,28 @@ fn spy_trades_aggregate_to_the_real_minute_bars() {
         assert!(pct(matched[k]) >= 80.0, "{field}: {:.1}%", pct(matched[k]));
     }
 }
+
+#[test]
+fn spy_ticks_import_into_the_store_and_read_back() {
+    use stratbox_host::store::{MarketStore, PriceSource, Series, StoreConfig, import_file};
+    let Some(path) = data("lean/equity_usa_tick/spy_trade_20131008.csv") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = MarketStore::open(dir.path(), StoreConfig::default()).unwrap();
+    let report = import_file(&mut store, &path, None, &ValidatorConfig::default()).unwrap();
+    assert_eq!((report.rows, report.accepted), (451_545, 451_545));
+    drop(store);
+    // Reopened: everything sealed into blocks, read back whole and in order.
+    let store = MarketStore::open(dir.path(), StoreConfig::default()).unwrap();
+    let spy = store.instrument_id_of("SPY").unwrap();
+    let ticks = store.range(spy, Series::Trades, i64::MIN, i64::MAX).unwrap();
+    assert_eq!(ticks.len(), 451_545);
+    assert!(ticks.windows(2).all(|w| w[0].time <= w[1].time));
+    let bars = store.range(spy, Series::Bars { period_secs: 60, source: PriceSource::Trade }, i64::MIN, i64::MAX).unwrap();
+    assert_eq!(bars.len(), 828);
+    // 09:30 New York on 2013-10-08 is 13:30 UTC.
+    assert_eq!(bars.iter().filter(|b| b.time == parse_time("2013-10-08 13:30:00")).count(), 1);
+    let stats = store.stats().unwrap();
+    let t = stats.iter().find(|s| s.series == Series::Trades).unwrap();
+    eprintln!("SPY ticks: {:.2} encoded bytes per tick", t.encoded_bytes as f64 / t.rows as f64);
+    assert_eq!(t.open_rows, 0);
+}

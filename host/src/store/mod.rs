@@ -38,6 +38,8 @@ const NANOS: i64 = 1_000_000_000;
 pub enum StoreError {
     #[error("cannot open the market store at {path}: {source}")]
     Open { path: PathBuf, source: sled::Error },
+    #[error("the market store at {0} is in use by another process (a running host or import?)")]
+    Locked(PathBuf),
     #[error("market store: {0}")]
     Sled(#[from] sled::Error),
     #[error("market store is damaged: {0}")]
@@ -153,6 +155,8 @@ pub struct SeriesStats {
     pub series: Series,
     pub rows: u64,
     pub blocks: u64,
+    /// Bytes of the sealed blocks' encoded values (without sled's overhead).
+    pub encoded_bytes: u64,
     pub open_rows: u64,
     pub first: Option<Timestamp>,
     pub last: Option<Timestamp>,
@@ -180,12 +184,22 @@ impl MarketStore {
     /// Opens (or creates) the store in `path` and replays its journal.
     pub fn open(path: &Path, config: StoreConfig) -> Result<Self, StoreError> {
         let open_err = |source| StoreError::Open { path: path.to_owned(), source };
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(config.cache_bytes)
-            .flush_every_ms(Some(config.flush_every_ms))
-            .open()
-            .map_err(open_err)?;
+        let sled_config = sled::Config::new().path(path).cache_capacity(config.cache_bytes).flush_every_ms(Some(config.flush_every_ms));
+        // sled releases its lock a moment after the last handle is dropped:
+        // retry briefly before calling the store busy.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let db = loop {
+            match sled_config.open() {
+                Ok(db) => break db,
+                Err(e) if e.to_string().contains("could not acquire lock") => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(StoreError::Locked(path.to_owned()));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(open_err(e)),
+            }
+        };
         let data = db.open_tree("market").map_err(open_err)?;
         let symbols = db.open_tree("instruments").map_err(open_err)?;
         let quarantine = db.open_tree("quarantine").map_err(open_err)?;
@@ -380,7 +394,7 @@ impl MarketStore {
     /// Records of one series in `[from, to)`, in time order (sealed and open).
     pub fn range(&self, instrument: InstrumentId, series: Series, from: Timestamp, to: Timestamp) -> Result<Vec<Row>, StoreError> {
         let bucket = self.config.bucket_ns(series);
-        let first = from - from.rem_euclid(bucket);
+        let first = from.saturating_sub(from.rem_euclid(bucket));
         let mut out = Vec::new();
         for kv in self.data.range(Self::block_key(instrument, series, first)..Self::block_key(instrument, series, to)) {
             let (_, v) = kv?;
@@ -427,6 +441,7 @@ impl MarketStore {
             series,
             rows: 0,
             blocks: 0,
+            encoded_bytes: 0,
             open_rows: 0,
             first: None,
             last: None,
@@ -450,6 +465,7 @@ impl MarketStore {
             let s = self.stats_entry(&mut by, id, Series::from_key(&k[5..10])?);
             s.rows += rows.len() as u64;
             s.blocks += 1;
+            s.encoded_bytes += v.len() as u64;
             widen(s, rows.first().map(|r| r.time), rows.last().map(|r| r.time));
         }
         for ((id, series, _), rows) in &self.open {
@@ -553,6 +569,14 @@ mod tests {
         let stats = s.stats().unwrap();
         assert_eq!(stats.iter().map(|x| x.rows + x.open_rows).sum::<u64>(), 360);
         assert_eq!((stats[0].first, stats[0].last), (Some(0), Some(179 * NANOS)));
+    }
+
+    #[test]
+    fn a_store_in_use_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = MarketStore::open(dir.path(), StoreConfig::default()).unwrap();
+        let e = MarketStore::open(dir.path(), StoreConfig::default()).err().unwrap().to_string();
+        assert!(e.contains("is in use by another process"), "{e}");
     }
 
     #[test]
