@@ -14,7 +14,7 @@ use stratbox_host::control::{ControlClient, ControlServer, LoadRequest};
 use stratbox_host::market::SimulatedMarket;
 use stratbox_host::market::ValidatorConfig;
 use stratbox_host::runner::{Host, RunOptions, RunSummary, format_time};
-use stratbox_host::store::{MarketStore, PriceSource, Series, StoreConfig, import_file};
+use stratbox_host::store::{MarketStore, PriceSource, Series, StoreConfig, import_file, restore};
 
 #[derive(Parser)]
 #[command(name = "stratbox", version, about = "Run trading strategies as sandboxed WebAssembly plugins")]
@@ -119,6 +119,19 @@ enum DataCmd {
         tz: Option<chrono_tz::Tz>,
         #[arg(long)]
         json: bool,
+    },
+    /// Write one compressed, checksummed archive of the store.
+    Backup {
+        /// Archive path (default: <data-dir>/backups/market-<UTC time>.sbxbak).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Verify an archive's checksum, then restore it into an empty folder.
+    Restore {
+        archive: PathBuf,
+        /// Where to restore (default: <data-dir>/market, which must not hold data).
+        #[arg(long)]
+        into: Option<PathBuf>,
     },
     /// What is stored, per instrument and series.
     Stats {
@@ -301,8 +314,21 @@ fn utc(s: &str) -> Result<i64> {
 
 fn data(cmd: DataCmd, data_dir: &Path) -> Result<()> {
     let path = data_dir.join("market");
+    if let DataCmd::Restore { archive, into } = &cmd {
+        // Restore never opens the store it replaces.
+        let r = restore(archive, into.as_deref().unwrap_or(&path))?;
+        println!("restored {} trees, {} entries into {} (sha256 {} verified)", r.trees, r.entries, r.path.display(), r.sha256);
+        return Ok(());
+    }
     let mut store = MarketStore::open(&path, StoreConfig::default())?;
     match cmd {
+        DataCmd::Restore { .. } => unreachable!("handled above"),
+        DataCmd::Backup { output } => {
+            let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
+            let out = output.unwrap_or_else(|| data_dir.join("backups").join(format!("market-{stamp}.sbxbak")));
+            let r = store.backup(&out)?;
+            println!("backup {}: {} trees, {} entries, {} bytes, sha256 {}", r.path.display(), r.trees, r.entries, r.bytes, r.sha256);
+        }
         DataCmd::Import { files, tz, json } => {
             let mut reports = Vec::new();
             for file in &files {

@@ -6,19 +6,22 @@
 //!   to that series since the previous commit, for all instruments. One write
 //!   per series per commit keeps tick-to-stored latency at the commit interval
 //!   however many instruments stream.
-//! - `B | instrument | series | bucket_start` -> a sealed block: the records
-//!   of one instrument and series in one time bucket, delta-encoded (`codec`).
+//! - `B | instrument | series | bucket_start` -> a sealed block: the number
+//!   of the commit that sealed it (8 bytes), then the records of one
+//!   instrument and series in one time bucket, delta-encoded (`codec`).
 //!
 //! A block is sealed once the series' newest record is past its bucket's end
 //! plus a grace period; in the same atomic batch, the journal entries whose
 //! records are all sealed are deleted. Opening the store replays what is left
-//! of the journal, so a crash loses at most what was appended since the last
-//! commit (plus sled's own flush interval), and never leaves half a commit.
-//! Late records for a sealed bucket are merged into its block.
+//! of the journal, skipping the records of buckets sealed by that commit or a
+//! later one; so a crash loses at most what was appended since the last commit
+//! (plus sled's own flush interval), never duplicates, and never leaves half a
+//! commit. Late records for a sealed bucket are merged into its block.
 //!
 //! Keys are big-endian with the sign bit of times flipped, so byte order is
 //! time order.
 
+mod backup;
 mod codec;
 mod import;
 
@@ -27,6 +30,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+pub use backup::{BackupError, BackupReport, restore};
 pub use codec::{Kind, Row, SCALE};
 pub use import::{Format, ImportError, ImportReport, RESAMPLE_PERIODS, default_zone, import_file};
 
@@ -34,12 +38,17 @@ use crate::market::{Bar, InstrumentId, Quote, Timestamp, Trade};
 
 const NANOS: i64 = 1_000_000_000;
 
+/// On-disk format of the store; bumped on any incompatible layout change.
+pub const FORMAT: u32 = 1;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot open the market store at {path}: {source}")]
     Open { path: PathBuf, source: sled::Error },
     #[error("the market store at {0} is in use by another process (a running host or import?)")]
     Locked(PathBuf),
+    #[error("the market store at {path} has format {found}, this build reads format {FORMAT}")]
+    Format { path: PathBuf, found: String },
     #[error("market store: {0}")]
     Sled(#[from] sled::Error),
     #[error("market store is damaged: {0}")]
@@ -203,6 +212,17 @@ impl MarketStore {
         let data = db.open_tree("market").map_err(open_err)?;
         let symbols = db.open_tree("instruments").map_err(open_err)?;
         let quarantine = db.open_tree("quarantine").map_err(open_err)?;
+        let meta = db.open_tree("meta").map_err(open_err)?;
+        match meta.get("format").map_err(open_err)? {
+            Some(v) if v.as_ref() == FORMAT.to_be_bytes() => {}
+            None if data.is_empty() && symbols.is_empty() => {
+                meta.insert("format", &FORMAT.to_be_bytes()).map_err(open_err)?;
+            }
+            found => {
+                let found = found.map_or("unknown (no format marker)".to_owned(), |v| format!("{v:?}"));
+                return Err(StoreError::Format { path: path.to_owned(), found });
+            }
+        }
         let mut store = Self {
             path: path.to_owned(),
             config,
@@ -230,11 +250,27 @@ impl MarketStore {
     }
 
     fn replay_journal(&mut self) -> Result<(), StoreError> {
+        let mut sealed_through: HashMap<OpenKey, Option<u64>> = HashMap::new();
         for kv in self.data.scan_prefix(b"J") {
             let (k, v) = kv?;
             let series = Series::from_key(&k[1..6])?;
-            self.seq = self.seq.max(u64::from_be_bytes(k[14..22].try_into().expect("journal key")) + 1);
+            let seq = u64::from_be_bytes(k[14..22].try_into().expect("journal key"));
+            self.seq = self.seq.max(seq + 1);
+            let bucket = self.config.bucket_ns(series);
             for (instrument, row) in decode_entry(&v)? {
+                let key = (instrument, series, row.time - row.time.rem_euclid(bucket));
+                let sealed = match sealed_through.get(&key) {
+                    Some(s) => *s,
+                    None => {
+                        let s = self.data.get(Self::block_key(key.0, key.1, key.2))?.map(|b| block_seq(&b)).transpose()?;
+                        sealed_through.insert(key, s);
+                        s
+                    }
+                };
+                // Already in the block: sealed by this commit or a later one.
+                if sealed.is_some_and(|through| through >= seq) {
+                    continue;
+                }
                 self.track(series, instrument, row);
             }
         }
@@ -324,13 +360,14 @@ impl MarketStore {
         let mut batch = sled::Batch::default();
         let mut report = CommitReport::default();
         let mut entries = Vec::new();
+        let seq = self.seq;
+        self.seq += 1;
         for (series, rows) in std::mem::take(&mut self.pending) {
             let max_time = rows.iter().map(|(_, r)| r.time).max().unwrap_or(i64::MIN);
             let mut key = vec![b'J'];
             key.extend_from_slice(&series.key());
             key.extend_from_slice(&time_key(max_time));
-            key.extend_from_slice(&self.seq.to_be_bytes());
-            self.seq += 1;
+            key.extend_from_slice(&seq.to_be_bytes());
             report.journaled += rows.len();
             entries.push((series, max_time, key, encode_entry(series, &rows)?));
         }
@@ -353,12 +390,14 @@ impl MarketStore {
             let (instrument, series, start) = *key;
             let bkey = Self::block_key(instrument, series, start);
             if let Some(old) = self.data.get(&bkey)? {
-                let (_, mut merged) = codec::decode(&old)?;
+                let mut merged = block_rows(&old)?;
                 merged.append(&mut rows);
                 rows = merged;
             }
             rows.sort_by_key(|r| r.time);
-            batch.insert(bkey, codec::encode(series.kind(), &rows)?);
+            let mut block = seq.to_be_bytes().to_vec();
+            block.extend(codec::encode(series.kind(), &rows)?);
+            batch.insert(bkey, block);
             report.sealed_blocks += 1;
         }
         // A journal entry can go once every record in it is sealed: its newest
@@ -398,7 +437,7 @@ impl MarketStore {
         let mut out = Vec::new();
         for kv in self.data.range(Self::block_key(instrument, series, first)..Self::block_key(instrument, series, to)) {
             let (_, v) = kv?;
-            out.extend(codec::decode(&v)?.1.into_iter().filter(|r| r.time >= from && r.time < to));
+            out.extend(block_rows(&v)?.into_iter().filter(|r| r.time >= from && r.time < to));
         }
         for (_, rows) in self.open.range((instrument, series, first)..(instrument, series, to)) {
             out.extend(rows.iter().filter(|r| r.time >= from && r.time < to));
@@ -461,7 +500,7 @@ impl MarketStore {
         for kv in self.data.scan_prefix(b"B") {
             let (k, v) = kv?;
             let id = u32::from_be_bytes(k[1..5].try_into().expect("block key"));
-            let (_, rows) = codec::decode(&v)?;
+            let rows = block_rows(&v)?;
             let s = self.stats_entry(&mut by, id, Series::from_key(&k[5..10])?);
             s.rows += rows.len() as u64;
             s.blocks += 1;
@@ -480,6 +519,17 @@ impl MarketStore {
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         Ok(self.db.size_on_disk()?)
     }
+}
+
+/// The commit through which a block is sealed.
+fn block_seq(block: &[u8]) -> Result<u64, StoreError> {
+    block.get(..8).map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes"))).ok_or_else(|| StoreError::Corrupt("block shorter than its header".into()))
+}
+
+/// The records of a block.
+fn block_rows(block: &[u8]) -> Result<Vec<Row>, StoreError> {
+    block_seq(block)?;
+    Ok(codec::decode(&block[8..])?.1)
 }
 
 /// A journal entry: for each instrument, its id (4 bytes), the length of its
@@ -569,6 +619,25 @@ mod tests {
         let stats = s.stats().unwrap();
         assert_eq!(stats.iter().map(|x| x.rows + x.open_rows).sum::<u64>(), 360);
         assert_eq!((stats[0].first, stats[0].last), (Some(0), Some(179 * NANOS)));
+    }
+
+    #[test]
+    fn a_commit_mixing_sealed_and_open_buckets_replays_without_duplicates() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StoreConfig { seal_grace_secs: 0, ..Default::default() };
+        {
+            let mut s = MarketStore::open(dir.path(), config.clone()).unwrap();
+            for k in 0..150 {
+                s.append_trade(&trade(0, k * NANOS, 1.0)).unwrap();
+            }
+            s.commit().unwrap(); // one entry: minutes 0 and 1 sealed, minute 2 open
+            s.append_trade(&trade(0, 3 * NANOS, 0.5)).unwrap(); // late, for sealed minute 0
+            s.commit().unwrap();
+        }
+        let s = MarketStore::open(dir.path(), config).unwrap();
+        let rows = s.range(0, Series::Trades, 0, i64::MAX).unwrap();
+        assert_eq!(rows.len(), 151, "every record exactly once");
+        assert_eq!(rows.iter().filter(|r| r.time == 3 * NANOS).count(), 2, "the late record and the original");
     }
 
     #[test]
