@@ -14,7 +14,7 @@ use stratbox_host::control::{ControlClient, ControlServer, LoadRequest};
 use stratbox_host::market::SimulatedMarket;
 use stratbox_host::market::ValidatorConfig;
 use stratbox_host::runner::{Host, RunOptions, RunSummary, format_time};
-use stratbox_host::store::{MarketStore, PriceSource, Series, StoreConfig, import_file, restore};
+use stratbox_host::store::{MarketStore, PriceSource, Series, StoreConfig, import_file_with_progress, restore};
 
 #[derive(Parser)]
 #[command(name = "stratbox", version, about = "Run trading strategies as sandboxed WebAssembly plugins")]
@@ -119,6 +119,9 @@ enum DataCmd {
         tz: Option<chrono_tz::Tz>,
         #[arg(long)]
         json: bool,
+        /// After each commit is on disk, print `durable <records accepted>` to stderr.
+        #[arg(long)]
+        progress: bool,
     },
     /// Write one compressed, checksummed archive of the store.
     Backup {
@@ -329,11 +332,16 @@ fn data(cmd: DataCmd, data_dir: &Path) -> Result<()> {
             let r = store.backup(&out)?;
             println!("backup {}: {} trees, {} entries, {} bytes, sha256 {}", r.path.display(), r.trees, r.entries, r.bytes, r.sha256);
         }
-        DataCmd::Import { files, tz, json } => {
+        DataCmd::Import { files, tz, json, progress } => {
             let mut reports = Vec::new();
             for file in &files {
                 let started = std::time::Instant::now();
-                let r = import_file(&mut store, file, tz, &ValidatorConfig::default())?;
+                let mut durable = |n: u64| {
+                    if progress {
+                        eprintln!("durable {n}");
+                    }
+                };
+                let r = import_file_with_progress(&mut store, file, tz, &ValidatorConfig::default(), &mut durable)?;
                 if !json {
                     let rejected: u64 = r.rejected.values().sum();
                     println!(

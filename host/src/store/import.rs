@@ -137,6 +137,19 @@ impl Line<'_> {
 
 /// Imports one file into `store`.
 pub fn import_file(store: &mut MarketStore, path: &Path, zone: Option<Tz>, validator: &ValidatorConfig) -> Result<ImportReport, ImportError> {
+    import_file_with_progress(store, path, zone, validator, &mut |_| {})
+}
+
+/// Imports one file, calling `durable(accepted)` after each commit is on
+/// disk with the number of records accepted so far: what a crash can no
+/// longer lose.
+pub fn import_file_with_progress(
+    store: &mut MarketStore,
+    path: &Path,
+    zone: Option<Tz>,
+    validator: &ValidatorConfig,
+    durable: &mut dyn FnMut(u64),
+) -> Result<ImportReport, ImportError> {
     let zone = zone.unwrap_or_else(|| default_zone(path));
     let mut text = open_text(path)?;
     let mut header_line = String::new();
@@ -276,6 +289,8 @@ pub fn import_file(store: &mut MarketStore, path: &Path, zone: Option<Tz>, valid
         }
         if store.pending() >= COMMIT_EVERY {
             store.commit().map_err(store_err)?;
+            store.flush().map_err(store_err)?;
+            durable(report.accepted);
         }
     }
     // End of file: bars of a short file, the last open minute, the last longer bars.
@@ -294,6 +309,7 @@ pub fn import_file(store: &mut MarketStore, path: &Path, zone: Option<Tz>, valid
     // The file is complete: compact what it wrote into blocks.
     store.seal_all().map_err(store_err)?;
     store.flush().map_err(store_err)?;
+    durable(report.accepted);
     for v in validators.values() {
         for (reason, n) in v.counts_by_reason() {
             *report.rejected.entry(reason).or_default() += n;

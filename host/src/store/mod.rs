@@ -32,7 +32,7 @@ use serde::Serialize;
 
 pub use backup::{BackupError, BackupReport, restore};
 pub use codec::{Kind, Row, SCALE};
-pub use import::{Format, ImportError, ImportReport, RESAMPLE_PERIODS, default_zone, import_file};
+pub use import::{Format, ImportError, ImportReport, RESAMPLE_PERIODS, default_zone, import_file, import_file_with_progress};
 
 use crate::market::{Bar, InstrumentId, Quote, Timestamp, Trade};
 
