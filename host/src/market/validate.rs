@@ -149,6 +149,8 @@ pub struct Quarantined {
 struct InstrumentState {
     last: Option<Record>,
     recent: VecDeque<f64>,
+    /// `recent`, kept sorted incrementally: median and MAD without a sort per record.
+    sorted: Vec<f64>,
     /// Consecutive prices rejected as spikes, most recent last.
     suspects: Vec<f64>,
     /// Prices the window needs before it judges (fewer after a confirmed new
@@ -191,6 +193,60 @@ fn median(sorted: &[f64]) -> f64 {
     if n % 2 == 1 { sorted[n / 2] } else { 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]) }
 }
 
+/// Median absolute deviation from `med` of a sorted slice, in O(n): the
+/// deviations grow outward from the median on both sides, so merging the two
+/// sides visits them in order.
+fn mad(sorted: &[f64], med: f64) -> f64 {
+    let n = sorted.len();
+    let split = sorted.partition_point(|x| *x < med);
+    let (mut left, mut right) = (split, split); // next: sorted[left - 1] and sorted[right]
+    let mut prev = 0.0;
+    for k in 0..=n / 2 {
+        let l = (left > 0).then(|| med - sorted[left - 1]);
+        let r = (right < n).then(|| sorted[right] - med);
+        let d = match (l, r) {
+            (Some(l), Some(r)) if l <= r => {
+                left -= 1;
+                l
+            }
+            (_, Some(r)) => {
+                right += 1;
+                r
+            }
+            (Some(l), None) => {
+                left -= 1;
+                l
+            }
+            (None, None) => break,
+        };
+        if k == n / 2 {
+            return if n % 2 == 1 { d } else { 0.5 * (prev + d) };
+        }
+        prev = d;
+    }
+    prev
+}
+
+impl InstrumentState {
+    fn insert_sorted(&mut self, x: f64) {
+        let at = self.sorted.partition_point(|v| *v < x);
+        self.sorted.insert(at, x);
+    }
+
+    fn remove_sorted(&mut self, x: f64) {
+        let at = self.sorted.partition_point(|v| *v < x);
+        if self.sorted.get(at) == Some(&x) {
+            self.sorted.remove(at);
+        }
+    }
+
+    fn reset_window(&mut self, prices: impl IntoIterator<Item = f64>) {
+        self.recent = prices.into_iter().collect();
+        self.sorted = self.recent.iter().copied().collect();
+        self.sorted.sort_by(f64::total_cmp);
+    }
+}
+
 impl Validator {
     pub fn new(config: ValidatorConfig) -> Self {
         Self { config, ..Default::default() }
@@ -209,8 +265,9 @@ impl Validator {
             }
             Err(reject) if reject.reason == RejectReason::Spike && self.confirms_new_level(&record) => {
                 let state = self.state.get_mut(&record.instrument()).expect("a spike needs history");
-                state.recent = state.suspects.drain(..).collect();
-                state.recent.pop_back(); // the current print; `accept` adds it
+                let mut confirmed = std::mem::take(&mut state.suspects);
+                confirmed.pop(); // the current print; `accept` adds it
+                state.reset_window(confirmed);
                 state.min_samples = Some(self.config.spike_confirmations);
                 self.accept(record);
                 Ok(())
@@ -301,12 +358,8 @@ impl Validator {
         }
         let after_gap = state.last.as_ref().is_some_and(|l| t - l.time() > self.config.spike_max_gap_ns);
         if !after_gap && state.recent.len() >= state.min_samples.unwrap_or(self.config.spike_min_samples).max(1) {
-            let mut sorted: Vec<f64> = state.recent.iter().copied().collect();
-            sorted.sort_by(f64::total_cmp);
-            let med = median(&sorted);
-            let mut dev: Vec<f64> = sorted.iter().map(|x| (x - med).abs()).collect();
-            dev.sort_by(f64::total_cmp);
-            let mad = 1.4826 * median(&dev);
+            let med = median(&state.sorted);
+            let mad = 1.4826 * mad(&state.sorted, med);
             let p = record.reference_price();
             // A window of identical prices has no dispersion: measure against 0.1% of the price instead.
             let scale = mad.max(med.abs() * 1e-3);
@@ -325,14 +378,18 @@ impl Validator {
         let (window, gap) = (self.config.spike_window, self.config.spike_max_gap_ns);
         let state = self.state.entry(record.instrument()).or_default();
         if state.last.as_ref().is_some_and(|l| record.time() - l.time() > gap) {
-            state.recent.clear(); // a new period: judge it against itself
+            state.reset_window([]); // a new period: judge it against itself
             state.min_samples = None;
         }
         if window > 0 {
-            if state.recent.len() == window {
-                state.recent.pop_front();
+            if state.recent.len() == window
+                && let Some(old) = state.recent.pop_front()
+            {
+                state.remove_sorted(old);
             }
-            state.recent.push_back(record.reference_price());
+            let price = record.reference_price();
+            state.recent.push_back(price);
+            state.insert_sorted(price);
         }
         state.last = Some(record);
     }
@@ -396,6 +453,24 @@ mod tests {
         assert_eq!(v.quarantine().len(), 10);
         assert_eq!(v.counts().values().sum::<u64>(), 10);
         assert_eq!(v.accepted(), 3);
+    }
+
+    #[test]
+    fn the_linear_mad_equals_the_sorting_one() {
+        let mut seed = 7u64;
+        for n in 1..60 {
+            let mut xs: Vec<f64> = (0..n)
+                .map(|_| {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    ((seed >> 33) % 1000) as f64 / 10.0
+                })
+                .collect();
+            xs.sort_by(f64::total_cmp);
+            let med = median(&xs);
+            let mut dev: Vec<f64> = xs.iter().map(|x| (x - med).abs()).collect();
+            dev.sort_by(f64::total_cmp);
+            assert_eq!(mad(&xs, med), median(&dev), "n = {n}: {xs:?}");
+        }
     }
 
     #[test]

@@ -129,6 +129,9 @@ pub struct StoreConfig {
     pub bars_per_block: u32,
     /// How far past a bucket's end the series must be before it is sealed.
     pub seal_grace_secs: u32,
+    /// Blocks sealed per commit at most, so a bucket boundary across many
+    /// instruments is spread over several commits instead of stalling one.
+    pub seal_per_commit: usize,
     /// sled's own flush to disk, in milliseconds.
     pub flush_every_ms: u64,
     pub cache_bytes: u64,
@@ -136,7 +139,7 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { tick_bucket_secs: 60, bars_per_block: 1440, seal_grace_secs: 5, flush_every_ms: 200, cache_bytes: 256 << 20 }
+        Self { tick_bucket_secs: 60, bars_per_block: 1440, seal_grace_secs: 5, seal_per_commit: 32, flush_every_ms: 200, cache_bytes: 256 << 20 }
     }
 }
 
@@ -187,6 +190,7 @@ pub struct MarketStore {
     watermark: HashMap<Series, i64>,
     seq: u64,
     ids: HashMap<String, InstrumentId>,
+    scanned_since_open: bool,
 }
 
 impl MarketStore {
@@ -235,6 +239,7 @@ impl MarketStore {
             watermark: HashMap::new(),
             seq: 0,
             ids: HashMap::new(),
+            scanned_since_open: false,
         };
         for kv in store.symbols.scan_prefix(b"s:") {
             let (k, v) = kv?;
@@ -383,6 +388,7 @@ impl MarketStore {
                 let end = start.saturating_add(self.config.bucket_ns(*series));
                 self.watermark.get(series).is_some_and(|w| *w >= end.saturating_add(grace))
             })
+            .take(if everything { usize::MAX } else { self.config.seal_per_commit.max(1) })
             .copied()
             .collect();
         for key in &due {
@@ -408,7 +414,11 @@ impl MarketStore {
             *e = (*e).min(*start);
         }
         let redundant = |series: &Series, max_time: i64| max_time < oldest_open.get(series).copied().unwrap_or(i64::MAX);
-        for kv in self.data.scan_prefix(b"J") {
+        // Old entries only become redundant when something was sealed (or on
+        // the first commit after opening, which may follow a crash).
+        let scan = report.sealed_blocks > 0 || !self.scanned_since_open;
+        self.scanned_since_open = true;
+        for kv in self.data.scan_prefix(b"J").filter(|_| scan) {
             let (k, _) = kv?;
             if redundant(&Series::from_key(&k[1..6])?, time_from_key(&k[6..14])) {
                 batch.remove(k);
