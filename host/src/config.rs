@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::broker::PaperConfig;
-use crate::market::SimulatorConfig;
+use crate::market::{ReplayConfig, SimulatorConfig};
 use crate::runtime::{LimitOverrides, Metering, PluginLimits};
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +33,8 @@ pub enum Mode {
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum FeedConfig {
     Simulator(SimulatorConfig),
+    /// Bars imported with `stratbox data import`, from `<data_dir>/market`.
+    Replay(ReplayConfig),
 }
 
 impl Mode {
@@ -275,7 +277,7 @@ on_fault = "keep"
         .unwrap();
         let c = HostConfig::load(&path).unwrap();
         assert_eq!(c.mode, Mode::Backtest);
-        let FeedConfig::Simulator(sim) = &c.feed;
+        let FeedConfig::Simulator(sim) = &c.feed else { panic!("simulator expected") };
         assert_eq!((sim.instruments, sim.seed, sim.bar_secs), (3, 9, 60));
         assert_eq!(c.sandbox.defaults.memory_bytes, 1 << 20);
         let p = &c.plugins[0];

@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use stratbox_host::authoring;
 use stratbox_host::config::{BUNDLED_PLUGIN_DIR, FeedConfig, HostConfig, OrderPolicy, ParamInput};
 use stratbox_host::control::{ControlClient, ControlServer, LoadRequest};
-use stratbox_host::market::SimulatedMarket;
+use stratbox_host::market::{Feed, ReplayFeed, SimulatedMarket};
 use stratbox_host::market::ValidatorConfig;
 use stratbox_host::runner::{Host, RunOptions, RunSummary, format_time};
 use stratbox_host::store::{MarketStore, PriceSource, Series, StoreConfig, import_file_with_progress, restore};
@@ -430,12 +430,23 @@ fn run(config: Option<PathBuf>, data_dir: Option<PathBuf>, duration: Option<f64>
         config.data_dir = d;
     }
     let duration = duration.map(|s| if s.is_finite() && s >= 0.0 { Ok(Duration::from_secs_f64(s)) } else { Err(anyhow::anyhow!("--duration {s}: expected a number of seconds >= 0")) }).transpose()?;
-    let FeedConfig::Simulator(sim) = &config.feed;
-    tracing::info!(
-        mode = ?config.mode, instruments = sim.instruments, bar_secs = sim.bar_secs, seed = sim.seed, pace_ms = config.pace_ms,
-        plugins = config.plugins.len(), "starting the host on the built-in simulated market"
-    );
-    let feed = Box::new(SimulatedMarket::new(sim.clone()));
+    let feed: Box<dyn Feed> = match &config.feed {
+        FeedConfig::Simulator(sim) => {
+            tracing::info!(
+                mode = ?config.mode, instruments = sim.instruments, bar_secs = sim.bar_secs, seed = sim.seed, pace_ms = config.pace_ms,
+                plugins = config.plugins.len(), "starting the host on the built-in simulated market"
+            );
+            Box::new(SimulatedMarket::new(sim.clone()))
+        }
+        FeedConfig::Replay(replay) => {
+            let feed = ReplayFeed::open(&config.data_dir.join("market"), replay)?;
+            tracing::info!(
+                mode = ?config.mode, instruments = feed.instruments().len(), period_secs = replay.period_secs, pace_ms = config.pace_ms,
+                plugins = config.plugins.len(), "starting the host on a replay of stored bars"
+            );
+            Box::new(feed)
+        }
+    };
     let (tx, rx) = std::sync::mpsc::channel();
     let mut host = Host::new(config.clone(), feed, rx)?;
     let _control = if config.control.enabled {

@@ -86,7 +86,7 @@ impl Scenario {
     /// A host ready to run (plugins started), with intent recording on.
     pub fn host(&self, data_dir: &Path) -> (Host, mpsc::Sender<stratbox_host::runner::Command>) {
         let config = self.config(data_dir);
-        let FeedConfig::Simulator(sim) = &config.feed;
+        let FeedConfig::Simulator(sim) = &config.feed else { unreachable!("scenarios use the simulator") };
         let feed = Box::new(SimulatedMarket::new(sim.clone()));
         let (tx, rx) = mpsc::channel();
         let mut host = Host::new(config, feed, rx).expect("host starts");

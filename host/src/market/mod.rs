@@ -1,13 +1,16 @@
-//! Market data as the host sees it: events, instruments, recent history and
-//! the feeds that produce them (the built-in simulator for now).
+//! Market data as the host sees it: events, instruments, validation,
+//! aggregation, recent history, and the feeds that produce events (the
+//! built-in simulator, and replay of stored data).
 
 mod aggregate;
 mod history;
+mod replay;
 mod simulator;
 mod validate;
 
 pub use aggregate::{BarAggregator, Resampler};
 pub use history::BarHistory;
+pub use replay::{ReplayConfig, ReplayError, ReplayFeed};
 pub use simulator::{SimulatorConfig, SimulatedMarket};
 pub use validate::{Quarantined, Record, Reject, RejectReason, Validator, ValidatorConfig};
 
