@@ -215,7 +215,7 @@ impl Default for HostConfig {
 pub const BUNDLED_PLUGIN_DIR: &str = "target/plugins";
 
 impl HostConfig {
-    /// Reads a TOML file; relative plugin paths are taken from the file's folder.
+    /// Reads a TOML file; relative paths (plugins, `data_dir`) are taken from the file's folder.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         let mut config: HostConfig = toml::from_str(&text).map_err(|e| {
@@ -230,6 +230,9 @@ impl HostConfig {
             ConfigError::Invalid { path: path.to_owned(), message: format!("{}{}", at.unwrap_or_default(), e.message().trim()) }
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
+        if config.data_dir.is_relative() {
+            config.data_dir = base.join(&config.data_dir);
+        }
         for p in &mut config.plugins {
             if p.path.is_relative() {
                 p.path = base.join(&p.path);
@@ -277,6 +280,7 @@ on_fault = "keep"
         .unwrap();
         let c = HostConfig::load(&path).unwrap();
         assert_eq!(c.mode, Mode::Backtest);
+        assert_eq!(c.data_dir, dir.path().join("stratbox-data"), "relative to the config file");
         let FeedConfig::Simulator(sim) = &c.feed else { panic!("simulator expected") };
         assert_eq!((sim.instruments, sim.seed, sim.bar_secs), (3, 9, 60));
         assert_eq!(c.sandbox.defaults.memory_bytes, 1 << 20);
