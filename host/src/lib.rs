@@ -11,11 +11,13 @@
 //! - [`control`]: the local control API and its client
 //! - [`authoring`]: `plugin new`, `plugin build`, `plugin inspect`
 //! - [`config`]: the TOML configuration
+//! - [`credentials`]: broker secrets encrypted at rest (AES-256-GCM, Argon2id)
 
 pub mod authoring;
 pub mod broker;
 pub mod config;
 pub mod control;
+pub mod credentials;
 pub mod market;
 pub mod runner;
 pub mod runtime;

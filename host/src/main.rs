@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use stratbox_host::authoring;
 use stratbox_host::config::{BUNDLED_PLUGIN_DIR, FeedConfig, HostConfig, OrderPolicy, ParamInput};
 use stratbox_host::control::{ControlClient, ControlServer, LoadRequest};
+use stratbox_host::credentials::{CapitalCredentials, CredentialStore};
 use stratbox_host::market::{Feed, ReplayFeed, SimulatedMarket};
 use stratbox_host::market::ValidatorConfig;
 use stratbox_host::runner::{Host, RunOptions, RunSummary, format_time};
@@ -49,6 +50,9 @@ enum Cmd {
     /// Market data: import files, export series, show what is stored.
     #[command(subcommand)]
     Data(DataCmd),
+    /// Broker credentials, encrypted at rest (prompted for, never taken as arguments).
+    #[command(subcommand)]
+    Credentials(CredentialsCmd),
     /// Counters of the running host.
     Status,
     /// Stop the running host.
@@ -163,6 +167,14 @@ enum DataCmd {
     },
 }
 
+#[derive(Subcommand)]
+enum CredentialsCmd {
+    /// Store the credentials of a broker (`capital`): prompts for a passphrase and the secrets.
+    Set { broker: String },
+    /// Decrypt with the passphrase and show which credentials are stored (masked).
+    Show,
+}
+
 #[derive(Args)]
 struct LoadArgs {
     /// A parameter, `NAME=VALUE` (repeatable).
@@ -222,6 +234,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Shutdown => Ok(ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.shutdown()?),
         Cmd::Plugin(p) => plugin(p, &data_dir(&cli.data_dir)),
         Cmd::Data(d) => data(d, &data_dir(&cli.data_dir)),
+        Cmd::Credentials(c) => credentials(c, &data_dir(&cli.data_dir)),
     }
 }
 
@@ -303,6 +316,49 @@ fn plugin(cmd: PluginCmd, data_dir: &Path) -> Result<()> {
                 r["held"].as_f64().unwrap_or(f64::NAN),
                 r["state_bytes"]
             );
+        }
+    }
+    Ok(())
+}
+
+/// A secret: prompted for without echo on a terminal, else one line of standard input.
+fn secret(prompt: &str) -> Result<String> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        return Ok(rpassword::prompt_password(prompt)?);
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let line = line.trim_end_matches(['\n', '\r']).to_owned();
+    if line.is_empty() {
+        bail!("no input for `{}` on standard input", prompt.trim_end_matches([':', ' ']));
+    }
+    Ok(line)
+}
+
+fn credentials(cmd: CredentialsCmd, data_dir: &Path) -> Result<()> {
+    let store = CredentialStore::new(data_dir.join("credentials.json"));
+    match cmd {
+        CredentialsCmd::Set { broker } => {
+            if broker != "capital" {
+                bail!("unknown broker `{broker}`: the supported one is `capital`");
+            }
+            let passphrase = zeroize::Zeroizing::new(secret("Passphrase (12+ characters): ")?);
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) && *passphrase != secret("Passphrase again: ")? {
+                bail!("the two passphrases differ; nothing was saved");
+            }
+            let creds = CapitalCredentials {
+                api_key: secret("Capital.com API key: ")?,
+                identifier: secret("Capital.com login (identifier): ")?,
+                password: secret("Capital.com API key password: ")?,
+            };
+            store.save(&passphrase, &creds)?;
+            println!("saved the capital credentials to {} (encrypted, mode 0600)", store.path().display());
+        }
+        CredentialsCmd::Show => {
+            let passphrase = zeroize::Zeroizing::new(secret("Passphrase: ")?);
+            let creds = store.load(&passphrase)?;
+            println!("{}: capital {creds:?}", store.path().display());
         }
     }
     Ok(())

@@ -308,3 +308,40 @@ fn kill_9_during_import_never_breaks_the_store_or_loses_a_durable_commit() {
     }
     eprintln!("kill -9 rounds (delay ms, durable, stored): {outcomes:?}");
 }
+
+#[test]
+fn credentials_are_prompted_for_encrypted_and_never_shown() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let with_stdin = |args: &[&str], input: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stratbox"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let secrets = ["KEY-SECRET-1", "me@example.com", "pw-SECRET-2", "correct horse battery staple"];
+    let set = with_stdin(&["credentials", "set", "capital", "--data-dir", d], &format!("{}\n{}\n{}\n{}\n", secrets[3], secrets[0], secrets[1], secrets[2]));
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    let show = with_stdin(&["credentials", "show", "--data-dir", d], &format!("{}\n", secrets[3]));
+    let shown = String::from_utf8_lossy(&show.stdout);
+    assert!(show.status.success() && shown.contains("api_key: \"*** (12 chars)\""), "{shown}");
+    let wrong = with_stdin(&["credentials", "show", "--data-dir", d], "not the passphrase at all\n");
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(!wrong.status.success() && err.trim().starts_with("error: wrong passphrase for") && err.trim().lines().count() == 1, "{err}");
+    for out in [&set, &show, &wrong] {
+        let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        for s in &secrets {
+            assert!(!all.contains(s), "a secret reached the output: {all}");
+        }
+    }
+    let file = std::fs::read_to_string(dir.path().join("credentials.json")).unwrap();
+    assert!(secrets.iter().all(|s| !file.contains(s)), "nothing in clear at rest");
+    // There is no way to pass a secret as an argument.
+    assert!(!stratbox(&["credentials", "set", "capital", "--password", "x", "--data-dir", d]).status.success());
+}
