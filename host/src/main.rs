@@ -492,7 +492,7 @@ fn run(config: Option<PathBuf>, data_dir: Option<PathBuf>, duration: Option<f64>
                 mode = ?config.mode, instruments = sim.instruments, bar_secs = sim.bar_secs, seed = sim.seed, pace_ms = config.pace_ms,
                 plugins = config.plugins.len(), "starting the host on the built-in simulated market"
             );
-            Box::new(SimulatedMarket::new(sim.clone()))
+            Box::new(SimulatedMarket::new(*sim))
         }
         FeedConfig::Replay(replay) => {
             let feed = ReplayFeed::open(&config.data_dir.join("market"), replay)?;

@@ -87,7 +87,7 @@ impl Scenario {
     pub fn host(&self, data_dir: &Path) -> (Host, mpsc::Sender<stratbox_host::runner::Command>) {
         let config = self.config(data_dir);
         let FeedConfig::Simulator(sim) = &config.feed else { unreachable!("scenarios use the simulator") };
-        let feed = Box::new(SimulatedMarket::new(sim.clone()));
+        let feed = Box::new(SimulatedMarket::new(*sim));
         let (tx, rx) = mpsc::channel();
         let mut host = Host::new(config, feed, rx).expect("host starts");
         host.intent_log = Some(Vec::new());

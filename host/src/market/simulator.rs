@@ -1,6 +1,15 @@
-//! The built-in simulated market: correlated geometric Brownian motion with
-//! per-instrument volatility, occasional market-wide jumps, and OHLCV bars
-//! built from intrabar sub-steps. Seeded: the same config gives the same bars.
+//! The built-in simulated market. Per bar, each instrument's log price moves
+//! by a market factor and its own shock (correlation `correlation`), with:
+//! - stochastic volatility: log-volatility follows an AR(1) with a
+//!   market-wide and an own component (volatility clusters);
+//! - intraday seasonality: volatility peaks around the US open and close
+//!   (14:30 and 21:00 UTC);
+//! - regimes: a Markov switch between calm and crash (volatility times
+//!   `crash_vol_multiplier`, a negative market drift, correlations near one);
+//! - occasional market-wide jumps;
+//! - OHLCV bars from intrabar sub-steps.
+//!
+//! Seeded: the same config gives the same bars.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -12,7 +21,7 @@ use super::{Bar, Feed, Instrument, MarketEvent, NANOS_PER_SEC, Timestamp};
 const SECS_PER_YEAR: f64 = 365.25 * 86_400.0;
 const SUBSTEPS: usize = 8;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SimulatorConfig {
     /// Number of instruments (`SIM000`, `SIM001`, ...).
@@ -31,6 +40,17 @@ pub struct SimulatorConfig {
     /// Chance per bar of a market-wide jump, and its mean size (log return).
     pub jump_probability: f64,
     pub jump_mean: f64,
+    /// Persistence and shock size of the log-volatility AR(1).
+    pub vol_persistence: f64,
+    pub vol_of_vol: f64,
+    /// Peak extra volatility around the open and close (0: none).
+    pub seasonality: f64,
+    /// Chance per bar of entering a crash, and of leaving one.
+    pub crash_probability: f64,
+    pub crash_exit_probability: f64,
+    pub crash_vol_multiplier: f64,
+    /// Market drift per bar during a crash (log return).
+    pub crash_drift: f64,
 }
 
 impl Default for SimulatorConfig {
@@ -46,6 +66,13 @@ impl Default for SimulatorConfig {
             max_volatility: 0.60,
             jump_probability: 0.0005,
             jump_mean: -0.04,
+            vol_persistence: 0.98,
+            vol_of_vol: 0.08,
+            seasonality: 0.8,
+            crash_probability: 0.0002,
+            crash_exit_probability: 0.02,
+            crash_vol_multiplier: 3.0,
+            crash_drift: -0.002,
         }
     }
 }
@@ -55,6 +82,10 @@ pub struct SimulatedMarket {
     instruments: Vec<Instrument>,
     prices: Vec<f64>,
     volatility: Vec<f64>,
+    /// Log-volatility deviations: market-wide, and per instrument.
+    market_log_vol: f64,
+    log_vol: Vec<f64>,
+    crash: bool,
     rng: StdRng,
     next_start: Timestamp,
     emitted: u64,
@@ -74,16 +105,34 @@ impl SimulatedMarket {
             .collect();
         let prices = (0..config.instruments).map(|_| rng.gen_range(20.0..500.0_f64).round()).collect();
         let volatility = (0..config.instruments).map(|_| rng.gen_range(config.min_volatility..=config.max_volatility)).collect();
-        Self { next_start: config.start, config, instruments, prices, volatility, rng, emitted: 0 }
+        let log_vol = vec![0.0; config.instruments];
+        Self { next_start: config.start, config, instruments, prices, volatility, market_log_vol: 0.0, log_vol, crash: false, rng, emitted: 0 }
     }
 
     fn normal(&mut self) -> f64 {
         StandardNormal.sample(&mut self.rng)
     }
 
+    /// Volatility multiplier by time of day: 1, plus bumps at the US open and close.
+    fn seasonal(&self, t: i64) -> f64 {
+        let tod = t.rem_euclid(86_400 * NANOS_PER_SEC) as f64 / (60.0 * NANOS_PER_SEC as f64); // minutes
+        let bump = |centre: f64| (-((tod - centre) / 45.0).powi(2)).exp();
+        1.0 + self.config.seasonality * (bump(14.5 * 60.0) + bump(21.0 * 60.0))
+    }
+
+    /// Whether the market is in a crash regime.
+    pub fn in_crash(&self) -> bool {
+        self.crash
+    }
+
     fn cross_section(&mut self) -> Vec<Bar> {
+        let c = self.config;
+        self.crash = if self.crash { !self.rng.gen_bool(c.crash_exit_probability.clamp(0.0, 1.0)) } else { self.rng.gen_bool(c.crash_probability.clamp(0.0, 1.0)) };
+        let (regime_vol, drift, rho) = if self.crash { (c.crash_vol_multiplier, c.crash_drift, 0.95) } else { (1.0, 0.0, c.correlation.clamp(-1.0, 1.0)) };
+        let shock = self.normal();
+        self.market_log_vol = c.vol_persistence * self.market_log_vol + c.vol_of_vol * shock;
+        let season = self.seasonal(self.next_start);
         let dt = f64::from(self.config.bar_secs) / SECS_PER_YEAR / SUBSTEPS as f64;
-        let rho = self.config.correlation.clamp(-1.0, 1.0);
         let idio = (1.0 - rho * rho).sqrt();
         let jump = (self.rng.gen_bool(self.config.jump_probability.clamp(0.0, 1.0)))
             .then(|| self.config.jump_mean * (1.0 + 0.5 * self.normal()));
@@ -91,12 +140,14 @@ impl SimulatedMarket {
         let volume = LogNormal::new(8.0, 0.8).expect("valid lognormal");
         let mut bars = Vec::with_capacity(self.instruments.len());
         for i in 0..self.instruments.len() {
-            let sigma = self.volatility[i];
+            let own = self.normal();
+            self.log_vol[i] = c.vol_persistence * self.log_vol[i] + c.vol_of_vol * own;
+            let sigma = self.volatility[i] * (self.market_log_vol + self.log_vol[i]).exp() * season * regime_vol;
             let open = self.prices[i];
             let (mut high, mut low, mut p) = (open, open, open);
             for (k, m) in market.iter().enumerate() {
                 let z = rho * m + idio * self.normal();
-                let mut r = -0.5 * sigma * sigma * dt + sigma * dt.sqrt() * z;
+                let mut r = drift / SUBSTEPS as f64 - 0.5 * sigma * sigma * dt + sigma * dt.sqrt() * z;
                 if k == SUBSTEPS / 2 {
                     r += jump.unwrap_or(0.0) * (1.0 + 0.3 * self.normal()).max(0.0);
                 }
@@ -148,7 +199,7 @@ mod tests {
             let mut m = SimulatedMarket::new(c);
             std::iter::from_fn(|| m.next_event()).collect::<Vec<_>>()
         };
-        let (a, b) = (collect(cfg.clone()), collect(cfg.clone()));
+        let (a, b) = (collect(cfg), collect(cfg));
         assert_eq!(a.len(), 200);
         assert_eq!(a, b, "seeded simulation must be reproducible");
         assert_ne!(a, collect(SimulatorConfig { seed: 7, ..cfg }));
@@ -159,5 +210,41 @@ mod tests {
                 assert!(b.low <= b.open.min(b.close) && b.high >= b.open.max(b.close) && b.low > 0.0, "{b:?}");
             }
         }
+    }
+
+    /// Mean absolute log return of instrument 0 and the lag-1 autocorrelation
+    /// of absolute returns, over `bars` cross-sections.
+    fn moves(cfg: SimulatorConfig, bars: u64) -> (f64, f64) {
+        let mut m = SimulatedMarket::new(SimulatorConfig { bars: Some(bars), ..cfg });
+        let closes: Vec<f64> = std::iter::from_fn(|| m.next_event())
+            .map(|e| match e {
+                MarketEvent::Bars(b) => b[0].close,
+                _ => unreachable!(),
+            })
+            .collect();
+        let r: Vec<f64> = closes.windows(2).map(|w| (w[1] / w[0]).ln().abs()).collect();
+        let mean = r.iter().sum::<f64>() / r.len() as f64;
+        let var = r.iter().map(|x| (x - mean).powi(2)).sum::<f64>();
+        let cov = r.windows(2).map(|w| (w[0] - mean) * (w[1] - mean)).sum::<f64>();
+        (mean, cov / var)
+    }
+
+    #[test]
+    fn crashes_move_more_and_volatility_clusters() {
+        let base = SimulatorConfig { instruments: 3, jump_probability: 0.0, seasonality: 0.0, ..Default::default() };
+        let (calm, _) = moves(SimulatorConfig { crash_probability: 0.0, ..base }, 4_000);
+        let (crash, _) = moves(SimulatorConfig { crash_probability: 1.0, crash_exit_probability: 0.0, ..base }, 4_000);
+        assert!(crash > 2.0 * calm, "crash regime {crash} vs calm {calm}");
+        let (_, clustering) = moves(SimulatorConfig { crash_probability: 0.0, vol_of_vol: 0.3, ..base }, 20_000);
+        let (_, none) = moves(SimulatorConfig { crash_probability: 0.0, vol_of_vol: 0.0, ..base }, 20_000);
+        assert!(clustering > none + 0.05, "|r| autocorrelation {clustering} with stochastic volatility, {none} without");
+    }
+
+    #[test]
+    fn volatility_peaks_at_the_open_and_close() {
+        let m = SimulatedMarket::new(SimulatorConfig::default());
+        let at = |h: i64, min: i64| m.seasonal((h * 3600 + min * 60) * NANOS_PER_SEC);
+        assert!(at(14, 30) > 1.7 && at(21, 0) > 1.7, "{} {}", at(14, 30), at(21, 0));
+        assert!(at(3, 0) < 1.01);
     }
 }
