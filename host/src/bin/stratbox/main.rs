@@ -1,0 +1,96 @@
+//! `stratbox`: run the host, author plugins, operate a running host, manage
+//! market data and credentials. One file per command group; the library
+//! (`stratbox_host`) does the work, this binary parses and prints.
+
+mod credentials;
+mod data;
+mod plugin;
+mod run;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use stratbox_host::control::ControlClient;
+
+#[derive(Parser)]
+#[command(name = "stratbox", version, about = "Run trading strategies as sandboxed WebAssembly plugins")]
+struct Cli {
+    /// Data directory of the host (plugin stores, compiled cache, control file).
+    #[arg(long, global = true, env = "STRATBOX_DATA")]
+    data_dir: Option<PathBuf>,
+    /// Log filter, e.g. `info`, `debug`, `stratbox_host=debug,plugin=warn`.
+    #[arg(long, global = true, env = "STRATBOX_LOG", default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the host: with no config, the built-in simulator with the bundled plugins, paper trading.
+    Run {
+        /// Host configuration (TOML); see examples/configs/.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Stop after this many seconds (default: until the feed ends or Ctrl-C).
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Author and operate plugins.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCmd),
+    /// Market data: import files, export series, show what is stored.
+    #[command(subcommand)]
+    Data(data::DataCmd),
+    /// Broker credentials, encrypted at rest (prompted for, never taken as arguments).
+    #[command(subcommand)]
+    Credentials(credentials::CredentialsCmd),
+    /// Counters of the running host.
+    Status,
+    /// Stop the running host.
+    Shutdown,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = dispatch(cli) {
+        // One line; causes that the message already quotes are not repeated.
+        let mut line = e.to_string();
+        for cause in e.chain().skip(1).map(|c| c.to_string()) {
+            if !line.contains(&cause) {
+                line = format!("{line}: {cause}");
+            }
+        }
+        eprintln!("error: {line}");
+        std::process::exit(1);
+    }
+}
+
+fn data_dir(cli: &Option<PathBuf>) -> PathBuf {
+    cli.clone().unwrap_or_else(|| PathBuf::from("stratbox-data"))
+}
+
+fn dispatch(cli: Cli) -> Result<()> {
+    match cli.command {
+        Cmd::Run { config, duration, json } => run::run(config, cli.data_dir, duration, json),
+        Cmd::Status => print_json(&ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.status()?),
+        Cmd::Shutdown => Ok(ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.shutdown()?),
+        Cmd::Plugin(p) => plugin::plugin(p, &data_dir(&cli.data_dir)),
+        Cmd::Data(d) => data::data(d, &data_dir(&cli.data_dir)),
+        Cmd::Credentials(c) => credentials::credentials(c, &data_dir(&cli.data_dir)),
+    }
+}
+
+pub(crate) fn print_json(v: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}

@@ -1,0 +1,103 @@
+//! `stratbox run`: the host, on the simulator or a replay, until the feed
+//! ends, the duration passes, Ctrl-C, or `stratbox shutdown`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+
+use stratbox_host::config::{BUNDLED_PLUGIN_DIR, FeedConfig, HostConfig};
+use stratbox_host::control::ControlServer;
+use stratbox_host::market::{Feed, ReplayFeed, SimulatedMarket};
+use stratbox_host::runner::{Host, RunOptions, RunSummary, format_time};
+
+use crate::print_json;
+
+pub fn run(config: Option<PathBuf>, data_dir: Option<PathBuf>, duration: Option<f64>, json: bool) -> Result<()> {
+    let mut config = match &config {
+        Some(path) => HostConfig::load(path)?,
+        None => {
+            let dir = std::env::var_os("STRATBOX_PLUGIN_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(BUNDLED_PLUGIN_DIR));
+            let config = HostConfig::bundled(&dir);
+            if let Some(missing) = config.plugins.iter().find(|p| !p.path.exists()) {
+                bail!(
+                    "bundled plugin {} not found: build the bundled plugins first with `scripts/build-plugins.sh` \
+                     (or set STRATBOX_PLUGIN_DIR)",
+                    missing.path.display()
+                );
+            }
+            config
+        }
+    };
+    if let Some(d) = data_dir {
+        config.data_dir = d;
+    }
+    let duration = duration.map(|s| if s.is_finite() && s >= 0.0 { Ok(Duration::from_secs_f64(s)) } else { Err(anyhow::anyhow!("--duration {s}: expected a number of seconds >= 0")) }).transpose()?;
+    let feed: Box<dyn Feed> = match &config.feed {
+        FeedConfig::Simulator(sim) => {
+            tracing::info!(
+                mode = ?config.mode, instruments = sim.instruments, bar_secs = sim.bar_secs, seed = sim.seed, pace_ms = config.pace_ms,
+                plugins = config.plugins.len(), "starting the host on the built-in simulated market"
+            );
+            Box::new(SimulatedMarket::new(*sim))
+        }
+        FeedConfig::Replay(replay) => {
+            let feed = ReplayFeed::open(&config.data_dir.join("market"), replay)?;
+            tracing::info!(
+                mode = ?config.mode, instruments = feed.instruments().len(), period_secs = replay.period_secs, pace_ms = config.pace_ms,
+                plugins = config.plugins.len(), "starting the host on a replay of stored bars"
+            );
+            Box::new(feed)
+        }
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut host = Host::new(config.clone(), feed, rx)?;
+    let _control = if config.control.enabled {
+        Some(ControlServer::start(&config.control.listen, &config.data_dir, host.factory(), tx.clone())?)
+    } else {
+        None
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    watch_ctrl_c(stop.clone());
+    let summary = host.run(&RunOptions { duration, stop });
+    if json { print_json(&summary) } else { print_summary(&summary); Ok(()) }
+}
+
+fn watch_ctrl_c(stop: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+        if rt.block_on(tokio::signal::ctrl_c()).is_ok() {
+            eprintln!("\nstopping (Ctrl-C)...");
+            stop.store(true, Ordering::Relaxed);
+        }
+    });
+}
+
+fn print_summary(s: &RunSummary) {
+    let st = &s.status;
+    println!("\n== run summary ==");
+    println!(
+        "{} events ({} bars) up to {} in {:.1} s; {} intents ({} invalid), {} stop decisions, {} alarms; {} orders, {} fills ({} protective), {} swaps",
+        st.stats.events, st.stats.bars, format_time(st.market_time), st.uptime.as_secs_f64(), st.stats.intents, st.stats.invalid_intents,
+        st.stats.stop_decisions, st.stats.alarms, st.broker.orders, st.broker.fills, st.broker.protective_exits, st.stats.swaps
+    );
+    for r in &st.stats.refused {
+        println!("refused: {r}");
+    }
+    println!("{:<14} {:<12} {:<18} {:>8} {:>14} {:>8} {:>6} {:>8} {:>12}", "plugin", "health", "roles", "calls", "fuel used", "intents", "faults", "restarts", "P&L");
+    for p in &s.plugins {
+        println!(
+            "{:<14} {:<12} {:<18} {:>8} {:>14} {:>8} {:>6} {:>8} {:>12.2}",
+            p.name, format!("{:?}", p.health).to_lowercase(), p.roles.join(","), p.stats.calls, p.stats.fuel_used, p.stats.intents,
+            p.faults, p.restarts, p.book.realised_pnl + p.book.unrealised_pnl
+        );
+        if let Some(reason) = &p.reason {
+            println!("    quarantined: {reason}");
+        }
+        if let Some(alarm) = &p.last_alarm {
+            println!("    last alarm ({} in all): {alarm}", p.alarms);
+        }
+    }
+}
