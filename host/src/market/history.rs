@@ -34,11 +34,6 @@ impl BarHistory {
             .map(|s| s.iter().skip(s.len().saturating_sub(count)).copied().collect())
             .unwrap_or_default()
     }
-
-    /// Close of the most recent bar of any period.
-    pub fn last_close(&self, instrument: InstrumentId, period_secs: u32) -> Option<f64> {
-        self.series.get(&(instrument, period_secs)).and_then(|s| s.back()).map(|b| b.close)
-    }
 }
 
 #[cfg(test)]
@@ -57,6 +52,5 @@ mod tests {
         assert_eq!(closes, vec![2.0, 3.0, 4.0]);
         assert_eq!(h.last(1, 60, 2).len(), 2);
         assert!(h.last(2, 60, 2).is_empty());
-        assert_eq!(h.last_close(1, 60), Some(4.0));
     }
 }

@@ -234,6 +234,10 @@ mod tests {
         let base = SimulatorConfig { instruments: 3, jump_probability: 0.0, seasonality: 0.0, ..Default::default() };
         let (calm, _) = moves(SimulatorConfig { crash_probability: 0.0, ..base }, 4_000);
         let (crash, _) = moves(SimulatorConfig { crash_probability: 1.0, crash_exit_probability: 0.0, ..base }, 4_000);
+        let mut m = SimulatedMarket::new(SimulatorConfig { crash_probability: 1.0, crash_exit_probability: 0.0, ..base });
+        assert!(!m.in_crash());
+        m.next_event();
+        assert!(m.in_crash(), "the regime switched on the first bar");
         assert!(crash > 2.0 * calm, "crash regime {crash} vs calm {calm}");
         let (_, clustering) = moves(SimulatorConfig { crash_probability: 0.0, vol_of_vol: 0.3, ..base }, 20_000);
         let (_, none) = moves(SimulatorConfig { crash_probability: 0.0, vol_of_vol: 0.0, ..base }, 20_000);

@@ -15,7 +15,6 @@ mod limits;
 mod loader;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, Store};
@@ -143,6 +142,3 @@ impl Sandbox {
         Ok(PluginInstance::new(store, bindings, metering))
     }
 }
-
-/// A sandbox is shared between the event loop and the control API.
-pub type SharedSandbox = Arc<Sandbox>;

@@ -9,6 +9,8 @@ use stratbox_sdk::{OrderIntent, OrderType, TimeInForce};
 
 pub struct Hostile {
     mode: String,
+    /// Iterations of the busy-wait mode.
+    spin: u64,
     bars: u64,
     /// Start of the first cross-section seen: "first bar" means that one.
     first_start: Option<i64>,
@@ -60,7 +62,7 @@ impl Plugin for Hostile {
             _ => {}
         }
         ctx.info(&format!("hostile plugin armed: {mode}"));
-        Ok(Self { mode, bars: 0, first_start: None })
+        Ok(Self { mode, spin: init.params.int("spin")? as u64, bars: 0, first_start: None })
     }
 
     fn export_state(&self) -> Vec<u8> {
@@ -100,10 +102,9 @@ impl Strategy for Hostile {
                 spin_forever();
             }
             "busy-wait" => {
-                // Finite, but far longer than any live deadline.
-                let n = 20_000_000_000u64;
+                // Finite, but (by default) far longer than any live deadline.
                 let mut x = 0u64;
-                for i in 0..black_box(n) {
+                for i in 0..black_box(self.spin) {
                     x = black_box(x ^ i);
                 }
                 black_box(x);
