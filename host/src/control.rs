@@ -201,7 +201,7 @@ impl ControlServer {
         rand::rngs::OsRng.fill_bytes(&mut raw);
         let token = hex::encode(raw);
         let file = data_dir.join(CONTROL_FILE);
-        write_private(&file, &serde_json::to_vec_pretty(&ControlEndpoint { url: format!("http://{addr}"), token: token.clone() }).expect("serialisable"))
+        crate::util::write_atomic(&file, &serde_json::to_vec_pretty(&ControlEndpoint { url: format!("http://{addr}"), token: token.clone() }).expect("serialisable"), true)
             .map_err(|source| ControlError::Write { path: file.clone(), source })?;
 
         let ctl = Arc::new(Ctl { token, factory, commands });
@@ -244,19 +244,6 @@ impl Drop for ControlServer {
             let _ = t.join();
         }
     }
-}
-
-fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options.open(path)?;
-    f.write_all(data)
 }
 
 /// Client side, used by `stratbox plugin list|load|unload|swap`.

@@ -135,19 +135,7 @@ impl CredentialStore {
         if let Some(parent) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(io)?;
         }
-        let tmp = self.path.with_extension("tmp");
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        use std::io::Write;
-        let mut f = options.open(&tmp).map_err(io)?;
-        f.write_all(&serde_json::to_vec_pretty(&envelope).expect("serialisable")).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &self.path).map_err(io)
+        crate::util::write_atomic(&self.path, &serde_json::to_vec_pretty(&envelope).expect("serialisable"), true).map_err(io)
     }
 
     /// Decrypts the credentials.

@@ -151,8 +151,7 @@ pub fn build_plugin(dir: &Path, output: Option<&Path>) -> Result<BuildOutput, Bu
     if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|source| BuildError::Io { path: parent.to_owned(), source })?;
     }
-    // Write then rename: a concurrent reader (parallel tests) never sees half a file.
-    let tmp = target.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, &component).and_then(|()| std::fs::rename(&tmp, &target)).map_err(|source| BuildError::Io { path: target.clone(), source })?;
+    // Atomic: a concurrent reader (parallel tests) never sees half a file.
+    crate::util::write_atomic(&target, &component, false).map_err(|source| BuildError::Io { path: target.clone(), source })?;
     Ok(BuildOutput { route, core_module, component: target, component_bytes: component.len() })
 }

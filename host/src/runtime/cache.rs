@@ -4,8 +4,7 @@
 
 use std::fs;
 use std::hash::{Hash, Hasher};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
@@ -68,18 +67,9 @@ impl ComponentCache {
             }
         }
         let component = Component::new(engine, bytes)?;
-        if let Err(e) = store(&path, &component.serialize()?) {
+        if let Err(e) = crate::util::write_atomic(&path, &component.serialize()?, true) {
             tracing::warn!(path = %path.display(), error = %e, "could not write the compiled-component cache");
         }
         Ok((component, outcome))
     }
-}
-
-/// Writes atomically: a reader never sees half a file.
-fn store(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut f = fs::File::create(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    fs::rename(tmp, path)
 }
