@@ -18,6 +18,17 @@ pub use crate::runtime::bindings::{Bar, Instrument, InstrumentId, Quote, Timesta
 
 pub const NANOS_PER_SEC: i64 = 1_000_000_000;
 
+/// `YYYY-MM-DD[ HH:MM:SS[.fff]]` read in `zone`, as ns since the epoch; the
+/// error says what was wrong with `s`.
+pub fn parse_datetime(s: &str, zone: chrono_tz::Tz) -> Result<Timestamp, String> {
+    use chrono::{NaiveDate, NaiveDateTime, TimeZone};
+    let naive = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
+        .or_else(|_| NaiveDate::parse_from_str(s, "%Y-%m-%d").map(|d| d.and_hms_opt(0, 0, 0).expect("midnight")))
+        .map_err(|_| format!("`{s}` is not a date-time (YYYY-MM-DD[ HH:MM:SS[.fff]])"))?;
+    let local = zone.from_local_datetime(&naive).earliest().ok_or_else(|| format!("`{s}` does not exist in {zone}"))?;
+    local.timestamp_nanos_opt().ok_or_else(|| format!("`{s}` is out of range"))
+}
+
 /// One executed trade.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Trade {

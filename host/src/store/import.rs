@@ -19,12 +19,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use chrono::{NaiveDate, NaiveDateTime, TimeZone};
+
 use chrono_tz::Tz;
 use serde::Serialize;
 
 use super::{MarketStore, PriceSource, StoreError};
-use crate::market::{Bar, BarAggregator, Record, Reject, RejectReason, Resampler, Trade, Validator, ValidatorConfig};
+use crate::market::{Bar, BarAggregator, parse_datetime, Record, Reject, RejectReason, Resampler, Trade, Validator, ValidatorConfig};
 
 /// Longer periods built from imported bars (when a multiple of their period).
 pub const RESAMPLE_PERIODS: [u32; 5] = [300, 900, 3_600, 14_400, 86_400];
@@ -126,12 +126,7 @@ impl Line<'_> {
     }
 
     fn time(&self, i: usize, zone: Tz) -> Result<i64, ImportError> {
-        let c = self.cell(i)?.trim();
-        let naive = NaiveDateTime::parse_from_str(c, "%Y-%m-%d %H:%M:%S%.f")
-            .or_else(|_| NaiveDate::parse_from_str(c, "%Y-%m-%d").map(|d| d.and_hms_opt(0, 0, 0).expect("midnight")))
-            .map_err(|_| self.err(i, format!("`{c}` is not a date-time (YYYY-MM-DD[ HH:MM:SS[.fff]])")))?;
-        let local = zone.from_local_datetime(&naive).earliest().ok_or_else(|| self.err(i, format!("`{c}` does not exist in {zone}")))?;
-        local.timestamp_nanos_opt().ok_or_else(|| self.err(i, format!("`{c}` is out of range")))
+        parse_datetime(self.cell(i)?.trim(), zone).map_err(|why| self.err(i, why))
     }
 }
 
@@ -338,6 +333,7 @@ fn infer_period(bars: &[(Bar, PriceSource)]) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::NaiveDate;
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let p = dir.join(name);

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 
-use stratbox_host::market::ValidatorConfig;
+use stratbox_host::market::{ValidatorConfig, parse_datetime};
 use stratbox_host::runner::format_time;
 use stratbox_host::store::{MarketStore, PriceSource, Series, StoreConfig, import_file_with_progress, restore};
 
@@ -67,10 +67,7 @@ pub enum DataCmd {
 }
 
 fn utc(s: &str) -> Result<i64> {
-    let t = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
-        .or_else(|_| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map(|d| d.and_hms_opt(0, 0, 0).expect("midnight")))
-        .with_context(|| format!("`{s}` is not a date-time (YYYY-MM-DD[ HH:MM:SS[.fff]])"))?;
-    t.and_utc().timestamp_nanos_opt().with_context(|| format!("`{s}` is out of range"))
+    parse_datetime(s, chrono_tz::UTC).map_err(anyhow::Error::msg)
 }
 
 pub fn data(cmd: DataCmd, data_dir: &Path) -> Result<()> {
