@@ -301,23 +301,7 @@ impl Host {
     fn apply_stop_decisions(&mut self, decisions: Vec<(Arc<str>, Arc<str>, StopDecision)>, now: Timestamp) {
         for (policy, holder, decision) in decisions {
             self.stats.stop_decisions += 1;
-            let checked = match &decision {
-                StopDecision::SetLevels(l) => {
-                    let prices = [l.stop_loss, l.take_profit].into_iter().flatten();
-                    match self.instruments.get(l.instrument as usize) {
-                        None => Err(format!("stop levels for unknown instrument id {}", l.instrument)),
-                        Some(inst) => prices
-                            .filter(|p| !p.is_finite() || *p <= 0.0 || *p > self.bounds.max_price)
-                            .map(|p| Err(format!("stop level {} for {} must be a finite number in (0, {}]", validation::show(p), inst.symbol, validation::show(self.bounds.max_price))))
-                            .next()
-                            .unwrap_or(Ok(())),
-                    }
-                }
-                StopDecision::Exit(i) => {
-                    if (*i as usize) < self.instruments.len() { Ok(()) } else { Err(format!("exit for unknown instrument id {i}")) }
-                }
-            };
-            if let Err(why) = checked {
+            if let Err(why) = validation::validate_stop(&decision, &self.instruments, &self.bounds) {
                 self.stats.invalid_intents += 1;
                 self.supervisor.quarantine(&policy, Fault::InvalidIntent(why));
                 continue;
@@ -398,19 +382,7 @@ impl Host {
 
 /// `YYYY-MM-DD HH:MM:SS` (UTC) of a market timestamp.
 pub fn format_time(t: Timestamp) -> String {
-    let secs = t.div_euclid(1_000_000_000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    chrono::DateTime::from_timestamp_nanos(t).format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
 #[cfg(test)]

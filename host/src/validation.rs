@@ -2,7 +2,7 @@
 //! well-formed plugin can never produce. A violation quarantines the plugin;
 //! risk limits (a separate, later layer) merely reject.
 
-use crate::runtime::bindings::{Instrument, Intent, OrderType};
+use crate::runtime::bindings::{Instrument, Intent, OrderType, StopDecision};
 
 /// Bounds past which a number is absurd rather than large.
 #[derive(Debug, Clone, Copy)]
@@ -53,6 +53,19 @@ fn price(p: f64, what: &str, inst: &Instrument, b: &IntentBounds) -> Result<(), 
     Ok(())
 }
 
+/// Checks a stop policy's decision: a known instrument, and stop-loss and
+/// take-profit levels that are finite, positive prices.
+pub fn validate_stop(decision: &StopDecision, instruments: &[Instrument], bounds: &IntentBounds) -> Result<(), String> {
+    match decision {
+        StopDecision::SetLevels(l) => {
+            let inst = instrument(instruments, l.instrument)?;
+            l.stop_loss.map_or(Ok(()), |p| price(p, "stop-loss", inst, bounds))?;
+            l.take_profit.map_or(Ok(()), |p| price(p, "take-profit", inst, bounds))
+        }
+        StopDecision::Exit(id) => instrument(instruments, *id).map(drop),
+    }
+}
+
 /// Checks one intent; the error names the field, value and instrument.
 pub fn validate(intent: &Intent, instruments: &[Instrument], bounds: &IntentBounds) -> Result<(), String> {
     match intent {
@@ -94,5 +107,10 @@ mod tests {
         assert!(err(Intent::Target(TargetPosition { instrument: 9, quantity: 1.0 })).contains("unknown instrument id 9"));
         assert!(validate(&Intent::Target(TargetPosition { instrument: 0, quantity: -5.0 }), &inst, &b).is_ok());
         assert!(validate(&order(3.0, OrderType::Limit(400.0)), &inst, &b).is_ok());
+        let levels = |stop_loss, take_profit| StopDecision::SetLevels(crate::runtime::bindings::StopLevels { instrument: 0, stop_loss, take_profit });
+        assert!(validate_stop(&levels(Some(90.0), None), &inst, &b).is_ok());
+        assert!(validate_stop(&levels(None, Some(f64::NAN)), &inst, &b).unwrap_err().contains("take-profit price NaN for SPY"));
+        assert!(validate_stop(&levels(Some(-1.0), None), &inst, &b).unwrap_err().contains("stop-loss price -1 for SPY"));
+        assert!(validate_stop(&StopDecision::Exit(4), &inst, &b).unwrap_err().contains("unknown instrument id 4"));
     }
 }
