@@ -11,10 +11,12 @@
 //! - [`control`]: the local control API and its client
 //! - [`authoring`]: `plugin new`, `plugin build`, `plugin inspect`
 //! - [`config`]: the TOML configuration
+//! - [`capital`]: Capital.com (REST, streaming, the feed and collector, the mock server)
 //! - [`credentials`]: broker secrets encrypted at rest (AES-256-GCM, Argon2id)
 
 pub mod authoring;
 pub mod broker;
+pub mod capital;
 pub mod config;
 pub mod control;
 pub mod credentials;

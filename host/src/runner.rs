@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 
 use crate::broker::{BrokerStats, PaperBroker};
 use crate::config::{HostConfig, Mode, OrderPolicy};
-use crate::market::{Feed, Instrument, MarketEvent, Timestamp};
+use crate::market::{Feed, FeedPoll, Instrument, MarketEvent, Timestamp};
 use crate::runtime::bindings::{Alarm, BarBatch, Intent, RunMode, StopDecision, TargetPosition};
 use crate::runtime::{Fault, Sandbox, SandboxSettings};
 use crate::supervisor::{PluginFactory, PluginView, Started, Supervisor, SwapReport};
@@ -209,12 +209,13 @@ impl Host {
     pub fn step(&mut self) -> bool {
         self.supervisor.maintain();
         self.apply_notices();
-        match self.feed.next_event() {
-            Some(event) => {
+        match self.feed.poll_event(Duration::from_millis(20)) {
+            FeedPoll::Event(event) => {
                 self.process(event);
                 true
             }
-            None => false,
+            FeedPoll::Idle => true,
+            FeedPoll::Ended => false,
         }
     }
 

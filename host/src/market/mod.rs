@@ -56,10 +56,25 @@ impl MarketEvent {
     }
 }
 
+/// What a feed has after waiting.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FeedPoll {
+    Event(MarketEvent),
+    /// Nothing yet (a live feed between events).
+    Idle,
+    Ended,
+}
+
 /// A source of market events, in time order.
 pub trait Feed: Send {
     /// The instruments this feed covers; ids are indexes into this list.
     fn instruments(&self) -> &[Instrument];
     /// The next event, or `None` when the feed is exhausted.
     fn next_event(&mut self) -> Option<MarketEvent>;
+    /// The next event if one comes within `wait`. Live feeds override this so
+    /// the host keeps serving commands between events; files and simulators
+    /// always have the next event at hand.
+    fn poll_event(&mut self, _wait: std::time::Duration) -> FeedPoll {
+        self.next_event().map_or(FeedPoll::Ended, FeedPoll::Event)
+    }
 }

@@ -7,7 +7,10 @@
 //! - regimes: a Markov switch between calm and crash (volatility times
 //!   `crash_vol_multiplier`, a negative market drift, correlations near one);
 //! - occasional market-wide jumps;
-//! - OHLCV bars from intrabar sub-steps.
+//! - OHLCV bars from intrabar sub-steps;
+//! - a bid/ask spread per instrument that widens with its current
+//!   volatility (`spread_bps` in calm conditions, up to 10 times that), and
+//!   optionally a quote per instrument after each cross-section.
 //!
 //! Seeded: the same config gives the same bars.
 
@@ -16,7 +19,7 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, LogNormal, StandardNormal};
 use serde::{Deserialize, Serialize};
 
-use super::{Bar, Feed, Instrument, MarketEvent, NANOS_PER_SEC, Timestamp};
+use super::{Bar, Feed, Instrument, MarketEvent, NANOS_PER_SEC, Quote, Timestamp};
 
 const SECS_PER_YEAR: f64 = 365.25 * 86_400.0;
 const SUBSTEPS: usize = 8;
@@ -51,6 +54,10 @@ pub struct SimulatorConfig {
     pub crash_vol_multiplier: f64,
     /// Market drift per bar during a crash (log return).
     pub crash_drift: f64,
+    /// Full bid/ask spread in calm conditions, basis points of the price.
+    pub spread_bps: f64,
+    /// Emit a quote per instrument (at the bar's close) after each cross-section.
+    pub quotes: bool,
 }
 
 impl Default for SimulatorConfig {
@@ -73,6 +80,8 @@ impl Default for SimulatorConfig {
             crash_exit_probability: 0.02,
             crash_vol_multiplier: 3.0,
             crash_drift: -0.002,
+            spread_bps: 2.0,
+            quotes: false,
         }
     }
 }
@@ -86,6 +95,10 @@ pub struct SimulatedMarket {
     market_log_vol: f64,
     log_vol: Vec<f64>,
     crash: bool,
+    /// Each instrument's volatility in the last cross-section.
+    sigma: Vec<f64>,
+    /// Quotes of the last cross-section, still to be emitted.
+    pending_quotes: std::collections::VecDeque<Quote>,
     rng: StdRng,
     next_start: Timestamp,
     emitted: u64,
@@ -104,9 +117,23 @@ impl SimulatedMarket {
             })
             .collect();
         let prices = (0..config.instruments).map(|_| rng.gen_range(20.0..500.0_f64).round()).collect();
-        let volatility = (0..config.instruments).map(|_| rng.gen_range(config.min_volatility..=config.max_volatility)).collect();
+        let volatility: Vec<f64> = (0..config.instruments).map(|_| rng.gen_range(config.min_volatility..=config.max_volatility)).collect();
         let log_vol = vec![0.0; config.instruments];
-        Self { next_start: config.start, config, instruments, prices, volatility, market_log_vol: 0.0, log_vol, crash: false, rng, emitted: 0 }
+        let sigma = volatility.clone();
+        Self {
+            next_start: config.start,
+            config,
+            instruments,
+            prices,
+            volatility,
+            market_log_vol: 0.0,
+            log_vol,
+            crash: false,
+            sigma,
+            pending_quotes: Default::default(),
+            rng,
+            emitted: 0,
+        }
     }
 
     fn normal(&mut self) -> f64 {
@@ -123,6 +150,37 @@ impl SimulatedMarket {
     /// Whether the market is in a crash regime.
     pub fn in_crash(&self) -> bool {
         self.crash
+    }
+
+    /// The full bid/ask spread of instrument `i` now, in price units: the calm
+    /// spread scaled by how far its volatility is above its base, at most 10x.
+    pub fn spread(&self, i: usize) -> f64 {
+        let stress = (self.sigma[i] / self.volatility[i]).clamp(1.0, 10.0);
+        self.prices[i] * self.config.spread_bps * 1e-4 * stress
+    }
+
+    /// A quote around `mid` for instrument `i` with its current spread, on
+    /// the instrument's tick grid (at least one tick wide), sizes drawn at random.
+    pub fn quote_at(&mut self, i: usize, mid: f64, time: Timestamp) -> Quote {
+        let tick = self.instruments[i].tick_size;
+        let half_ticks = (0.5 * self.spread(i) / tick).round().max(0.0);
+        let bid = ((mid / tick).round() - half_ticks).max(1.0) * tick;
+        let ask = bid + (2.0 * half_ticks).max(1.0) * tick;
+        let round = |x: f64| (x / tick).round() * tick;
+        let size = LogNormal::new(6.0, 0.7).expect("valid lognormal");
+        Quote {
+            instrument: i as u32,
+            time,
+            bid: round(bid),
+            bid_size: Distribution::<f64>::sample(&size, &mut self.rng).round(),
+            ask: round(ask),
+            ask_size: Distribution::<f64>::sample(&size, &mut self.rng).round(),
+        }
+    }
+
+    /// The next cross-section of bars (one bar per instrument).
+    pub fn next_bars(&mut self) -> Vec<Bar> {
+        self.cross_section()
     }
 
     fn cross_section(&mut self) -> Vec<Bar> {
@@ -143,6 +201,7 @@ impl SimulatedMarket {
             let own = self.normal();
             self.log_vol[i] = c.vol_persistence * self.log_vol[i] + c.vol_of_vol * own;
             let sigma = self.volatility[i] * (self.market_log_vol + self.log_vol[i]).exp() * season * regime_vol;
+            self.sigma[i] = sigma;
             let open = self.prices[i];
             let (mut high, mut low, mut p) = (open, open, open);
             for (k, m) in market.iter().enumerate() {
@@ -180,11 +239,22 @@ impl Feed for SimulatedMarket {
     }
 
     fn next_event(&mut self) -> Option<MarketEvent> {
+        if let Some(q) = self.pending_quotes.pop_front() {
+            return Some(MarketEvent::Quote(q));
+        }
         if self.config.bars.is_some_and(|n| self.emitted >= n) {
             return None;
         }
         self.emitted += 1;
-        Some(MarketEvent::Bars(self.cross_section()))
+        let bars = self.cross_section();
+        if self.config.quotes {
+            for b in &bars {
+                let close = b.start + i64::from(b.period_secs) * NANOS_PER_SEC;
+                let q = self.quote_at(b.instrument as usize, b.close, close);
+                self.pending_quotes.push_back(q);
+            }
+        }
+        Some(MarketEvent::Bars(bars))
     }
 }
 
@@ -242,6 +312,35 @@ mod tests {
         let (_, clustering) = moves(SimulatorConfig { crash_probability: 0.0, vol_of_vol: 0.3, ..base }, 20_000);
         let (_, none) = moves(SimulatorConfig { crash_probability: 0.0, vol_of_vol: 0.0, ..base }, 20_000);
         assert!(clustering > none + 0.05, "|r| autocorrelation {clustering} with stochastic volatility, {none} without");
+    }
+
+    #[test]
+    fn quotes_straddle_the_close_and_spreads_widen_in_a_crash() {
+        let cfg = SimulatorConfig { instruments: 4, bars: Some(300), quotes: true, jump_probability: 0.0, ..Default::default() };
+        let mut calm = SimulatedMarket::new(SimulatorConfig { crash_probability: 0.0, ..cfg });
+        let (mut last_bars, mut quotes) = (Vec::new(), 0);
+        let mut calm_spread = 0.0;
+        while let Some(e) = calm.next_event() {
+            match e {
+                MarketEvent::Bars(b) => last_bars = b,
+                MarketEvent::Quote(q) => {
+                    quotes += 1;
+                    let bar = &last_bars[q.instrument as usize];
+                    assert_eq!(q.time, bar.start + 60 * NANOS_PER_SEC);
+                    assert!(q.bid < q.ask && q.bid <= bar.close + 1e-9 && q.ask >= bar.close - 1e-9, "{q:?} around {}", bar.close);
+                    assert!(q.bid_size >= 0.0 && q.ask_size >= 0.0);
+                    calm_spread += (q.ask - q.bid) / bar.close;
+                }
+            }
+        }
+        assert_eq!(quotes, 4 * 300, "one quote per instrument and bar");
+        let mut crash = SimulatedMarket::new(SimulatorConfig { crash_probability: 1.0, crash_exit_probability: 0.0, ..cfg });
+        let mut crash_spread = 0.0;
+        for _ in 0..300 {
+            let bars = crash.next_bars();
+            crash_spread += (0..4).map(|i| crash.spread(i) / bars[i].close).sum::<f64>();
+        }
+        assert!(crash_spread > 2.0 * calm_spread, "crash {crash_spread} vs calm {calm_spread}");
     }
 
     #[test]

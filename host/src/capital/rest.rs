@@ -1,0 +1,413 @@
+//! The Capital.com REST client: session, tokens, keep-alive, rate limits.
+//!
+//! - Login with the API key, identifier and password, or with the password
+//!   RSA-encrypted (`encryptedPassword`) using `/session/encryptionKey`.
+//! - `CST` and `X-SECURITY-TOKEN` go on every call and are replaced by the
+//!   values echoed in any response. They are zeroised when dropped, marked
+//!   sensitive in headers, and never logged.
+//! - A session dies 10 minutes after its last use: [`RestClient::keep_alive`]
+//!   pings well inside that, and an expired-token error logs in again and
+//!   retries once.
+//! - Rate limits are kept on our side: 10 requests/s for everything (spread
+//!   evenly, one per 100 ms, so no sliding one-second window ever holds more
+//!   than 10), a separate one per 100 ms for trading calls, one login per
+//!   second. A 429 still gets exponential backoff with jitter (or the
+//!   server's `Retry-After`), up to `max_retries`.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use rand::Rng;
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::Mutex;
+use zeroize::Zeroizing;
+
+use super::error::{ApiCode, CapitalError};
+use super::wire::{self, EncryptionKey, ErrorBody, Prices, SessionRequest, SessionResponse, Status};
+use crate::credentials::CapitalCredentials;
+
+/// Capital.com's live and demo REST hosts.
+pub const LIVE_URL: &str = "https://api-capital.backend-capital.com";
+pub const DEMO_URL: &str = "https://demo-api-capital.backend-capital.com";
+
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RestConfig {
+    /// Scheme and host; paths get `/api/v1` prepended.
+    pub base_url: String,
+    /// Send the password RSA-encrypted (`encryptedPassword: true`).
+    pub encrypt_password: bool,
+    /// Steady request rate, all endpoints.
+    pub requests_per_sec: u32,
+    /// Minimum spacing of trading calls (positions, working orders), ms.
+    pub trading_interval_ms: u64,
+    /// Retries of a call answered 429.
+    pub max_retries: u32,
+    /// First 429 backoff and its cap, ms (doubled each retry, with jitter).
+    pub backoff_ms: u64,
+    pub backoff_max_ms: u64,
+    pub timeout_ms: u64,
+    /// Ping when the session has been idle this long (it dies at 10 minutes).
+    pub keep_alive_secs: u64,
+}
+
+impl Default for RestConfig {
+    fn default() -> Self {
+        Self {
+            base_url: DEMO_URL.into(),
+            encrypt_password: true,
+            requests_per_sec: 10,
+            trading_interval_ms: 100,
+            max_retries: 6,
+            backoff_ms: 250,
+            backoff_max_ms: 8_000,
+            timeout_ms: 10_000,
+            keep_alive_secs: 240,
+        }
+    }
+}
+
+/// Which rate limits a call is subject to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallKind {
+    General,
+    /// Opening or changing positions and working orders.
+    Trading,
+}
+
+/// The session's tokens (never printed).
+#[derive(Clone)]
+pub struct Tokens {
+    pub cst: Zeroizing<String>,
+    pub security_token: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tokens(***)")
+    }
+}
+
+struct Session {
+    tokens: Tokens,
+    streaming_host: String,
+    /// Bumped on each login, so concurrent callers that all saw the same
+    /// expired session log in once, not once each.
+    generation: u64,
+}
+
+/// Counters for status and tests.
+#[derive(Debug, Default)]
+pub struct RestStats {
+    pub requests: AtomicU64,
+    pub logins: AtomicU64,
+    pub rate_limited: AtomicU64,
+    pub relogins: AtomicU64,
+    pub pings: AtomicU64,
+}
+
+pub struct RestClient {
+    http: reqwest::Client,
+    config: RestConfig,
+    credentials: CapitalCredentials,
+    session: Mutex<Option<Session>>,
+    general: DefaultDirectRateLimiter,
+    trading: DefaultDirectRateLimiter,
+    login_limit: DefaultDirectRateLimiter,
+    generation: AtomicU64,
+    last_used: Mutex<tokio::time::Instant>,
+    pub stats: RestStats,
+}
+
+fn even_quota(per_sec: u32) -> Quota {
+    Quota::with_period(Duration::from_secs(1) / per_sec.max(1)).expect("non-zero period")
+}
+
+impl RestClient {
+    pub fn new(config: RestConfig, credentials: CapitalCredentials) -> Result<Self, CapitalError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(config.timeout_ms))
+            .user_agent(concat!("stratbox/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|source| CapitalError::Http { endpoint: "client".into(), source })?;
+        let trading = Quota::with_period(Duration::from_millis(config.trading_interval_ms.max(1))).expect("non-zero period");
+        Ok(Self {
+            http,
+            general: RateLimiter::direct(even_quota(config.requests_per_sec)),
+            trading: RateLimiter::direct(trading),
+            login_limit: RateLimiter::direct(Quota::per_second(NonZeroU32::MIN)),
+            config,
+            credentials,
+            session: Mutex::new(None),
+            generation: AtomicU64::new(0),
+            last_used: Mutex::new(tokio::time::Instant::now()),
+            stats: RestStats::default(),
+        })
+    }
+
+    pub fn config(&self) -> &RestConfig {
+        &self.config
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.config.base_url.trim_end_matches('/'))
+    }
+
+    /// Logs in (again), replacing any session. Returns the account summary.
+    pub async fn login(&self) -> Result<SessionResponse, CapitalError> {
+        self.login_limit.until_ready().await;
+        let c = &self.credentials;
+        let password = if self.config.encrypt_password {
+            let key: EncryptionKey = self.call_raw(Method::GET, "/session/encryptionKey", None::<&()>, None, &[]).await?.1;
+            Zeroizing::new(encrypt_password(&c.password, &key)?)
+        } else {
+            Zeroizing::new(c.password.clone())
+        };
+        let body = SessionRequest { identifier: c.identifier.clone(), password: password.to_string(), encrypted_password: self.config.encrypt_password };
+        let (headers, response): (HeaderMap, SessionResponse) = self.call_raw(Method::POST, "/session", Some(&body), None, &[]).await?;
+        drop(Zeroizing::new(body.password));
+        let tokens = tokens_from(&headers)
+            .ok_or_else(|| CapitalError::Protocol { endpoint: "POST /session".into(), why: "no CST or X-SECURITY-TOKEN header in the reply".into() })?;
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        *self.session.lock().await = Some(Session { tokens, streaming_host: response.streaming_host.clone(), generation });
+        *self.last_used.lock().await = tokio::time::Instant::now();
+        self.stats.logins.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(account = %response.current_account_id, account_type = %response.account_type, "logged in to Capital.com");
+        Ok(response)
+    }
+
+    /// The current tokens and streaming host, logging in first if needed.
+    pub async fn session(&self) -> Result<(Tokens, String), CapitalError> {
+        if let Some(s) = &*self.session.lock().await {
+            return Ok((s.tokens.clone(), s.streaming_host.clone()));
+        }
+        self.login().await?;
+        let guard = self.session.lock().await;
+        let s = guard.as_ref().expect("just logged in");
+        Ok((s.tokens.clone(), s.streaming_host.clone()))
+    }
+
+    /// Logs in again unless another caller already did since `seen`.
+    async fn relogin(&self, seen: u64) -> Result<(), CapitalError> {
+        let current = self.session.lock().await.as_ref().map(|s| s.generation);
+        if current.is_some_and(|g| g != seen) {
+            return Ok(());
+        }
+        self.stats.relogins.fetch_add(1, Ordering::Relaxed);
+        tracing::info!("Capital.com session expired; logging in again");
+        self.login().await.map(drop)
+    }
+
+    /// The stream reported a dead session: log in again (once for all callers).
+    pub async fn renew_session(&self, seen: &Tokens) -> Result<(), CapitalError> {
+        let generation = {
+            let guard = self.session.lock().await;
+            match guard.as_ref() {
+                Some(s) if *s.tokens.cst == *seen.cst => s.generation,
+                Some(_) => return Ok(()),
+                None => 0,
+            }
+        };
+        self.relogin(generation).await
+    }
+
+    /// An authenticated call: rate-limited, retried on 429, re-logged-in
+    /// once when the session has expired.
+    pub async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        query: &[(&str, String)],
+        kind: CallKind,
+    ) -> Result<T, CapitalError> {
+        let mut relogged = false;
+        loop {
+            let (tokens, generation) = {
+                if self.session.lock().await.is_none() {
+                    self.login().await?;
+                }
+                let guard = self.session.lock().await;
+                let s = guard.as_ref().expect("logged in");
+                (s.tokens.clone(), s.generation)
+            };
+            if kind == CallKind::Trading {
+                self.trading.until_ready().await;
+            }
+            match self.call_raw::<B, T>(method.clone(), path, body, Some(&tokens), query).await {
+                Ok((headers, value)) => {
+                    // Tokens are echoed on every response; keep the newest.
+                    if let Some(fresh) = tokens_from(&headers) {
+                        let mut guard = self.session.lock().await;
+                        if let Some(s) = guard.as_mut().filter(|s| s.generation == generation) {
+                            s.tokens = fresh;
+                        }
+                    }
+                    *self.last_used.lock().await = tokio::time::Instant::now();
+                    return Ok(value);
+                }
+                Err(CapitalError::Api { code, .. }) if code.is_session_expired() && !relogged => {
+                    relogged = true;
+                    self.relogin(generation).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One HTTP exchange with the rate limits and 429 retries; no session logic.
+    async fn call_raw<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        tokens: Option<&Tokens>,
+        query: &[(&str, String)],
+    ) -> Result<(HeaderMap, T), CapitalError> {
+        let endpoint = format!("{method} {path}");
+        let mut attempt = 0u32;
+        loop {
+            self.general.until_ready().await;
+            let mut request = self.http.request(method.clone(), self.url(path)).header("X-CAP-API-KEY", sensitive(&self.credentials.api_key));
+            if let Some(t) = tokens {
+                request = request.header("CST", sensitive(&t.cst)).header("X-SECURITY-TOKEN", sensitive(&t.security_token));
+            }
+            if !query.is_empty() {
+                request = request.query(query);
+            }
+            if let Some(b) = body {
+                request = request.json(b);
+            }
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let response = request.send().await.map_err(|source| {
+                if source.is_timeout() {
+                    CapitalError::Timeout { endpoint: endpoint.clone(), timeout: Duration::from_millis(self.config.timeout_ms) }
+                } else {
+                    CapitalError::Http { endpoint: endpoint.clone(), source: source.without_url() }
+                }
+            })?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let bytes = response.bytes().await.map_err(|source| CapitalError::Http { endpoint: endpoint.clone(), source: source.without_url() })?;
+            if status.is_success() {
+                let value = serde_json::from_slice(&bytes).map_err(|e| CapitalError::Protocol { endpoint: endpoint.clone(), why: e.to_string() })?;
+                return Ok((headers, value));
+            }
+            let code = serde_json::from_slice::<ErrorBody>(&bytes)
+                .map(|b| ApiCode::parse(&b.error_code))
+                .unwrap_or_else(|_| ApiCode::Other(format!("no errorCode in a {} reply", status.as_u16())));
+            if status == StatusCode::TOO_MANY_REQUESTS || code == ApiCode::TooManyRequests {
+                self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+                attempt += 1;
+                if attempt > self.config.max_retries {
+                    return Err(CapitalError::RateLimited { endpoint, attempts: attempt });
+                }
+                let wait = retry_after(&headers).unwrap_or_else(|| self.backoff(attempt));
+                tracing::debug!(endpoint = %endpoint, attempt, wait_ms = wait.as_millis() as u64, "rate-limited (429); backing off");
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            return Err(CapitalError::Api { endpoint, status: status.as_u16(), code });
+        }
+    }
+
+    /// Exponential backoff with full jitter: uniform in [base*2^(n-1) / 2, base*2^(n-1)], capped.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let ceiling = self.config.backoff_ms.saturating_mul(1 << (attempt - 1).min(16)).min(self.config.backoff_max_ms).max(1);
+        Duration::from_millis(rand::thread_rng().gen_range(ceiling / 2..=ceiling))
+    }
+
+    pub async fn ping(&self) -> Result<(), CapitalError> {
+        self.stats.pings.fetch_add(1, Ordering::Relaxed);
+        let s: Status = self.call(Method::GET, "/ping", None::<&()>, &[], CallKind::General).await?;
+        if s.status == "OK" { Ok(()) } else { Err(CapitalError::Protocol { endpoint: "GET /ping".into(), why: format!("status {}", s.status) }) }
+    }
+
+    /// Server time, ms since the epoch (no session needed).
+    pub async fn server_time(&self) -> Result<i64, CapitalError> {
+        Ok(self.call_raw::<(), wire::ServerTime>(Method::GET, "/time", None, None, &[]).await?.1.server_time)
+    }
+
+    /// Bars of `epic` at `resolution` opened in `[from, to]` (ms), oldest first, at most `max` (≤ 1000).
+    pub async fn prices(&self, epic: &str, resolution: &str, from_ms: i64, to_ms: i64, max: u32) -> Result<Prices, CapitalError> {
+        let query = [
+            ("resolution", resolution.to_owned()),
+            ("max", max.to_string()),
+            ("from", wire::format_query_time(from_ms)),
+            ("to", wire::format_query_time(to_ms)),
+        ];
+        self.call(Method::GET, &format!("/prices/{epic}"), None::<&()>, &query, CallKind::General).await
+    }
+
+    pub async fn market(&self, epic: &str) -> Result<wire::MarketDetails, CapitalError> {
+        self.call(Method::GET, &format!("/markets/{epic}"), None::<&()>, &[], CallKind::General).await
+    }
+
+    pub async fn logout(&self) -> Result<(), CapitalError> {
+        if self.session.lock().await.is_none() {
+            return Ok(());
+        }
+        let _: Status = self.call(Method::DELETE, "/session", None::<&()>, &[], CallKind::General).await?;
+        *self.session.lock().await = None;
+        Ok(())
+    }
+
+    /// Pings whenever the session has been idle for `keep_alive_secs`, until dropped.
+    pub fn keep_alive(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let client = Arc::downgrade(self);
+        let idle = Duration::from_secs(self.config.keep_alive_secs.max(1));
+        tokio::spawn(async move {
+            loop {
+                let Some(c) = client.upgrade() else { return };
+                let due = *c.last_used.lock().await + idle;
+                drop(c);
+                tokio::time::sleep_until(due).await;
+                let Some(c) = client.upgrade() else { return };
+                if *c.last_used.lock().await + idle <= tokio::time::Instant::now() + Duration::from_millis(5)
+                    && let Err(e) = c.ping().await
+                {
+                    tracing::warn!(error = %e, "keep-alive ping failed");
+                    // Do not spin on a dead connection.
+                    *c.last_used.lock().await = tokio::time::Instant::now();
+                }
+            }
+        })
+    }
+}
+
+fn sensitive(value: &str) -> HeaderValue {
+    let mut v = HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+    v.set_sensitive(true);
+    v
+}
+
+fn tokens_from(headers: &HeaderMap) -> Option<Tokens> {
+    let get = |name| headers.get(name).and_then(|v| v.to_str().ok()).filter(|s| !s.is_empty()).map(|s| Zeroizing::new(s.to_owned()));
+    Some(Tokens { cst: get("CST")?, security_token: get("X-SECURITY-TOKEN")? })
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let secs: f64 = headers.get("Retry-After")?.to_str().ok()?.trim().parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(60.0)))
+}
+
+/// `base64(RSA-PKCS#1 v1.5(base64(password + "|" + timeStamp)))` with the
+/// server's SPKI DER key, as the API's documentation and official samples do.
+pub fn encrypt_password(password: &str, key: &EncryptionKey) -> Result<String, CapitalError> {
+    use rsa::pkcs8::DecodePublicKey;
+    let der = B64.decode(key.encryption_key.trim()).map_err(|e| CapitalError::Encryption(format!("the encryption key is not base64: {e}")))?;
+    let public = rsa::RsaPublicKey::from_public_key_der(&der).map_err(|e| CapitalError::Encryption(format!("the encryption key is not an RSA SPKI key: {e}")))?;
+    let plain = Zeroizing::new(B64.encode(format!("{password}|{}", key.time_stamp)));
+    let sealed = public
+        .encrypt(&mut rand::thread_rng(), rsa::Pkcs1v15Encrypt, plain.as_bytes())
+        .map_err(|e| CapitalError::Encryption(format!("RSA encryption failed: {e}")))?;
+    Ok(B64.encode(sealed))
+}

@@ -1,0 +1,288 @@
+//! The Capital.com wire format: the JSON shapes of the REST and WebSocket
+//! subset we use, shared by the client and the mock server so both speak
+//! exactly the same language (field names as in the Postman collection's
+//! example responses; optional fields are omitted, never `null`).
+
+use serde::{Deserialize, Serialize};
+
+/// `{"errorCode": "..."}`: the body of every 4xx.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    pub error_code: String,
+}
+
+/// `GET /time`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerTime {
+    pub server_time: i64,
+}
+
+/// `GET /ping`, `DELETE /session`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub status: String,
+}
+
+/// `GET /session/encryptionKey`: a base64 DER SubjectPublicKeyInfo RSA key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EncryptionKey {
+    pub encryption_key: String,
+    pub time_stamp: i64,
+}
+
+/// `POST /session` body. `password` is the API key's password, or its
+/// encrypted form when `encrypted_password` is true.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionRequest {
+    pub identifier: String,
+    pub password: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub encrypted_password: bool,
+}
+
+impl std::fmt::Debug for SessionRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionRequest").field("encrypted_password", &self.encrypted_password).finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountInfo {
+    pub balance: f64,
+    pub deposit: f64,
+    pub profit_loss: f64,
+    pub available: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountSummary {
+    pub account_id: String,
+    pub account_name: String,
+    pub preferred: bool,
+    pub account_type: String,
+}
+
+/// `POST /session` 200 body (the tokens come in the `CST` and
+/// `X-SECURITY-TOKEN` headers).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionResponse {
+    pub account_type: String,
+    pub account_info: AccountInfo,
+    pub currency_iso_code: String,
+    pub currency_symbol: String,
+    pub current_account_id: String,
+    pub streaming_host: String,
+    pub accounts: Vec<AccountSummary>,
+    pub client_id: String,
+    pub timezone_offset: i32,
+    pub has_active_demo_accounts: bool,
+    pub has_active_live_accounts: bool,
+    pub trailing_stops_enabled: bool,
+}
+
+/// A bid/ask pair of one OHLC field in `GET /prices`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct BidAsk {
+    pub bid: f64,
+    pub ask: f64,
+}
+
+/// One bar of `GET /prices/{epic}`; `snapshotTimeUTC` is the bar's open time.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PriceBar {
+    pub snapshot_time: String,
+    #[serde(rename = "snapshotTimeUTC")]
+    pub snapshot_time_utc: String,
+    pub open_price: BidAsk,
+    pub close_price: BidAsk,
+    pub high_price: BidAsk,
+    pub low_price: BidAsk,
+    pub last_traded_volume: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Prices {
+    pub prices: Vec<PriceBar>,
+    pub instrument_type: String,
+}
+
+/// `{"unit": "POINTS"|"PERCENTAGE", "value": n}` of the dealing rules.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Distance {
+    pub unit: String,
+    pub value: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MarketInstrument {
+    pub epic: String,
+    pub symbol: String,
+    pub name: String,
+    pub expiry: String,
+    pub lot_size: f64,
+    #[serde(rename = "type")]
+    pub instrument_type: String,
+    pub currency: String,
+    pub streaming_prices_available: bool,
+    pub opening_hours: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DealingRules {
+    pub min_step_distance: Distance,
+    pub min_deal_size: Distance,
+    pub max_deal_size: Distance,
+    pub min_size_increment: Distance,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MarketSnapshot {
+    pub market_status: String,
+    pub bid: f64,
+    pub offer: f64,
+    pub high: f64,
+    pub low: f64,
+    pub update_time: String,
+    pub delay_time: i64,
+    pub decimal_places_factor: i32,
+    pub scaling_factor: i32,
+}
+
+/// `GET /markets/{epic}`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MarketDetails {
+    pub instrument: MarketInstrument,
+    pub dealing_rules: DealingRules,
+    pub snapshot: MarketSnapshot,
+}
+
+/// A client frame on the stream: tokens travel in every frame.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientFrame {
+    pub destination: String,
+    /// A string from us; the official web page uses the number `1`, so both are read.
+    #[serde(deserialize_with = "string_or_number")]
+    pub correlation_id: String,
+    pub cst: String,
+    pub security_token: String,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub payload: serde_json::Value,
+}
+
+impl std::fmt::Debug for ClientFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientFrame")
+            .field("destination", &self.destination)
+            .field("correlation_id", &self.correlation_id)
+            .field("payload", &self.payload)
+            .finish_non_exhaustive()
+    }
+}
+
+fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => Ok(s),
+        serde_json::Value::Number(n) => Ok(n.to_string()),
+        other => Err(serde::de::Error::custom(format!("correlationId must be a string or a number, not {other}"))),
+    }
+}
+
+/// A server frame: a reply (with the request's correlation id) or a push.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerFrame {
+    pub status: String,
+    pub destination: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    #[serde(default)]
+    pub payload: serde_json::Value,
+    /// Some servers put the error code at the top level of an error frame.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+}
+
+/// `destination: "quote"` push.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotePush<'a> {
+    pub epic: &'a str,
+    pub product: &'a str,
+    pub bid: f64,
+    pub bid_qty: f64,
+    pub ofr: f64,
+    pub ofr_qty: f64,
+    pub timestamp: i64,
+}
+
+/// `destination: "ohlc.event"` push: one side (`priceType` bid or ask) of a
+/// closed bar opened at `t` (ms). No volume on the stream.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct OhlcPush<'a> {
+    pub resolution: &'a str,
+    pub epic: &'a str,
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    pub price_type: &'a str,
+    pub t: i64,
+    pub h: f64,
+    pub l: f64,
+    pub o: f64,
+    pub c: f64,
+}
+
+/// Date-times in queries and responses: `YYYY-MM-DDTHH:MM:SS`, UTC, no zone.
+pub fn format_query_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().format("%Y-%m-%dT%H:%M:%S").to_string()
+}
+
+/// Reads `YYYY-MM-DDTHH:MM:SS[.fff]` (UTC) as ms since the epoch.
+pub fn parse_wire_time(s: &str) -> Option<i64> {
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").ok().map(|t| t.and_utc().timestamp_millis())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postman_examples_parse() {
+        let quote = r#"{"status":"OK","destination":"quote","payload":{"epic":"OIL_CRUDE","product":"CFD","bid":93.87,"bidQty":4976.0,"ofr":93.9,"ofrQty":5000.0,"timestamp":1660297190627}}"#;
+        let frame: ServerFrame = serde_json::from_str(quote).unwrap();
+        let q: QuotePush = serde_json::from_str(&frame.payload.to_string()).unwrap();
+        assert_eq!((q.epic, q.ofr, q.timestamp), ("OIL_CRUDE", 93.9, 1_660_297_190_627));
+        let ohlc = r#"{"status":"OK","destination":"ohlc.event","payload":{"resolution":"MINUTE_5","epic":"AAPL","type":"classic","priceType":"bid","t":1671714000000,"h":134.95,"l":134.85,"o":134.86,"c":134.88}}"#;
+        let frame: ServerFrame = serde_json::from_str(ohlc).unwrap();
+        let o: OhlcPush = serde_json::from_str(&frame.payload.to_string()).unwrap();
+        assert_eq!((o.resolution, o.price_type, o.t, o.c), ("MINUTE_5", "bid", 1_671_714_000_000, 134.88));
+        let client = r#"{"destination":"ping","correlationId":1,"cst":"a","securityToken":"b"}"#;
+        assert_eq!(serde_json::from_str::<ClientFrame>(client).unwrap().correlation_id, "1");
+        let bar = r#"{"snapshotTime":"2022-04-06T15:18:00","snapshotTimeUTC":"2022-04-06T13:18:00","openPrice":{"bid":24.356,"ask":24.376},"closePrice":{"bid":24.378,"ask":24.398},"highPrice":{"bid":24.378,"ask":24.398},"lowPrice":{"bid":24.355,"ask":24.375},"lastTradedVolume":187}"#;
+        let b: PriceBar = serde_json::from_str(bar).unwrap();
+        assert_eq!(parse_wire_time(&b.snapshot_time_utc), Some(1_649_251_080_000));
+        assert_eq!(format_query_time(1_649_251_080_000), "2022-04-06T13:18:00");
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug() {
+        let r = SessionRequest { identifier: "me@example.com".into(), password: "hunter2-secret".into(), encrypted_password: false };
+        let f = ClientFrame { destination: "ping".into(), correlation_id: "1".into(), cst: "CSTSECRET".into(), security_token: "XSTSECRET".into(), payload: serde_json::Value::Null };
+        let text = format!("{r:?} {f:?}");
+        assert!(!text.contains("hunter2") && !text.contains("me@example") && !text.contains("SECRET"), "{text}");
+    }
+}
