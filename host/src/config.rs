@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::broker::PaperConfig;
+use crate::capital::CapitalFeedConfig;
 use crate::market::{ReplayConfig, SimulatorConfig};
 use crate::runtime::{LimitOverrides, Metering, PluginLimits};
 
@@ -35,6 +36,8 @@ pub enum FeedConfig {
     Simulator(SimulatorConfig),
     /// Bars imported with `stratbox data import`, from `<data_dir>/market`.
     Replay(ReplayConfig),
+    /// Capital.com's price stream (credentials from the encrypted store).
+    Capital(CapitalFeedConfig),
 }
 
 impl Mode {

@@ -152,6 +152,7 @@ fn thirty_forced_disconnects_lose_and_duplicate_nothing() {
         epics: epics.clone(),
         rest: rest_config(&mock, true),
         stream: StreamConfig { reconnect_min_ms: 20, reconnect_max_ms: 500, ..StreamConfig::default() },
+        ..CapitalFeedConfig::default()
     };
     let mut feed = CapitalFeed::connect(&feed_config, credentials(), Some(collector)).unwrap();
     assert_eq!(feed.instruments().iter().map(|i| i.symbol.as_str()).collect::<Vec<_>>(), ["AAPL", "GOLD", "EURUSD"]);

@@ -34,11 +34,20 @@ pub struct CapitalFeedConfig {
     pub epics: Vec<String>,
     pub rest: RestConfig,
     pub stream: StreamConfig,
+    /// Also store what streams in `<data_dir>/market` (see [`Collector`]).
+    pub collect: bool,
+    pub collector: CollectorConfig,
 }
 
 impl Default for CapitalFeedConfig {
     fn default() -> Self {
-        Self { epics: vec!["US500".into(), "EURUSD".into(), "GOLD".into()], rest: RestConfig::default(), stream: StreamConfig::default() }
+        Self {
+            epics: vec!["US500".into(), "EURUSD".into(), "GOLD".into()],
+            rest: RestConfig::default(),
+            stream: StreamConfig::default(),
+            collect: true,
+            collector: CollectorConfig::default(),
+        }
     }
 }
 

@@ -264,11 +264,11 @@ mod tests {
     fn postman_examples_parse() {
         let quote = r#"{"status":"OK","destination":"quote","payload":{"epic":"OIL_CRUDE","product":"CFD","bid":93.87,"bidQty":4976.0,"ofr":93.9,"ofrQty":5000.0,"timestamp":1660297190627}}"#;
         let frame: ServerFrame = serde_json::from_str(quote).unwrap();
-        let q: QuotePush = serde_json::from_str(&frame.payload.to_string()).unwrap();
+        let q = QuotePush::deserialize(&frame.payload).unwrap();
         assert_eq!((q.epic, q.ofr, q.timestamp), ("OIL_CRUDE", 93.9, 1_660_297_190_627));
         let ohlc = r#"{"status":"OK","destination":"ohlc.event","payload":{"resolution":"MINUTE_5","epic":"AAPL","type":"classic","priceType":"bid","t":1671714000000,"h":134.95,"l":134.85,"o":134.86,"c":134.88}}"#;
         let frame: ServerFrame = serde_json::from_str(ohlc).unwrap();
-        let o: OhlcPush = serde_json::from_str(&frame.payload.to_string()).unwrap();
+        let o = OhlcPush::deserialize(&frame.payload).unwrap();
         assert_eq!((o.resolution, o.price_type, o.t, o.c), ("MINUTE_5", "bid", 1_671_714_000_000, 134.88));
         let client = r#"{"destination":"ping","correlationId":1,"cst":"a","securityToken":"b"}"#;
         assert_eq!(serde_json::from_str::<ClientFrame>(client).unwrap().correlation_id, "1");

@@ -2,6 +2,7 @@
 //! market data and credentials. One file per command group; the library
 //! (`stratbox_host`) does the work, this binary parses and prints.
 
+mod capital;
 mod credentials;
 mod data;
 mod plugin;
@@ -40,7 +41,29 @@ enum Cmd {
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
+        /// The feed, replacing the config's: `simulator`, or `capital` (with --epics).
+        #[arg(long)]
+        feed: Option<String>,
+        #[command(flatten)]
+        capital: capital::CapitalArgs,
     },
+    /// Stream Capital.com prices into the market store (validated, de-duplicated, backfilled).
+    Collect {
+        #[command(flatten)]
+        capital: capital::CapitalArgs,
+        /// Stop after this many seconds (default: until Ctrl-C).
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Store bars only, not quotes.
+        #[arg(long)]
+        no_quotes: bool,
+        /// Back up the store this often, in seconds (default: daily; 0: never).
+        #[arg(long)]
+        backup_every_secs: Option<u64>,
+    },
+    /// Local stand-ins for external services.
+    #[command(subcommand)]
+    Mock(capital::MockCmd),
     /// Author and operate plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCmd),
@@ -58,8 +81,14 @@ enum Cmd {
 
 fn main() {
     let cli = Cli::parse();
+    // tungstenite's trace level prints whole frames, and ours carry the
+    // session tokens: it never goes below debug, whatever the filter says.
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+        .add_directive("tungstenite=debug".parse().expect("directive"))
+        .add_directive("tokio_tungstenite=debug".parse().expect("directive"));
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")))
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
     if let Err(e) = dispatch(cli) {
@@ -81,7 +110,11 @@ fn data_dir(cli: &Option<PathBuf>) -> PathBuf {
 
 fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
-        Cmd::Run { config, duration, json } => run::run(config, cli.data_dir, duration, json),
+        Cmd::Run { config, duration, json, feed, capital } => run::run(config, cli.data_dir, duration, json, feed, capital),
+        Cmd::Collect { capital, duration, no_quotes, backup_every_secs } => {
+            capital::collect(capital, duration, no_quotes, backup_every_secs, &data_dir(&cli.data_dir))
+        }
+        Cmd::Mock(m) => capital::mock(m),
         Cmd::Status => print_json(&ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.status()?),
         Cmd::Shutdown => Ok(ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.shutdown()?),
         Cmd::Plugin(p) => plugin::plugin(p, &data_dir(&cli.data_dir)),

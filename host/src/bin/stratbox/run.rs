@@ -1,4 +1,4 @@
-//! `stratbox run`: the host, on the simulator or a replay, until the feed
+//! `stratbox run`: the host, on the simulator, a replay or Capital.com, until the feed
 //! ends, the duration passes, Ctrl-C, or `stratbox shutdown`.
 
 use std::path::PathBuf;
@@ -8,14 +8,17 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 
+use stratbox_host::capital::CapitalFeed;
 use stratbox_host::config::{BUNDLED_PLUGIN_DIR, FeedConfig, HostConfig};
 use stratbox_host::control::ControlServer;
 use stratbox_host::market::{Feed, ReplayFeed, SimulatedMarket};
 use stratbox_host::runner::{Host, RunOptions, RunSummary, format_time};
 
+use crate::capital::CapitalArgs;
+use crate::credentials::load_capital;
 use crate::print_json;
 
-pub fn run(config: Option<PathBuf>, data_dir: Option<PathBuf>, duration: Option<f64>, json: bool) -> Result<()> {
+pub fn run(config: Option<PathBuf>, data_dir: Option<PathBuf>, duration: Option<f64>, json: bool, feed: Option<String>, capital: CapitalArgs) -> Result<()> {
     let mut config = match &config {
         Some(path) => HostConfig::load(path)?,
         None => {
@@ -34,6 +37,12 @@ pub fn run(config: Option<PathBuf>, data_dir: Option<PathBuf>, duration: Option<
     if let Some(d) = data_dir {
         config.data_dir = d;
     }
+    match feed.as_deref() {
+        None => {}
+        Some("simulator") => config.feed = FeedConfig::default(),
+        Some("capital") => config.feed = FeedConfig::Capital(capital.feed_config()?),
+        Some(other) => bail!("unknown --feed `{other}`: `simulator` or `capital` (a replay is configured in a config file)"),
+    }
     let duration = duration.map(|s| if s.is_finite() && s >= 0.0 { Ok(Duration::from_secs_f64(s)) } else { Err(anyhow::anyhow!("--duration {s}: expected a number of seconds >= 0")) }).transpose()?;
     let feed: Box<dyn Feed> = match &config.feed {
         FeedConfig::Simulator(sim) => {
@@ -42,6 +51,15 @@ pub fn run(config: Option<PathBuf>, data_dir: Option<PathBuf>, duration: Option<
                 plugins = config.plugins.len(), "starting the host on the built-in simulated market"
             );
             Box::new(SimulatedMarket::new(*sim))
+        }
+        FeedConfig::Capital(c) => {
+            // A live feed paces itself.
+            config.pace_ms = 0;
+            let credentials = load_capital(&config.data_dir)?;
+            let collector = if c.collect { Some(crate::capital::collector(&config.data_dir, c)?) } else { None };
+            let feed = CapitalFeed::connect(c, credentials, collector)?;
+            tracing::info!(mode = ?config.mode, instruments = feed.instruments().len(), url = %c.rest.base_url, plugins = config.plugins.len(), "starting the host on Capital.com's price stream");
+            Box::new(feed)
         }
         FeedConfig::Replay(replay) => {
             let feed = ReplayFeed::open(&config.data_dir.join("market"), replay)?;
@@ -65,7 +83,7 @@ pub fn run(config: Option<PathBuf>, data_dir: Option<PathBuf>, duration: Option<
     if json { print_json(&summary) } else { print_summary(&summary); Ok(()) }
 }
 
-fn watch_ctrl_c(stop: Arc<AtomicBool>) {
+pub(crate) fn watch_ctrl_c(stop: Arc<AtomicBool>) {
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
         if rt.block_on(tokio::signal::ctrl_c()).is_ok() {

@@ -251,9 +251,9 @@ mod tests {
 
     #[test]
     fn bars_are_the_ohlc_of_the_quotes_and_publications_are_in_time_order() {
-        let start = 1_700_000_000_000;
+        let start = 1_700_000_100_000; // on a 5-minute boundary
         let mut m = MockMarket::new(3, SimulatorConfig::default(), 1, start, vec![false, false, true]);
-        let out = m.advance(start + 10 * 60_000 + 500);
+        let out = m.advance(start + 10 * 60_000);
         let quotes: Vec<&MockQuote> = out.iter().filter_map(|p| if let Publication::Quote(q) = p { Some(q) } else { None }).collect();
         assert_eq!(quotes.len(), 2 * 600, "one quote a second for each open epic (the third is closed)");
         assert!(quotes.iter().all(|q| q.epic != 2 && q.bid < q.ask));
