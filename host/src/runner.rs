@@ -64,6 +64,53 @@ pub struct StatusView {
     pub stats: RunStats,
     pub broker: BrokerStats,
     pub plugins_running: usize,
+    /// Live feeds: from the frame read off the network to the event fully
+    /// dispatched (every plugin callback returned), over the last events.
+    pub feed_latency: Option<LatencySummary>,
+}
+
+/// Percentiles of recent latencies, in microseconds.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct LatencySummary {
+    pub samples: usize,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub max_us: f64,
+}
+
+/// The last `LATENCY_WINDOW` feed-to-dispatch latencies.
+const LATENCY_WINDOW: usize = 20_000;
+
+#[derive(Default)]
+struct Latencies {
+    ring: Vec<Duration>,
+    next: usize,
+}
+
+impl Latencies {
+    fn record(&mut self, d: Duration) {
+        if self.ring.len() < LATENCY_WINDOW {
+            self.ring.push(d);
+        } else {
+            self.ring[self.next] = d;
+            self.next = (self.next + 1) % LATENCY_WINDOW;
+        }
+    }
+
+    fn summary(&self) -> Option<LatencySummary> {
+        if self.ring.is_empty() {
+            return None;
+        }
+        // Selection, not a sort: this runs inside the event loop.
+        let mut v = self.ring.clone();
+        let mut at = |q: f64| {
+            let k = ((v.len() - 1) as f64 * q).round() as usize;
+            v.select_nth_unstable(k).1.as_secs_f64() * 1e6
+        };
+        let (p50, p99) = (at(0.5), at(0.99));
+        let max = self.ring.iter().max().map_or(0.0, |d| d.as_secs_f64() * 1e6);
+        Some(LatencySummary { samples: self.ring.len(), p50_us: p50, p99_us: p99, max_us: max })
+    }
 }
 
 /// What `stratbox run` prints at the end.
@@ -93,6 +140,7 @@ pub struct Host {
     started: Instant,
     /// When set, every intent accepted from a plugin, in order (for tests and audits).
     pub intent_log: Option<Vec<(Timestamp, Arc<str>, Intent)>>,
+    latencies: Latencies,
 }
 
 impl Host {
@@ -135,7 +183,7 @@ impl Host {
             }
         }
         let broker = PaperBroker::new(config.broker, world.clone());
-        Ok(Self { config, feed, instruments, supervisor, broker, world, commands, bounds: IntentBounds::default(), stats, started: Instant::now(), intent_log: None })
+        Ok(Self { config, feed, instruments, supervisor, broker, world, commands, bounds: IntentBounds::default(), stats, started: Instant::now(), intent_log: None, latencies: Latencies::default() })
     }
 
     pub fn factory(&self) -> Arc<PluginFactory> {
@@ -212,6 +260,9 @@ impl Host {
         match self.feed.poll_event(Duration::from_millis(20)) {
             FeedPoll::Event(event) => {
                 self.process(event);
+                if let Some(received) = self.feed.last_received() {
+                    self.latencies.record(received.elapsed());
+                }
                 true
             }
             FeedPoll::Idle => true,
@@ -357,6 +408,7 @@ impl Host {
             stats: self.stats.clone(),
             broker: self.broker.stats,
             plugins_running: self.supervisor.running(),
+            feed_latency: self.latencies.summary(),
         }
     }
 
@@ -376,6 +428,7 @@ impl Host {
             alarms = s.stats.alarms,
             plugins_running = s.plugins_running,
             pnl = format!("{pnl:.2}"),
+            feed_p99_us = s.feed_latency.map(|l| format!("{:.0}", l.p99_us)),
             "status"
         );
     }

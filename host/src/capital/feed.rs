@@ -224,6 +224,10 @@ impl Feed for CapitalFeed {
         }
     }
 
+    fn last_received(&self) -> Option<Instant> {
+        self.last_received
+    }
+
     fn poll_event(&mut self, wait: Duration) -> FeedPoll {
         let deadline = Instant::now() + wait;
         loop {

@@ -77,4 +77,8 @@ pub trait Feed: Send {
     fn poll_event(&mut self, _wait: std::time::Duration) -> FeedPoll {
         self.next_event().map_or(FeedPoll::Ended, FeedPoll::Event)
     }
+    /// For a live feed: when the network frame behind the last event was read.
+    fn last_received(&self) -> Option<std::time::Instant> {
+        None
+    }
 }
