@@ -216,3 +216,64 @@ fn thirty_forced_disconnects_lose_and_duplicate_nothing() {
         }
     }
 }
+
+#[test]
+fn the_collector_quarantines_bad_records_and_backs_up_on_schedule() {
+    use stratbox_host::capital::StreamEvent;
+    use stratbox_host::market::{Bar, Instrument, Quote};
+    use stratbox_host::store::restore;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = MarketStore::open(&dir.path().join("market"), StoreConfig::default()).unwrap();
+    let backups = dir.path().join("backups");
+    let config = CollectorConfig { backup_every_secs: Some(1), backups_kept: 2, backup_dir: Some(backups.clone()), ..CollectorConfig::default() };
+    let mut collector = Collector::new(store, config);
+    let instrument = Instrument { id: 0, symbol: "GOLD".into(), tick_size: 0.01, lot_size: 1.0, currency: "USD".into() };
+    assert!(collector.bind(&[instrument]).unwrap().is_empty(), "nothing stored yet, nothing to resume from");
+    let t0 = chrono::Utc::now().timestamp_nanos_opt().unwrap() - 3_600_000_000_000;
+    let received = Instant::now();
+    let quote = |k: i64, bid: f64, ask: f64| StreamEvent::Quote { quote: Quote { instrument: 0, time: t0 + k * 1_000_000_000, bid, bid_size: 5.0, ask, ask_size: 5.0 }, received };
+    let bar = |k: i64, side, low: f64| StreamEvent::Bar {
+        bar: Bar { instrument: 0, start: t0 + k * 60_000_000_000, period_secs: 60, open: 100.0, high: 101.0, low, close: 100.5, volume: 0.0 },
+        side,
+        backfilled: false,
+        received,
+    };
+    for e in [quote(0, 100.0, 100.1), quote(1, 100.2, 100.1), quote(2, f64::NAN, 100.1), quote(3, 100.1, 100.2)] {
+        collector.record(&e).unwrap();
+    }
+    for e in [bar(0, PriceSource::Bid, 99.5), bar(0, PriceSource::Ask, 99.6), bar(1, PriceSource::Bid, 100.8)] {
+        collector.record(&e).unwrap();
+    }
+    assert_eq!(collector.stats.quotes_stored, 2);
+    assert_eq!(collector.stats.bars_stored, 2);
+    assert_eq!(collector.stats.rejected, 3, "a crossed quote, a NaN bid, and a bar whose low is above its open");
+    assert_eq!(collector.store().quarantined(), 3);
+
+    // Three scheduled backups, at most two kept; the newest restores to what is stored.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while collector.stats.backups < 3 && Instant::now() < deadline {
+        collector.tick().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(collector.stats.backups, 3);
+    let mut archives: Vec<_> = std::fs::read_dir(&backups).unwrap().map(|e| e.unwrap().path()).collect();
+    archives.sort();
+    assert_eq!(archives.len(), 2, "{archives:?}");
+    let restored = dir.path().join("restored");
+    restore(archives.last().unwrap(), &restored).unwrap();
+    let copy = MarketStore::open(&restored, StoreConfig::default()).unwrap();
+    assert_eq!(stored(&copy, "GOLD", PriceSource::Bid).len(), 1);
+    assert_eq!(stored(&copy, "GOLD", PriceSource::Ask).len(), 1);
+    assert_eq!(copy.quarantined(), 3);
+
+    // A collector on the same store resumes from the newest stored bars.
+    drop(copy);
+    drop(collector);
+    let store = MarketStore::open(&dir.path().join("market"), StoreConfig::default()).unwrap();
+    let mut again = Collector::new(store, CollectorConfig::default());
+    let instrument = Instrument { id: 0, symbol: "GOLD".into(), tick_size: 0.01, lot_size: 1.0, currency: "USD".into() };
+    let resume = again.bind(&[instrument]).unwrap();
+    assert_eq!(resume.get(&(0, PriceSource::Bid)), Some(&(t0 / 1_000_000)));
+    assert_eq!(resume.get(&(0, PriceSource::Ask)), Some(&(t0 / 1_000_000)));
+}

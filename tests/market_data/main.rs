@@ -179,11 +179,11 @@ fn imported_bars_replay_through_the_host_deterministically() {
         let r = import_file(&mut store, &csv, None, &ValidatorConfig::default()).unwrap();
         assert_eq!(r.accepted, 400);
     }
-    let run = || {
+    let run = |speed: Option<f64>| {
         let config = HostConfig {
             mode: Mode::Backtest,
             data_dir: data_dir.clone(),
-            feed: FeedConfig::Replay(ReplayConfig::default()),
+            feed: FeedConfig::Replay(ReplayConfig { speed, ..ReplayConfig::default() }),
             pace_ms: 0,
             status_secs: 0,
             control: ControlConfig { enabled: false, ..Default::default() },
@@ -199,11 +199,18 @@ fn imported_bars_replay_through_the_host_deterministically() {
         let summary = host.run(&RunOptions::default());
         (summary, host.intent_log.take().unwrap())
     };
-    let (first, intents) = run();
+    let (first, intents) = run(None);
     assert_eq!((first.status.stats.events, first.status.stats.bars), (200, 400), "every day once, both symbols");
     assert!(!intents.is_empty(), "the strategy traded the sine waves");
-    let (_, again) = run();
+    let (_, again) = run(None);
     assert_eq!(intents, again, "a replay is deterministic");
+    // Paced by market time, 400 days a wall second: the same intents, and
+    // the 199 days between the first and last bar take at least 199/400 s.
+    let started = std::time::Instant::now();
+    let (paced, paced_intents) = run(Some(400.0 * 86_400.0));
+    assert!(started.elapsed() >= std::time::Duration::from_secs_f64(199.0 / 400.0), "{:?}", started.elapsed());
+    assert_eq!(paced.status.stats.events, 200);
+    assert_eq!(intents, paced_intents, "pacing does not change what the plugins see");
 }
 
 fn feed_symbols(feed: &stratbox_host::market::ReplayFeed) -> Vec<String> {

@@ -1,15 +1,17 @@
 //! Replay of stored market data as a feed: bars of the chosen symbols,
 //! period and price source, streamed from the store one block-window at a
 //! time and delivered as cross-sections (bars closing together). The market
-//! clock is the data's, so a replay is deterministic; the runner's `pace_ms`
-//! paces it, or 0 runs it as fast as possible.
+//! clock is the data's, so a replay is deterministic whatever its pace:
+//! `speed` plays it in market time (60: a minute of data per wall second),
+//! otherwise the runner's `pace_ms` spaces events evenly, or 0 runs it as
+//! fast as possible.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Bar, Feed, Instrument, InstrumentId, MarketEvent, NANOS_PER_SEC, Timestamp};
+use super::{Bar, Feed, FeedPoll, Instrument, InstrumentId, MarketEvent, NANOS_PER_SEC, Timestamp};
 use crate::store::{MarketStore, PriceSource, Series, StoreConfig, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,11 +24,13 @@ pub struct ReplayConfig {
     /// First bar start and end (exclusive), ns since the epoch (UTC).
     pub from: Option<Timestamp>,
     pub to: Option<Timestamp>,
+    /// Market seconds per wall second (`None`: not paced by market time).
+    pub speed: Option<f64>,
 }
 
 impl Default for ReplayConfig {
     fn default() -> Self {
-        Self { symbols: Vec::new(), period_secs: 86_400, source: PriceSource::Trade, from: None, to: None }
+        Self { symbols: Vec::new(), period_secs: 86_400, source: PriceSource::Trade, from: None, to: None, speed: None }
     }
 }
 
@@ -51,6 +55,9 @@ pub struct ReplayFeed {
     end: Timestamp,
     window: i64,
     ready: VecDeque<MarketEvent>,
+    speed: Option<f64>,
+    /// The first event's market time and the wall instant it was delivered.
+    anchor: Option<(Timestamp, std::time::Instant)>,
 }
 
 impl ReplayFeed {
@@ -89,7 +96,16 @@ impl ReplayFeed {
             // The store's bar blocks: reading one window touches one block per symbol.
             window: i64::from(config.period_secs) * i64::from(StoreConfig::default().bars_per_block) * NANOS_PER_SEC,
             ready: VecDeque::new(),
+            speed: config.speed.filter(|s| s.is_finite() && *s > 0.0),
+            anchor: None,
         })
+    }
+
+    /// When the next event is due on the wall clock (market-time pacing).
+    fn due(&self, event_time: Timestamp) -> Option<std::time::Instant> {
+        let (speed, (t0, wall0)) = (self.speed?, self.anchor?);
+        let market_secs = (event_time - t0) as f64 / NANOS_PER_SEC as f64;
+        Some(wall0 + std::time::Duration::from_secs_f64((market_secs / speed).max(0.0)))
     }
 
     /// Loads the next window of bars into `ready`; false when the data is exhausted.
@@ -126,7 +142,15 @@ impl Feed for ReplayFeed {
 
     fn next_event(&mut self) -> Option<MarketEvent> {
         match self.load_window() {
-            Ok(true) => self.ready.pop_front(),
+            Ok(true) => {
+                let event = self.ready.pop_front()?;
+                if let Some(due) = self.due(event.time()) {
+                    std::thread::sleep(due.saturating_duration_since(std::time::Instant::now()));
+                } else if self.speed.is_some() {
+                    self.anchor = Some((event.time(), std::time::Instant::now()));
+                }
+                Some(event)
+            }
             Ok(false) => None,
             Err(e) => {
                 // The store was readable at open; a read failing now ends the replay, loudly.
@@ -134,5 +158,19 @@ impl Feed for ReplayFeed {
                 None
             }
         }
+    }
+
+    /// Under market-time pacing, waits at most `wait` so the host keeps
+    /// serving commands while the next event is not due.
+    fn poll_event(&mut self, wait: std::time::Duration) -> FeedPoll {
+        if self.speed.is_some()
+            && let Ok(true) = self.load_window()
+            && let Some(due) = self.ready.front().and_then(|e| self.due(e.time()))
+            && due > std::time::Instant::now() + wait
+        {
+            std::thread::sleep(wait);
+            return FeedPoll::Idle;
+        }
+        self.next_event().map_or(FeedPoll::Ended, FeedPoll::Event)
     }
 }
