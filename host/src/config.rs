@@ -295,6 +295,14 @@ on_fault = "keep"
         assert_eq!(p.params["allow_short"], ParamInput::Flag(true));
         assert_eq!(p.on_fault, OrderPolicy::Keep);
 
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/configs");
+        let capital = HostConfig::load(&examples.join("capital.toml")).unwrap();
+        let FeedConfig::Capital(feed) = &capital.feed else { panic!("capital feed expected") };
+        assert_eq!((feed.epics.len(), feed.rest.base_url.as_str(), feed.collector.backups_kept), (8, "http://127.0.0.1:18080", 7));
+        for example in ["paper.toml", "backtest.toml", "replay.toml"] {
+            HostConfig::load(&examples.join(example)).unwrap_or_else(|e| panic!("{example}: {e}"));
+        }
+
         std::fs::write(&path, "pace_ms = 0\nfuel = 3\n").unwrap();
         let e = HostConfig::load(&path).unwrap_err().to_string();
         assert!(e.contains("host.toml") && e.contains("unknown field `fuel`") && e.contains("line 2"), "{e}");
