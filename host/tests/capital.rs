@@ -277,3 +277,67 @@ fn the_collector_quarantines_bad_records_and_backs_up_on_schedule() {
     assert_eq!(resume.get(&(0, PriceSource::Bid)), Some(&(t0 / 1_000_000)));
     assert_eq!(resume.get(&(0, PriceSource::Ask)), Some(&(t0 / 1_000_000)));
 }
+
+#[test]
+fn the_mock_replays_stored_bars_and_the_collector_gets_them_back() {
+    use stratbox_host::capital::mock::MockReplay;
+    use stratbox_host::market::Bar;
+
+    // Two symbols, 90 minute bars each, on 2013-10-08 from 13:30 UTC.
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source");
+    let t0 = 1_381_239_000_000_000_000i64;
+    let mut original: BTreeMap<(String, i64), Bar> = BTreeMap::new();
+    {
+        let mut store = MarketStore::open(&source, StoreConfig::default()).unwrap();
+        for (symbol, base) in [("SPY", 168.0), ("QQQ", 80.0)] {
+            let id = store.instrument_id(symbol).unwrap();
+            for k in 0..90i64 {
+                let p = base + (k as f64 / 7.0).sin();
+                let b = Bar { instrument: id, start: t0 + k * 60_000_000_000, period_secs: 60, open: p, high: p + 0.2, low: p - 0.15, close: p + 0.05, volume: 1000.0 };
+                store.append_bar(&b, PriceSource::Trade).unwrap();
+                original.insert((symbol.to_owned(), b.start / 1_000_000), b);
+            }
+        }
+        store.seal_all().unwrap();
+    }
+    let rt = runtime();
+    let replay = MockReplay { store: source, period_secs: 60, source: PriceSource::Trade, spread_bps: 2.0 };
+    // Half an hour of market time per wall second: the 90 minutes take 3 s.
+    let config = MockConfig { epics: Vec::new(), replay: Some(replay), speed: 1_800.0, ..MockConfig::default() };
+    let mock = rt.block_on(MockServer::start(config, "127.0.0.1:0")).unwrap();
+    assert_eq!(mock.market_time_ms() / 60_000, t0 / 60_000_000_000, "the clock starts at the first bar");
+    let store = MarketStore::open(&dir.path().join("collected"), StoreConfig::default()).unwrap();
+    let collector = Collector::new(store, CollectorConfig { backup_every_secs: None, ..CollectorConfig::default() });
+    let feed_config = CapitalFeedConfig { epics: vec!["QQQ".into(), "SPY".into()], rest: rest_config(&mock, true), ..CapitalFeedConfig::default() };
+    let mut feed = CapitalFeed::connect(&feed_config, credentials(), Some(collector)).unwrap();
+    let started = Instant::now();
+    // Bounded: until the replay's last minute has closed (plus a second), or 30 s.
+    while mock.market_time_ms() < t0 / 1_000_000 + 91 * 60_000 + 30_000 && started.elapsed() < Duration::from_secs(30) {
+        let _ = feed.poll_event(Duration::from_millis(50));
+    }
+    let settle = Instant::now();
+    while settle.elapsed() < Duration::from_millis(500) {
+        let _ = feed.poll_event(Duration::from_millis(50));
+    }
+    feed.collector_mut().unwrap().finish().unwrap();
+    let truth = mock.ground_truth();
+    let store = feed.collector().unwrap().store();
+    for (e, epic) in truth.epics.iter().enumerate() {
+        let bids = stored(store, epic, PriceSource::Bid);
+        let asks = stored(store, epic, PriceSource::Ask);
+        assert!(bids.len() >= 80, "{epic}: {} of 90 minutes collected", bids.len());
+        assert_eq!(*bids.keys().next_back().unwrap(), t0 / 1_000_000 + 89 * 60_000, "{epic}: up to the last minute");
+        for (t, bid) in &bids {
+            let ask = asks[t];
+            let truth = truth.minutes[e].iter().find(|b| b.t == *t).unwrap();
+            let published = [truth.bid.open, truth.bid.high, truth.bid.low, truth.bid.close];
+            assert!(bid.iter().zip(&published).all(|(a, b)| (a - b).abs() < 1e-9), "{epic} {t}: stored {bid:?}, published {published:?}");
+            // The replayed bar sits inside the spread the mock put around it.
+            let o = &original[&(epic.clone(), *t)];
+            for (k, price) in [o.open, o.high, o.low, o.close].into_iter().enumerate() {
+                assert!(bid[k] <= price + 1e-9 && ask[k] >= price - 1e-9 && ask[k] - bid[k] <= 0.05, "{epic} {t} field {k}: {} / {} around {price}", bid[k], ask[k]);
+            }
+        }
+    }
+}

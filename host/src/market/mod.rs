@@ -29,6 +29,13 @@ pub fn parse_datetime(s: &str, zone: chrono_tz::Tz) -> Result<Timestamp, String>
     local.timestamp_nanos_opt().ok_or_else(|| format!("`{s}` is out of range"))
 }
 
+/// `ticks` ticks of size `tick` as the double nearest the decimal price:
+/// dividing by the ticks per unit, since multiplying by a tick like 0.01
+/// gives 81.10000000000001 where 81.1 is meant.
+pub fn on_grid(ticks: f64, tick: f64) -> f64 {
+    ticks / (1.0 / tick).round()
+}
+
 /// One executed trade.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Trade {

@@ -19,7 +19,7 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, LogNormal, StandardNormal};
 use serde::{Deserialize, Serialize};
 
-use super::{Bar, Feed, Instrument, MarketEvent, NANOS_PER_SEC, Quote, Timestamp};
+use super::{Bar, Feed, Instrument, MarketEvent, NANOS_PER_SEC, Quote, Timestamp, on_grid};
 
 const SECS_PER_YEAR: f64 = 365.25 * 86_400.0;
 const SUBSTEPS: usize = 8;
@@ -164,16 +164,15 @@ impl SimulatedMarket {
     pub fn quote_at(&mut self, i: usize, mid: f64, time: Timestamp) -> Quote {
         let tick = self.instruments[i].tick_size;
         let half_ticks = (0.5 * self.spread(i) / tick).round().max(0.0);
-        let bid = ((mid / tick).round() - half_ticks).max(1.0) * tick;
-        let ask = bid + (2.0 * half_ticks).max(1.0) * tick;
-        let round = |x: f64| (x / tick).round() * tick;
+        let bid_ticks = ((mid / tick).round() - half_ticks).max(1.0);
+        let ask_ticks = bid_ticks + (2.0 * half_ticks).max(1.0);
         let size = LogNormal::new(6.0, 0.7).expect("valid lognormal");
         Quote {
             instrument: i as u32,
             time,
-            bid: round(bid),
+            bid: on_grid(bid_ticks, tick),
             bid_size: Distribution::<f64>::sample(&size, &mut self.rng).round(),
-            ask: round(ask),
+            ask: on_grid(ask_ticks, tick),
             ask_size: Distribution::<f64>::sample(&size, &mut self.rng).round(),
         }
     }

@@ -1,7 +1,7 @@
 //! `stratbox collect` (Capital.com prices into the market store) and
 //! `stratbox mock capital` (the local Capital.com server).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 
-use stratbox_host::capital::mock::{Faults, MockAccount, MockConfig, MockServer, default_epics};
+use stratbox_host::capital::mock::{Faults, MockAccount, MockConfig, MockReplay, MockServer, default_epics};
 use stratbox_host::capital::{CapitalFeed, CapitalFeedConfig, Collector, RestConfig, StreamConfig};
 use stratbox_host::market::{Feed, FeedPoll, MarketEvent};
-use stratbox_host::store::{MarketStore, StoreConfig};
+use stratbox_host::store::{MarketStore, PriceSource, StoreConfig};
 
 use crate::credentials::{capital_url, load_capital};
 
@@ -122,6 +122,17 @@ pub struct MockArgs {
     start_minutes_ago: i64,
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Replay the bars of this market store instead of simulating (e.g. <data-dir>/market after `data import`).
+    #[arg(long)]
+    replay_store: Option<PathBuf>,
+    /// With --replay-store: the bar period (seconds) and price source to replay.
+    #[arg(long, default_value_t = 60)]
+    replay_period: u32,
+    #[arg(long, default_value = "trade")]
+    replay_source: String,
+    /// With --replay-store: full spread around the replayed prices, basis points.
+    #[arg(long, default_value_t = 2.0)]
+    spread_bps: f64,
     /// Stop after this many seconds (default: until Ctrl-C).
     #[arg(long)]
     duration: Option<f64>,
@@ -149,13 +160,26 @@ pub struct MockArgs {
 
 pub fn mock(cmd: MockCmd) -> Result<()> {
     let MockCmd::Capital(a) = cmd;
-    let epics = match a.epics.parse::<usize>() {
-        Ok(n) => default_epics(n),
-        Err(_) => a.epics.split(',').map(|e| e.trim().to_owned()).filter(|e| !e.is_empty()).collect(),
+    let listed = || a.epics.split(',').map(|e| e.trim().to_owned()).filter(|e| !e.is_empty()).collect::<Vec<_>>();
+    let (epics, replay) = match &a.replay_store {
+        Some(store) => {
+            let source = match a.replay_source.as_str() {
+                "trade" => PriceSource::Trade,
+                "bid" => PriceSource::Bid,
+                "ask" => PriceSource::Ask,
+                "mid" => PriceSource::Mid,
+                other => bail!("--replay-source `{other}`: expected trade, bid, ask or mid"),
+            };
+            // A number of epics means "every stored symbol" in a replay.
+            let epics = if a.epics.parse::<usize>().is_ok() { Vec::new() } else { listed() };
+            (epics, Some(MockReplay { store: store.clone(), period_secs: a.replay_period, source, spread_bps: a.spread_bps }))
+        }
+        None => (a.epics.parse::<usize>().map(default_epics).unwrap_or_else(|_| listed()), None),
     };
     let account = MockAccount::default();
     let mut config = MockConfig {
         epics,
+        replay,
         speed: a.speed,
         start_ms: Some(chrono::Utc::now().timestamp_millis() - a.start_minutes_ago * 60_000),
         faults: Faults {

@@ -1,8 +1,8 @@
 //! A faithful local Capital.com: the REST and WebSocket subset Stratbox
 //! uses, with the real paths, shapes, headers, status codes and error codes
 //! (`capital-com-api.md`, the Postman collection), prices from the built-in
-//! simulator, the ground truth of every bar it published, and faults on
-//! demand. Used by the tests on 127.0.0.1 and by `stratbox mock capital`.
+//! simulator or a replay of stored bars, the ground truth of every bar it
+//! published, and faults on demand. Used by the tests on 127.0.0.1 and by `stratbox mock capital`.
 //!
 //! Behaviour kept from the real API:
 //! - login with the API key header, identifier and password, plain or RSA
@@ -41,7 +41,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-pub use market::{MockBar, MockMarket, MockQuote, Ohlc, Publication, RESOLUTIONS};
+pub use market::{MockBar, MockMarket, MockQuote, Ohlc, Publication, QuoteSource, RESOLUTIONS, ReplayedQuotes, SimulatedQuotes};
 
 use super::error::ApiCode;
 use super::wire::{self, AccountInfo, AccountSummary, BidAsk, ClientFrame, EncryptionKey, PriceBar, Prices, SessionRequest, SessionResponse};
@@ -87,16 +87,30 @@ pub struct Faults {
     pub closed_epics: Vec<String>,
 }
 
+/// Prices from stored bars instead of the simulator (the clock starts at the first bar).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MockReplay {
+    /// A market store (`stratbox data import` writes one to `<data_dir>/market`).
+    pub store: std::path::PathBuf,
+    pub period_secs: u32,
+    pub source: crate::store::PriceSource,
+    /// Full spread put around the replayed prices, basis points.
+    pub spread_bps: f64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MockConfig {
+    /// With a replay: symbols of the store (empty: all of them).
     pub epics: Vec<String>,
     pub simulator: SimulatorConfig,
+    pub replay: Option<MockReplay>,
     /// Market seconds between two quotes of an epic.
     pub quote_secs: u32,
     /// Market seconds per wall second (1: real time).
     pub speed: f64,
-    /// Market time at start, ms since the epoch (`None`: now).
+    /// Market time at start, ms since the epoch (`None`: now; a replay starts at its first bar).
     pub start_ms: Option<i64>,
     pub account: MockAccount,
     pub session_idle_secs: u64,
@@ -112,6 +126,7 @@ impl Default for MockConfig {
         Self {
             epics: default_epics(50),
             simulator: SimulatorConfig { jump_probability: 0.0, crash_probability: 0.0, ..SimulatorConfig::default() },
+            replay: None,
             quote_secs: 1,
             speed: 1.0,
             start_ms: None,
@@ -141,6 +156,45 @@ pub enum MockError {
     Listen { addr: String, source: std::io::Error },
     #[error("mock Capital.com: {0}")]
     Config(String),
+    #[error("mock Capital.com replay: {0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// Every stored bar of `epics` (all symbols if empty) in the replay's series.
+fn replay_bars(replay: &MockReplay, epics: &[String]) -> Result<(Vec<String>, Vec<Vec<crate::market::Bar>>), MockError> {
+    use crate::store::{MarketStore, Series, StoreConfig};
+    let store = MarketStore::open(&replay.store, StoreConfig::default())?;
+    let series = Series::Bars { period_secs: replay.period_secs, source: replay.source };
+    let symbols: Vec<String> = if epics.is_empty() {
+        let mut all: Vec<String> = store.stats()?.into_iter().filter(|s| s.series == series).map(|s| s.symbol).collect();
+        all.sort();
+        all
+    } else {
+        epics.to_vec()
+    };
+    let mut bars = Vec::with_capacity(symbols.len());
+    for symbol in &symbols {
+        let id = store.instrument_id_of(symbol).ok_or_else(|| MockError::Config(format!("no `{symbol}` in the store at {}", replay.store.display())))?;
+        let rows = store.range(id, series, i64::MIN, i64::MAX)?;
+        bars.push(
+            rows.into_iter()
+                .map(|r| crate::market::Bar {
+                    instrument: id,
+                    start: r.time,
+                    period_secs: replay.period_secs,
+                    open: r.fields[0],
+                    high: r.fields[1],
+                    low: r.fields[2],
+                    close: r.fields[3],
+                    volume: r.fields[4],
+                })
+                .collect(),
+        );
+    }
+    if bars.iter().all(Vec::is_empty) {
+        return Err(MockError::Config(format!("the store at {} holds no {}s {:?} bars for {symbols:?}", replay.store.display(), replay.period_secs, replay.source)));
+    }
+    Ok((symbols, bars))
 }
 
 /// Counters of what the mock did.
@@ -226,8 +280,19 @@ fn error(status: StatusCode, code: ApiCode) -> Response {
 
 impl MockServer {
     /// Starts on `listen` (e.g. `127.0.0.1:0`) in the current tokio runtime.
-    pub async fn start(config: MockConfig, listen: &str) -> Result<Self, MockError> {
+    pub async fn start(mut config: MockConfig, listen: &str) -> Result<Self, MockError> {
         use rsa::pkcs8::EncodePublicKey;
+        let source: Box<dyn QuoteSource> = match &config.replay {
+            Some(replay) => {
+                let (epics, bars) = replay_bars(replay, &config.epics)?;
+                config.epics = epics;
+                Box::new(ReplayedQuotes::new(bars, replay.spread_bps, 0.01))
+            }
+            None => {
+                let start = config.start_ms.unwrap_or_else(|| crate::util::unix_ms() as i64);
+                Box::new(SimulatedQuotes::new(config.epics.len(), config.simulator, config.quote_secs, start))
+            }
+        };
         if config.epics.is_empty() || !(config.speed > 0.0 && config.speed.is_finite()) {
             return Err(MockError::Config("need at least one epic and a positive speed".into()));
         }
@@ -236,9 +301,8 @@ impl MockServer {
             .expect("key generation task")
             .map_err(|e| MockError::Config(format!("RSA key generation: {e}")))?;
         let public_key = B64.encode(private_key.to_public_key().to_public_key_der().map_err(|e| MockError::Config(e.to_string()))?.as_bytes());
-        let market_start = config.start_ms.unwrap_or_else(|| crate::util::unix_ms() as i64);
         let closed = config.epics.iter().map(|e| config.faults.closed_epics.contains(e)).collect();
-        let market = MockMarket::new(config.epics.len(), config.simulator, config.quote_secs, market_start, closed);
+        let market = MockMarket::new(config.epics.len(), source, closed);
         let listener = tokio::net::TcpListener::bind(listen).await.map_err(|source| MockError::Listen { addr: listen.into(), source })?;
         let addr = listener.local_addr().map_err(|source| MockError::Listen { addr: listen.into(), source })?;
         let (publications, _) = broadcast::channel(1 << 16);
@@ -246,7 +310,7 @@ impl MockServer {
             index: config.epics.iter().enumerate().map(|(i, e)| (e.clone(), i)).collect(),
             private_key,
             public_key,
-            key_stamp: market_start,
+            key_stamp: market.now_ms(),
             market_start: market.now_ms(),
             market: Mutex::new(market),
             sessions: Mutex::default(),
