@@ -156,6 +156,7 @@ fn thirty_forced_disconnects_lose_and_duplicate_nothing() {
     };
     let mut feed = CapitalFeed::connect(&feed_config, credentials(), Some(collector)).unwrap();
     assert_eq!(feed.instruments().iter().map(|i| i.symbol.as_str()).collect::<Vec<_>>(), ["AAPL", "GOLD", "EURUSD"]);
+    assert!(feed.trading_hours(1).is_some_and(|h| h.is_open(chrono::Utc::now().timestamp_nanos_opt().unwrap())), "the mock trades around the clock");
     let started = Instant::now();
     let (mut quotes, mut bars) = (0u64, 0u64);
     // Bounded: until 32 drops, or 150 s.
@@ -220,7 +221,7 @@ fn thirty_forced_disconnects_lose_and_duplicate_nothing() {
 #[test]
 fn the_collector_quarantines_bad_records_and_backs_up_on_schedule() {
     use stratbox_host::capital::StreamEvent;
-    use stratbox_host::market::{Bar, Instrument, Quote};
+    use stratbox_host::market::{Bar, Instrument, InstrumentMeta, Quote, TradingHours};
     use stratbox_host::store::restore;
 
     let dir = tempfile::tempdir().unwrap();
@@ -228,8 +229,10 @@ fn the_collector_quarantines_bad_records_and_backs_up_on_schedule() {
     let backups = dir.path().join("backups");
     let config = CollectorConfig { backup_every_secs: Some(1), backups_kept: 2, backup_dir: Some(backups.clone()), ..CollectorConfig::default() };
     let mut collector = Collector::new(store, config);
-    let instrument = Instrument { id: 0, symbol: "GOLD".into(), tick_size: 0.01, lot_size: 1.0, currency: "USD".into() };
-    assert!(collector.bind(&[instrument]).unwrap().is_empty(), "nothing stored yet, nothing to resume from");
+    let hours = TradingHours::from_capital(&serde_json::json!({ "mon": ["00:00 - 22:00"], "sun": ["23:05 - 00:00"], "zone": "UTC" })).unwrap();
+    let gold = InstrumentMeta::new(&Instrument { id: 0, symbol: "GOLD".into(), tick_size: 0.01, lot_size: 0.1, currency: "USD".into() }, Some(hours));
+    assert!(collector.bind(std::slice::from_ref(&gold)).unwrap().is_empty(), "nothing stored yet, nothing to resume from");
+    assert_eq!(collector.store().meta("GOLD").unwrap().as_ref(), Some(&gold), "metadata recorded with the data");
     let t0 = chrono::Utc::now().timestamp_nanos_opt().unwrap() - 3_600_000_000_000;
     let received = Instant::now();
     let quote = |k: i64, bid: f64, ask: f64| StreamEvent::Quote { quote: Quote { instrument: 0, time: t0 + k * 1_000_000_000, bid, bid_size: 5.0, ask, ask_size: 5.0 }, received };
@@ -272,8 +275,7 @@ fn the_collector_quarantines_bad_records_and_backs_up_on_schedule() {
     drop(collector);
     let store = MarketStore::open(&dir.path().join("market"), StoreConfig::default()).unwrap();
     let mut again = Collector::new(store, CollectorConfig::default());
-    let instrument = Instrument { id: 0, symbol: "GOLD".into(), tick_size: 0.01, lot_size: 1.0, currency: "USD".into() };
-    let resume = again.bind(&[instrument]).unwrap();
+    let resume = again.bind(&[gold]).unwrap();
     assert_eq!(resume.get(&(0, PriceSource::Bid)), Some(&(t0 / 1_000_000)));
     assert_eq!(resume.get(&(0, PriceSource::Ask)), Some(&(t0 / 1_000_000)));
 }

@@ -25,7 +25,7 @@ use super::error::CapitalError;
 use super::rest::{RestClient, RestConfig};
 use super::stream::{PriceStream, StreamConfig, StreamEvent, StreamStats};
 use crate::credentials::CapitalCredentials;
-use crate::market::{Bar, Feed, FeedPoll, Instrument, InstrumentId, MarketEvent, Record, Validator, ValidatorConfig};
+use crate::market::{Bar, Feed, FeedPoll, Instrument, InstrumentId, InstrumentMeta, MarketEvent, Record, TradingHours, Validator, ValidatorConfig};
 use crate::store::{MarketStore, PriceSource, Series, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,8 +52,9 @@ impl Default for CapitalFeedConfig {
 }
 
 /// Instruments of `epics` from `GET /markets?epics=` (50 per call): tick size
-/// from the price's decimal places, lot size from the minimum size increment.
-pub async fn instruments(rest: &RestClient, epics: &[String]) -> Result<Vec<Instrument>, CapitalError> {
+/// from the price's decimal places, lot size from the minimum size increment,
+/// trading hours from the opening hours.
+pub async fn instruments(rest: &RestClient, epics: &[String]) -> Result<Vec<InstrumentMeta>, CapitalError> {
     let mut found: HashMap<String, super::wire::MarketDetails> = HashMap::new();
     for batch in epics.chunks(50) {
         let query = [("epics", batch.join(","))];
@@ -67,13 +68,16 @@ pub async fn instruments(rest: &RestClient, epics: &[String]) -> Result<Vec<Inst
         .enumerate()
         .map(|(i, epic)| {
             let d = found.get(epic).ok_or_else(|| CapitalError::Stream(format!("unknown epic `{epic}`: GET /markets does not know it")))?;
-            Ok(Instrument {
+            let hours = TradingHours::from_capital(&d.instrument.opening_hours)
+                .map_err(|why| CapitalError::Protocol { endpoint: format!("GET /markets ({epic} openingHours)"), why })?;
+            let instrument = Instrument {
                 id: i as InstrumentId,
                 symbol: epic.clone(),
                 tick_size: 10f64.powi(-d.snapshot.decimal_places_factor),
                 lot_size: d.dealing_rules.min_size_increment.value,
                 currency: d.instrument.currency.clone(),
-            })
+            };
+            Ok(InstrumentMeta::new(&instrument, Some(hours)))
         })
         .collect()
 }
@@ -91,8 +95,8 @@ impl Running {
     fn start(
         config: &CapitalFeedConfig,
         credentials: CapitalCredentials,
-        resume: impl FnOnce(&[Instrument]) -> HashMap<(InstrumentId, PriceSource), i64>,
-    ) -> Result<(Self, Vec<Instrument>), CapitalError> {
+        resume: impl FnOnce(&[InstrumentMeta]) -> HashMap<(InstrumentId, PriceSource), i64>,
+    ) -> Result<(Self, Vec<InstrumentMeta>), CapitalError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("capital")
@@ -132,6 +136,7 @@ impl Drop for Running {
 pub struct CapitalFeed {
     running: Running,
     instruments: Vec<Instrument>,
+    hours: Vec<Option<TradingHours>>,
     /// Sides of bars still waiting for the other side, by (instrument, open time).
     halves: HashMap<(InstrumentId, i64), (Option<Bar>, Option<Bar>)>,
     collector: Option<Collector>,
@@ -144,15 +149,21 @@ impl CapitalFeed {
     /// everything that streams is also stored, and the stream resumes from
     /// the newest bars already stored.
     pub fn connect(config: &CapitalFeedConfig, credentials: CapitalCredentials, mut collector: Option<Collector>) -> Result<Self, CapitalError> {
-        let resume = |instruments: &[Instrument]| match collector.as_mut() {
+        let resume = |instruments: &[InstrumentMeta]| match collector.as_mut() {
             Some(c) => c.bind(instruments).unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "cannot read the newest stored bars; streaming without resuming");
                 HashMap::new()
             }),
             None => HashMap::new(),
         };
-        let (running, instruments) = Running::start(config, credentials, resume)?;
-        Ok(Self { running, instruments, halves: HashMap::new(), collector, last_received: None })
+        let (running, metas) = Running::start(config, credentials, resume)?;
+        let instruments = metas
+            .iter()
+            .enumerate()
+            .map(|(i, m)| Instrument { id: i as InstrumentId, symbol: m.symbol.clone(), tick_size: m.tick_size, lot_size: m.lot_size, currency: m.currency.clone() })
+            .collect();
+        let hours = metas.into_iter().map(|m| m.trading_hours).collect();
+        Ok(Self { running, instruments, hours, halves: HashMap::new(), collector, last_received: None })
     }
 
     pub fn stream_stats(&self) -> &StreamStats {
@@ -226,6 +237,10 @@ impl Feed for CapitalFeed {
 
     fn last_received(&self) -> Option<Instant> {
         self.last_received
+    }
+
+    fn trading_hours(&self, instrument: InstrumentId) -> Option<&TradingHours> {
+        self.hours.get(instrument as usize)?.as_ref()
     }
 
     fn poll_event(&mut self, wait: Duration) -> FeedPoll {
@@ -314,9 +329,13 @@ impl Collector {
         &self.store
     }
 
-    /// Maps the stream's instruments to the store's, and returns the open
-    /// time (ms) of the newest stored bar per (instrument, side) to resume from.
-    pub fn bind(&mut self, instruments: &[Instrument]) -> Result<HashMap<(InstrumentId, PriceSource), i64>, StoreError> {
+    /// Maps the stream's instruments to the store's (recording their
+    /// metadata), and returns the open time (ms) of the newest stored bar
+    /// per (instrument, side) to resume from.
+    pub fn bind(&mut self, instruments: &[InstrumentMeta]) -> Result<HashMap<(InstrumentId, PriceSource), i64>, StoreError> {
+        for meta in instruments {
+            self.store.set_meta(meta)?;
+        }
         self.ids = instruments.iter().map(|i| self.store.instrument_id(&i.symbol)).collect::<Result<_, _>>()?;
         let by_store: HashMap<InstrumentId, InstrumentId> = self.ids.iter().enumerate().map(|(k, id)| (*id, k as InstrumentId)).collect();
         let mut resume = HashMap::new();

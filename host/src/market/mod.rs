@@ -4,12 +4,14 @@
 
 mod aggregate;
 mod history;
+mod hours;
 mod replay;
 mod simulator;
 mod validate;
 
 pub use aggregate::{BarAggregator, Resampler};
 pub use history::BarHistory;
+pub use hours::{InstrumentMeta, Session, TradingHours};
 pub use replay::{ReplayConfig, ReplayError, ReplayFeed};
 pub use simulator::{SimulatorConfig, SimulatedMarket};
 pub use validate::{Quarantined, Record, Reject, RejectReason, Validator, ValidatorConfig};
@@ -83,6 +85,10 @@ pub trait Feed: Send {
     /// always have the next event at hand.
     fn poll_event(&mut self, _wait: std::time::Duration) -> FeedPoll {
         self.next_event().map_or(FeedPoll::Ended, FeedPoll::Event)
+    }
+    /// The instrument's trading hours, when the feed knows them.
+    fn trading_hours(&self, _instrument: InstrumentId) -> Option<&TradingHours> {
+        None
     }
     /// For a live feed: when the network frame behind the last event was read.
     fn last_received(&self) -> Option<std::time::Instant> {

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Bar, Feed, FeedPoll, Instrument, InstrumentId, MarketEvent, NANOS_PER_SEC, Timestamp};
+use super::{Bar, Feed, FeedPoll, Instrument, InstrumentId, MarketEvent, NANOS_PER_SEC, Timestamp, TradingHours};
 use crate::store::{MarketStore, PriceSource, Series, StoreConfig, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +47,7 @@ pub enum ReplayError {
 pub struct ReplayFeed {
     store: MarketStore,
     instruments: Vec<Instrument>,
+    hours: Vec<Option<TradingHours>>,
     /// Store id of each instrument (the feed's ids are indexes into `instruments`).
     store_ids: Vec<InstrumentId>,
     series: Series,
@@ -78,16 +79,22 @@ impl ReplayFeed {
         }
         let mut store_ids = Vec::with_capacity(symbols.len());
         let mut instruments = Vec::with_capacity(symbols.len());
+        let mut hours = Vec::with_capacity(symbols.len());
         for (i, symbol) in symbols.iter().enumerate() {
             let id = store.instrument_id_of(symbol).ok_or_else(|| ReplayError::UnknownSymbol { symbol: symbol.clone(), path: path.clone() })?;
             store_ids.push(id);
-            instruments.push(Instrument { id: i as u32, symbol: symbol.clone(), tick_size: 0.01, lot_size: 1.0, currency: "USD".into() });
+            // What the store knows of the instrument (a collector records it); else US-equity defaults.
+            let meta = store.meta(symbol)?;
+            let (tick_size, lot_size, currency) = meta.as_ref().map_or((0.01, 1.0, "USD".to_owned()), |m| (m.tick_size, m.lot_size, m.currency.clone()));
+            instruments.push(Instrument { id: i as u32, symbol: symbol.clone(), tick_size, lot_size, currency });
+            hours.push(meta.and_then(|m| m.trading_hours));
         }
         let first = stats.iter().filter_map(|s| s.first).min().unwrap_or(0);
         let last = stats.iter().filter_map(|s| s.last).max().unwrap_or(0);
         Ok(Self {
             store,
             instruments,
+            hours,
             store_ids,
             series,
             period_secs: config.period_secs,
@@ -138,6 +145,10 @@ impl ReplayFeed {
 impl Feed for ReplayFeed {
     fn instruments(&self) -> &[Instrument] {
         &self.instruments
+    }
+
+    fn trading_hours(&self, instrument: InstrumentId) -> Option<&TradingHours> {
+        self.hours.get(instrument as usize)?.as_ref()
     }
 
     fn next_event(&mut self) -> Option<MarketEvent> {

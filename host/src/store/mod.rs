@@ -294,6 +294,21 @@ impl MarketStore {
         Ok(id)
     }
 
+    /// Records what is known about an instrument (tick and lot size, currency, trading hours).
+    pub fn set_meta(&mut self, meta: &crate::market::InstrumentMeta) -> Result<(), StoreError> {
+        self.instrument_id(&meta.symbol)?;
+        self.symbols.insert(format!("m:{}", meta.symbol), serde_json::to_vec(meta).expect("serialisable"))?;
+        Ok(())
+    }
+
+    /// What is known about `symbol`, if anything was recorded.
+    pub fn meta(&self, symbol: &str) -> Result<Option<crate::market::InstrumentMeta>, StoreError> {
+        match self.symbols.get(format!("m:{symbol}"))? {
+            None => Ok(None),
+            Some(v) => serde_json::from_slice(&v).map(Some).map_err(|e| StoreError::Corrupt(format!("metadata of {symbol}: {e}"))),
+        }
+    }
+
     /// The id of a known symbol.
     pub fn instrument_id_of(&self, symbol: &str) -> Option<InstrumentId> {
         self.ids.get(symbol).copied()

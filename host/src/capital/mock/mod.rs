@@ -571,7 +571,8 @@ fn details(shared: &Shared, i: usize) -> wire::MarketDetails {
             instrument_type: "SHARES".into(),
             currency: "USD".into(),
             streaming_prices_available: true,
-            opening_hours: serde_json::json!({ "mon": day, "tue": day, "wed": day, "thu": day, "fri": day, "sat": [], "sun": [], "zone": "UTC" }),
+            // The simulated market trades around the clock, every day.
+            opening_hours: serde_json::json!({ "mon": day, "tue": day, "wed": day, "thu": day, "fri": day, "sat": day, "sun": day, "zone": "UTC" }),
         },
         dealing_rules: wire::DealingRules { min_step_distance: points(0.01), min_deal_size: points(1.0), max_deal_size: points(10_000.0), min_size_increment: points(1.0) },
         snapshot: wire::MarketSnapshot {
