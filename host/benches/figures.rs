@@ -138,7 +138,7 @@ fn main() {
         let mut k = 0u64;
         let call_intent = median_per_call(31, 20_000, || {
             k += 1;
-            let close = if k % 2 == 0 { 1.0 } else { 3.0 };
+            let close = if k.is_multiple_of(2) { 1.0 } else { 3.0 };
             black_box(sma.on_bar(black_box(Bar { close, ..bar })).expect("call"));
         });
         row(&format!("call: one bar in, one intent out ({label})"), call_intent, "<= 150 ns", format!("{:.2}x the goal", call_intent.as_nanos() as f64 / 150.0));

@@ -37,7 +37,7 @@ pub enum FeedConfig {
     /// Bars imported with `stratbox data import`, from `<data_dir>/market`.
     Replay(ReplayConfig),
     /// Capital.com's price stream (credentials from the encrypted store).
-    Capital(CapitalFeedConfig),
+    Capital(Box<CapitalFeedConfig>),
 }
 
 impl Mode {

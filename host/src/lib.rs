@@ -11,7 +11,7 @@
 //! - [`control`]: the local control API and its client
 //! - [`authoring`]: `plugin new`, `plugin build`, `plugin inspect`
 //! - [`config`]: the TOML configuration
-//! - [`capital`]: Capital.com (REST, streaming, the feed and collector, the mock server)
+//! - [`capital`]: the Capital.com REST and streaming client, its feed and collector, and its mock
 //! - [`credentials`]: broker secrets encrypted at rest (AES-256-GCM, Argon2id)
 
 pub mod authoring;

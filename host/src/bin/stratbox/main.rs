@@ -80,16 +80,21 @@ enum Cmd {
 }
 
 fn main() {
+    // `stratbox data stats | head` should end quietly when head does, like
+    // any Unix tool, not panic on a closed pipe.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     // tungstenite's trace level prints whole frames, and ours carry the
-    // session tokens: it never goes below debug, whatever the filter says.
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
-        .add_directive("tungstenite=debug".parse().expect("directive"))
-        .add_directive("tokio_tungstenite=debug".parse().expect("directive"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+    // session tokens: its trace events are dropped whatever the filter says.
+    use tracing_subscriber::prelude::*;
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let no_frames = tracing_subscriber::filter::filter_fn(|m| !(*m.level() == tracing::Level::TRACE && m.target().contains("tungstenite")));
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter).with_filter(no_frames))
         .init();
     if let Err(e) = dispatch(cli) {
         // One line; causes that the message already quotes are not repeated.

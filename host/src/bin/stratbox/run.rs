@@ -40,7 +40,7 @@ pub fn run(config: Option<PathBuf>, data_dir: Option<PathBuf>, duration: Option<
     match feed.as_deref() {
         None => {}
         Some("simulator") => config.feed = FeedConfig::default(),
-        Some("capital") => config.feed = FeedConfig::Capital(capital.feed_config()?),
+        Some("capital") => config.feed = FeedConfig::Capital(Box::new(capital.feed_config()?)),
         Some(other) => bail!("unknown --feed `{other}`: `simulator` or `capital` (a replay is configured in a config file)"),
     }
     let duration = duration.map(|s| if s.is_finite() && s >= 0.0 { Ok(Duration::from_secs_f64(s)) } else { Err(anyhow::anyhow!("--duration {s}: expected a number of seconds >= 0")) }).transpose()?;
