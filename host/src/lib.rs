@@ -6,6 +6,7 @@
 //! - [`market`]: market events, validation, aggregation, history, the built-in simulator
 //! - [`store`]: market-data storage in sled (journal + delta-encoded blocks)
 //! - [`broker`]: the ledger and the paper broker
+//! - [`risk`]: the risk engine every order passes (limits, throttles, loss limits, circuit breaker)
 //! - [`validation`]: contract checks on every intent
 //! - [`runner`]: the event loop tying them together
 //! - [`control`]: the local control API and its client
@@ -21,6 +22,7 @@ pub mod config;
 pub mod control;
 pub mod credentials;
 pub mod market;
+pub mod risk;
 pub mod runner;
 pub mod runtime;
 pub mod store;

@@ -320,7 +320,8 @@ impl MockServer {
             sessions: Mutex::default(),
             issued: Mutex::default(),
             logins: Mutex::default(),
-            burst: Mutex::new(Burst { next: Instant::now() + Duration::from_millis(config.faults.rate_limit_every_ms.unwrap_or(0)), left: 0 }),
+            // The first burst meets the first request.
+            burst: Mutex::new(Burst { next: Instant::now(), left: 0 }),
             publications,
             wall_start: Instant::now(),
             stats: MockStats::default(),
