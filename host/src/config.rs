@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::broker::PaperConfig;
 use crate::capital::CapitalFeedConfig;
+use crate::risk::RiskConfig;
 use crate::market::{ReplayConfig, SimulatorConfig};
 use crate::runtime::{LimitOverrides, Metering, PluginLimits};
 
@@ -191,6 +192,7 @@ pub struct HostConfig {
     /// Bars of history kept per instrument and period.
     pub history_depth: usize,
     pub broker: PaperConfig,
+    pub risk: RiskConfig,
     pub sandbox: SandboxConfig,
     pub control: ControlConfig,
     #[serde(rename = "plugin")]
@@ -207,6 +209,7 @@ impl Default for HostConfig {
             status_secs: 2,
             history_depth: 1_000,
             broker: PaperConfig::default(),
+            risk: RiskConfig::default(),
             sandbox: SandboxConfig::default(),
             control: ControlConfig::default(),
             plugins: Vec::new(),

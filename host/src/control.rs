@@ -34,7 +34,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::config::{OrderPolicy, ParamInput, PluginSpec, RestartPolicy};
-use crate::runner::{Command, StatusView};
+use crate::risk::RiskView;
+use crate::runner::{Command, FlattenReport, StatusView};
 use crate::runtime::LimitOverrides;
 use crate::supervisor::{PluginFactory, PluginView, SwapReport};
 
@@ -173,6 +174,14 @@ async fn swap(State(ctl): State<Arc<Ctl>>, UrlPath(name): UrlPath<String>, Json(
     ctl.ask(|tx| Command::Swap(name, Box::new(started), tx)).await?.map(Json).map_err(refused)
 }
 
+async fn flatten(State(ctl): State<Arc<Ctl>>) -> Result<Json<FlattenReport>, ApiError> {
+    ctl.ask(Command::Flatten).await.map(Json)
+}
+
+async fn resume(State(ctl): State<Arc<Ctl>>) -> Result<Json<RiskView>, ApiError> {
+    ctl.ask(Command::Resume).await.map(Json)
+}
+
 async fn shutdown(State(ctl): State<Arc<Ctl>>) -> Result<StatusCode, ApiError> {
     let gone = || ApiError(StatusCode::SERVICE_UNAVAILABLE, "the host is shutting down".into());
     ctl.commands.send(Command::Shutdown).map_err(|_| gone())?;
@@ -211,6 +220,8 @@ impl ControlServer {
             .route("/v1/plugins/{name}", delete(unload))
             .route("/v1/plugins/{name}/swap", post(swap))
             .route("/v1/shutdown", post(shutdown))
+            .route("/v1/flatten", post(flatten))
+            .route("/v1/resume", post(resume))
             .layer(axum::middleware::from_fn_with_state(ctl.clone(), authorise))
             .with_state(ctl);
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -303,6 +314,16 @@ impl ControlClient {
     pub fn swap(&self, name: &str, mut req: LoadRequest) -> Result<serde_json::Value, ControlError> {
         req.path = std::path::absolute(&req.path).unwrap_or(req.path);
         self.send(self.http.post(self.url(&format!("/v1/plugins/{name}/swap"))).json(&req))
+    }
+
+    /// Emergency flatten: cancel every order, close every position, halt trading.
+    pub fn flatten(&self) -> Result<serde_json::Value, ControlError> {
+        self.send(self.http.post(self.url("/v1/flatten")))
+    }
+
+    /// Sets trading back to active after a halt.
+    pub fn resume(&self) -> Result<serde_json::Value, ControlError> {
+        self.send(self.http.post(self.url("/v1/resume")))
     }
 
     pub fn shutdown(&self) -> Result<(), ControlError> {

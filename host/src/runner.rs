@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-use crate::broker::{BrokerStats, PaperBroker};
+use crate::broker::{BrokerStats, PaperBroker, Plan, Submission};
 use crate::config::{HostConfig, Mode, OrderPolicy};
-use crate::market::{Feed, FeedPoll, Instrument, MarketEvent, Timestamp};
+use crate::market::{Feed, FeedPoll, Instrument, InstrumentId, MarketEvent, Timestamp};
+use crate::risk::{OrderCheck, RiskEngine, RiskView, TradingState};
 use crate::runtime::bindings::{Alarm, BarBatch, Intent, RunMode, StopDecision, TargetPosition};
 use crate::runtime::{Fault, Sandbox, SandboxSettings};
 use crate::supervisor::{PluginFactory, PluginView, Started, Supervisor, SwapReport};
@@ -27,7 +28,20 @@ pub enum Command {
     Install(Box<Started>, oneshot::Sender<Result<PluginView, String>>),
     Unload(String, oneshot::Sender<Result<PluginView, String>>),
     Swap(String, Box<Started>, oneshot::Sender<Result<SwapReport, String>>),
+    /// Emergency flatten: cancel every order, close every position, halt.
+    Flatten(oneshot::Sender<FlattenReport>),
+    /// Set the global trading state back to active (the operator's call).
+    Resume(oneshot::Sender<RiskView>),
     Shutdown,
+}
+
+/// What an emergency flatten did.
+#[derive(Debug, Clone, Serialize)]
+pub struct FlattenReport {
+    pub cancelled_orders: usize,
+    /// Closing orders placed: (plugin, instrument symbol, quantity closed, signed).
+    pub closing_orders: Vec<(String, String, f64)>,
+    pub risk: RiskView,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +61,8 @@ pub struct RunStats {
     pub bars: u64,
     pub intents: u64,
     pub invalid_intents: u64,
+    /// Orders the risk engine refused (by rule in `risk.stats`).
+    pub risk_rejected: u64,
     pub stop_decisions: u64,
     pub alarms: u64,
     pub swaps: u64,
@@ -63,6 +79,7 @@ pub struct StatusView {
     pub uptime: Duration,
     pub stats: RunStats,
     pub broker: BrokerStats,
+    pub risk: RiskView,
     pub plugins_running: usize,
     /// Live feeds: from the frame read off the network to the event fully
     /// dispatched (every plugin callback returned), over the last events.
@@ -133,6 +150,9 @@ pub struct Host {
     instruments: Vec<Instrument>,
     pub supervisor: Supervisor,
     pub broker: PaperBroker,
+    pub risk: RiskEngine,
+    /// Last price (bar close, quote mid) per instrument, for risk checks.
+    last_prices: Vec<Option<f64>>,
     world: Arc<SharedWorld>,
     commands: Receiver<Command>,
     bounds: IntentBounds,
@@ -183,7 +203,24 @@ impl Host {
             }
         }
         let broker = PaperBroker::new(config.broker, world.clone());
-        Ok(Self { config, feed, instruments, supervisor, broker, world, commands, bounds: IntentBounds::default(), stats, started: Instant::now(), intent_log: None, latencies: Latencies::default() })
+        let risk = RiskEngine::new(config.risk.clone());
+        let last_prices = vec![None; instruments.len()];
+        Ok(Self {
+            config,
+            feed,
+            instruments,
+            supervisor,
+            broker,
+            risk,
+            last_prices,
+            world,
+            commands,
+            bounds: IntentBounds::default(),
+            stats,
+            started: Instant::now(),
+            intent_log: None,
+            latencies: Latencies::default(),
+        })
     }
 
     pub fn factory(&self) -> Arc<PluginFactory> {
@@ -298,9 +335,94 @@ impl Host {
                 self.apply_notices();
                 let _ = reply.send(r.map_err(|e| e.to_string()));
             }
+            Command::Flatten(reply) => {
+                let report = self.flatten();
+                let _ = reply.send(report);
+            }
+            Command::Resume(reply) => {
+                self.risk.set_state(None, TradingState::Active, "resumed by the operator", self.world.clock.now());
+                self.raise_alerts();
+                let _ = reply.send(self.risk.view());
+            }
             Command::Shutdown => return false,
         }
         true
+    }
+
+    /// Emergency flatten: halt, cancel every working order, and send an exit
+    /// for every open position of every plugin.
+    pub fn flatten(&mut self) -> FlattenReport {
+        let now = self.world.clock.now();
+        self.risk.set_state(None, TradingState::Halted, "emergency flatten by the operator", now);
+        let plugins: Vec<Arc<str>> = self.supervisor.views().iter().map(|v| Arc::from(v.name.as_str())).collect();
+        let mut cancelled = 0;
+        let mut closing = Vec::new();
+        for plugin in plugins {
+            cancelled += self.broker.cancel_all(&plugin);
+            let positions = self.world.ledger().positions(&plugin);
+            for p in positions {
+                let intent = Intent::Target(TargetPosition { instrument: p.instrument, quantity: 0.0 });
+                if self.route(&plugin, &intent, now, true) {
+                    let symbol = self.instruments.get(p.instrument as usize).map_or_else(|| p.instrument.to_string(), |i| i.symbol.clone());
+                    closing.push((plugin.to_string(), symbol, -p.quantity));
+                }
+            }
+        }
+        self.raise_alerts();
+        tracing::warn!(cancelled, closing = closing.len(), "emergency flatten");
+        FlattenReport { cancelled_orders: cancelled, closing_orders: closing, risk: self.risk.view() }
+    }
+
+    /// Plans an intent, puts any order through the risk engine, and executes
+    /// what passes; `true` when something was placed or cancelled.
+    fn route(&mut self, plugin: &Arc<str>, intent: &Intent, now: Timestamp, exit: bool) -> bool {
+        let plan = self.broker.plan(plugin, intent);
+        if let Plan::Place(o) = &plan {
+            let (positions, open_orders) = {
+                let ledger = self.world.ledger();
+                let positions: Vec<(u32, f64, f64)> = ledger.positions(plugin).iter().map(|p| (p.instrument, p.quantity, p.average_price + p.unrealised_pnl / p.quantity)).collect();
+                (positions, ledger.book(plugin).map_or(0, |b| b.orders.len()))
+            };
+            let i = o.instrument as usize;
+            let check = OrderCheck {
+                plugin,
+                instrument: o.instrument,
+                symbol: self.instruments.get(i).map_or("?", |i| i.symbol.as_str()),
+                side: o.side,
+                quantity: o.quantity,
+                order_type: o.order_type,
+                position: self.world.ledger().quantity(plugin, o.instrument),
+                last_price: self.last_prices.get(i).copied().flatten(),
+                market_open: self.feed.trading_hours(o.instrument).map(|h| h.is_open(now)),
+                positions: &positions,
+                open_orders,
+                exit,
+                now,
+            };
+            if let Err(reject) = self.risk.check(&check) {
+                self.stats.risk_rejected += 1;
+                tracing::debug!(plugin = %plugin, rule = ?reject.rule, detail = %reject.detail, "order refused by risk");
+                return false;
+            }
+        }
+        !matches!(self.broker.execute(plugin, plan, now), Submission::Nothing)
+    }
+
+    /// Logs the risk engine's new alerts.
+    fn raise_alerts(&mut self) {
+        for alert in self.risk.take_alerts() {
+            tracing::warn!(scope = %alert.scope, kind = %alert.kind, time = %format_time(alert.time), "risk alert: {}", alert.message);
+        }
+    }
+
+    /// Feeds the risk engine the P&L after an event.
+    fn update_risk(&mut self, now: Timestamp) {
+        let views = self.supervisor.views();
+        let per_plugin: Vec<(Arc<str>, f64)> = views.iter().map(|v| (Arc::from(v.name.as_str()), v.book.realised_pnl + v.book.unrealised_pnl)).collect();
+        let total = per_plugin.iter().map(|(_, p)| p).sum();
+        self.risk.on_pnl(total, &per_plugin, now);
+        self.risk.tick(now);
+        self.raise_alerts();
     }
 
     fn view(&self, name: &str) -> PluginView {
@@ -315,6 +437,9 @@ impl Host {
         match event {
             MarketEvent::Bars(bars) => {
                 self.stats.bars += bars.len() as u64;
+                for b in &bars {
+                    self.note_price(b.instrument, b.close, now);
+                }
                 {
                     let mut history = self.world.history_mut();
                     bars.iter().for_each(|b| history.record(b));
@@ -332,6 +457,7 @@ impl Host {
                 self.submit(intents, now);
             }
             MarketEvent::Quote(quote) => {
+                self.note_price(quote.instrument, 0.5 * (quote.bid + quote.ask), now);
                 let (intents, alarms) = self.supervisor.on_quote(quote);
                 for (detector, alarm) in alarms {
                     self.raise(&detector, &alarm);
@@ -342,10 +468,20 @@ impl Host {
         let timed = self.supervisor.on_timers(now);
         self.submit(timed, now);
         self.apply_notices();
+        self.update_risk(now);
+    }
+
+    fn note_price(&mut self, instrument: InstrumentId, price: f64, now: Timestamp) {
+        if let Some(slot) = self.last_prices.get_mut(instrument as usize) {
+            *slot = Some(price);
+            let symbol = &self.instruments[instrument as usize].symbol;
+            self.risk.on_price(symbol, price, now);
+        }
     }
 
     fn raise(&mut self, detector: &str, alarm: &Alarm) {
         self.stats.alarms += 1;
+        self.risk.on_alarm(detector, alarm.level, &alarm.reason, self.world.clock.now());
         let symbol = alarm.instrument.and_then(|i| self.instruments.get(i as usize)).map_or("market", |i| i.symbol.as_str());
         tracing::warn!(detector, level = ?alarm.level, instrument = symbol, reason = %alarm.reason, "anomaly alarm");
     }
@@ -362,7 +498,7 @@ impl Host {
                 StopDecision::SetLevels(levels) => self.broker.protect(&holder, levels),
                 StopDecision::Exit(instrument) => {
                     tracing::debug!(policy = %policy, plugin = %holder, instrument, "stop policy exit");
-                    self.broker.submit(&holder, &Intent::Target(TargetPosition { instrument, quantity: 0.0 }), now);
+                    self.route(&holder, &Intent::Target(TargetPosition { instrument, quantity: 0.0 }), now, true);
                 }
             }
         }
@@ -382,7 +518,7 @@ impl Host {
                 continue;
             }
             for intent in &intents {
-                self.broker.submit(&plugin, intent, now);
+                self.route(&plugin, intent, now, false);
             }
             if let Some(log) = &mut self.intent_log {
                 log.extend(intents.into_iter().map(|i| (now, plugin.clone(), i)));
@@ -407,6 +543,7 @@ impl Host {
             uptime: self.started.elapsed(),
             stats: self.stats.clone(),
             broker: self.broker.stats,
+            risk: self.risk.view(),
             plugins_running: self.supervisor.running(),
             feed_latency: self.latencies.summary(),
         }

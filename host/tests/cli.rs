@@ -202,6 +202,19 @@ fn operate_a_running_host_over_the_control_api() {
         assert_eq!(mode & 0o777, 0o600, "the token file is private");
     }
 
+    // Emergency flatten halts trading (everything working cancelled, every position
+    // closing); resume makes it active again.
+    let flat: serde_json::Value = serde_json::from_str(&host.cli(&["flatten", "--all"])).unwrap();
+    assert_eq!(flat["risk"]["global"]["state"], "halted", "{flat}");
+    assert_eq!(flat["risk"]["global"]["reason"], "emergency flatten by the operator");
+    assert!(flat["closing_orders"].is_array() && flat["cancelled_orders"].is_u64(), "{flat}");
+    let status: serde_json::Value = serde_json::from_str(&host.cli(&["status"])).unwrap();
+    assert_eq!(status["risk"]["global"]["state"], "halted");
+    let resumed: serde_json::Value = serde_json::from_str(&host.cli(&["resume"])).unwrap();
+    assert_eq!((resumed["global"]["state"].as_str(), resumed["global"]["reason"].as_str()), (Some("active"), Some("resumed by the operator")));
+    let out = stratbox(&["flatten", "--data-dir", &host.data_dir]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--all"), "flatten needs --all");
+
     // Status and shutdown: the host prints its summary and exits cleanly.
     let status: serde_json::Value = serde_json::from_str(&host.cli(&["status"])).unwrap();
     assert!(status["stats"]["events"].as_u64().unwrap() > 0 && status["stats"]["swaps"] == 1, "{status}");

@@ -25,5 +25,6 @@ mod memory;
 mod orders_on_fault;
 mod panic;
 mod restart;
+mod risk_limits;
 mod stack_overflow;
 mod unauthorised_import;

@@ -5,4 +5,4 @@ mod ledger;
 mod paper;
 
 pub use ledger::{Book, BookSummary, Ledger};
-pub use paper::{BrokerStats, PaperBroker, PaperConfig, Submission};
+pub use paper::{BrokerStats, OrderRequest, PaperBroker, PaperConfig, Plan, Submission};

@@ -54,6 +54,26 @@ struct WorkingOrder {
     placed_at: Timestamp,
 }
 
+/// An order about to be placed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OrderRequest {
+    pub instrument: InstrumentId,
+    pub side: Side,
+    pub quantity: f64,
+    pub order_type: OrderType,
+    pub time_in_force: TimeInForce,
+    pub tag: u32,
+}
+
+/// What an intent would do, before risk has its say.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Plan {
+    Place(OrderRequest),
+    /// Cancel one order by id, or all of them (of one instrument, or all).
+    Cancel(Option<u64>, Option<InstrumentId>),
+    Nothing,
+}
+
 /// What a submitted intent turned into.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Submission {
@@ -84,12 +104,27 @@ impl PaperBroker {
         Self { config, world, next_id: 1, working: Vec::new(), protections: HashMap::new(), stats: BrokerStats::default() }
     }
 
-    /// Turns a validated intent into orders or cancels, effective from `now`.
+    /// Turns a validated intent into orders or cancels, effective from `now`
+    /// (without a risk check: [`PaperBroker::plan`] then [`PaperBroker::execute`] has one in between).
     pub fn submit(&mut self, owner: &Arc<str>, intent: &Intent, now: Timestamp) -> Submission {
+        let plan = self.plan(owner, intent);
+        self.execute(owner, plan, now)
+    }
+
+    /// What an intent would do: the order it would place (a target becomes
+    /// the order that reaches it, counting market orders still working), or
+    /// the cancels.
+    pub fn plan(&self, owner: &Arc<str>, intent: &Intent) -> Plan {
         match intent {
-            Intent::Order(o) => self.place(owner, o.instrument, o.side, o.quantity, o.order_type, o.time_in_force, o.tag, now),
+            Intent::Order(o) => Plan::Place(OrderRequest {
+                instrument: o.instrument,
+                side: o.side,
+                quantity: o.quantity,
+                order_type: o.order_type,
+                time_in_force: o.time_in_force,
+                tag: o.tag,
+            }),
             Intent::Target(t) => {
-                // Count market orders still working so a repeated target is not ordered twice.
                 let pending: f64 = self
                     .working
                     .iter()
@@ -98,16 +133,29 @@ impl PaperBroker {
                     .sum();
                 let delta = t.quantity - self.world.ledger().quantity(owner, t.instrument) - pending;
                 if delta.abs() < 1e-9 {
-                    return Submission::Nothing;
+                    return Plan::Nothing;
                 }
                 let side = if delta > 0.0 { Side::Buy } else { Side::Sell };
-                self.place(owner, t.instrument, side, delta.abs(), OrderType::Market, TimeInForce::Gtc, 0, now)
+                Plan::Place(OrderRequest { instrument: t.instrument, side, quantity: delta.abs(), order_type: OrderType::Market, time_in_force: TimeInForce::Gtc, tag: 0 })
             }
-            Intent::Cancel(id) => self.cancel_where(|w| &w.owner == owner && w.view.id == *id),
-            Intent::CancelAll(instrument) => {
-                self.cancel_where(|w| &w.owner == owner && instrument.is_none_or(|i| w.view.instrument == i))
-            }
+            Intent::Cancel(id) => Plan::Cancel(Some(*id), None),
+            Intent::CancelAll(instrument) => Plan::Cancel(None, *instrument),
         }
+    }
+
+    /// Carries out a plan for `owner`.
+    pub fn execute(&mut self, owner: &Arc<str>, plan: Plan, now: Timestamp) -> Submission {
+        match plan {
+            Plan::Place(o) => self.place(owner, o.instrument, o.side, o.quantity, o.order_type, o.time_in_force, o.tag, now),
+            Plan::Cancel(Some(id), _) => self.cancel_where(|w| &w.owner == owner && w.view.id == id),
+            Plan::Cancel(None, instrument) => self.cancel_where(|w| &w.owner == owner && instrument.is_none_or(|i| w.view.instrument == i)),
+            Plan::Nothing => Submission::Nothing,
+        }
+    }
+
+    /// How many orders of `owner` are working.
+    pub fn working_orders(&self, owner: &str) -> usize {
+        self.working.iter().filter(|w| &*w.owner == owner).count()
     }
 
     #[allow(clippy::too_many_arguments)]

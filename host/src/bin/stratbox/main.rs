@@ -75,6 +75,14 @@ enum Cmd {
     Credentials(credentials::CredentialsCmd),
     /// Counters of the running host.
     Status,
+    /// Emergency: cancel every working order, close every position, and halt trading.
+    Flatten {
+        /// Required: everything, every plugin.
+        #[arg(long, required = true)]
+        all: bool,
+    },
+    /// Set trading back to active after a halt (loss limit, circuit breaker, flatten).
+    Resume,
     /// Stop the running host.
     Shutdown,
 }
@@ -122,6 +130,8 @@ fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Mock(m) => capital::mock(m),
         Cmd::Status => print_json(&ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.status()?),
         Cmd::Shutdown => Ok(ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.shutdown()?),
+        Cmd::Flatten { all: _ } => print_json(&ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.flatten()?),
+        Cmd::Resume => print_json(&ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.resume()?),
         Cmd::Plugin(p) => plugin::plugin(p, &data_dir(&cli.data_dir)),
         Cmd::Data(d) => data::data(d, &data_dir(&cli.data_dir)),
         Cmd::Credentials(c) => credentials::credentials(c, &data_dir(&cli.data_dir)),

@@ -101,6 +101,17 @@ fn print_summary(s: &RunSummary) {
         st.stats.events, st.stats.bars, format_time(st.market_time), st.uptime.as_secs_f64(), st.stats.intents, st.stats.invalid_intents,
         st.stats.stop_decisions, st.stats.alarms, st.broker.orders, st.broker.fills, st.broker.protective_exits, st.stats.swaps
     );
+    let risk = &st.risk;
+    println!(
+        "risk: {} ({}), equity {:.2}, drawdown {:.2}%, {} orders checked, {} refused {:?}",
+        format!("{:?}", risk.global.state).to_lowercase(),
+        risk.global.reason,
+        risk.equity,
+        risk.drawdown * 100.0,
+        risk.stats.checked,
+        st.stats.risk_rejected,
+        risk.stats.rejected
+    );
     for r in &st.stats.refused {
         println!("refused: {r}");
     }

@@ -139,8 +139,17 @@ impl Strategy for Hostile {
             "absurd-quantity" => out.push(Intent::market(id, Side::Buy, 1e300)),
             "negative-price" => out.push(order(id, 1.0, OrderType::Stop(-1.0))),
             "unknown-instrument" => out.push(Intent::market(id + 1_000_000, Side::Buy, 1.0)),
-            // A resting order far from the market, then a panic on the next bar.
-            "order-then-panic" if first && id == 0 => out.push(order(id, 1.0, OrderType::Limit(0.01))),
+            // Valid intents the risk engine must stop: a burst of small orders every bar...
+            "order-spam" => out.extend((0..200).map(|k| Intent::market(id, if k % 2 == 0 { Side::Buy } else { Side::Sell }, 1.0))),
+            // ...and orders past every per-order limit.
+            "limit-breaker" => {
+                out.push(Intent::market(id, Side::Buy, 2e6));
+                out.push(Intent::market(id, Side::Buy, 5_000.0));
+                out.push(order(id, 1.0, OrderType::Limit((bar.close * 3.0).round())));
+            }
+            // A resting order below the market (inside the risk engine's 10% band,
+            // far from filling within a bar), then a panic on the next bar.
+            "order-then-panic" if first && id == 0 => out.push(order(id, 1.0, OrderType::Limit((bar.close * 0.92 * 100.0).round() / 100.0))),
             "order-then-panic" if !first => panic!("second bar"),
             // Fill the private store until the host says no; report how many
             // writes succeeded as a target quantity the test can read.

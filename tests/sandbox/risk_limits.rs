@@ -1,0 +1,39 @@
+//! Valid intents that break risk limits: an order spammer and a plugin
+//! trying to exceed every per-order limit. The risk engine refuses each such
+//! order and counts it by rule; the plugins are not faulted (a refused order
+//! is an answer, not a crime), and sma-cross beside them asks for, and gets,
+//! exactly what it gets alone.
+
+use stratbox_host::risk::RiskRule;
+use stratbox_host::supervisor::Health;
+
+use crate::support::{Scenario, hostile, sma_cross};
+
+#[test]
+fn spam_and_limit_breaking_orders_are_refused_and_counted_while_the_bystander_trades_on() {
+    let alone = Scenario::new(vec![sma_cross()]).run();
+    let out = Scenario::new(vec![sma_cross(), hostile("order-spam").named("spammer"), hostile("limit-breaker").named("breaker")]).run();
+
+    let risk = &out.summary.status.risk;
+    let rejected = |rule| risk.stats.rejected.get(&rule).copied().unwrap_or(0);
+    // 200 orders a bar on each of 5 instruments, all at the same market second: 50 pass per bar.
+    assert_eq!(rejected(RiskRule::PluginThrottle), 120 * (5 * 200 - 50), "{:?}", risk.stats.rejected);
+    assert_eq!(risk.stats.rejected_by_plugin["spammer"], 120 * (5 * 200 - 50));
+    // Three bad orders per instrument and bar, every one refused: by quantity, by band, and
+    // by notional (or, on a cheap instrument where 5,000 units stay under the notional cap,
+    // by concentration: more than half the equity in one name).
+    assert_eq!(risk.stats.rejected_by_plugin["breaker"], 120 * 5 * 3);
+    assert_eq!((rejected(RiskRule::OrderQuantity), rejected(RiskRule::PriceBand)), (600, 600));
+    assert_eq!(rejected(RiskRule::OrderNotional) + rejected(RiskRule::Concentration), 600);
+    assert_eq!(out.summary.status.stats.risk_rejected, risk.stats.rejected.values().sum::<u64>());
+    assert!(!risk.stats.rejected_by_plugin.contains_key("sma-cross"), "{:?}", risk.stats.rejected_by_plugin);
+    for name in ["spammer", "breaker"] {
+        let view = out.plugin(name);
+        assert_eq!((view.health, view.faults), (Health::Running, 0), "{name} is refused, not faulted");
+    }
+
+    let good = out.plugin("sma-cross");
+    assert_eq!((good.health, good.faults), (Health::Running, 0));
+    assert_eq!(out.intents_of("sma-cross"), alone.intents_of("sma-cross"), "the same intents");
+    assert_eq!(good.book, alone.plugin("sma-cross").book, "the same fills and P&L");
+}
