@@ -13,6 +13,7 @@
 //! - [`authoring`]: `plugin new`, `plugin build`, `plugin inspect`
 //! - [`config`]: the TOML configuration
 //! - [`capital`]: the Capital.com REST and streaming client, its feed and collector, and its mock
+//! - [`execution`]: orders as the host tracks them (state machine, client ids, slippage)
 //! - [`credentials`]: broker secrets encrypted at rest (AES-256-GCM, Argon2id)
 
 pub mod authoring;
@@ -21,6 +22,7 @@ pub mod capital;
 pub mod config;
 pub mod control;
 pub mod credentials;
+pub mod execution;
 pub mod market;
 pub mod risk;
 pub mod runner;

@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 
 use crate::broker::{BrokerStats, PaperBroker, Plan, Submission};
 use crate::config::{HostConfig, Mode, OrderPolicy};
+use crate::execution::{OrderEvent, OrderTracker, TrackerStats};
 use crate::market::{Feed, FeedPoll, Instrument, InstrumentId, MarketEvent, Timestamp};
 use crate::risk::{OrderCheck, RiskEngine, RiskView, TradingState};
 use crate::runtime::bindings::{Alarm, BarBatch, Intent, RunMode, StopDecision, TargetPosition};
@@ -79,6 +80,7 @@ pub struct StatusView {
     pub uptime: Duration,
     pub stats: RunStats,
     pub broker: BrokerStats,
+    pub orders: TrackerStats,
     pub risk: RiskView,
     pub plugins_running: usize,
     /// Live feeds: from the frame read off the network to the event fully
@@ -151,6 +153,7 @@ pub struct Host {
     pub supervisor: Supervisor,
     pub broker: PaperBroker,
     pub risk: RiskEngine,
+    pub orders: OrderTracker,
     /// Last price (bar close, quote mid) per instrument, for risk checks.
     last_prices: Vec<Option<f64>>,
     world: Arc<SharedWorld>,
@@ -212,6 +215,7 @@ impl Host {
             supervisor,
             broker,
             risk,
+            orders: OrderTracker::default(),
             last_prices,
             world,
             commands,
@@ -321,6 +325,7 @@ impl Host {
                 let r = self.supervisor.unload(&name).map(|(view, policy)| {
                     if policy == OrderPolicy::Cancel {
                         self.broker.cancel_all(&name);
+                        self.apply_broker_events(self.world.clock.now());
                     }
                     view
                 });
@@ -359,6 +364,7 @@ impl Host {
         let mut closing = Vec::new();
         for plugin in plugins {
             cancelled += self.broker.cancel_all(&plugin);
+            self.apply_broker_events(now);
             let positions = self.world.ledger().positions(&plugin);
             for p in positions {
                 let intent = Intent::Target(TargetPosition { instrument: p.instrument, quantity: 0.0 });
@@ -374,38 +380,87 @@ impl Host {
     }
 
     /// Plans an intent, puts any order through the risk engine, and executes
-    /// what passes; `true` when something was placed or cancelled.
+    /// what passes; `true` when something was placed or cancelled. Orders are
+    /// tracked from creation (a client order id) to their final state.
     fn route(&mut self, plugin: &Arc<str>, intent: &Intent, now: Timestamp, exit: bool) -> bool {
         let plan = self.broker.plan(plugin, intent);
-        if let Plan::Place(o) = &plan {
-            let (positions, open_orders) = {
-                let ledger = self.world.ledger();
-                let positions: Vec<(u32, f64, f64)> = ledger.positions(plugin).iter().map(|p| (p.instrument, p.quantity, p.average_price + p.unrealised_pnl / p.quantity)).collect();
-                (positions, ledger.book(plugin).map_or(0, |b| b.orders.len()))
-            };
-            let i = o.instrument as usize;
-            let check = OrderCheck {
-                plugin,
-                instrument: o.instrument,
-                symbol: self.instruments.get(i).map_or("?", |i| i.symbol.as_str()),
-                side: o.side,
-                quantity: o.quantity,
-                order_type: o.order_type,
-                position: self.world.ledger().quantity(plugin, o.instrument),
-                last_price: self.last_prices.get(i).copied().flatten(),
-                market_open: self.feed.trading_hours(o.instrument).map(|h| h.is_open(now)),
-                positions: &positions,
-                open_orders,
-                exit,
-                now,
-            };
-            if let Err(reject) = self.risk.check(&check) {
-                self.stats.risk_rejected += 1;
-                tracing::debug!(plugin = %plugin, rule = ?reject.rule, detail = %reject.detail, "order refused by risk");
-                return false;
+        let Plan::Place(o) = &plan else {
+            let done = !matches!(self.broker.execute(plugin, plan, now), Submission::Nothing);
+            self.apply_broker_events(now);
+            return done;
+        };
+        let i = o.instrument as usize;
+        let last_price = self.last_prices.get(i).copied().flatten();
+        let client_id = self.orders.next_client_id(plugin);
+        if self.orders.create(client_id.clone(), plugin, o.instrument, o.side, o.quantity, last_price, now).is_err() {
+            return false;
+        }
+        let (positions, open_orders) = {
+            let ledger = self.world.ledger();
+            let positions: Vec<(u32, f64, f64)> = ledger.positions(plugin).iter().map(|p| (p.instrument, p.quantity, p.average_price + p.unrealised_pnl / p.quantity)).collect();
+            (positions, ledger.book(plugin).map_or(0, |b| b.orders.len()))
+        };
+        let check = OrderCheck {
+            plugin,
+            instrument: o.instrument,
+            symbol: self.instruments.get(i).map_or("?", |i| i.symbol.as_str()),
+            side: o.side,
+            quantity: o.quantity,
+            order_type: o.order_type,
+            position: self.world.ledger().quantity(plugin, o.instrument),
+            last_price,
+            market_open: self.feed.trading_hours(o.instrument).map(|h| h.is_open(now)),
+            positions: &positions,
+            open_orders,
+            exit,
+            now,
+        };
+        if let Err(reject) = self.risk.check(&check) {
+            self.stats.risk_rejected += 1;
+            tracing::debug!(plugin = %plugin, rule = ?reject.rule, detail = %reject.detail, "order refused by risk");
+            let _ = self.orders.apply(&client_id, OrderEvent::RiskRejected, now, Some(&reject.to_string()));
+            return false;
+        }
+        let _ = self.orders.apply(&client_id, OrderEvent::RiskAccepted, now, None);
+        match self.broker.execute(plugin, plan, now) {
+            Submission::Placed(id) => {
+                self.orders.bind(&client_id, id);
+                let _ = self.orders.apply(&client_id, OrderEvent::Acknowledged, now, None);
+                true
+            }
+            other => {
+                tracing::error!(plugin = %plugin, client_id, outcome = ?other, "the broker did not place an order it was given");
+                let _ = self.orders.apply(&client_id, OrderEvent::BrokerRejected, now, Some("not placed"));
+                false
             }
         }
-        !matches!(self.broker.execute(plugin, plan, now), Submission::Nothing)
+    }
+
+    /// Fills into the order tracker; a fill of an order the host did not
+    /// place through `route` (a protective exit) gets its record first.
+    fn track_fills(&mut self, fills: &[(Arc<str>, crate::runtime::bindings::Fill)], now: Timestamp) {
+        for (owner, fill) in fills {
+            let client_id = match self.orders.client_id_of(fill.order_id) {
+                Some(id) => id.to_owned(),
+                None => {
+                    let id = self.orders.next_client_id(owner);
+                    let _ = self.orders.create(id.clone(), owner, fill.instrument, fill.side, fill.quantity, None, now);
+                    self.orders.bind(&id, fill.order_id);
+                    let _ = self.orders.apply(&id, OrderEvent::RiskAccepted, now, Some("protective exit"));
+                    id
+                }
+            };
+            let _ = self.orders.fill(&client_id, fill.quantity, fill.price, now);
+        }
+    }
+
+    /// Cancels and expiries from the broker into the order tracker.
+    fn apply_broker_events(&mut self, now: Timestamp) {
+        for (id, event) in self.broker.take_events() {
+            if let Some(client_id) = self.orders.client_id_of(id).map(str::to_owned) {
+                let _ = self.orders.apply(&client_id, event, now, None);
+            }
+        }
     }
 
     /// Logs the risk engine's new alerts.
@@ -445,6 +500,8 @@ impl Host {
                     bars.iter().for_each(|b| history.record(b));
                 }
                 let fills: Vec<_> = bars.iter().flat_map(|b| self.broker.on_bar(b)).collect();
+                self.track_fills(&fills, now);
+                self.apply_broker_events(now);
                 let mut intents = self.supervisor.on_fills(&fills);
                 let decisions = self.supervisor.on_position_bars(&bars);
                 self.apply_stop_decisions(decisions, now);
@@ -530,6 +587,7 @@ impl Host {
         for (plugin, policy) in self.supervisor.take_notices() {
             if policy == OrderPolicy::Cancel {
                 let n = self.broker.cancel_all(&plugin);
+                self.apply_broker_events(self.world.clock.now());
                 if n > 0 {
                     tracing::info!(plugin = %plugin, cancelled = n, "cancelled the working orders of a quarantined plugin");
                 }
@@ -543,6 +601,7 @@ impl Host {
             uptime: self.started.elapsed(),
             stats: self.stats.clone(),
             broker: self.broker.stats,
+            orders: self.orders.stats().clone(),
             risk: self.risk.view(),
             plugins_running: self.supervisor.running(),
             feed_latency: self.latencies.summary(),

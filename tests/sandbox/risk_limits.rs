@@ -4,6 +4,7 @@
 //! is an answer, not a crime), and sma-cross beside them asks for, and gets,
 //! exactly what it gets alone.
 
+use stratbox_host::execution::OrderState;
 use stratbox_host::risk::RiskRule;
 use stratbox_host::supervisor::Health;
 
@@ -31,6 +32,17 @@ fn spam_and_limit_breaking_orders_are_refused_and_counted_while_the_bystander_tr
         let view = out.plugin(name);
         assert_eq!((view.health, view.faults), (Health::Running, 0), "{name} is refused, not faulted");
     }
+
+    // Every order followed the state machine to where it is: refused ones
+    // rejected, none stuck between risk and the broker, no impossible transition.
+    let orders = &out.summary.status.orders;
+    let state = |s| orders.by_state.get(&s).copied().unwrap_or(0);
+    assert_eq!(orders.illegal_transitions, 0);
+    assert_eq!(state(OrderState::Rejected), out.summary.status.stats.risk_rejected);
+    assert_eq!((state(OrderState::New), state(OrderState::Sent)), (0, 0));
+    assert!(state(OrderState::Filled) > 0);
+    assert_eq!(orders.by_state.values().sum::<u64>(), orders.orders);
+    assert!(orders.slippage.contains_key("sma-cross"), "fills of sma-cross measured against its decision prices");
 
     let good = out.plugin("sma-cross");
     assert_eq!((good.health, good.faults), (Health::Running, 0));

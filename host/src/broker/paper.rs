@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::execution::OrderEvent;
 use crate::market::NANOS_PER_SEC;
 use crate::runtime::bindings::{
     Bar, Fill, InstrumentId, Intent, OrderStatus, OrderType, OrderView, Side, StopLevels, TimeInForce, Timestamp,
@@ -89,6 +90,8 @@ pub struct PaperBroker {
     next_id: u64,
     working: Vec<WorkingOrder>,
     protections: HashMap<(Arc<str>, InstrumentId), StopLevels>,
+    /// Cancels and expiries since the last [`PaperBroker::take_events`].
+    events: Vec<(u64, OrderEvent)>,
     pub stats: BrokerStats,
 }
 
@@ -101,7 +104,7 @@ fn signed(side: Side, quantity: f64) -> f64 {
 
 impl PaperBroker {
     pub fn new(config: PaperConfig, world: Arc<SharedWorld>) -> Self {
-        Self { config, world, next_id: 1, working: Vec::new(), protections: HashMap::new(), stats: BrokerStats::default() }
+        Self { config, world, next_id: 1, working: Vec::new(), protections: HashMap::new(), events: Vec::new(), stats: BrokerStats::default() }
     }
 
     /// Turns a validated intent into orders or cancels, effective from `now`
@@ -153,6 +156,11 @@ impl PaperBroker {
         }
     }
 
+    /// Orders cancelled or expired since the last call, by broker id.
+    pub fn take_events(&mut self) -> Vec<(u64, OrderEvent)> {
+        std::mem::take(&mut self.events)
+    }
+
     /// How many orders of `owner` are working.
     pub fn working_orders(&self, owner: &str) -> usize {
         self.working.iter().filter(|w| &*w.owner == owner).count()
@@ -182,10 +190,12 @@ impl PaperBroker {
     fn cancel_where(&mut self, pred: impl Fn(&WorkingOrder) -> bool) -> Submission {
         let mut ledger = self.world.ledger_mut();
         let before = self.working.len();
+        let events = &mut self.events;
         self.working.retain(|w| {
             let cancel = pred(w);
             if cancel {
                 ledger.book_mut(&w.owner).orders.remove(&w.view.id);
+                events.push((w.view.id, OrderEvent::Cancelled));
             }
             !cancel
         });
@@ -250,6 +260,7 @@ impl PaperBroker {
                     || (w.time_in_force == TimeInForce::Day && day(bar.start) > day(w.placed_at)) =>
                 {
                     self.world.ledger_mut().book_mut(&w.owner).orders.remove(&w.view.id);
+                    self.events.push((w.view.id, OrderEvent::Expired));
                     self.stats.expired += 1;
                 }
                 None => remaining.push(w),
