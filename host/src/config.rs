@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::broker::PaperConfig;
 use crate::capital::CapitalFeedConfig;
-use crate::risk::RiskConfig;
+use crate::risk::{AlertConfig, RiskConfig};
 use crate::market::{ReplayConfig, SimulatorConfig};
 use crate::runtime::{LimitOverrides, Metering, PluginLimits};
 
@@ -193,6 +193,7 @@ pub struct HostConfig {
     pub history_depth: usize,
     pub broker: PaperConfig,
     pub risk: RiskConfig,
+    pub alerts: AlertConfig,
     pub sandbox: SandboxConfig,
     pub control: ControlConfig,
     #[serde(rename = "plugin")]
@@ -210,6 +211,7 @@ impl Default for HostConfig {
             history_depth: 1_000,
             broker: PaperConfig::default(),
             risk: RiskConfig::default(),
+            alerts: AlertConfig::default(),
             sandbox: SandboxConfig::default(),
             control: ControlConfig::default(),
             plugins: Vec::new(),

@@ -15,7 +15,7 @@ use crate::broker::{BrokerStats, PaperBroker, Plan, Submission};
 use crate::config::{HostConfig, Mode, OrderPolicy};
 use crate::execution::{OrderEvent, OrderTracker, TrackerStats};
 use crate::market::{Feed, FeedPoll, Instrument, InstrumentId, MarketEvent, Timestamp};
-use crate::risk::{OrderCheck, RiskEngine, RiskView, TradingState};
+use crate::risk::{AlertSink, OrderCheck, RiskEngine, RiskView, TradingState};
 use crate::runtime::bindings::{Alarm, BarBatch, Intent, RunMode, StopDecision, TargetPosition};
 use crate::runtime::{Fault, Sandbox, SandboxSettings};
 use crate::supervisor::{PluginFactory, PluginView, Started, Supervisor, SwapReport};
@@ -153,6 +153,7 @@ pub struct Host {
     pub supervisor: Supervisor,
     pub broker: PaperBroker,
     pub risk: RiskEngine,
+    pub alerts: AlertSink,
     pub orders: OrderTracker,
     /// Last price (bar close, quote mid) per instrument, for risk checks.
     last_prices: Vec<Option<f64>>,
@@ -207,6 +208,7 @@ impl Host {
         }
         let broker = PaperBroker::new(config.broker, world.clone());
         let risk = RiskEngine::new(config.risk.clone());
+        let alerts = AlertSink::new(config.alerts.clone());
         let last_prices = vec![None; instruments.len()];
         Ok(Self {
             config,
@@ -216,6 +218,7 @@ impl Host {
             broker,
             risk,
             orders: OrderTracker::default(),
+            alerts,
             last_prices,
             world,
             commands,
@@ -463,10 +466,10 @@ impl Host {
         }
     }
 
-    /// Logs the risk engine's new alerts.
+    /// Hands the risk engine's new alerts to the sink (log and webhooks, never blocking).
     fn raise_alerts(&mut self) {
         for alert in self.risk.take_alerts() {
-            tracing::warn!(scope = %alert.scope, kind = %alert.kind, time = %format_time(alert.time), "risk alert: {}", alert.message);
+            self.alerts.raise(alert);
         }
     }
 

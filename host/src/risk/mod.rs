@@ -20,6 +20,10 @@
 //! reference instrument falling `drop` intraday) and from the operator. Each
 //! has a reason and a time, and raises an [`Alert`].
 
+mod alerts;
+
+pub use alerts::{AlertConfig, AlertSink, AlertStats};
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
