@@ -35,7 +35,7 @@ use tokio::sync::oneshot;
 
 use crate::config::{OrderPolicy, ParamInput, PluginSpec, RestartPolicy};
 use crate::risk::RiskView;
-use crate::runner::{Command, FlattenReport, StatusView};
+use crate::runner::{Command, DeleveragePlan, FlattenReport, StatusView};
 use crate::runtime::LimitOverrides;
 use crate::supervisor::{PluginFactory, PluginView, SwapReport};
 
@@ -182,6 +182,17 @@ async fn resume(State(ctl): State<Arc<Ctl>>) -> Result<Json<RiskView>, ApiError>
     ctl.ask(Command::Resume).await.map(Json)
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeleverageRequest {
+    pub fraction: f64,
+    pub steps: u32,
+    pub every_secs: u64,
+}
+
+async fn deleverage(State(ctl): State<Arc<Ctl>>, Json(r): Json<DeleverageRequest>) -> Result<Json<DeleveragePlan>, ApiError> {
+    ctl.ask(|reply| Command::Deleverage { fraction: r.fraction, steps: r.steps, every_secs: r.every_secs, reply }).await?.map(Json).map_err(refused)
+}
+
 async fn shutdown(State(ctl): State<Arc<Ctl>>) -> Result<StatusCode, ApiError> {
     let gone = || ApiError(StatusCode::SERVICE_UNAVAILABLE, "the host is shutting down".into());
     ctl.commands.send(Command::Shutdown).map_err(|_| gone())?;
@@ -222,6 +233,7 @@ impl ControlServer {
             .route("/v1/shutdown", post(shutdown))
             .route("/v1/flatten", post(flatten))
             .route("/v1/resume", post(resume))
+            .route("/v1/deleverage", post(deleverage))
             .layer(axum::middleware::from_fn_with_state(ctl.clone(), authorise))
             .with_state(ctl);
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -324,6 +336,11 @@ impl ControlClient {
     /// Sets trading back to active after a halt.
     pub fn resume(&self) -> Result<serde_json::Value, ControlError> {
         self.send(self.http.post(self.url("/v1/resume")))
+    }
+
+    /// Reduces every position by `fraction` in `steps`, `every_secs` apart.
+    pub fn deleverage(&self, r: &DeleverageRequest) -> Result<serde_json::Value, ControlError> {
+        self.send(self.http.post(self.url("/v1/deleverage")).json(r))
     }
 
     pub fn shutdown(&self) -> Result<(), ControlError> {

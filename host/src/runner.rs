@@ -33,7 +33,23 @@ pub enum Command {
     Flatten(oneshot::Sender<FlattenReport>),
     /// Set the global trading state back to active (the operator's call).
     Resume(oneshot::Sender<RiskView>),
+    /// Reduce every position by `fraction` in `steps` equal steps, `every_secs` of market time apart.
+    Deleverage { fraction: f64, steps: u32, every_secs: u64, reply: oneshot::Sender<Result<DeleveragePlan, String>> },
     Shutdown,
+}
+
+/// A de-leveraging in progress: each position goes from its size at the
+/// start toward `1 - fraction` of it, one step at a time.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeleveragePlan {
+    pub fraction: f64,
+    pub steps: u32,
+    pub steps_done: u32,
+    pub every_secs: u64,
+    pub next_at: Timestamp,
+    /// (plugin, instrument, signed quantity at the start).
+    #[serde(skip)]
+    start: Vec<(Arc<str>, InstrumentId, f64)>,
 }
 
 /// What an emergency flatten did.
@@ -165,6 +181,7 @@ pub struct Host {
     /// When set, every intent accepted from a plugin, in order (for tests and audits).
     pub intent_log: Option<Vec<(Timestamp, Arc<str>, Intent)>>,
     latencies: Latencies,
+    deleverage: Option<DeleveragePlan>,
 }
 
 impl Host {
@@ -227,6 +244,7 @@ impl Host {
             started: Instant::now(),
             intent_log: None,
             latencies: Latencies::default(),
+            deleverage: None,
         })
     }
 
@@ -352,9 +370,57 @@ impl Host {
                 self.raise_alerts();
                 let _ = reply.send(self.risk.view());
             }
+            Command::Deleverage { fraction, steps, every_secs, reply } => {
+                let _ = reply.send(self.start_deleverage(fraction, steps, every_secs));
+            }
             Command::Shutdown => return false,
         }
         true
+    }
+
+    /// Starts reducing every position by `fraction` over `steps`; the first
+    /// step is taken at once. Trading is reduce-only meanwhile.
+    pub fn start_deleverage(&mut self, fraction: f64, steps: u32, every_secs: u64) -> Result<DeleveragePlan, String> {
+        if !(fraction > 0.0 && fraction <= 1.0) || steps == 0 {
+            return Err(format!("de-leveraging needs a fraction in (0, 1] and at least one step (got {fraction} in {steps})"));
+        }
+        let now = self.world.clock.now();
+        let mut start = Vec::new();
+        for v in self.supervisor.views() {
+            let plugin: Arc<str> = Arc::from(v.name.as_str());
+            for p in self.world.ledger().positions(&plugin) {
+                start.push((plugin.clone(), p.instrument, p.quantity));
+            }
+        }
+        let reason = format!("de-leveraging {:.0}% in {steps} steps every {every_secs} s (operator)", fraction * 100.0);
+        self.risk.set_state(None, TradingState::ReduceOnly, &reason, now);
+        self.raise_alerts();
+        self.deleverage = Some(DeleveragePlan { fraction, steps, steps_done: 0, every_secs, next_at: now, start });
+        self.step_deleverage(now);
+        Ok(self.deleverage.clone().unwrap_or_else(|| DeleveragePlan { fraction, steps, steps_done: steps, every_secs, next_at: now, start: Vec::new() }))
+    }
+
+    /// Takes the de-leveraging steps that are due.
+    fn step_deleverage(&mut self, now: Timestamp) {
+        let Some(mut plan) = self.deleverage.take() else { return };
+        while plan.steps_done < plan.steps && now >= plan.next_at {
+            plan.steps_done += 1;
+            let keep = 1.0 - plan.fraction * f64::from(plan.steps_done) / f64::from(plan.steps);
+            for (plugin, instrument, original) in plan.start.clone() {
+                let lot = self.instruments.get(instrument as usize).map_or(1.0, |i| i.lot_size);
+                // Toward zero on the lot grid, so a step never adds exposure.
+                let target = (original * keep / lot).trunc() * lot;
+                let held = self.world.ledger().quantity(&plugin, instrument);
+                if held.abs() > target.abs() && held * original > 0.0 {
+                    self.route(&plugin, &Intent::Target(TargetPosition { instrument, quantity: target }), now, true);
+                }
+            }
+            plan.next_at += plan.every_secs as i64 * crate::market::NANOS_PER_SEC;
+            tracing::info!(step = plan.steps_done, of = plan.steps, keep = format!("{:.0}%", keep * 100.0), "de-leveraging step");
+        }
+        if plan.steps_done < plan.steps {
+            self.deleverage = Some(plan);
+        }
     }
 
     /// Emergency flatten: halt, cancel every working order, and send an exit
@@ -528,6 +594,7 @@ impl Host {
         let timed = self.supervisor.on_timers(now);
         self.submit(timed, now);
         self.apply_notices();
+        self.step_deleverage(now);
         self.update_risk(now);
     }
 

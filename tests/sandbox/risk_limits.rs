@@ -49,3 +49,31 @@ fn spam_and_limit_breaking_orders_are_refused_and_counted_while_the_bystander_tr
     assert_eq!(out.intents_of("sma-cross"), alone.intents_of("sma-cross"), "the same intents");
     assert_eq!(good.book, alone.plugin("sma-cross").book, "the same fills and P&L");
 }
+
+/// De-leveraging by half in two steps, two bars apart: reduce-only meanwhile,
+/// and every position ends at most half its size at the start.
+#[test]
+fn deleveraging_sheds_the_fraction_in_steps() {
+    use stratbox_host::risk::TradingState;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (mut host, _tx) = Scenario::new(vec![sma_cross()]).host(dir.path());
+    for _ in 0..60 {
+        assert!(host.step());
+    }
+    let before = host.world().ledger().positions("sma-cross");
+    assert!(!before.is_empty(), "sma-cross holds positions after 60 bars");
+    let plan = host.start_deleverage(0.5, 2, 120).unwrap();
+    assert_eq!((plan.steps_done, plan.steps), (1, 2), "the first step at once");
+    let state = host.risk.view().global;
+    assert_eq!(state.state, TradingState::ReduceOnly);
+    assert!(state.reason.contains("de-leveraging 50% in 2 steps"), "{}", state.reason);
+    for _ in 0..4 {
+        assert!(host.step());
+    }
+    for p in &before {
+        let now = host.world().ledger().quantity("sma-cross", p.instrument);
+        assert!(now.abs() <= (p.quantity * 0.5).abs() + 1e-9 && now * p.quantity >= 0.0, "instrument {}: {} -> {now}", p.instrument, p.quantity);
+    }
+    assert!(host.start_deleverage(1.5, 1, 60).unwrap_err().contains("fraction in (0, 1]"));
+}

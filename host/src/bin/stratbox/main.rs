@@ -83,6 +83,17 @@ enum Cmd {
     },
     /// Set trading back to active after a halt (loss limit, circuit breaker, flatten).
     Resume,
+    /// Reduce every position by a fraction, in steps; trading is reduce-only meanwhile.
+    Deleverage {
+        /// Share of each position to shed, in (0, 1].
+        #[arg(long)]
+        fraction: f64,
+        #[arg(long, default_value_t = 1)]
+        steps: u32,
+        /// Market seconds between steps.
+        #[arg(long, default_value_t = 60)]
+        every_secs: u64,
+    },
     /// Stop the running host.
     Shutdown,
 }
@@ -132,6 +143,10 @@ fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Shutdown => Ok(ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.shutdown()?),
         Cmd::Flatten { all: _ } => print_json(&ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.flatten()?),
         Cmd::Resume => print_json(&ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.resume()?),
+        Cmd::Deleverage { fraction, steps, every_secs } => {
+            let request = stratbox_host::control::DeleverageRequest { fraction, steps, every_secs };
+            print_json(&ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.deleverage(&request)?)
+        }
         Cmd::Plugin(p) => plugin::plugin(p, &data_dir(&cli.data_dir)),
         Cmd::Data(d) => data::data(d, &data_dir(&cli.data_dir)),
         Cmd::Credentials(c) => credentials::credentials(c, &data_dir(&cli.data_dir)),
