@@ -110,3 +110,52 @@ impl Ledger {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn fill() -> impl Strategy<Value = (f64, f64, f64)> {
+        // Whole quantities (as lots are), either side; prices and fees in cents.
+        let qty = (1i32..=100, any::<bool>()).prop_map(|(q, buy)| if buy { f64::from(q) } else { -f64::from(q) });
+        (qty, (100u32..=100_000).prop_map(|c| f64::from(c) / 100.0), (0u32..=500).prop_map(|c| f64::from(c) / 100.0))
+    }
+
+    proptest! {
+        /// Cash plus the position at the mark equals realised plus unrealised
+        /// P&L (so with starting capital C, equity = C + cash + q x mark), for
+        /// any sequence of fills, through zero and back.
+        #[test]
+        fn cash_plus_position_at_mark_equals_pnl(fills in proptest::collection::vec(fill(), 1..60), mark_cents in 100u32..=100_000) {
+            let mark = f64::from(mark_cents) / 100.0;
+            let mut ledger = Ledger::default();
+            let p: Arc<str> = Arc::from("p");
+            let mut cash = 0.0;
+            for &(q, price, fee) in &fills {
+                ledger.apply_fill(&p, 0, q, price, fee);
+                cash += -q * price - fee;
+            }
+            ledger.mark(0, mark);
+            let s = ledger.summary("p");
+            let q = ledger.quantity("p", 0);
+            let scale = fills.iter().map(|(q, p, _)| (q * p).abs()).sum::<f64>().max(1.0);
+            prop_assert!(((s.realised_pnl + s.unrealised_pnl) - (cash + q * mark)).abs() <= 1e-9 * scale,
+                "pnl {} vs cash + position {}", s.realised_pnl + s.unrealised_pnl, cash + q * mark);
+        }
+
+        /// A round trip realises the price difference times the size, minus
+        /// both fees, long or short, and leaves nothing unrealised.
+        #[test]
+        fn a_round_trip_realises_the_price_difference_minus_costs((q, p1, f1) in fill(), (_, p2, f2) in fill()) {
+            let mut ledger = Ledger::default();
+            let p: Arc<str> = Arc::from("p");
+            ledger.apply_fill(&p, 0, q, p1, f1);
+            ledger.apply_fill(&p, 0, -q, p2, f2);
+            let s = ledger.summary("p");
+            let expected = q * (p2 - p1) - f1 - f2;
+            prop_assert!((s.realised_pnl - expected).abs() < 1e-6, "{} vs {expected}", s.realised_pnl);
+            prop_assert_eq!((s.unrealised_pnl, s.open_positions), (0.0, 0));
+        }
+    }
+}
