@@ -182,6 +182,8 @@ pub struct Host {
     pub intent_log: Option<Vec<(Timestamp, Arc<str>, Intent)>>,
     latencies: Latencies,
     deleverage: Option<DeleveragePlan>,
+    /// Each plugin's positions for the risk checks, and the (event, fill) counts they reflect.
+    positions_cache: std::collections::HashMap<Arc<str>, ((u64, u64), Vec<(InstrumentId, f64, f64)>)>,
 }
 
 impl Host {
@@ -245,6 +247,7 @@ impl Host {
             intent_log: None,
             latencies: Latencies::default(),
             deleverage: None,
+            positions_cache: Default::default(),
         })
     }
 
@@ -464,11 +467,15 @@ impl Host {
         if self.orders.create(client_id.clone(), plugin, o.instrument, o.side, o.quantity, last_price, now).is_err() {
             return false;
         }
-        let (positions, open_orders) = {
-            let ledger = self.world.ledger();
-            let positions: Vec<(u32, f64, f64)> = ledger.positions(plugin).iter().map(|p| (p.instrument, p.quantity, p.average_price + p.unrealised_pnl / p.quantity)).collect();
-            (positions, ledger.book(plugin).map_or(0, |b| b.orders.len()))
-        };
+        // Positions change with fills, marks with events: rebuild once per event (or fill), not per order.
+        let version = (self.stats.events, self.broker.stats.fills);
+        if self.positions_cache.get(plugin).is_none_or(|(v, _)| *v != version) {
+            let positions: Vec<(u32, f64, f64)> =
+                self.world.ledger().positions(plugin).iter().map(|p| (p.instrument, p.quantity, p.average_price + p.unrealised_pnl / p.quantity)).collect();
+            self.positions_cache.insert(plugin.clone(), (version, positions));
+        }
+        let positions = &self.positions_cache[plugin].1;
+        let open_orders = self.world.ledger().book(plugin).map_or(0, |b| b.orders.len());
         let check = OrderCheck {
             plugin,
             instrument: o.instrument,
@@ -479,7 +486,7 @@ impl Host {
             position: self.world.ledger().quantity(plugin, o.instrument),
             last_price,
             market_open: self.feed.trading_hours(o.instrument).map(|h| h.is_open(now)),
-            positions: &positions,
+            positions,
             open_orders,
             exit,
             now,

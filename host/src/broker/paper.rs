@@ -12,7 +12,7 @@
 //!   before take-profit when a bar touches both (the conservative order);
 //! - commission: `commission_bps` of the notional.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -88,8 +88,10 @@ pub struct PaperBroker {
     config: PaperConfig,
     world: Arc<SharedWorld>,
     next_id: u64,
-    working: Vec<WorkingOrder>,
-    protections: HashMap<(Arc<str>, InstrumentId), StopLevels>,
+    /// Working orders by instrument, in the order they were placed.
+    working: HashMap<InstrumentId, Vec<WorkingOrder>>,
+    /// By (instrument, owner): a bar checks only its instrument's, in a stable order.
+    protections: BTreeMap<(InstrumentId, Arc<str>), StopLevels>,
     /// Cancels and expiries since the last [`PaperBroker::take_events`].
     events: Vec<(u64, OrderEvent)>,
     pub stats: BrokerStats,
@@ -104,7 +106,7 @@ fn signed(side: Side, quantity: f64) -> f64 {
 
 impl PaperBroker {
     pub fn new(config: PaperConfig, world: Arc<SharedWorld>) -> Self {
-        Self { config, world, next_id: 1, working: Vec::new(), protections: HashMap::new(), events: Vec::new(), stats: BrokerStats::default() }
+        Self { config, world, next_id: 1, working: HashMap::new(), protections: BTreeMap::new(), events: Vec::new(), stats: BrokerStats::default() }
     }
 
     /// Turns a validated intent into orders or cancels, effective from `now`
@@ -130,8 +132,10 @@ impl PaperBroker {
             Intent::Target(t) => {
                 let pending: f64 = self
                     .working
-                    .iter()
-                    .filter(|w| &w.owner == owner && w.view.instrument == t.instrument && w.view.order_type == OrderType::Market)
+                    .get(&t.instrument)
+                    .into_iter()
+                    .flatten()
+                    .filter(|w| &w.owner == owner && w.view.order_type == OrderType::Market)
                     .map(|w| signed(w.view.side, w.view.quantity))
                     .sum();
                 let delta = t.quantity - self.world.ledger().quantity(owner, t.instrument) - pending;
@@ -163,7 +167,7 @@ impl PaperBroker {
 
     /// How many orders of `owner` are working.
     pub fn working_orders(&self, owner: &str) -> usize {
-        self.working.iter().filter(|w| &*w.owner == owner).count()
+        self.working.values().flatten().filter(|w| &*w.owner == owner).count()
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -182,31 +186,34 @@ impl PaperBroker {
         self.next_id += 1;
         let view = OrderView { id, instrument, side, quantity, filled_quantity: 0.0, order_type, status: OrderStatus::Working, tag };
         self.world.ledger_mut().book_mut(owner).orders.insert(id, view);
-        self.working.push(WorkingOrder { owner: owner.clone(), view, time_in_force, placed_at: now });
+        self.working.entry(instrument).or_default().push(WorkingOrder { owner: owner.clone(), view, time_in_force, placed_at: now });
         self.stats.orders += 1;
         Submission::Placed(id)
     }
 
     fn cancel_where(&mut self, pred: impl Fn(&WorkingOrder) -> bool) -> Submission {
         let mut ledger = self.world.ledger_mut();
-        let before = self.working.len();
+        let mut n = 0;
         let events = &mut self.events;
-        self.working.retain(|w| {
-            let cancel = pred(w);
-            if cancel {
-                ledger.book_mut(&w.owner).orders.remove(&w.view.id);
-                events.push((w.view.id, OrderEvent::Cancelled));
-            }
-            !cancel
-        });
-        let n = before - self.working.len();
+        for orders in self.working.values_mut() {
+            orders.retain(|w| {
+                let cancel = pred(w);
+                if cancel {
+                    ledger.book_mut(&w.owner).orders.remove(&w.view.id);
+                    events.push((w.view.id, OrderEvent::Cancelled));
+                    n += 1;
+                }
+                !cancel
+            });
+        }
+        self.working.retain(|_, orders| !orders.is_empty());
         self.stats.cancels += n as u64;
         if n == 0 { Submission::Nothing } else { Submission::Cancelled(n) }
     }
 
     /// Cancels every working order of `owner`; returns how many.
     pub fn cancel_all(&mut self, owner: &str) -> usize {
-        self.protections.retain(|(o, _), _| &**o != owner);
+        self.protections.retain(|(_, o), _| &**o != owner);
         match self.cancel_where(|w| &*w.owner == owner) {
             Submission::Cancelled(n) => n,
             _ => 0,
@@ -215,7 +222,7 @@ impl PaperBroker {
 
     /// Sets (or, with both levels `None`, removes) protection for `owner`'s position.
     pub fn protect(&mut self, owner: &Arc<str>, levels: StopLevels) {
-        let key = (owner.clone(), levels.instrument);
+        let key = (levels.instrument, owner.clone());
         if levels.stop_loss.is_none() && levels.take_profit.is_none() {
             self.protections.remove(&key);
         } else {
@@ -232,9 +239,9 @@ impl PaperBroker {
         let hs = 0.5 * self.config.spread_bps * 1e-4 * bar.open;
         let day = |t: Timestamp| t.div_euclid(86_400 * NANOS_PER_SEC);
         let mut fills = Vec::new();
-        let mut remaining = Vec::with_capacity(self.working.len());
-        for w in std::mem::take(&mut self.working) {
-            if w.view.instrument != bar.instrument || w.placed_at > bar.start {
+        let mut remaining = Vec::new();
+        for w in self.working.remove(&bar.instrument).unwrap_or_default() {
+            if w.placed_at > bar.start {
                 remaining.push(w);
                 continue;
             }
@@ -266,7 +273,9 @@ impl PaperBroker {
                 None => remaining.push(w),
             }
         }
-        self.working = remaining;
+        if !remaining.is_empty() {
+            self.working.insert(bar.instrument, remaining);
+        }
         self.check_protections(bar, hs, &mut fills);
         self.world.ledger_mut().mark(bar.instrument, bar.close);
         fills
@@ -274,10 +283,8 @@ impl PaperBroker {
 
     fn check_protections(&mut self, bar: &Bar, hs: f64, fills: &mut Vec<(Arc<str>, Fill)>) {
         let mut triggered = Vec::new();
-        for ((owner, instrument), levels) in &self.protections {
-            if *instrument != bar.instrument {
-                continue;
-            }
+        let first: (InstrumentId, Arc<str>) = (bar.instrument, Arc::from(""));
+        for ((instrument, owner), levels) in self.protections.range(first..).take_while(|((i, _), _)| *i == bar.instrument) {
             let qty = self.world.ledger().quantity(owner, *instrument);
             if qty == 0.0 {
                 triggered.push((owner.clone(), *instrument, None));
@@ -295,10 +302,10 @@ impl PaperBroker {
         }
         for (owner, instrument, hit) in triggered {
             let Some((price, qty)) = hit else {
-                self.protections.remove(&(owner, instrument));
+                self.protections.remove(&(instrument, owner));
                 continue;
             };
-            self.protections.remove(&(owner.clone(), instrument));
+            self.protections.remove(&(instrument, owner.clone()));
             let id = self.next_id;
             self.next_id += 1;
             let side = if qty > 0.0 { Side::Sell } else { Side::Buy };
