@@ -344,3 +344,18 @@ fn the_mock_replays_stored_bars_and_the_collector_gets_them_back() {
         }
     }
 }
+
+#[test]
+fn a_slow_server_is_a_named_timeout_and_a_patient_client_gets_its_answer() {
+    let rt = runtime();
+    rt.block_on(async {
+        let faults = Faults { slow_ms: Some(400), ..Faults::default() };
+        let mock = MockServer::start(MockConfig { epics: vec!["AAPL".into()], faults, ..MockConfig::default() }, "127.0.0.1:0").await.unwrap();
+        let hasty = RestClient::new(RestConfig { timeout_ms: 100, ..rest_config(&mock, false) }, credentials()).unwrap();
+        let err = hasty.server_time().await.unwrap_err();
+        assert!(matches!(err, CapitalError::Timeout { .. }), "{err}");
+        assert!(err.to_string().contains("GET /time") && err.to_string().contains("no answer within 100ms"), "{err}");
+        let patient = RestClient::new(RestConfig { timeout_ms: 5_000, ..rest_config(&mock, false) }, credentials()).unwrap();
+        assert!(patient.server_time().await.unwrap() > 0);
+    });
+}
