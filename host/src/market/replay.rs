@@ -122,16 +122,7 @@ impl ReplayFeed {
             let mut by_close: BTreeMap<Timestamp, Vec<Bar>> = BTreeMap::new();
             for (k, id) in self.store_ids.iter().enumerate() {
                 for r in self.store.range(*id, self.series, self.next_from, to)? {
-                    let bar = Bar {
-                        instrument: k as u32,
-                        start: r.time,
-                        period_secs: self.period_secs,
-                        open: r.fields[0],
-                        high: r.fields[1],
-                        low: r.fields[2],
-                        close: r.fields[3],
-                        volume: r.fields[4],
-                    };
+                    let bar = r.to_bar(k as u32, self.period_secs);
                     by_close.entry(bar.start + i64::from(self.period_secs) * NANOS_PER_SEC).or_default().push(bar);
                 }
             }

@@ -18,6 +18,14 @@ pub struct Row {
     pub fields: [f64; 5],
 }
 
+impl Row {
+    /// A bar row (open, high, low, close, volume) as the bar of `instrument`.
+    pub fn to_bar(&self, instrument: crate::market::InstrumentId, period_secs: u32) -> crate::market::Bar {
+        let [open, high, low, close, volume] = self.fields;
+        crate::market::Bar { instrument, start: self.time, period_secs, open, high, low, close, volume }
+    }
+}
+
 /// What a block holds, and so how many fields each row uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {

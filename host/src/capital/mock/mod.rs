@@ -180,20 +180,7 @@ fn replay_bars(replay: &MockReplay, epics: &[String]) -> Result<(Vec<String>, Ve
     for symbol in &symbols {
         let id = store.instrument_id_of(symbol).ok_or_else(|| MockError::Config(format!("no `{symbol}` in the store at {}", replay.store.display())))?;
         let rows = store.range(id, series, i64::MIN, i64::MAX)?;
-        bars.push(
-            rows.into_iter()
-                .map(|r| crate::market::Bar {
-                    instrument: id,
-                    start: r.time,
-                    period_secs: replay.period_secs,
-                    open: r.fields[0],
-                    high: r.fields[1],
-                    low: r.fields[2],
-                    close: r.fields[3],
-                    volume: r.fields[4],
-                })
-                .collect(),
-        );
+        bars.push(rows.iter().map(|r| r.to_bar(id, replay.period_secs)).collect());
     }
     if bars.iter().all(Vec::is_empty) {
         return Err(MockError::Config(format!("the store at {} holds no {}s {:?} bars for {symbols:?}", replay.store.display(), replay.period_secs, replay.source)));
