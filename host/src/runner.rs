@@ -591,7 +591,15 @@ impl Host {
             }
             MarketEvent::Quote(quote) => {
                 self.note_price(quote.instrument, 0.5 * (quote.bid + quote.ask), now);
-                let (intents, alarms) = self.supervisor.on_quote(quote);
+                let fills = self.broker.on_quote(&quote);
+                let mut intents = Vec::new();
+                if !fills.is_empty() {
+                    self.track_fills(&fills, now);
+                    intents = self.supervisor.on_fills(&fills);
+                }
+                self.apply_broker_events(now);
+                let (more, alarms) = self.supervisor.on_quote(quote);
+                intents.extend(more);
                 for (detector, alarm) in alarms {
                     self.raise(&detector, &alarm);
                 }

@@ -78,6 +78,20 @@ impl Ledger {
         *mark = price;
     }
 
+    /// Charges `fraction` of every open position's notional (at its mark)
+    /// to its realised P&L; returns the total charged.
+    pub fn charge_financing(&mut self, fraction: f64) -> f64 {
+        let mut total = 0.0;
+        for book in self.books.values_mut() {
+            for (p, mark) in book.positions.values_mut() {
+                let cost = (p.quantity * *mark).abs() * fraction;
+                p.realised_pnl -= cost;
+                total += cost;
+            }
+        }
+        total
+    }
+
     /// Marks every position in `instrument` at `price`.
     pub fn mark(&mut self, instrument: InstrumentId, price: f64) {
         for book in self.books.values_mut() {

@@ -1,16 +1,28 @@
-//! The paper broker: fills working orders against the *next* bar of their
-//! instrument, never the bar that produced the intent (no look-ahead).
+//! The paper broker: fills working orders against the *next* quote or bar
+//! of their instrument, never the event that produced the intent (no
+//! look-ahead), and not before `latency_ms` of market time has passed since
+//! the order was placed.
 //!
 //! Fill rules, per bar of the order's instrument starting at or after the
-//! order was placed (`hs` is half the spread, paid on every fill):
-//! - market: at the open, `open + hs` for buys, `open - hs` for sells;
+//! order became live (`hs` is half the spread, `sl` the slippage factor
+//! `slippage_bps`, paid by market and stop fills, which take liquidity):
+//! - market: at the open, `(open + hs)(1 + sl)` for buys, `(open - hs)(1 - sl)` for sells;
 //! - limit buy at L: if `low <= L`, at `min(open, L)`; limit sell: if `high >= L`, at `max(open, L)`;
-//! - stop buy at S: if `high >= S`, at `max(open, S) + hs`; stop sell: if `low <= S`, at `min(open, S) - hs`;
-//! - IOC orders not filled on their first bar expire; day orders expire at the
-//!   first bar of a later UTC day;
-//! - protective levels (from stop policies) are checked after orders, stop
-//!   before take-profit when a bar touches both (the conservative order);
-//! - commission: `commission_bps` of the notional.
+//! - stop buy at S: if `high >= S`, at `(max(open, S) + hs)(1 + sl)`; stop sell: if `low <= S`, at `(min(open, S) - hs)(1 - sl)`;
+//!
+//! and per quote at or after the order became live (the quote carries its own spread):
+//! - market: buys at `ask (1 + sl)`, sells at `bid (1 - sl)`;
+//! - limit buy at L: if `ask <= L`, at the ask; limit sell: if `bid >= L`, at the bid;
+//! - stop buy at S: if `ask >= S`, at `ask (1 + sl)`; stop sell: if `bid <= S`, at `bid (1 - sl)`;
+//! - at most the quoted size fills (the rest keeps working: a partial fill),
+//!   unless the quote shows no size.
+//!
+//! Also: IOC orders not filled by their first bar or quote expire; day orders
+//! expire at the first bar or quote of a later UTC day; protective levels
+//! (from stop policies) are checked on bars after orders, stop before
+//! take-profit when a bar touches both (the conservative order); commission
+//! is `commission_bps` of the notional; financing is charged on each open
+//! position's notional, `financing_bps_per_day` at every UTC day change.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -27,14 +39,20 @@ use crate::world::SharedWorld;
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PaperConfig {
-    /// Full bid/ask spread, in basis points of the price.
+    /// Full bid/ask spread assumed on bars, in basis points of the price.
     pub spread_bps: f64,
     pub commission_bps: f64,
+    /// Extra price paid by fills that take liquidity (market, stop), basis points.
+    pub slippage_bps: f64,
+    /// Market time between placing an order and its being able to fill.
+    pub latency_ms: u64,
+    /// Overnight financing of open positions, basis points of the notional per day.
+    pub financing_bps_per_day: f64,
 }
 
 impl Default for PaperConfig {
     fn default() -> Self {
-        Self { spread_bps: 2.0, commission_bps: 0.5 }
+        Self { spread_bps: 2.0, commission_bps: 0.5, slippage_bps: 0.5, latency_ms: 0, financing_bps_per_day: 0.0 }
     }
 }
 
@@ -45,6 +63,8 @@ pub struct BrokerStats {
     pub cancels: u64,
     pub expired: u64,
     pub protective_exits: u64,
+    pub partial_fills: u64,
+    pub financing_charged: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -94,6 +114,8 @@ pub struct PaperBroker {
     protections: BTreeMap<(InstrumentId, Arc<str>), StopLevels>,
     /// Cancels and expiries since the last [`PaperBroker::take_events`].
     events: Vec<(u64, OrderEvent)>,
+    /// The UTC day financing was last charged for.
+    financed_day: Option<i64>,
     pub stats: BrokerStats,
 }
 
@@ -106,7 +128,7 @@ fn signed(side: Side, quantity: f64) -> f64 {
 
 impl PaperBroker {
     pub fn new(config: PaperConfig, world: Arc<SharedWorld>) -> Self {
-        Self { config, world, next_id: 1, working: HashMap::new(), protections: BTreeMap::new(), events: Vec::new(), stats: BrokerStats::default() }
+        Self { config, world, next_id: 1, working: HashMap::new(), protections: BTreeMap::new(), events: Vec::new(), financed_day: None, stats: BrokerStats::default() }
     }
 
     /// Turns a validated intent into orders or cancels, effective from `now`
@@ -234,41 +256,122 @@ impl PaperBroker {
         quantity * price * self.config.commission_bps * 1e-4
     }
 
-    /// Fills what `bar` allows; returns the fills by owner. Marks positions at the close.
-    pub fn on_bar(&mut self, bar: &Bar) -> Vec<(Arc<str>, Fill)> {
-        let hs = 0.5 * self.config.spread_bps * 1e-4 * bar.open;
+    /// When an order placed at `placed_at` can first fill.
+    fn live_from(&self, placed_at: Timestamp) -> Timestamp {
+        placed_at + self.config.latency_ms as i64 * 1_000_000
+    }
+
+    /// Financing of every open position at each UTC day change (positions at their marks).
+    fn finance(&mut self, now: Timestamp) {
+        let day = now.div_euclid(86_400 * NANOS_PER_SEC);
+        let last = self.financed_day.replace(day);
+        if self.config.financing_bps_per_day <= 0.0 || last.is_none_or(|d| d >= day) {
+            return;
+        }
+        let days = (day - last.expect("checked")) as f64;
+        let charged = self.world.ledger_mut().charge_financing(self.config.financing_bps_per_day * 1e-4 * days);
+        self.stats.financing_charged += charged;
+    }
+
+    /// Fills what `quote` allows (see the module docs); returns the fills by owner.
+    pub fn on_quote(&mut self, quote: &crate::runtime::bindings::Quote) -> Vec<(Arc<str>, Fill)> {
+        self.finance(quote.time);
+        let sl = self.config.slippage_bps * 1e-4;
         let day = |t: Timestamp| t.div_euclid(86_400 * NANOS_PER_SEC);
         let mut fills = Vec::new();
         let mut remaining = Vec::new();
-        for w in self.working.remove(&bar.instrument).unwrap_or_default() {
-            if w.placed_at > bar.start {
+        for mut w in self.working.remove(&quote.instrument).unwrap_or_default() {
+            if self.live_from(w.placed_at) > quote.time {
                 remaining.push(w);
                 continue;
             }
             let buy = w.view.side == Side::Buy;
+            let (price, shown) = if buy { (quote.ask, quote.ask_size) } else { (quote.bid, quote.bid_size) };
+            let taker = |p: f64| if buy { p * (1.0 + sl) } else { p * (1.0 - sl) };
+            let fill_price = match w.view.order_type {
+                OrderType::Market => Some(taker(price)),
+                OrderType::Limit(l) => (if buy { price <= l } else { price >= l }).then_some(price),
+                OrderType::Stop(s) => (if buy { price >= s } else { price <= s }).then(|| taker(price)),
+            };
+            let left = w.view.quantity - w.view.filled_quantity;
+            match fill_price {
+                Some(p) if price > 0.0 => {
+                    let qty = if shown > 0.0 { left.min(shown) } else { left };
+                    fills.push((w.owner.clone(), self.book_fill(&mut w, quote.instrument, quote.time, qty, p)));
+                    if w.view.filled_quantity < w.view.quantity - 1e-9 {
+                        self.stats.partial_fills += 1;
+                        if w.time_in_force == TimeInForce::Ioc {
+                            self.expire(&w);
+                        } else {
+                            remaining.push(w);
+                        }
+                    }
+                }
+                _ if w.time_in_force == TimeInForce::Ioc || (w.time_in_force == TimeInForce::Day && day(quote.time) > day(w.placed_at)) => self.expire(&w),
+                _ => remaining.push(w),
+            }
+        }
+        if !remaining.is_empty() {
+            self.working.insert(quote.instrument, remaining);
+        }
+        self.world.ledger_mut().mark(quote.instrument, 0.5 * (quote.bid + quote.ask));
+        fills
+    }
+
+    /// Books `qty` of `w` at `price`: ledger, the order's view, stats. Returns the fill.
+    fn book_fill(&mut self, w: &mut WorkingOrder, instrument: InstrumentId, time: Timestamp, qty: f64, price: f64) -> Fill {
+        let fill = Fill { order_id: w.view.id, instrument, time, side: w.view.side, quantity: qty, price, fee: self.fee(qty, price) };
+        w.view.filled_quantity += qty;
+        let mut ledger = self.world.ledger_mut();
+        ledger.apply_fill(&w.owner, instrument, signed(w.view.side, qty), price, fill.fee);
+        let book = ledger.book_mut(&w.owner);
+        if w.view.filled_quantity >= w.view.quantity - 1e-9 {
+            book.orders.remove(&w.view.id);
+        } else if let Some(v) = book.orders.get_mut(&w.view.id) {
+            v.filled_quantity = w.view.filled_quantity;
+            v.status = OrderStatus::PartiallyFilled;
+        }
+        self.stats.fills += 1;
+        fill
+    }
+
+    fn expire(&mut self, w: &WorkingOrder) {
+        self.world.ledger_mut().book_mut(&w.owner).orders.remove(&w.view.id);
+        self.events.push((w.view.id, OrderEvent::Expired));
+        self.stats.expired += 1;
+    }
+
+    /// Fills what `bar` allows; returns the fills by owner. Marks positions at the close.
+    pub fn on_bar(&mut self, bar: &Bar) -> Vec<(Arc<str>, Fill)> {
+        self.finance(bar.start);
+        let hs = 0.5 * self.config.spread_bps * 1e-4 * bar.open;
+        let sl = self.config.slippage_bps * 1e-4;
+        let day = |t: Timestamp| t.div_euclid(86_400 * NANOS_PER_SEC);
+        let mut fills = Vec::new();
+        let mut remaining = Vec::new();
+        for mut w in self.working.remove(&bar.instrument).unwrap_or_default() {
+            if self.live_from(w.placed_at) > bar.start {
+                remaining.push(w);
+                continue;
+            }
+            let buy = w.view.side == Side::Buy;
+            let taker = |p: f64| if buy { (p + hs) * (1.0 + sl) } else { (p - hs) * (1.0 - sl) };
             let price = match w.view.order_type {
-                OrderType::Market => Some(if buy { bar.open + hs } else { bar.open - hs }),
+                OrderType::Market => Some(taker(bar.open)),
                 OrderType::Limit(l) if buy => (bar.low <= l).then(|| bar.open.min(l)),
                 OrderType::Limit(l) => (bar.high >= l).then(|| bar.open.max(l)),
-                OrderType::Stop(s) if buy => (bar.high >= s).then(|| bar.open.max(s) + hs),
-                OrderType::Stop(s) => (bar.low <= s).then(|| bar.open.min(s) - hs),
+                OrderType::Stop(s) if buy => (bar.high >= s).then(|| taker(bar.open.max(s))),
+                OrderType::Stop(s) => (bar.low <= s).then(|| taker(bar.open.min(s))),
             };
             match price {
                 Some(price) => {
                     let qty = w.view.quantity - w.view.filled_quantity;
-                    let fill = Fill { order_id: w.view.id, instrument: bar.instrument, time: bar.start, side: w.view.side, quantity: qty, price, fee: self.fee(qty, price) };
-                    let mut ledger = self.world.ledger_mut();
-                    ledger.apply_fill(&w.owner, bar.instrument, signed(w.view.side, qty), price, fill.fee);
-                    ledger.book_mut(&w.owner).orders.remove(&w.view.id);
-                    self.stats.fills += 1;
-                    fills.push((w.owner, fill));
+                    fills.push((w.owner.clone(), self.book_fill(&mut w, bar.instrument, bar.start, qty, price)));
                 }
                 None if w.time_in_force == TimeInForce::Ioc
                     || (w.time_in_force == TimeInForce::Day && day(bar.start) > day(w.placed_at)) =>
                 {
-                    self.world.ledger_mut().book_mut(&w.owner).orders.remove(&w.view.id);
-                    self.events.push((w.view.id, OrderEvent::Expired));
-                    self.stats.expired += 1;
+                    self.expire(&w);
                 }
                 None => remaining.push(w),
             }
@@ -293,8 +396,10 @@ impl PaperBroker {
             let long = qty > 0.0;
             let stop_hit = levels.stop_loss.filter(|&s| if long { bar.low <= s } else { bar.high >= s });
             let target_hit = levels.take_profit.filter(|&t| if long { bar.high >= t } else { bar.low <= t });
+            let sl = self.config.slippage_bps * 1e-4;
             let price = match (stop_hit, target_hit) {
-                (Some(s), _) => Some(if long { bar.open.min(s) - hs } else { bar.open.max(s) + hs }),
+                // A stop-loss takes liquidity: spread and slippage; a take-profit rests like a limit.
+                (Some(s), _) => Some(if long { (bar.open.min(s) - hs) * (1.0 - sl) } else { (bar.open.max(s) + hs) * (1.0 + sl) }),
                 (None, Some(t)) => Some(if long { bar.open.max(t) - hs } else { bar.open.min(t) + hs }),
                 _ => None,
             };
@@ -329,7 +434,7 @@ mod tests {
 
     fn broker() -> (PaperBroker, Arc<SharedWorld>, Arc<str>) {
         let world = Arc::new(SharedWorld::new(16));
-        (PaperBroker::new(PaperConfig { spread_bps: 0.0, commission_bps: 0.0 }, world.clone()), world, Arc::from("p"))
+        (PaperBroker::new(PaperConfig { spread_bps: 0.0, commission_bps: 0.0, slippage_bps: 0.0, ..PaperConfig::default() }, world.clone()), world, Arc::from("p"))
     }
 
     #[test]
@@ -363,5 +468,55 @@ mod tests {
         assert_eq!(fills[0].1.price, 8.0, "stop before take-profit when both are touched");
         assert_eq!(world.ledger().quantity("p", 0), 0.0);
         assert_eq!(b.stats.protective_exits, 1);
+    }
+
+    fn quote(time: i64, bid: f64, ask: f64, size: f64) -> crate::runtime::bindings::Quote {
+        crate::runtime::bindings::Quote { instrument: 0, time, bid, bid_size: size, ask, ask_size: size }
+    }
+
+    #[test]
+    fn quotes_fill_after_the_latency_with_slippage_and_partially_by_size() {
+        let world = Arc::new(SharedWorld::new(16));
+        let config = PaperConfig { commission_bps: 0.0, slippage_bps: 10.0, latency_ms: 50, ..PaperConfig::default() };
+        let mut b = PaperBroker::new(config, world.clone());
+        let p: Arc<str> = Arc::from("p");
+        let ms = 1_000_000;
+        let buy = |q, order_type| Intent::Order(crate::runtime::bindings::OrderIntent { instrument: 0, side: Side::Buy, quantity: q, order_type, time_in_force: TimeInForce::Gtc, tag: 0 });
+        b.submit(&p, &buy(30.0, OrderType::Market), 0);
+        assert!(b.on_quote(&quote(49 * ms, 99.9, 100.0, 100.0)).is_empty(), "not live before 50 ms");
+        let fills = b.on_quote(&quote(50 * ms, 99.9, 100.0, 20.0));
+        assert_eq!(fills.len(), 1);
+        assert_eq!(fills[0].1.quantity, 20.0, "the quoted size");
+        assert!((fills[0].1.price - 100.1).abs() < 1e-9, "ask plus 10 bps: {}", fills[0].1.price);
+        assert_eq!(world.ledger().open_orders("p")[0].status, OrderStatus::PartiallyFilled);
+        let fills = b.on_quote(&quote(60 * ms, 99.9, 100.0, 20.0));
+        assert_eq!(fills[0].1.quantity, 10.0, "the rest");
+        assert_eq!(world.ledger().quantity("p", 0), 30.0);
+        assert!(world.ledger().open_orders("p").is_empty());
+        assert_eq!(b.stats.partial_fills, 1);
+        // A limit buy fills at the ask once the ask comes down to it, without slippage.
+        b.submit(&p, &buy(5.0, OrderType::Limit(99.5)), 100 * ms);
+        assert!(b.on_quote(&quote(200 * ms, 99.6, 99.7, 10.0)).is_empty());
+        let fills = b.on_quote(&quote(300 * ms, 99.3, 99.4, 10.0));
+        assert_eq!((fills[0].1.price, fills[0].1.quantity), (99.4, 5.0));
+    }
+
+    #[test]
+    fn bars_charge_slippage_and_days_charge_financing() {
+        let world = Arc::new(SharedWorld::new(16));
+        let config = PaperConfig { spread_bps: 0.0, commission_bps: 0.0, slippage_bps: 20.0, latency_ms: 0, financing_bps_per_day: 1.0 };
+        let mut b = PaperBroker::new(config, world.clone());
+        let p: Arc<str> = Arc::from("p");
+        b.submit(&p, &Intent::Target(crate::runtime::bindings::TargetPosition { instrument: 0, quantity: 10.0 }), 0);
+        let day = 86_400 * NANOS_PER_SEC;
+        let fills = b.on_bar(&bar(60, 100.0, 101.0, 99.0, 100.0));
+        assert!((fills[0].1.price - 100.2).abs() < 1e-9, "open plus 20 bps: {}", fills[0].1.price);
+        let before = world.ledger().summary("p").realised_pnl;
+        b.on_bar(&bar(day + 60, 100.0, 101.0, 99.0, 100.0));
+        let after = world.ledger().summary("p").realised_pnl;
+        assert!((before - after - 10.0 * 100.0 * 1e-4).abs() < 1e-9, "one day of financing on 1,000 of notional: {}", before - after);
+        assert!((b.stats.financing_charged - 0.1).abs() < 1e-9);
+        b.on_bar(&bar(day + 120, 100.0, 101.0, 99.0, 100.0));
+        assert!((b.stats.financing_charged - 0.1).abs() < 1e-9, "once per day");
     }
 }
