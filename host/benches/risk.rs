@@ -49,8 +49,8 @@ fn main() {
     let t0 = 1_704_103_200 * NANOS_PER_SEC;
     let intent = |k: usize| {
         let i = (k as u32) % POSITIONS;
-        let side = if k % 2 == 0 { Side::Buy } else { Side::Sell };
-        let order_type = if k % 3 == 0 { OrderType::Limit(100.0 + f64::from(i)) } else { OrderType::Market };
+        let side = if k.is_multiple_of(2) { Side::Buy } else { Side::Sell };
+        let order_type = if k.is_multiple_of(3) { OrderType::Limit(100.0 + f64::from(i)) } else { OrderType::Market };
         Intent::Order(OrderIntent { instrument: i, side, quantity: 1.0 + (k % 7) as f64, order_type, time_in_force: TimeInForce::Day, tag: 0 })
     };
 

@@ -52,6 +52,12 @@ pub struct DeleveragePlan {
     start: Vec<(Arc<str>, InstrumentId, f64)>,
 }
 
+/// A position as the risk checks see it: instrument, signed quantity, mark.
+type RiskPosition = (InstrumentId, f64, f64);
+
+/// Per plugin: the (event, fill) counts a position list reflects, and the list.
+type PositionsCache = std::collections::HashMap<Arc<str>, ((u64, u64), Vec<RiskPosition>)>;
+
 /// What an emergency flatten did.
 #[derive(Debug, Clone, Serialize)]
 pub struct FlattenReport {
@@ -183,7 +189,7 @@ pub struct Host {
     latencies: Latencies,
     deleverage: Option<DeleveragePlan>,
     /// Each plugin's positions for the risk checks, and the (event, fill) counts they reflect.
-    positions_cache: std::collections::HashMap<Arc<str>, ((u64, u64), Vec<(InstrumentId, f64, f64)>)>,
+    positions_cache: PositionsCache,
 }
 
 impl Host {

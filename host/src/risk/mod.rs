@@ -238,7 +238,7 @@ pub struct RiskEngine {
     plugins: HashMap<Arc<str>, StateRecord>,
     recent_orders: VecDeque<Timestamp>,
     recent_by_plugin: HashMap<Arc<str>, VecDeque<Timestamp>>,
-    last_orders: HashMap<Arc<str>, VecDeque<(Timestamp, InstrumentId, Side, u64, OrderType)>>,
+    last_orders: HashMap<Arc<str>, VecDeque<RecentOrder>>,
     equity: f64,
     peak_equity: f64,
     day: i64,
@@ -250,6 +250,10 @@ pub struct RiskEngine {
 }
 
 const SEC: i64 = NANOS_PER_SEC;
+
+/// What duplicate detection remembers of an order: when, instrument, side,
+/// quantity (as bits, compared exactly), type.
+type RecentOrder = (Timestamp, InstrumentId, Side, u64, OrderType);
 
 fn day_of(t: Timestamp) -> i64 {
     t.div_euclid(86_400 * SEC)
@@ -471,14 +475,14 @@ impl RiskEngine {
             AlarmLevel::Critical => 3,
         };
         let Some(threshold) = self.config.circuit_breaker.alarm_level else { return };
-        if rank(level) >= threshold as u8 + 1 {
+        if rank(level) > threshold as u8 {
             self.halt_for(format!("circuit breaker: {level:?} alarm from {detector}: {reason}"), now);
         }
     }
 
     /// A price of `symbol`: the market-move rule of the circuit breaker.
     pub fn on_price(&mut self, symbol: &str, price: f64, now: Timestamp) {
-        if self.config.circuit_breaker.reference.as_deref() != Some(symbol) || !(price > 0.0) {
+        if self.config.circuit_breaker.reference.as_deref() != Some(symbol) || price.is_nan() || price <= 0.0 {
             return;
         }
         let day = day_of(now);
