@@ -119,6 +119,12 @@ pub struct PaperBroker {
     pub stats: BrokerStats,
 }
 
+/// An order that did not fill at `now` ends: IOC at once, a day order on a later UTC day.
+fn expires_unfilled(w: &WorkingOrder, now: Timestamp) -> bool {
+    let day = |t: Timestamp| t.div_euclid(86_400 * NANOS_PER_SEC);
+    w.time_in_force == TimeInForce::Ioc || (w.time_in_force == TimeInForce::Day && day(now) > day(w.placed_at))
+}
+
 fn signed(side: Side, quantity: f64) -> f64 {
     match side {
         Side::Buy => quantity,
@@ -277,7 +283,6 @@ impl PaperBroker {
     pub fn on_quote(&mut self, quote: &crate::runtime::bindings::Quote) -> Vec<(Arc<str>, Fill)> {
         self.finance(quote.time);
         let sl = self.config.slippage_bps * 1e-4;
-        let day = |t: Timestamp| t.div_euclid(86_400 * NANOS_PER_SEC);
         let mut fills = Vec::new();
         let mut remaining = Vec::new();
         for mut w in self.working.remove(&quote.instrument).unwrap_or_default() {
@@ -307,7 +312,7 @@ impl PaperBroker {
                         }
                     }
                 }
-                _ if w.time_in_force == TimeInForce::Ioc || (w.time_in_force == TimeInForce::Day && day(quote.time) > day(w.placed_at)) => self.expire(&w),
+                _ if expires_unfilled(&w, quote.time) => self.expire(&w),
                 _ => remaining.push(w),
             }
         }
@@ -346,7 +351,6 @@ impl PaperBroker {
         self.finance(bar.start);
         let hs = 0.5 * self.config.spread_bps * 1e-4 * bar.open;
         let sl = self.config.slippage_bps * 1e-4;
-        let day = |t: Timestamp| t.div_euclid(86_400 * NANOS_PER_SEC);
         let mut fills = Vec::new();
         let mut remaining = Vec::new();
         for mut w in self.working.remove(&bar.instrument).unwrap_or_default() {
@@ -368,11 +372,7 @@ impl PaperBroker {
                     let qty = w.view.quantity - w.view.filled_quantity;
                     fills.push((w.owner.clone(), self.book_fill(&mut w, bar.instrument, bar.start, qty, price)));
                 }
-                None if w.time_in_force == TimeInForce::Ioc
-                    || (w.time_in_force == TimeInForce::Day && day(bar.start) > day(w.placed_at)) =>
-                {
-                    self.expire(&w);
-                }
+                None if expires_unfilled(&w, bar.start) => self.expire(&w),
                 None => remaining.push(w),
             }
         }
