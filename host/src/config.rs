@@ -179,6 +179,32 @@ impl PluginSpec {
     }
 }
 
+/// The execution journal (`<data_dir>/journal`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JournalConfig {
+    /// Rebuild positions, orders and trading states from the journal at start.
+    /// Default: on a live market feed (Capital.com), where the market went on
+    /// while the host was down; off on the simulator and replays, which start
+    /// their market afresh (the old journal is kept as `journal.previous`).
+    pub resume: Option<bool>,
+    /// sled's flush interval: the most of the journal a crash can lose.
+    pub flush_every_ms: u64,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        Self { resume: None, flush_every_ms: 50 }
+    }
+}
+
+impl HostConfig {
+    /// Whether this run resumes from the journal (see [`JournalConfig::resume`]).
+    pub fn resumes_journal(&self) -> bool {
+        self.journal.resume.unwrap_or(matches!(self.feed, FeedConfig::Capital(_)))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HostConfig {
@@ -194,6 +220,7 @@ pub struct HostConfig {
     pub broker: PaperConfig,
     pub risk: RiskConfig,
     pub alerts: AlertConfig,
+    pub journal: JournalConfig,
     pub sandbox: SandboxConfig,
     pub control: ControlConfig,
     #[serde(rename = "plugin")]
@@ -212,6 +239,7 @@ impl Default for HostConfig {
             broker: PaperConfig::default(),
             risk: RiskConfig::default(),
             alerts: AlertConfig::default(),
+            journal: JournalConfig::default(),
             sandbox: SandboxConfig::default(),
             control: ControlConfig::default(),
             plugins: Vec::new(),

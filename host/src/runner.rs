@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 
 use crate::broker::{BrokerStats, PaperBroker, Plan, Submission};
 use crate::config::{HostConfig, Mode, OrderPolicy};
-use crate::execution::{OrderEvent, OrderTracker, TrackerStats};
+use crate::execution::{Journal, JournalError, JournalEvent, OrderEvent, OrderTracker, TrackerStats, rebuild};
 use crate::market::{Feed, FeedPoll, Instrument, InstrumentId, MarketEvent, Timestamp};
 use crate::risk::{AlertSink, OrderCheck, RiskEngine, RiskView, TradingState};
 use crate::runtime::bindings::{Alarm, BarBatch, Intent, RunMode, StopDecision, TargetPosition};
@@ -75,6 +75,8 @@ pub enum HostError {
     Store { path: PathBuf, source: sled::Error },
     #[error("cannot start the sandbox: {0}")]
     Sandbox(#[from] crate::runtime::LoadError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
 }
 
 /// Counters of one run.
@@ -177,6 +179,7 @@ pub struct Host {
     pub risk: RiskEngine,
     pub alerts: AlertSink,
     pub orders: OrderTracker,
+    journal: Journal,
     /// Last price (bar close, quote mid) per instrument, for risk checks.
     last_prices: Vec<Option<f64>>,
     world: Arc<SharedWorld>,
@@ -231,8 +234,35 @@ impl Host {
                 }
             }
         }
-        let broker = PaperBroker::new(config.broker, world.clone());
-        let risk = RiskEngine::new(config.risk.clone());
+        let mut broker = PaperBroker::new(config.broker, world.clone());
+        let mut risk = RiskEngine::new(config.risk.clone());
+        // Fail closed: nothing trades until the journal is replayed and reconciled.
+        let journal_path = dir.join("journal");
+        if !config.resumes_journal() && journal_path.exists() {
+            // A fresh market: keep the last run's journal aside, start a new one.
+            let previous = dir.join("journal.previous");
+            let _ = std::fs::remove_dir_all(&previous);
+            std::fs::rename(&journal_path, &previous).map_err(|source| HostError::DataDir { path: journal_path.clone(), source })?;
+        }
+        let journal = Journal::open(&journal_path, config.journal.flush_every_ms)?;
+        let mut orders = OrderTracker::default();
+        if !journal.is_empty() {
+            risk.restore_state(None, TradingState::Halted, "reconciling with the broker after a restart", 0);
+            let rebuilt = rebuild(&journal, &mut world.ledger_mut(), &mut orders)?;
+            for o in &rebuilt.working {
+                broker.restore(o);
+            }
+            if let Some(id) = orders.max_broker_id() {
+                broker.reserve_ids_below(id + 1);
+            }
+            // The paper broker lives in this process, so what the journal rebuilt is its state:
+            // reconciliation is the replay itself. (A remote broker is compared here.)
+            risk.restore_state(None, TradingState::Active, &format!("reconciled after a restart: {} journal entries, {} fills, {} working orders restored", rebuilt.entries, rebuilt.fills, rebuilt.working.len()), 0);
+            for (scope, (state, reason, since)) in &rebuilt.states {
+                risk.restore_state(scope.as_deref(), *state, reason, *since);
+            }
+            tracing::info!(entries = rebuilt.entries, fills = rebuilt.fills, working = rebuilt.working.len(), "trading state rebuilt from the journal");
+        }
         let alerts = AlertSink::new(config.alerts.clone());
         let last_prices = vec![None; instruments.len()];
         Ok(Self {
@@ -242,7 +272,8 @@ impl Host {
             supervisor,
             broker,
             risk,
-            orders: OrderTracker::default(),
+            orders,
+            journal,
             alerts,
             last_prices,
             world,
@@ -313,6 +344,9 @@ impl Host {
                 self.print_status();
             }
         }
+        if let Err(e) = self.journal.flush() {
+            tracing::error!(error = %e, "the execution journal could not be flushed at the end of the run");
+        }
         // Serve what is already queued so no caller waits forever.
         while let Ok(cmd) = self.commands.try_recv() {
             if matches!(cmd, Command::Shutdown) {
@@ -375,8 +409,7 @@ impl Host {
                 let _ = reply.send(report);
             }
             Command::Resume(reply) => {
-                self.risk.set_state(None, TradingState::Active, "resumed by the operator", self.world.clock.now());
-                self.raise_alerts();
+                self.set_trading_state(None, TradingState::Active, "resumed by the operator");
                 let _ = reply.send(self.risk.view());
             }
             Command::Deleverage { fraction, steps, every_secs, reply } => {
@@ -432,6 +465,12 @@ impl Host {
         }
     }
 
+    /// Sets a trading state now (journaled, alerted).
+    pub fn set_trading_state(&mut self, plugin: Option<&str>, state: TradingState, reason: &str) {
+        self.risk.set_state(plugin, state, reason, self.world.clock.now());
+        self.raise_alerts();
+    }
+
     /// Emergency flatten: halt, cancel every working order, and send an exit
     /// for every open position of every plugin.
     pub fn flatten(&mut self) -> FlattenReport {
@@ -473,6 +512,20 @@ impl Host {
         if self.orders.create(client_id.clone(), plugin, o.instrument, o.side, o.quantity, last_price, now).is_err() {
             return false;
         }
+        self.journal(
+            now,
+            JournalEvent::Order {
+                client_id: client_id.clone(),
+                plugin: plugin.to_string(),
+                instrument: o.instrument,
+                side: o.side.into(),
+                quantity: o.quantity,
+                order_type: o.order_type.into(),
+                time_in_force: o.time_in_force.into(),
+                tag: o.tag,
+                decision_price: last_price,
+            },
+        );
         // Positions change with fills, marks with events: rebuild once per event (or fill), not per order.
         let version = (self.stats.events, self.broker.stats.fills);
         if self.positions_cache.get(plugin).is_none_or(|(v, _)| *v != version) {
@@ -500,18 +553,23 @@ impl Host {
         if let Err(reject) = self.risk.check(&check) {
             self.stats.risk_rejected += 1;
             tracing::debug!(plugin = %plugin, rule = ?reject.rule, detail = %reject.detail, "order refused by risk");
+            self.journal(now, JournalEvent::Risk { client_id: client_id.clone(), accepted: false, reason: Some(reject.to_string()) });
             let _ = self.orders.apply(&client_id, OrderEvent::RiskRejected, now, Some(&reject.to_string()));
             return false;
         }
+        // Journaled before the broker sees it.
+        self.journal(now, JournalEvent::Risk { client_id: client_id.clone(), accepted: true, reason: None });
         let _ = self.orders.apply(&client_id, OrderEvent::RiskAccepted, now, None);
         match self.broker.execute(plugin, plan, now) {
             Submission::Placed(id) => {
+                self.journal(now, JournalEvent::Acknowledged { client_id: client_id.clone(), broker_id: id });
                 self.orders.bind(&client_id, id);
                 let _ = self.orders.apply(&client_id, OrderEvent::Acknowledged, now, None);
                 true
             }
             other => {
                 tracing::error!(plugin = %plugin, client_id, outcome = ?other, "the broker did not place an order it was given");
+                self.journal(now, JournalEvent::BrokerRejected { client_id: client_id.clone(), reason: "not placed".into() });
                 let _ = self.orders.apply(&client_id, OrderEvent::BrokerRejected, now, Some("not placed"));
                 false
             }
@@ -521,6 +579,8 @@ impl Host {
     /// Fills into the order tracker; a fill of an order the host did not
     /// place through `route` (a protective exit) gets its record first.
     fn track_fills(&mut self, fills: &[(Arc<str>, crate::runtime::bindings::Fill)], now: Timestamp) {
+        // Financing was charged before these fills (at the day's first bar or quote).
+        self.journal_financing(now);
         for (owner, fill) in fills {
             let client_id = match self.orders.client_id_of(fill.order_id) {
                 Some(id) => id.to_owned(),
@@ -532,23 +592,61 @@ impl Host {
                     id
                 }
             };
+            self.journal(
+                now,
+                JournalEvent::Fill {
+                    client_id: client_id.clone(),
+                    broker_id: fill.order_id,
+                    plugin: owner.to_string(),
+                    instrument: fill.instrument,
+                    side: fill.side.into(),
+                    quantity: fill.quantity,
+                    price: fill.price,
+                    fee: fill.fee,
+                },
+            );
             let _ = self.orders.fill(&client_id, fill.quantity, fill.price, now);
         }
     }
 
     /// Cancels and expiries from the broker into the order tracker.
     fn apply_broker_events(&mut self, now: Timestamp) {
+        self.journal_financing(now);
         for (id, event) in self.broker.take_events() {
             if let Some(client_id) = self.orders.client_id_of(id).map(str::to_owned) {
+                match event {
+                    OrderEvent::Cancelled => self.journal(now, JournalEvent::Cancelled { client_id: client_id.clone() }),
+                    OrderEvent::Expired => self.journal(now, JournalEvent::Expired { client_id: client_id.clone() }),
+                    _ => {}
+                }
                 let _ = self.orders.apply(&client_id, event, now, None);
             }
         }
     }
 
-    /// Hands the risk engine's new alerts to the sink (log and webhooks, never blocking).
+    /// Hands the risk engine's new alerts to the sink (log and webhooks, never
+    /// blocking), journaling the trading states they set.
     fn raise_alerts(&mut self) {
         for alert in self.risk.take_alerts() {
+            if let Some(state) = alert.state {
+                let plugin = (alert.scope != "global").then(|| alert.scope.clone());
+                self.journal(alert.time, JournalEvent::TradingState { plugin, state, reason: alert.message.clone() });
+            }
             self.alerts.raise(alert);
+        }
+    }
+
+    fn journal_financing(&mut self, now: Timestamp) {
+        for (plugin, instrument, amount) in self.broker.take_financing() {
+            self.journal(now, JournalEvent::Financing { plugin: plugin.to_string(), instrument, amount });
+        }
+    }
+
+    /// Appends to the journal; if it cannot be written, trading halts (fail closed).
+    fn journal(&mut self, time: Timestamp, event: JournalEvent) {
+        if let Err(e) = self.journal.append(time, event) {
+            tracing::error!(error = %e, "the execution journal cannot be written; halting trading");
+            self.risk.set_state(None, TradingState::Halted, &format!("the execution journal cannot be written: {e}"), time);
         }
     }
 
@@ -718,6 +816,15 @@ impl Host {
             feed_p99_us = s.feed_latency.map(|l| format!("{:.0}", l.p99_us)),
             "status"
         );
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        // What was journaled is on disk when the host goes away.
+        if let Err(e) = self.journal.flush() {
+            tracing::error!(error = %e, "the execution journal could not be flushed");
+        }
     }
 }
 

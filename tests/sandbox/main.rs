@@ -24,6 +24,7 @@ mod malformed;
 mod memory;
 mod orders_on_fault;
 mod panic;
+mod recovery;
 mod restart;
 mod risk_limits;
 mod stack_overflow;

@@ -79,17 +79,25 @@ impl Ledger {
     }
 
     /// Charges `fraction` of every open position's notional (at its mark)
-    /// to its realised P&L; returns the total charged.
-    pub fn charge_financing(&mut self, fraction: f64) -> f64 {
-        let mut total = 0.0;
-        for book in self.books.values_mut() {
-            for (p, mark) in book.positions.values_mut() {
+    /// to its realised P&L; returns each charge.
+    pub fn charge_financing(&mut self, fraction: f64) -> Vec<(Arc<str>, InstrumentId, f64)> {
+        let mut charges = Vec::new();
+        for (plugin, book) in &mut self.books {
+            for (instrument, (p, mark)) in &mut book.positions {
                 let cost = (p.quantity * *mark).abs() * fraction;
-                p.realised_pnl -= cost;
-                total += cost;
+                if cost > 0.0 {
+                    p.realised_pnl -= cost;
+                    charges.push((plugin.clone(), *instrument, cost));
+                }
             }
         }
-        total
+        charges
+    }
+
+    /// Charges `amount` to one position's realised P&L (a journaled financing charge).
+    pub fn charge(&mut self, plugin: &Arc<str>, instrument: InstrumentId, amount: f64) {
+        let (p, _) = self.book_mut(plugin).positions.entry(instrument).or_default();
+        p.realised_pnl -= amount;
     }
 
     /// Marks every position in `instrument` at `price`.

@@ -116,6 +116,8 @@ pub struct PaperBroker {
     events: Vec<(u64, OrderEvent)>,
     /// The UTC day financing was last charged for.
     financed_day: Option<i64>,
+    /// Financing charges (plugin, instrument, amount) since the last [`PaperBroker::take_financing`].
+    financing: Vec<(Arc<str>, InstrumentId, f64)>,
     pub stats: BrokerStats,
 }
 
@@ -134,7 +136,7 @@ fn signed(side: Side, quantity: f64) -> f64 {
 
 impl PaperBroker {
     pub fn new(config: PaperConfig, world: Arc<SharedWorld>) -> Self {
-        Self { config, world, next_id: 1, working: HashMap::new(), protections: BTreeMap::new(), events: Vec::new(), financed_day: None, stats: BrokerStats::default() }
+        Self { config, world, next_id: 1, working: HashMap::new(), protections: BTreeMap::new(), events: Vec::new(), financed_day: None, financing: Vec::new(), stats: BrokerStats::default() }
     }
 
     /// Turns a validated intent into orders or cancels, effective from `now`
@@ -186,6 +188,26 @@ impl PaperBroker {
             Plan::Cancel(None, instrument) => self.cancel_where(|w| &w.owner == owner && instrument.is_none_or(|i| w.view.instrument == i)),
             Plan::Nothing => Submission::Nothing,
         }
+    }
+
+    /// Financing charged since the last call: (plugin, instrument, amount), for the journal.
+    pub fn take_financing(&mut self) -> Vec<(Arc<str>, InstrumentId, f64)> {
+        std::mem::take(&mut self.financing)
+    }
+
+    /// Puts back an order that was working before a restart (from the journal),
+    /// with its id; later ids follow on from it.
+    pub fn restore(&mut self, o: &crate::execution::Restored) {
+        let status = if o.filled > 0.0 { OrderStatus::PartiallyFilled } else { OrderStatus::Working };
+        let view = OrderView { id: o.broker_id, instrument: o.instrument, side: o.side, quantity: o.quantity, filled_quantity: o.filled, order_type: o.order_type, status, tag: o.tag };
+        self.world.ledger_mut().book_mut(&o.plugin).orders.insert(o.broker_id, view);
+        self.working.entry(o.instrument).or_default().push(WorkingOrder { owner: o.plugin.clone(), view, time_in_force: o.time_in_force, placed_at: o.placed_at });
+        self.next_id = self.next_id.max(o.broker_id + 1);
+    }
+
+    /// Makes the next order id at least `id` (after a restart).
+    pub fn reserve_ids_below(&mut self, id: u64) {
+        self.next_id = self.next_id.max(id);
     }
 
     /// Orders cancelled or expired since the last call, by broker id.
@@ -275,8 +297,9 @@ impl PaperBroker {
             return;
         }
         let days = (day - last.expect("checked")) as f64;
-        let charged = self.world.ledger_mut().charge_financing(self.config.financing_bps_per_day * 1e-4 * days);
-        self.stats.financing_charged += charged;
+        let charges = self.world.ledger_mut().charge_financing(self.config.financing_bps_per_day * 1e-4 * days);
+        self.stats.financing_charged += charges.iter().map(|c| c.2).sum::<f64>();
+        self.financing.extend(charges);
     }
 
     /// Fills what `quote` allows (see the module docs); returns the fills by owner.

@@ -8,6 +8,7 @@
 //! order through the table; an event the table refuses is logged and
 //! counted, and the order keeps its state.
 
+pub mod journal;
 pub mod order;
 
 use std::collections::{BTreeMap, HashMap};
@@ -15,6 +16,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+pub use journal::{Entry, Journal, JournalError, JournalEvent};
 pub use order::{IllegalTransition, OrderEvent, OrderState, transition};
 
 use crate::market::{InstrumentId, Timestamp};
@@ -79,6 +81,108 @@ pub struct OrderTracker {
     stats: TrackerStats,
 }
 
+/// An order still working after a journal replay, to hand back to the broker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Restored {
+    pub client_id: String,
+    pub plugin: Arc<str>,
+    pub broker_id: u64,
+    pub instrument: InstrumentId,
+    pub side: Side,
+    pub quantity: f64,
+    pub filled: f64,
+    pub order_type: crate::runtime::bindings::OrderType,
+    pub time_in_force: crate::runtime::bindings::TimeInForce,
+    pub tag: u32,
+    pub placed_at: Timestamp,
+}
+
+/// What a journal replay rebuilt.
+#[derive(Debug, Default)]
+pub struct Rebuilt {
+    pub entries: u64,
+    pub fills: u64,
+    pub working: Vec<Restored>,
+    /// The last state of each scope (`None`: global): (state, reason, since).
+    pub states: std::collections::BTreeMap<Option<String>, (crate::risk::TradingState, String, Timestamp)>,
+}
+
+/// Replays `journal` into `ledger` (fills, financing) and `tracker` (every
+/// order's life); returns what is still working and the trading states.
+pub fn rebuild(journal: &Journal, ledger: &mut crate::broker::Ledger, tracker: &mut OrderTracker) -> Result<Rebuilt, JournalError> {
+    use journal::JournalEvent as J;
+    let mut out = Rebuilt::default();
+    // Orders as created, for handing working ones back: client id -> (request, tif, tag, created).
+    let mut requests: HashMap<String, (crate::runtime::bindings::OrderType, crate::runtime::bindings::TimeInForce, u32)> = HashMap::new();
+    for entry in journal.entries() {
+        let entry = entry?;
+        out.entries += 1;
+        let t = entry.time;
+        match entry.event {
+            J::Order { client_id, plugin, instrument, side, quantity, order_type, time_in_force, tag, decision_price } => {
+                let plugin: Arc<str> = Arc::from(plugin.as_str());
+                let _ = tracker.create(client_id.clone(), &plugin, instrument, side.into(), quantity, decision_price, t);
+                requests.insert(client_id, (order_type.into(), time_in_force.into(), tag));
+            }
+            J::Risk { client_id, accepted, reason } => {
+                let event = if accepted { OrderEvent::RiskAccepted } else { OrderEvent::RiskRejected };
+                let _ = tracker.apply(&client_id, event, t, reason.as_deref());
+            }
+            J::Acknowledged { client_id, broker_id } => {
+                tracker.bind(&client_id, broker_id);
+                let _ = tracker.apply(&client_id, OrderEvent::Acknowledged, t, None);
+            }
+            J::BrokerRejected { client_id, reason } => {
+                let _ = tracker.apply(&client_id, OrderEvent::BrokerRejected, t, Some(&reason));
+            }
+            J::Fill { client_id, broker_id, plugin, instrument, side, quantity, price, fee } => {
+                let plugin: Arc<str> = Arc::from(plugin.as_str());
+                let side: Side = side.into();
+                ledger.apply_fill(&plugin, instrument, if side == Side::Buy { quantity } else { -quantity }, price, fee);
+                if tracker.get(&client_id).is_none() {
+                    // A protective exit: the broker's own order.
+                    let _ = tracker.create(client_id.clone(), &plugin, instrument, side, quantity, None, t);
+                    tracker.bind(&client_id, broker_id);
+                    let _ = tracker.apply(&client_id, OrderEvent::RiskAccepted, t, Some("protective exit"));
+                }
+                let _ = tracker.fill(&client_id, quantity, price, t);
+                out.fills += 1;
+            }
+            J::Cancelled { client_id } => {
+                let _ = tracker.apply(&client_id, OrderEvent::Cancelled, t, None);
+            }
+            J::Expired { client_id } => {
+                let _ = tracker.apply(&client_id, OrderEvent::Expired, t, None);
+            }
+            J::Financing { plugin, instrument, amount } => {
+                ledger.charge(&Arc::from(plugin.as_str()), instrument, amount);
+            }
+            J::TradingState { plugin, state, reason } => {
+                out.states.insert(plugin, (state, reason, t));
+            }
+        }
+    }
+    for o in tracker.orders.values() {
+        let (Some(broker_id), false) = (o.broker_id, o.state.is_final()) else { continue };
+        let Some((order_type, time_in_force, tag)) = requests.get(&o.client_id) else { continue };
+        out.working.push(Restored {
+            client_id: o.client_id.clone(),
+            plugin: o.plugin.clone(),
+            broker_id,
+            instrument: o.instrument,
+            side: o.side,
+            quantity: o.quantity,
+            filled: o.filled,
+            order_type: *order_type,
+            time_in_force: *time_in_force,
+            tag: *tag,
+            placed_at: o.created,
+        });
+    }
+    out.working.sort_by_key(|r| r.broker_id);
+    Ok(out)
+}
+
 /// Final orders kept in memory (the journal keeps everything).
 const KEEP_FINISHED: usize = 10_000;
 
@@ -107,6 +211,11 @@ impl OrderTracker {
             self.stats.duplicate_submissions += 1;
             return Err(&self.orders[&client_id]);
         }
+        // Ids replayed from the journal move the plugin's sequence past them.
+        if let Some(n) = client_id.strip_prefix(&**plugin).and_then(|r| r.strip_prefix('-')).and_then(|n| n.parse::<u64>().ok()) {
+            let seq = self.next_seq.entry(plugin.clone()).or_insert(0);
+            *seq = (*seq).max(n);
+        }
         self.stats.orders += 1;
         *self.stats.by_state.entry(OrderState::New).or_default() += 1;
         let order = TrackedOrder {
@@ -133,6 +242,11 @@ impl OrderTracker {
             o.broker_id = Some(broker_id);
             self.by_broker_id.insert(broker_id, client_id.to_owned());
         }
+    }
+
+    /// The largest broker id ever bound (so a restarted broker does not reuse one).
+    pub fn max_broker_id(&self) -> Option<u64> {
+        self.by_broker_id.keys().max().copied()
     }
 
     pub fn client_id_of(&self, broker_id: u64) -> Option<&str> {

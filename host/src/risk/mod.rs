@@ -209,6 +209,9 @@ pub struct Alert {
     pub scope: String,
     pub kind: String,
     pub message: String,
+    /// The trading state it set, when it is a state change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<TradingState>,
 }
 
 /// Counters for status and reports.
@@ -424,12 +427,23 @@ impl RiskEngine {
         }
         *slot = record;
         tracing::warn!(scope = %label, state = ?state, reason = %reason, "trading state changed");
-        self.alerts.push(Alert { time: now, scope: label, kind: format!("{state:?}").to_lowercase(), message: reason });
+        self.alerts.push(Alert { time: now, scope: label, kind: format!("{state:?}").to_lowercase(), message: reason, state: Some(state) });
     }
 
     /// The operator (or a test) sets a state.
     pub fn set_state(&mut self, plugin: Option<&str>, state: TradingState, reason: &str, now: Timestamp) {
         self.set(plugin, state, reason.to_owned(), now, None);
+    }
+
+    /// Puts back a state from the journal after a restart, without an alert.
+    pub fn restore_state(&mut self, plugin: Option<&str>, state: TradingState, reason: &str, since: Timestamp) {
+        let record = StateRecord { state, reason: reason.to_owned(), since, until: None };
+        match plugin {
+            None => self.global = record,
+            Some(p) => {
+                self.plugins.insert(Arc::from(p), record);
+            }
+        }
     }
 
     /// Equity update: total and per-plugin P&L (realised + unrealised) at `now`.
