@@ -377,6 +377,12 @@ impl Host {
 
     /// Handles one command; `false` means shut down.
     pub fn handle(&mut self, cmd: Command) -> bool {
+        let go_on = self.handle_command(cmd);
+        self.commit_journal();
+        go_on
+    }
+
+    fn handle_command(&mut self, cmd: Command) -> bool {
         match cmd {
             Command::List(reply) => drop(reply.send(self.supervisor.views())),
             Command::Status(reply) => drop(reply.send(self.status())),
@@ -439,6 +445,7 @@ impl Host {
         self.raise_alerts();
         self.deleverage = Some(DeleveragePlan { fraction, steps, steps_done: 0, every_secs, next_at: now, start });
         self.step_deleverage(now);
+        self.commit_journal();
         Ok(self.deleverage.clone().unwrap_or_else(|| DeleveragePlan { fraction, steps, steps_done: steps, every_secs, next_at: now, start: Vec::new() }))
     }
 
@@ -469,6 +476,7 @@ impl Host {
     pub fn set_trading_state(&mut self, plugin: Option<&str>, state: TradingState, reason: &str) {
         self.risk.set_state(plugin, state, reason, self.world.clock.now());
         self.raise_alerts();
+        self.commit_journal();
     }
 
     /// Emergency flatten: halt, cancel every working order, and send an exit
@@ -492,6 +500,7 @@ impl Host {
             }
         }
         self.raise_alerts();
+        self.commit_journal();
         tracing::warn!(cancelled, closing = closing.len(), "emergency flatten");
         FlattenReport { cancelled_orders: cancelled, closing_orders: closing, risk: self.risk.view() }
     }
@@ -715,6 +724,15 @@ impl Host {
         self.apply_notices();
         self.step_deleverage(now);
         self.update_risk(now);
+        self.commit_journal();
+    }
+
+    /// Writes the event's journal entries as one batch (fail closed if it cannot).
+    fn commit_journal(&mut self) {
+        if let Err(e) = self.journal.commit() {
+            tracing::error!(error = %e, "the execution journal cannot be written; halting trading");
+            self.risk.set_state(None, TradingState::Halted, &format!("the execution journal cannot be written: {e}"), self.world.clock.now());
+        }
     }
 
     fn note_price(&mut self, instrument: InstrumentId, price: f64, now: Timestamp) {

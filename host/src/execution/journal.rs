@@ -4,9 +4,13 @@
 //! broker books as it happens, is appended before anything else sees it).
 //! The host's trading state is rebuilt by replaying it on start.
 //!
-//! Layout: one tree, `events`, keyed by a big-endian sequence number, each
-//! value a JSON [`Entry`]. sled flushes every `flush_every_ms` (a crash loses
-//! at most that much of the journal, never half an entry).
+//! Layout: one tree, `events`; each commit is one key, the big-endian
+//! sequence number of its first entry, holding the JSON list of its
+//! [`Entry`]s. The host commits when an event is done, and before any request
+//! to a broker outside the process: one sled write per event rather than per
+//! entry, since sled costs about the same per key whatever its size. sled
+//! flushes every `flush_every_ms`; a crash loses at most the event in
+//! progress and that interval, never half a commit.
 
 use std::path::{Path, PathBuf};
 
@@ -144,6 +148,8 @@ pub struct Journal {
     db: sled::Db,
     events: sled::Tree,
     next_seq: u64,
+    /// Appended, not yet written (see [`Journal::commit`]).
+    pending: Vec<Entry>,
 }
 
 impl Journal {
@@ -152,10 +158,14 @@ impl Journal {
         let db = sled::Config::new().path(path).flush_every_ms(Some(flush_every_ms.max(1))).open().map_err(open)?;
         let events = db.open_tree("events").map_err(open)?;
         let next_seq = match events.last().map_err(open)? {
-            Some((k, _)) => u64::from_be_bytes(k.as_ref().try_into().map_err(|_| JournalError::Damaged { seq: 0, why: "a key is not 8 bytes".into() })?) + 1,
+            Some((k, v)) => {
+                let first = u64::from_be_bytes(k.as_ref().try_into().map_err(|_| JournalError::Damaged { seq: 0, why: "a key is not 8 bytes".into() })?);
+                let batch: Vec<Entry> = serde_json::from_slice(&v).map_err(|e| JournalError::Damaged { seq: first, why: e.to_string() })?;
+                first + batch.len() as u64
+            }
             None => 0,
         };
-        Ok(Self { path: path.to_owned(), db, events, next_seq })
+        Ok(Self { path: path.to_owned(), db, events, next_seq, pending: Vec::new() })
     }
 
     pub fn path(&self) -> &Path {
@@ -170,27 +180,44 @@ impl Journal {
         self.next_seq == 0
     }
 
-    /// Appends one event; returns its sequence number.
+    /// Appends one event (written at the next [`Journal::commit`]); returns its sequence number.
     pub fn append(&mut self, time: Timestamp, event: JournalEvent) -> Result<u64, JournalError> {
         let seq = self.next_seq;
-        let entry = Entry { seq, time, event };
-        self.events.insert(seq.to_be_bytes(), serde_json::to_vec(&entry).expect("journal entries serialise"))?;
+        self.pending.push(Entry { seq, time, event });
         self.next_seq += 1;
         Ok(seq)
     }
 
-    /// Forces what is appended to disk now.
-    pub fn flush(&self) -> Result<(), JournalError> {
+    /// Writes what was appended since the last commit as one atomic batch:
+    /// the host commits at the end of every event, and before any request to
+    /// a broker outside the process.
+    pub fn commit(&mut self) -> Result<usize, JournalError> {
+        let Some(first) = self.pending.first().map(|e| e.seq) else { return Ok(0) };
+        // One key per commit: sled costs about the same per key whatever its size.
+        self.events.insert(first.to_be_bytes(), serde_json::to_vec(&self.pending).expect("journal entries serialise"))?;
+        let n = self.pending.len();
+        self.pending.clear();
+        Ok(n)
+    }
+
+    /// Commits, then forces everything to disk now.
+    pub fn flush(&mut self) -> Result<(), JournalError> {
+        self.commit()?;
         self.db.flush()?;
         Ok(())
     }
 
-    /// Every entry, in order.
+    /// Every committed entry, in order.
     pub fn entries(&self) -> impl Iterator<Item = Result<Entry, JournalError>> + '_ {
-        self.events.iter().map(|kv| {
-            let (k, v) = kv?;
-            let seq = k.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(u64::MAX);
-            serde_json::from_slice(&v).map_err(|e| JournalError::Damaged { seq, why: e.to_string() })
+        self.events.iter().flat_map(|kv| {
+            let batch: Result<Vec<Entry>, JournalError> = kv.map_err(JournalError::from).and_then(|(k, v)| {
+                let seq = k.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(u64::MAX);
+                serde_json::from_slice(&v).map_err(|e| JournalError::Damaged { seq, why: e.to_string() })
+            });
+            match batch {
+                Ok(entries) => entries.into_iter().map(Ok).collect::<Vec<_>>(),
+                Err(e) => vec![Err(e)],
+            }
         })
     }
 }
@@ -217,11 +244,20 @@ mod tests {
             };
             assert_eq!(j.append(1, order).unwrap(), 0);
             assert_eq!(j.append(2, JournalEvent::Risk { client_id: "p-1".into(), accepted: true, reason: None }).unwrap(), 1);
+            assert_eq!(j.commit().unwrap(), 2);
+            assert_eq!(j.commit().unwrap(), 0);
             j.flush().unwrap();
         }
         let mut j = Journal::open(dir.path(), 50).unwrap();
         assert_eq!(j.len(), 2);
         assert_eq!(j.append(3, JournalEvent::Acknowledged { client_id: "p-1".into(), broker_id: 1 }).unwrap(), 2, "numbering goes on");
+        j.append(4, JournalEvent::Cancelled { client_id: "p-1".into() }).unwrap();
+        drop(j); // never committed: lost as a whole
+        let j = Journal::open(dir.path(), 50).unwrap();
+        assert_eq!(j.len(), 2);
+        let mut j = j;
+        j.append(3, JournalEvent::Acknowledged { client_id: "p-1".into(), broker_id: 1 }).unwrap();
+        j.commit().unwrap();
         let entries: Vec<Entry> = j.entries().collect::<Result<_, _>>().unwrap();
         assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [0, 1, 2]);
         assert!(matches!(&entries[0].event, JournalEvent::Order { order_type: OrderKind::Limit(p), .. } if *p == 99.5));
