@@ -244,7 +244,7 @@ impl Host {
             let _ = std::fs::remove_dir_all(&previous);
             std::fs::rename(&journal_path, &previous).map_err(|source| HostError::DataDir { path: journal_path.clone(), source })?;
         }
-        let journal = Journal::open(&journal_path, config.journal.flush_every_ms)?;
+        let mut journal = Journal::open(&journal_path, config.journal.flush_every_ms)?;
         let mut orders = OrderTracker::default();
         if !journal.is_empty() {
             risk.restore_state(None, TradingState::Halted, "reconciling with the broker after a restart", 0);
@@ -263,6 +263,9 @@ impl Host {
             }
             tracing::info!(entries = rebuilt.entries, fills = rebuilt.fills, working = rebuilt.working.len(), "trading state rebuilt from the journal");
         }
+        // The journal names instruments by id; what they are is written at every start.
+        journal.append(0, JournalEvent::Instruments { symbols: instruments.iter().map(|i| i.symbol.clone()).collect() })?;
+        journal.commit()?;
         let alerts = AlertSink::new(config.alerts.clone());
         let last_prices = vec![None; instruments.len()];
         Ok(Self {

@@ -233,6 +233,18 @@ fn operate_a_running_host_over_the_control_api() {
     std::io::Read::read_to_string(host.child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
     assert!(stdout.contains("== run summary ==") && stdout.contains("sma-cross") && stdout.contains("quarantined: "), "{stdout}");
     assert!(!Path::new(&host.data_dir).join("control.json").exists(), "control file removed at exit");
+
+    // The journal of the run, as reports: every fill of sma-cross, its P&L and costs agree.
+    let trades: Vec<serde_json::Value> = serde_json::from_str(&ok(&["report", "trades", "--plugin", "sma-cross", "--format", "json", "--data-dir", &host.data_dir])).unwrap();
+    let pnl: Vec<serde_json::Value> = serde_json::from_str(&ok(&["report", "pnl", "--plugin", "sma-cross", "--format", "json", "--data-dir", &host.data_dir])).unwrap();
+    let tca: Vec<serde_json::Value> = serde_json::from_str(&ok(&["report", "tca", "--plugin", "sma-cross", "--format", "json", "--data-dir", &host.data_dir])).unwrap();
+    let fills = |rows: &[serde_json::Value]| rows.iter().map(|r| r["fills"].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(fills(&pnl) as usize, trades.len());
+    assert_eq!(fills(&tca) as usize, trades.len());
+    assert!(trades.iter().all(|t| t["plugin"] == "sma-cross" && t["symbol"].as_str().unwrap().starts_with("SIM")), "{trades:?}");
+    let csv = ok(&["report", "trades", "--format", "csv", "--data-dir", &host.data_dir]);
+    assert!(csv.starts_with("time,plugin,symbol,side,quantity,price,fee,client_id,decision_price,slippage_bps"), "{csv}");
+    assert!(fails(&["report", "pnl", "--from", "yesterday", "--data-dir", &host.data_dir]).contains("--from"));
 }
 
 #[test]

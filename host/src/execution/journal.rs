@@ -24,6 +24,8 @@ use crate::runtime::bindings::{OrderType, Side, TimeInForce};
 pub enum JournalError {
     #[error("cannot open the execution journal at {path}: {source}")]
     Open { path: PathBuf, source: sled::Error },
+    #[error("the execution journal at {0} is in use by a running host (stop it, or report on journal.previous)")]
+    Locked(PathBuf),
     #[error("execution journal: {0}")]
     Sled(#[from] sled::Error),
     #[error("execution journal entry {seq} is damaged: {why}")]
@@ -111,6 +113,8 @@ impl From<TifName> for TimeInForce {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum JournalEvent {
+    /// The instrument universe from here on (written at every start): ids index it.
+    Instruments { symbols: Vec<String> },
     /// An order created from an intent, before risk.
     Order {
         client_id: String,
@@ -155,7 +159,9 @@ pub struct Journal {
 impl Journal {
     pub fn open(path: &Path, flush_every_ms: u64) -> Result<Self, JournalError> {
         let open = |source| JournalError::Open { path: path.to_owned(), source };
-        let db = sled::Config::new().path(path).flush_every_ms(Some(flush_every_ms.max(1))).open().map_err(open)?;
+        let db = sled::Config::new().path(path).flush_every_ms(Some(flush_every_ms.max(1))).open().map_err(|e| {
+            if e.to_string().contains("could not acquire lock") { JournalError::Locked(path.to_owned()) } else { open(e) }
+        })?;
         let events = db.open_tree("events").map_err(open)?;
         let next_seq = match events.last().map_err(open)? {
             Some((k, v)) => {

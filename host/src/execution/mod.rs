@@ -10,6 +10,7 @@
 
 pub mod journal;
 pub mod order;
+pub mod report;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -157,6 +158,7 @@ pub fn rebuild(journal: &Journal, ledger: &mut crate::broker::Ledger, tracker: &
             J::Financing { plugin, instrument, amount } => {
                 ledger.charge(&Arc::from(plugin.as_str()), instrument, amount);
             }
+            J::Instruments { .. } => {}
             J::TradingState { plugin, state, reason } => {
                 out.states.insert(plugin, (state, reason, t));
             }

@@ -6,6 +6,7 @@ mod capital;
 mod credentials;
 mod data;
 mod plugin;
+mod report;
 mod run;
 
 use std::path::PathBuf;
@@ -73,6 +74,8 @@ enum Cmd {
     /// Broker credentials, encrypted at rest (prompted for, never taken as arguments).
     #[command(subcommand)]
     Credentials(credentials::CredentialsCmd),
+    /// Trades, P&L and transaction costs from the execution journal (of a stopped host).
+    Report(report::ReportArgs),
     /// Counters of the running host.
     Status,
     /// Emergency: cancel every working order, close every position, and halt trading.
@@ -139,6 +142,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             capital::collect(capital, duration, no_quotes, backup_every_secs, &data_dir(&cli.data_dir))
         }
         Cmd::Mock(m) => capital::mock(m),
+        Cmd::Report(r) => report::report(r, &data_dir(&cli.data_dir)),
         Cmd::Status => print_json(&ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.status()?),
         Cmd::Shutdown => Ok(ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.shutdown()?),
         Cmd::Flatten { all: _ } => print_json(&ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.flatten()?),

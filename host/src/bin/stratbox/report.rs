@@ -1,0 +1,134 @@
+//! `stratbox report trades|pnl|tca`: the execution journal as tables, JSON or CSV.
+
+use std::path::Path;
+
+use anyhow::{Result, bail};
+use clap::{Args, ValueEnum};
+
+use stratbox_host::execution::Journal;
+use stratbox_host::execution::journal::SideName;
+use stratbox_host::execution::report::{self, Filter};
+use stratbox_host::market::parse_datetime;
+use stratbox_host::runner::format_time;
+
+use crate::print_json;
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ReportKind {
+    /// Every fill, with its slippage against the decision price.
+    Trades,
+    /// Realised P&L, position and average price per plugin and instrument.
+    Pnl,
+    /// Transaction costs (fees, slippage, financing) per plugin and instrument.
+    Tca,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Args)]
+pub struct ReportArgs {
+    kind: ReportKind,
+    #[arg(long)]
+    plugin: Option<String>,
+    #[arg(long)]
+    symbol: Option<String>,
+    /// buy or sell.
+    #[arg(long)]
+    side: Option<String>,
+    /// From this UTC date-time (YYYY-MM-DD[ HH:MM:SS]), inclusive.
+    #[arg(long)]
+    from: Option<String>,
+    /// To this UTC date-time, exclusive.
+    #[arg(long)]
+    to: Option<String>,
+    #[arg(long, value_enum, default_value = "table")]
+    format: Output,
+    /// The previous run's journal (`journal.previous`) instead of the current one.
+    #[arg(long)]
+    previous: bool,
+}
+
+fn write_csv<T: serde::Serialize>(rows: &[T]) -> Result<()> {
+    let mut w = csv::Writer::from_writer(std::io::stdout());
+    for r in rows {
+        w.serialize(r)?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+pub fn report(a: ReportArgs, data_dir: &Path) -> Result<()> {
+    let path = data_dir.join(if a.previous { "journal.previous" } else { "journal" });
+    if !path.exists() {
+        bail!("no execution journal at {}: run the host first", path.display());
+    }
+    let time = |s: &Option<String>, flag: &str| -> Result<Option<i64>> {
+        s.as_deref().map(|s| parse_datetime(s, chrono_tz::UTC).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))).transpose()
+    };
+    let side = match a.side.as_deref() {
+        None => None,
+        Some("buy") => Some(SideName::Buy),
+        Some("sell") => Some(SideName::Sell),
+        Some(other) => bail!("--side `{other}`: expected buy or sell"),
+    };
+    let filter = Filter { plugin: a.plugin, symbol: a.symbol, side, from: time(&a.from, "from")?, to: time(&a.to, "to")? };
+    let journal = Journal::open(&path, 1_000)?;
+    let entries = journal.entries().collect::<Result<Vec<_>, _>>()?;
+    match a.kind {
+        ReportKind::Trades => {
+            let rows = report::trades(&entries, &filter);
+            match a.format {
+                Output::Json => print_json(&rows)?,
+                Output::Csv => write_csv(&rows)?,
+                Output::Table => {
+                    println!("{:<19} {:<14} {:<10} {:<4} {:>12} {:>12} {:>9} {:>10}  {}", "time (UTC)", "plugin", "symbol", "side", "quantity", "price", "fee", "slip bps", "order");
+                    for r in &rows {
+                        let slip = r.slippage_bps.map_or("-".to_owned(), |s| format!("{s:.2}"));
+                        let side = if r.side == SideName::Buy { "buy" } else { "sell" };
+                        println!("{:<19} {:<14} {:<10} {:<4} {:>12} {:>12.4} {:>9.4} {:>10}  {}", format_time(r.time), r.plugin, r.symbol, side, r.quantity, r.price, r.fee, slip, r.client_id);
+                    }
+                    println!("{} fills", rows.len());
+                }
+            }
+        }
+        ReportKind::Pnl => {
+            let rows = report::pnl(&entries, &filter);
+            match a.format {
+                Output::Json => print_json(&rows)?,
+                Output::Csv => write_csv(&rows)?,
+                Output::Table => {
+                    println!("{:<14} {:<10} {:>7} {:>12} {:>12} {:>12} {:>12} {:>14} {:>10} {:>10}", "plugin", "symbol", "fills", "bought", "sold", "position", "avg price", "realised P&L", "fees", "financing");
+                    for r in &rows {
+                        println!(
+                            "{:<14} {:<10} {:>7} {:>12} {:>12} {:>12} {:>12.4} {:>14.2} {:>10.2} {:>10.2}",
+                            r.plugin, r.symbol, r.fills, r.bought, r.sold, r.position, r.average_price, r.realised_pnl, r.fees, r.financing
+                        );
+                    }
+                    println!("total realised P&L {:.2}", rows.iter().map(|r| r.realised_pnl).sum::<f64>());
+                }
+            }
+        }
+        ReportKind::Tca => {
+            let rows = report::tca(&entries, &filter);
+            match a.format {
+                Output::Json => print_json(&rows)?,
+                Output::Csv => write_csv(&rows)?,
+                Output::Table => {
+                    println!("{:<14} {:<10} {:>7} {:>14} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9}", "plugin", "symbol", "fills", "notional", "fees", "slippage", "financing", "total", "fees bps", "slip bps", "total bps");
+                    for r in &rows {
+                        println!(
+                            "{:<14} {:<10} {:>7} {:>14.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>9.2} {:>9.2} {:>9.2}",
+                            r.plugin, r.symbol, r.fills, r.notional, r.fees, r.slippage, r.financing, r.total, r.fees_bps, r.slippage_bps, r.total_bps
+                        );
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
