@@ -86,7 +86,7 @@ pub fn report(a: ReportArgs, data_dir: &Path) -> Result<()> {
                 Output::Json => print_json(&rows)?,
                 Output::Csv => write_csv(&rows)?,
                 Output::Table => {
-                    println!("{:<19} {:<14} {:<10} {:<4} {:>12} {:>12} {:>9} {:>10}  {}", "time (UTC)", "plugin", "symbol", "side", "quantity", "price", "fee", "slip bps", "order");
+                    println!("{:<19} {:<14} {:<10} {:<4} {:>12} {:>12} {:>9} {:>10}  order", "time (UTC)", "plugin", "symbol", "side", "quantity", "price", "fee", "slip bps");
                     for r in &rows {
                         let slip = r.slippage_bps.map_or("-".to_owned(), |s| format!("{s:.2}"));
                         let side = if r.side == SideName::Buy { "buy" } else { "sell" };
