@@ -437,8 +437,7 @@ impl Host {
         }
         let now = self.world.clock.now();
         let mut start = Vec::new();
-        for v in self.supervisor.views() {
-            let plugin: Arc<str> = Arc::from(v.name.as_str());
+        for plugin in self.supervisor.names().cloned().collect::<Vec<_>>() {
             for p in self.world.ledger().positions(&plugin) {
                 start.push((plugin.clone(), p.instrument, p.quantity));
             }
@@ -487,7 +486,7 @@ impl Host {
     pub fn flatten(&mut self) -> FlattenReport {
         let now = self.world.clock.now();
         self.risk.set_state(None, TradingState::Halted, "emergency flatten by the operator", now);
-        let plugins: Vec<Arc<str>> = self.supervisor.views().iter().map(|v| Arc::from(v.name.as_str())).collect();
+        let plugins: Vec<Arc<str>> = self.supervisor.names().cloned().collect();
         let mut cancelled = 0;
         let mut closing = Vec::new();
         for plugin in plugins {
@@ -664,8 +663,17 @@ impl Host {
 
     /// Feeds the risk engine the P&L after an event.
     fn update_risk(&mut self, now: Timestamp) {
-        let views = self.supervisor.views();
-        let per_plugin: Vec<(Arc<str>, f64)> = views.iter().map(|v| (Arc::from(v.name.as_str()), v.book.realised_pnl + v.book.unrealised_pnl)).collect();
+        // Once per event: names and the ledger's totals, not the full plugin views.
+        let per_plugin: Vec<(Arc<str>, f64)> = {
+            let ledger = self.world.ledger();
+            self.supervisor
+                .names()
+                .map(|name| {
+                    let book = ledger.summary(name);
+                    (name.clone(), book.realised_pnl + book.unrealised_pnl)
+                })
+                .collect()
+        };
         let total = per_plugin.iter().map(|(_, p)| p).sum();
         self.risk.on_pnl(total, &per_plugin, now);
         self.risk.tick(now);

@@ -501,6 +501,11 @@ impl Supervisor {
         self.slots.iter().find(|s| &*s.name == name)?.instance.as_ref()?.state().kv_used()
     }
 
+    /// Every installed plugin's name (cheap, unlike [`Supervisor::views`]).
+    pub fn names(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.slots.iter().map(|s| &s.name)
+    }
+
     pub fn running(&self) -> usize {
         self.slots.iter().filter(|s| s.health == Health::Running).count()
     }

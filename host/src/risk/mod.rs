@@ -254,6 +254,14 @@ pub struct RiskEngine {
 
 const SEC: i64 = NANOS_PER_SEC;
 
+/// A plugin's entry, allocating its key only the first time (this runs per order).
+fn slot<'a, T: Default>(map: &'a mut HashMap<Arc<str>, T>, plugin: &str) -> &'a mut T {
+    if !map.contains_key(plugin) {
+        map.insert(Arc::from(plugin), T::default());
+    }
+    map.get_mut(plugin).expect("just inserted")
+}
+
 /// What duplicate detection remembers of an order: when, instrument, side,
 /// quantity (as bits, compared exactly), type.
 type RecentOrder = (Timestamp, InstrumentId, Side, u64, OrderType);
@@ -305,11 +313,10 @@ impl RiskEngine {
         match self.evaluate(o) {
             Ok(()) => {
                 self.stats.accepted += 1;
-                let key: Arc<str> = Arc::from(o.plugin);
                 self.recent_orders.push_back(o.now);
-                self.recent_by_plugin.entry(key.clone()).or_default().push_back(o.now);
+                slot(&mut self.recent_by_plugin, o.plugin).push_back(o.now);
                 if self.config.duplicate_window_ms > 0 {
-                    self.last_orders.entry(key).or_default().push_back((o.now, o.instrument, o.side, o.quantity.to_bits(), o.order_type));
+                    slot(&mut self.last_orders, o.plugin).push_back((o.now, o.instrument, o.side, o.quantity.to_bits(), o.order_type));
                 }
                 Ok(())
             }
@@ -326,7 +333,7 @@ impl RiskEngine {
         let reject = |rule, detail: String| Err(RiskReject { rule, detail });
         let after = o.position + signed(o.side, o.quantity);
         let reduces = after.abs() < o.position.abs() - 1e-12 && after * o.position >= 0.0;
-        let state = self.state_of(o.plugin).clone();
+        let state = self.state_of(o.plugin);
         match state.state {
             TradingState::Halted if !(o.exit && reduces) => return reject(RiskRule::Halted, format!("trading is halted: {}", state.reason)),
             TradingState::ReduceOnly if !reduces => {
@@ -395,7 +402,7 @@ impl RiskEngine {
             }
             q.len()
         };
-        let mine = window(self.recent_by_plugin.entry(Arc::from(o.plugin)).or_default());
+        let mine = self.recent_by_plugin.get_mut(o.plugin).map_or(0, window);
         if mine >= c.orders_per_sec_per_plugin as usize {
             return reject(RiskRule::PluginThrottle, format!("{mine} orders in the last second (maximum {} per plugin)", c.orders_per_sec_per_plugin));
         }
@@ -405,12 +412,13 @@ impl RiskEngine {
         }
         if c.duplicate_window_ms > 0 {
             let span = c.duplicate_window_ms as i64 * 1_000_000;
-            let last = self.last_orders.entry(Arc::from(o.plugin)).or_default();
-            while last.front().is_some_and(|(t, ..)| o.now - t >= span) {
-                last.pop_front();
-            }
-            if last.iter().any(|&(_, i, s, q, t)| i == o.instrument && s == o.side && q == o.quantity.to_bits() && t == o.order_type) {
-                return reject(RiskRule::Duplicate, format!("the same order was sent less than {} ms ago", c.duplicate_window_ms));
+            if let Some(last) = self.last_orders.get_mut(o.plugin) {
+                while last.front().is_some_and(|(t, ..)| o.now - t >= span) {
+                    last.pop_front();
+                }
+                if last.iter().any(|&(_, i, s, q, t)| i == o.instrument && s == o.side && q == o.quantity.to_bits() && t == o.order_type) {
+                    return reject(RiskRule::Duplicate, format!("the same order was sent less than {} ms ago", c.duplicate_window_ms));
+                }
             }
         }
         Ok(())
