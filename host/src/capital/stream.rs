@@ -241,7 +241,7 @@ impl PriceStream {
             for (destination, payload) in requests {
                 let (id, msg) = self.frame(&tokens, destination, payload);
                 ws.send(msg).await.map_err(|e| CapitalError::Stream(format!("subscribe: {e}")))?;
-                match self.await_reply(&mut ws, &id, tx).await? {
+                match self.await_reply(&mut ws, &id, &tokens, tx).await? {
                     Ok(()) => {}
                     Err(ended) => return Ok(ended),
                 }
@@ -306,7 +306,7 @@ impl PriceStream {
     }
 
     /// Reads frames until the reply to `id`; pushes read meanwhile are handled.
-    async fn await_reply<S>(&mut self, ws: &mut S, id: &str, tx: &std::sync::mpsc::Sender<StreamEvent>) -> Result<Result<(), Ended>, CapitalError>
+    async fn await_reply<S>(&mut self, ws: &mut S, id: &str, tokens: &Tokens, tx: &std::sync::mpsc::Sender<StreamEvent>) -> Result<Result<(), Ended>, CapitalError>
     where
         S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
     {
@@ -327,8 +327,7 @@ impl PriceStream {
                 if frame.status != "OK" {
                     let code = error_code(&frame);
                     if code.is_session_expired() {
-                        let (tokens, _) = self.rest.session().await?;
-                        return Ok(Err(Ended::SessionExpired(tokens)));
+                        return Ok(Err(Ended::SessionExpired(tokens.clone())));
                     }
                     return Err(CapitalError::Stream(format!("{} refused: {code}", frame.destination)));
                 }
@@ -344,9 +343,7 @@ impl PriceStream {
                 return Ok(Ok(()));
             }
             // A push that raced the reply.
-            let now = Instant::now();
-            let (tokens, _) = self.rest.session().await?;
-            if let Ok(events) = self.on_frame(msg.as_str(), now, &tokens) {
+            if let Ok(events) = self.on_frame(msg.as_str(), Instant::now(), tokens) {
                 for e in events {
                     let _ = tx.send(e);
                 }
