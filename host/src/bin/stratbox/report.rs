@@ -53,15 +53,6 @@ pub struct ReportArgs {
     previous: bool,
 }
 
-fn write_csv<T: serde::Serialize>(rows: &[T]) -> Result<()> {
-    let mut w = csv::Writer::from_writer(std::io::stdout());
-    for r in rows {
-        w.serialize(r)?;
-    }
-    w.flush()?;
-    Ok(())
-}
-
 pub fn report(a: ReportArgs, data_dir: &Path) -> Result<()> {
     let path = data_dir.join(if a.previous { "journal.previous" } else { "journal" });
     if !path.exists() {
@@ -80,55 +71,52 @@ pub fn report(a: ReportArgs, data_dir: &Path) -> Result<()> {
     let journal = Journal::open(&path, 1_000)?;
     let entries = journal.entries().collect::<Result<Vec<_>, _>>()?;
     match a.kind {
-        ReportKind::Trades => {
-            let rows = report::trades(&entries, &filter);
-            match a.format {
-                Output::Json => print_json(&rows)?,
-                Output::Csv => write_csv(&rows)?,
-                Output::Table => {
-                    println!("{:<19} {:<14} {:<10} {:<4} {:>12} {:>12} {:>9} {:>10}  order", "time (UTC)", "plugin", "symbol", "side", "quantity", "price", "fee", "slip bps");
-                    for r in &rows {
-                        let slip = r.slippage_bps.map_or("-".to_owned(), |s| format!("{s:.2}"));
-                        let side = if r.side == SideName::Buy { "buy" } else { "sell" };
-                        println!("{:<19} {:<14} {:<10} {:<4} {:>12} {:>12.4} {:>9.4} {:>10}  {}", format_time(r.time), r.plugin, r.symbol, side, r.quantity, r.price, r.fee, slip, r.client_id);
-                    }
-                    println!("{} fills", rows.len());
-                }
+        ReportKind::Trades => emit(&report::trades(&entries, &filter), a.format, |rows| {
+            println!("{:<19} {:<14} {:<10} {:<4} {:>12} {:>12} {:>9} {:>10}  order", "time (UTC)", "plugin", "symbol", "side", "quantity", "price", "fee", "slip bps");
+            for r in rows {
+                let slip = r.slippage_bps.map_or("-".to_owned(), |s| format!("{s:.2}"));
+                let side = if r.side == SideName::Buy { "buy" } else { "sell" };
+                println!("{:<19} {:<14} {:<10} {:<4} {:>12} {:>12.4} {:>9.4} {:>10}  {}", format_time(r.time), r.plugin, r.symbol, side, r.quantity, r.price, r.fee, slip, r.client_id);
             }
+            println!("{} fills", rows.len());
+        }),
+        ReportKind::Pnl => emit(&report::pnl(&entries, &filter), a.format, |rows| {
+            println!("{:<14} {:<10} {:>7} {:>12} {:>12} {:>12} {:>12} {:>14} {:>10} {:>10}", "plugin", "symbol", "fills", "bought", "sold", "position", "avg price", "realised P&L", "fees", "financing");
+            for r in rows {
+                println!(
+                    "{:<14} {:<10} {:>7} {:>12} {:>12} {:>12} {:>12.4} {:>14.2} {:>10.2} {:>10.2}",
+                    r.plugin, r.symbol, r.fills, r.bought, r.sold, r.position, r.average_price, r.realised_pnl, r.fees, r.financing
+                );
+            }
+            println!("total realised P&L {:.2}", rows.iter().map(|r| r.realised_pnl).sum::<f64>());
+        }),
+        ReportKind::Tca => emit(&report::tca(&entries, &filter), a.format, |rows| {
+            println!("{:<14} {:<10} {:>7} {:>14} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9}", "plugin", "symbol", "fills", "notional", "fees", "slippage", "financing", "total", "fees bps", "slip bps", "total bps");
+            for r in rows {
+                println!(
+                    "{:<14} {:<10} {:>7} {:>14.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>9.2} {:>9.2} {:>9.2}",
+                    r.plugin, r.symbol, r.fills, r.notional, r.fees, r.slippage, r.financing, r.total, r.fees_bps, r.slippage_bps, r.total_bps
+                );
+            }
+        }),
+    }
+}
+
+/// Rows as JSON, CSV, or the given table.
+fn emit<T: serde::Serialize>(rows: &[T], format: Output, table: impl FnOnce(&[T])) -> Result<()> {
+    match format {
+        Output::Json => print_json(&rows),
+        Output::Csv => {
+            let mut w = csv::Writer::from_writer(std::io::stdout());
+            for r in rows {
+                w.serialize(r)?;
+            }
+            w.flush()?;
+            Ok(())
         }
-        ReportKind::Pnl => {
-            let rows = report::pnl(&entries, &filter);
-            match a.format {
-                Output::Json => print_json(&rows)?,
-                Output::Csv => write_csv(&rows)?,
-                Output::Table => {
-                    println!("{:<14} {:<10} {:>7} {:>12} {:>12} {:>12} {:>12} {:>14} {:>10} {:>10}", "plugin", "symbol", "fills", "bought", "sold", "position", "avg price", "realised P&L", "fees", "financing");
-                    for r in &rows {
-                        println!(
-                            "{:<14} {:<10} {:>7} {:>12} {:>12} {:>12} {:>12.4} {:>14.2} {:>10.2} {:>10.2}",
-                            r.plugin, r.symbol, r.fills, r.bought, r.sold, r.position, r.average_price, r.realised_pnl, r.fees, r.financing
-                        );
-                    }
-                    println!("total realised P&L {:.2}", rows.iter().map(|r| r.realised_pnl).sum::<f64>());
-                }
-            }
-        }
-        ReportKind::Tca => {
-            let rows = report::tca(&entries, &filter);
-            match a.format {
-                Output::Json => print_json(&rows)?,
-                Output::Csv => write_csv(&rows)?,
-                Output::Table => {
-                    println!("{:<14} {:<10} {:>7} {:>14} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9}", "plugin", "symbol", "fills", "notional", "fees", "slippage", "financing", "total", "fees bps", "slip bps", "total bps");
-                    for r in &rows {
-                        println!(
-                            "{:<14} {:<10} {:>7} {:>14.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>9.2} {:>9.2} {:>9.2}",
-                            r.plugin, r.symbol, r.fills, r.notional, r.fees, r.slippage, r.financing, r.total, r.fees_bps, r.slippage_bps, r.total_bps
-                        );
-                    }
-                }
-            }
+        Output::Table => {
+            table(rows);
+            Ok(())
         }
     }
-    Ok(())
 }
