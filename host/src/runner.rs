@@ -597,9 +597,7 @@ impl Host {
                 Some(id) => id.to_owned(),
                 None => {
                     let id = self.orders.next_client_id(owner);
-                    let _ = self.orders.create(id.clone(), owner, fill.instrument, fill.side, fill.quantity, None, now);
-                    self.orders.bind(&id, fill.order_id);
-                    let _ = self.orders.apply(&id, OrderEvent::RiskAccepted, now, Some("protective exit"));
+                    self.orders.adopt(id.clone(), owner, fill.instrument, fill.side, fill.quantity, fill.order_id, now);
                     id
                 }
             };

@@ -141,10 +141,7 @@ pub fn rebuild(journal: &Journal, ledger: &mut crate::broker::Ledger, tracker: &
                 let side: Side = side.into();
                 ledger.apply_fill(&plugin, instrument, if side == Side::Buy { quantity } else { -quantity }, price, fee);
                 if tracker.get(&client_id).is_none() {
-                    // A protective exit: the broker's own order.
-                    let _ = tracker.create(client_id.clone(), &plugin, instrument, side, quantity, None, t);
-                    tracker.bind(&client_id, broker_id);
-                    let _ = tracker.apply(&client_id, OrderEvent::RiskAccepted, t, Some("protective exit"));
+                    tracker.adopt(client_id.clone(), &plugin, instrument, side, quantity, broker_id, t);
                 }
                 let _ = tracker.fill(&client_id, quantity, price, t);
                 out.fills += 1;
@@ -236,6 +233,15 @@ impl OrderTracker {
             reason: None,
         };
         Ok(self.orders.entry(client_id).or_insert(order))
+    }
+
+    /// Takes on an order the broker made itself (a protective exit), so its
+    /// fills have a record: created, bound to `broker_id`, past risk.
+    #[allow(clippy::too_many_arguments)]
+    pub fn adopt(&mut self, client_id: String, plugin: &Arc<str>, instrument: InstrumentId, side: Side, quantity: f64, broker_id: u64, now: Timestamp) {
+        let _ = self.create(client_id.clone(), plugin, instrument, side, quantity, None, now);
+        self.bind(&client_id, broker_id);
+        let _ = self.apply(&client_id, OrderEvent::RiskAccepted, now, Some("protective exit"));
     }
 
     /// Links the broker's id to a client order.
