@@ -221,6 +221,9 @@ pub struct HostConfig {
     pub risk: RiskConfig,
     pub alerts: AlertConfig,
     pub journal: JournalConfig,
+    /// When set (`[capital_broker]`), orders go to the Capital.com account of
+    /// the feed instead of the paper broker; needs the Capital.com feed.
+    pub capital_broker: Option<crate::broker::CapitalBrokerConfig>,
     pub sandbox: SandboxConfig,
     pub control: ControlConfig,
     #[serde(rename = "plugin")]
@@ -240,6 +243,7 @@ impl Default for HostConfig {
             risk: RiskConfig::default(),
             alerts: AlertConfig::default(),
             journal: JournalConfig::default(),
+            capital_broker: None,
             sandbox: SandboxConfig::default(),
             control: ControlConfig::default(),
             plugins: Vec::new(),

@@ -5,13 +5,14 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-use crate::broker::{BrokerStats, PaperBroker, Plan, Submission};
+use crate::broker::{Broker, BrokerNote, BrokerStats, PaperBroker, Plan, Submission};
 use crate::config::{HostConfig, Mode, OrderPolicy};
 use crate::execution::{Journal, JournalError, JournalEvent, OrderEvent, OrderTracker, TrackerStats, rebuild};
 use crate::market::{Feed, FeedPoll, Instrument, InstrumentId, MarketEvent, Timestamp};
@@ -77,7 +78,12 @@ pub enum HostError {
     Sandbox(#[from] crate::runtime::LoadError),
     #[error(transparent)]
     Journal(#[from] JournalError),
+    #[error("cannot start the broker: {0}")]
+    Broker(String),
 }
+
+/// How a halt for a failed reconciliation starts its reason.
+pub const RECONCILIATION_FAILED: &str = "reconciliation failed: ";
 
 /// Counters of one run.
 #[derive(Debug, Default, Clone, Serialize)]
@@ -175,7 +181,7 @@ pub struct Host {
     feed: Box<dyn Feed>,
     instruments: Vec<Instrument>,
     pub supervisor: Supervisor,
-    pub broker: PaperBroker,
+    pub broker: Box<dyn Broker>,
     pub risk: RiskEngine,
     pub alerts: AlertSink,
     pub orders: OrderTracker,
@@ -199,6 +205,17 @@ impl Host {
     /// Opens the data directory and sandbox, and starts the configured plugins.
     /// A plugin that fails to start is refused (logged, counted); the host runs on.
     pub fn new(config: HostConfig, feed: Box<dyn Feed>, commands: Receiver<Command>) -> Result<Self, HostError> {
+        let paper = config.broker;
+        Self::with_broker(config, feed, move |world| Ok(Box::new(PaperBroker::new(paper, world))), commands)
+    }
+
+    /// As [`Host::new`], trading through the broker `make_broker` builds on the host's world.
+    pub fn with_broker(
+        config: HostConfig,
+        feed: Box<dyn Feed>,
+        make_broker: impl FnOnce(Arc<SharedWorld>) -> Result<Box<dyn Broker>, HostError>,
+        commands: Receiver<Command>,
+    ) -> Result<Self, HostError> {
         let dir = &config.data_dir;
         std::fs::create_dir_all(dir).map_err(|source| HostError::DataDir { path: dir.clone(), source })?;
         let kv_path = dir.join("plugin-store");
@@ -234,9 +251,8 @@ impl Host {
                 }
             }
         }
-        let mut broker = PaperBroker::new(config.broker, world.clone());
+        let mut broker = make_broker(world.clone())?;
         let mut risk = RiskEngine::new(config.risk.clone());
-        // Fail closed: nothing trades until the journal is replayed and reconciled.
         let journal_path = dir.join("journal");
         if !config.resumes_journal() && journal_path.exists() {
             // A fresh market: keep the last run's journal aside, start a new one.
@@ -246,29 +262,26 @@ impl Host {
         }
         let mut journal = Journal::open(&journal_path, config.journal.flush_every_ms)?;
         let mut orders = OrderTracker::default();
+        let mut rebuilt = None;
         if !journal.is_empty() {
+            // Fail closed: nothing trades until the journal is replayed and the broker reconciled.
             risk.restore_state(None, TradingState::Halted, "reconciling with the broker after a restart", 0);
-            let rebuilt = rebuild(&journal, &mut world.ledger_mut(), &mut orders)?;
-            for o in &rebuilt.working {
+            let r = rebuild(&journal, &mut world.ledger_mut(), &mut orders)?;
+            for o in &r.working {
                 broker.restore(o);
             }
             if let Some(id) = orders.max_broker_id() {
                 broker.reserve_ids_below(id + 1);
             }
-            // The paper broker lives in this process, so what the journal rebuilt is its state:
-            // reconciliation is the replay itself. (A remote broker is compared here.)
-            risk.restore_state(None, TradingState::Active, &format!("reconciled after a restart: {} journal entries, {} fills, {} working orders restored", rebuilt.entries, rebuilt.fills, rebuilt.working.len()), 0);
-            for (scope, (state, reason, since)) in &rebuilt.states {
-                risk.restore_state(scope.as_deref(), *state, reason, *since);
-            }
-            tracing::info!(entries = rebuilt.entries, fills = rebuilt.fills, working = rebuilt.working.len(), "trading state rebuilt from the journal");
+            tracing::info!(entries = r.entries, fills = r.fills, working = r.working.len(), "trading state rebuilt from the journal");
+            rebuilt = Some(r);
         }
         // The journal names instruments by id; what they are is written at every start.
         journal.append(0, JournalEvent::Instruments { symbols: instruments.iter().map(|i| i.symbol.clone()).collect() })?;
         journal.commit()?;
         let alerts = AlertSink::new(config.alerts.clone());
         let last_prices = vec![None; instruments.len()];
-        Ok(Self {
+        let mut host = Self {
             config,
             feed,
             instruments,
@@ -288,7 +301,110 @@ impl Host {
             latencies: Latencies::default(),
             deleverage: None,
             positions_cache: Default::default(),
-        })
+        };
+        if let Some(rebuilt) = rebuilt {
+            host.reconcile(rebuilt);
+        }
+        Ok(host)
+    }
+
+    /// After a restart: the broker's account against the rebuilt journal. What
+    /// the broker did meanwhile (fills, rejects, cancels) is journaled; trading
+    /// resumes only if every position then matches the broker's. Otherwise the
+    /// host stays halted and says why.
+    fn reconcile(&mut self, rebuilt: crate::execution::Rebuilt) {
+        let now = self.world.clock.now();
+        let outcome = self.broker.reconcile(now, &rebuilt.references);
+        self.drain_broker();
+        let verdict = outcome.and_then(|r| {
+            let mut mismatches = Vec::new();
+            let broker: HashMap<InstrumentId, f64> = r.broker_positions.iter().copied().collect();
+            let ledger = self.world.ledger().net_positions();
+            let mut instruments: Vec<InstrumentId> = broker.keys().chain(ledger.keys()).copied().collect();
+            instruments.sort_unstable();
+            instruments.dedup();
+            // A paper broker has no account of its own: the journal replay was its state.
+            for i in instruments.into_iter().filter(|_| r.compared) {
+                let (b, j) = (broker.get(&i).copied().unwrap_or(0.0), ledger.get(&i).copied().unwrap_or(0.0));
+                if (b - j).abs() > 1e-6 {
+                    let symbol = self.instruments.get(i as usize).map_or_else(|| i.to_string(), |x| x.symbol.clone());
+                    mismatches.push(format!("{symbol}: journal {j}, broker {b}"));
+                }
+            }
+            if !r.unknown_working_orders.is_empty() {
+                mismatches.push(format!("working orders at the broker that the journal does not know: {}", r.unknown_working_orders.join(", ")));
+            }
+            if mismatches.is_empty() { Ok(r) } else { Err(format!("positions differ from the broker's: {}", mismatches.join("; "))) }
+        });
+        match verdict {
+            Ok(r) => {
+                let reason = format!(
+                    "reconciled after a restart: {} journal entries, {} fills, {} orders restored, {} looked up at the broker",
+                    rebuilt.entries,
+                    rebuilt.fills,
+                    rebuilt.working.len(),
+                    r.resolved
+                );
+                self.risk.restore_state(None, TradingState::Active, &reason, now);
+                for (scope, (state, reason, since)) in &rebuilt.states {
+                    // A halt for an earlier failed reconciliation ends with this one.
+                    if scope.is_none() && reason.starts_with(RECONCILIATION_FAILED) {
+                        self.set_trading_state(None, TradingState::Active, "reconciled: the earlier reconciliation failure is resolved");
+                        continue;
+                    }
+                    self.risk.restore_state(scope.as_deref(), *state, reason, *since);
+                }
+                tracing::info!(reason, "reconciled");
+            }
+            Err(why) => {
+                tracing::error!(reason = %why, "reconciliation failed: trading stays halted");
+                self.risk.set_state(None, TradingState::Halted, &format!("{RECONCILIATION_FAILED}{why}"), now);
+                self.raise_alerts();
+            }
+        }
+        self.commit_journal();
+    }
+
+    /// What the broker did since the last call: references and rejections,
+    /// fills (to the plugins too), cancels and expiries, all journaled.
+    fn drain_broker(&mut self) {
+        let fills = self.broker.poll();
+        let notes = self.broker.take_notes();
+        if fills.is_empty() && notes.is_empty() {
+            self.apply_broker_events(self.world.clock.now());
+            return;
+        }
+        let now = self.world.clock.now();
+        for note in notes {
+            let id = match &note {
+                BrokerNote::Reference { order_id, .. } | BrokerNote::DealId { order_id, .. } | BrokerNote::Rejected { order_id, .. } => *order_id,
+            };
+            let Some(client_id) = self.orders.client_id_of(id).map(str::to_owned) else {
+                tracing::error!(order = id, ?note, "a broker note for an order the host does not track");
+                continue;
+            };
+            match note {
+                BrokerNote::Reference { deal_reference, .. } => {
+                    self.journal(now, JournalEvent::BrokerRef { client_id, deal_reference: Some(deal_reference), deal_id: None });
+                }
+                BrokerNote::DealId { deal_id, .. } => {
+                    self.journal(now, JournalEvent::BrokerRef { client_id: client_id.clone(), deal_reference: None, deal_id: Some(deal_id) });
+                    self.journal(now, JournalEvent::Acknowledged { client_id: client_id.clone(), broker_id: id });
+                    let _ = self.orders.apply(&client_id, OrderEvent::Acknowledged, now, None);
+                }
+                BrokerNote::Rejected { reason, .. } => {
+                    self.journal(now, JournalEvent::BrokerRejected { client_id: client_id.clone(), reason: reason.clone() });
+                    let _ = self.orders.apply(&client_id, OrderEvent::BrokerRejected, now, Some(&reason));
+                }
+            }
+        }
+        if !fills.is_empty() {
+            self.track_fills(&fills, now);
+            let intents = self.supervisor.on_fills(&fills);
+            self.submit(intents, now);
+        }
+        self.apply_broker_events(now);
+        self.commit_journal();
     }
 
     pub fn factory(&self) -> Arc<PluginFactory> {
@@ -365,6 +481,7 @@ impl Host {
     pub fn step(&mut self) -> bool {
         self.supervisor.maintain();
         self.apply_notices();
+        self.drain_broker();
         match self.feed.poll_event(Duration::from_millis(20)) {
             FeedPoll::Event(event) => {
                 self.process(event);
@@ -538,7 +655,7 @@ impl Host {
             },
         );
         // Positions change with fills, marks with events: rebuild once per event (or fill), not per order.
-        let version = (self.stats.events, self.broker.stats.fills);
+        let version = (self.stats.events, self.broker.stats().fills);
         if self.positions_cache.get(plugin).is_none_or(|(v, _)| *v != version) {
             let positions: Vec<(u32, f64, f64)> =
                 self.world.ledger().positions(plugin).iter().map(|p| (p.instrument, p.quantity, p.average_price + p.unrealised_pnl / p.quantity)).collect();
@@ -576,6 +693,12 @@ impl Host {
                 self.journal(now, JournalEvent::Acknowledged { client_id: client_id.clone(), broker_id: id });
                 self.orders.bind(&client_id, id);
                 let _ = self.orders.apply(&client_id, OrderEvent::Acknowledged, now, None);
+                true
+            }
+            // A remote broker acknowledges later (a note); until then the order is sent.
+            Submission::Queued(id) => {
+                self.journal(now, JournalEvent::Sent { client_id: client_id.clone(), broker_id: id });
+                self.orders.bind(&client_id, id);
                 true
             }
             other => {
@@ -738,9 +861,19 @@ impl Host {
 
     /// Writes the event's journal entries as one batch (fail closed if it cannot).
     fn commit_journal(&mut self) {
-        if let Err(e) = self.journal.commit() {
-            tracing::error!(error = %e, "the execution journal cannot be written; halting trading");
-            self.risk.set_state(None, TradingState::Halted, &format!("the execution journal cannot be written: {e}"), self.world.clock.now());
+        let mut written = self.journal.commit().map(|_| ());
+        // A remote broker's requests leave only once they are on disk: a crash
+        // can lose a reply (reconciliation finds it), never a request.
+        if written.is_ok() && self.broker.queued() > 0 {
+            written = self.journal.flush();
+        }
+        match written {
+            Ok(()) => self.broker.dispatch(),
+            Err(e) => {
+                tracing::error!(error = %e, "the execution journal cannot be written; halting trading");
+                self.risk.set_state(None, TradingState::Halted, &format!("the execution journal cannot be written: {e}"), self.world.clock.now());
+                self.broker.discard_queued(&e.to_string());
+            }
         }
     }
 
@@ -816,7 +949,7 @@ impl Host {
             market_time: self.world.clock.now(),
             uptime: self.started.elapsed(),
             stats: self.stats.clone(),
-            broker: self.broker.stats,
+            broker: self.broker.stats(),
             orders: self.orders.stats().clone(),
             risk: self.risk.view(),
             plugins_running: self.supervisor.running(),

@@ -63,6 +63,18 @@ impl Ledger {
     }
 
     /// Signed quantity held (0 when flat or unknown).
+    /// The account's net position per instrument, over every plugin (flat ones left out).
+    pub fn net_positions(&self) -> std::collections::HashMap<InstrumentId, f64> {
+        let mut net = std::collections::HashMap::new();
+        for book in self.books.values() {
+            for (&i, (p, _)) in &book.positions {
+                *net.entry(i).or_insert(0.0) += p.quantity;
+            }
+        }
+        net.retain(|_, q: &mut f64| q.abs() > 1e-9);
+        net
+    }
+
     pub fn quantity(&self, plugin: &str, instrument: InstrumentId) -> f64 {
         self.book(plugin).and_then(|b| b.positions.get(&instrument)).map_or(0.0, |(p, _)| p.quantity)
     }

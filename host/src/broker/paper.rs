@@ -29,6 +29,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::signed;
 use crate::execution::OrderEvent;
 use crate::market::NANOS_PER_SEC;
 use crate::runtime::bindings::{
@@ -98,7 +99,10 @@ pub enum Plan {
 /// What a submitted intent turned into.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Submission {
+    /// Placed and acknowledged (in process).
     Placed(u64),
+    /// Queued for a remote broker: acknowledged or refused later ([`super::BrokerNote`]).
+    Queued(u64),
     Cancelled(usize),
     /// A target already met, or a cancel of nothing.
     Nothing,
@@ -125,13 +129,6 @@ pub struct PaperBroker {
 fn expires_unfilled(w: &WorkingOrder, now: Timestamp) -> bool {
     let day = |t: Timestamp| t.div_euclid(86_400 * NANOS_PER_SEC);
     w.time_in_force == TimeInForce::Ioc || (w.time_in_force == TimeInForce::Day && day(now) > day(w.placed_at))
-}
-
-fn signed(side: Side, quantity: f64) -> f64 {
-    match side {
-        Side::Buy => quantity,
-        Side::Sell => -quantity,
-    }
 }
 
 impl PaperBroker {
@@ -168,12 +165,7 @@ impl PaperBroker {
                     .filter(|w| &w.owner == owner && w.view.order_type == OrderType::Market)
                     .map(|w| signed(w.view.side, w.view.quantity))
                     .sum();
-                let delta = t.quantity - self.world.ledger().quantity(owner, t.instrument) - pending;
-                if delta.abs() < 1e-9 {
-                    return Plan::Nothing;
-                }
-                let side = if delta > 0.0 { Side::Buy } else { Side::Sell };
-                Plan::Place(OrderRequest { instrument: t.instrument, side, quantity: delta.abs(), order_type: OrderType::Market, time_in_force: TimeInForce::Gtc, tag: 0 })
+                super::order_for_target(t.quantity, self.world.ledger().quantity(owner, t.instrument), pending, t.instrument)
             }
             Intent::Cancel(id) => Plan::Cancel(Some(*id), None),
             Intent::CancelAll(instrument) => Plan::Cancel(None, *instrument),

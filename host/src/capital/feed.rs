@@ -166,6 +166,11 @@ impl CapitalFeed {
         Ok(Self { running, instruments, hours, halves: HashMap::new(), collector, last_received: None })
     }
 
+    /// The logged-in client and the runtime it runs on, for a broker that shares the session and its rate limits.
+    pub fn session(&self) -> (Arc<RestClient>, tokio::runtime::Handle) {
+        (self.running.rest.clone(), self.running.runtime.handle().clone())
+    }
+
     pub fn stream_stats(&self) -> &StreamStats {
         &self.running.stats
     }

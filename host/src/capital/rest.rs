@@ -351,6 +351,74 @@ impl RestClient {
         self.call(Method::GET, &format!("/markets/{epic}"), None::<&()>, &[], CallKind::General).await
     }
 
+    // ---- Dealing ------------------------------------------------------------
+
+    /// `POST /positions`: a market deal. The reference only says it was received: see [`RestClient::confirm`].
+    pub async fn open_position(&self, request: &wire::DealRequest) -> Result<String, CapitalError> {
+        let r: wire::DealReference = self.call(Method::POST, "/positions", Some(request), &[], CallKind::Trading).await?;
+        Ok(r.deal_reference)
+    }
+
+    /// `POST /workingorders`: a limit or stop order (`level` and `order_type` set).
+    pub async fn create_working_order(&self, request: &wire::DealRequest) -> Result<String, CapitalError> {
+        let r: wire::DealReference = self.call(Method::POST, "/workingorders", Some(request), &[], CallKind::Trading).await?;
+        Ok(r.deal_reference)
+    }
+
+    /// `GET /confirms/{dealReference}`: what became of a deal.
+    pub async fn confirm(&self, deal_reference: &str) -> Result<wire::Confirm, CapitalError> {
+        self.call(Method::GET, &format!("/confirms/{deal_reference}"), None::<&()>, &[], CallKind::General).await
+    }
+
+    pub async fn positions(&self) -> Result<wire::Positions, CapitalError> {
+        self.call(Method::GET, "/positions", None::<&()>, &[], CallKind::General).await
+    }
+
+    pub async fn working_orders(&self) -> Result<wire::WorkingOrders, CapitalError> {
+        self.call(Method::GET, "/workingorders", None::<&()>, &[], CallKind::General).await
+    }
+
+    /// `DELETE /positions/{dealId}`: closes the whole position; returns its `p_` reference.
+    pub async fn close_position(&self, deal_id: &str) -> Result<String, CapitalError> {
+        let r: wire::DealReference = self.call(Method::DELETE, &format!("/positions/{deal_id}"), None::<&()>, &[], CallKind::General).await?;
+        Ok(r.deal_reference)
+    }
+
+    /// `PUT /positions/{dealId}`: stop and profit levels.
+    pub async fn amend_position(&self, deal_id: &str, amend: &wire::AmendRequest) -> Result<String, CapitalError> {
+        let r: wire::DealReference = self.call(Method::PUT, &format!("/positions/{deal_id}"), Some(amend), &[], CallKind::General).await?;
+        Ok(r.deal_reference)
+    }
+
+    /// `PUT /workingorders/{dealId}`: level and good-till date.
+    pub async fn amend_working_order(&self, deal_id: &str, amend: &wire::AmendRequest) -> Result<String, CapitalError> {
+        let r: wire::DealReference = self.call(Method::PUT, &format!("/workingorders/{deal_id}"), Some(amend), &[], CallKind::General).await?;
+        Ok(r.deal_reference)
+    }
+
+    pub async fn delete_working_order(&self, deal_id: &str) -> Result<String, CapitalError> {
+        let r: wire::DealReference = self.call(Method::DELETE, &format!("/workingorders/{deal_id}"), None::<&()>, &[], CallKind::General).await?;
+        Ok(r.deal_reference)
+    }
+
+    pub async fn preferences(&self) -> Result<wire::Preferences, CapitalError> {
+        self.call(Method::GET, "/accounts/preferences", None::<&()>, &[], CallKind::General).await
+    }
+
+    /// Detailed activities of the last `period_secs` seconds (server time, at most a day).
+    pub async fn activity_last(&self, period_secs: i64) -> Result<Vec<wire::Activity>, CapitalError> {
+        let query = [("lastPeriod", period_secs.to_string()), ("detailed", "true".to_owned())];
+        let r: wire::Activities = self.call(Method::GET, "/history/activity", None::<&()>, &query, CallKind::General).await?;
+        Ok(r.activities)
+    }
+
+    /// Detailed activities from `from_ms` to now (server time; at most one day back).
+    pub async fn activity_since(&self, from_ms: i64) -> Result<Vec<wire::Activity>, CapitalError> {
+        let query = [("from", wire::format_query_time(from_ms)), ("detailed", "true".to_owned())];
+        let r: wire::Activities = self.call(Method::GET, "/history/activity", None::<&()>, &query, CallKind::General).await?;
+        Ok(r.activities)
+    }
+
     pub async fn logout(&self) -> Result<(), CapitalError> {
         if self.session.lock().await.is_none() {
             return Ok(());

@@ -246,9 +246,236 @@ pub struct OhlcPush<'a> {
     pub c: f64,
 }
 
+// ---- Trading (section 5 of the reference) --------------------------------
+
+/// `POST /positions` and, with `level` and `order_type`, `POST /workingorders`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DealRequest {
+    pub epic: String,
+    /// `BUY` or `SELL`.
+    pub direction: String,
+    pub size: f64,
+    /// Working orders only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<f64>,
+    /// Working orders only: `LIMIT` or `STOP`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub order_type: Option<String>,
+    /// Working orders only; absent means good till cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub good_till_date: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub guaranteed_stop: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub trailing_stop: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_level: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_distance: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profit_level: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profit_distance: Option<f64>,
+}
+
+/// `PUT /positions/{dealId}` and `PUT /workingorders/{dealId}`: only what is sent changes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AmendRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub good_till_date: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_level: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profit_level: Option<f64>,
+}
+
+/// What every dealing call returns: `o_…` for orders, `p_…` for positions.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DealReference {
+    pub deal_reference: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AffectedDeal {
+    pub deal_id: String,
+    /// OPENED, AMENDED, DELETED, FULLY_CLOSED, PARTIALLY_CLOSED.
+    pub status: String,
+}
+
+/// `GET /confirms/{dealReference}`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Confirm {
+    pub date: String,
+    /// OPEN, AMENDED, CLOSED, DELETED, PARTIALLY_CLOSED.
+    pub status: String,
+    /// ACCEPTED or REJECTED.
+    pub deal_status: String,
+    pub epic: String,
+    pub deal_reference: String,
+    pub deal_id: String,
+    pub affected_deals: Vec<AffectedDeal>,
+    pub level: f64,
+    pub size: f64,
+    pub direction: String,
+    pub guaranteed_stop: bool,
+    pub trailing_stop: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reject_reason: Option<String>,
+}
+
+impl Confirm {
+    pub fn accepted(&self) -> bool {
+        self.deal_status == "ACCEPTED"
+    }
+}
+
+/// The market part of a position or working order (a subset of MarketSummary).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MarketSummary {
+    pub epic: String,
+    pub instrument_name: String,
+    pub expiry: String,
+    pub market_status: String,
+    pub lot_size: f64,
+    pub bid: f64,
+    pub offer: f64,
+    pub update_time_utc: String,
+    pub streaming_prices_available: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PositionData {
+    pub contract_size: f64,
+    pub created_date: String,
+    #[serde(rename = "createdDateUTC")]
+    pub created_date_utc: String,
+    pub deal_id: String,
+    pub deal_reference: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_order_id: Option<String>,
+    pub size: f64,
+    pub leverage: f64,
+    pub upl: f64,
+    pub direction: String,
+    pub level: f64,
+    pub currency: String,
+    pub guaranteed_stop: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_level: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profit_level: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OpenPosition {
+    pub position: PositionData,
+    pub market: MarketSummary,
+}
+
+/// `GET /positions`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Positions {
+    pub positions: Vec<OpenPosition>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkingOrderData {
+    pub deal_id: String,
+    pub direction: String,
+    pub epic: String,
+    pub order_size: f64,
+    pub order_level: f64,
+    /// GOOD_TILL_CANCELLED or GOOD_TILL_DATE.
+    pub time_in_force: String,
+    #[serde(rename = "goodTillDateUTC", default, skip_serializing_if = "Option::is_none")]
+    pub good_till_date_utc: Option<String>,
+    pub created_date: String,
+    #[serde(rename = "createdDateUTC")]
+    pub created_date_utc: String,
+    pub guaranteed_stop: bool,
+    /// LIMIT or STOP.
+    pub order_type: String,
+    pub currency_code: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkingOrder {
+    pub working_order_data: WorkingOrderData,
+    pub market_data: MarketSummary,
+}
+
+/// `GET /workingorders`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkingOrders {
+    pub working_orders: Vec<WorkingOrder>,
+}
+
+/// `GET /accounts/preferences` (leverages left out: the host does not change them).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Preferences {
+    pub hedging_mode: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leverages: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ActivityDetails {
+    pub deal_reference: String,
+    pub market_name: String,
+    pub currency: String,
+    pub size: f64,
+    pub direction: String,
+    pub level: f64,
+    pub guaranteed_stop: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Activity {
+    pub date: String,
+    #[serde(rename = "dateUTC")]
+    pub date_utc: String,
+    pub epic: String,
+    pub deal_id: String,
+    /// CLOSE_OUT, DEALER, SL, SYSTEM, TP, USER.
+    pub source: String,
+    /// POSITION, WORKING_ORDER, EDIT_STOP_AND_LIMIT, SWAP, SYSTEM.
+    #[serde(rename = "type")]
+    pub activity_type: String,
+    /// ACCEPTED, CREATED, EXECUTED, EXPIRED, REJECTED, CANCELLED, ...
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<ActivityDetails>,
+}
+
+/// `GET /history/activity`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Activities {
+    pub activities: Vec<Activity>,
+}
+
 /// Date-times in queries and responses: `YYYY-MM-DDTHH:MM:SS`, UTC, no zone.
 pub fn format_query_time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().format("%Y-%m-%dT%H:%M:%S").to_string()
+}
+
+/// Date-times in responses: `YYYY-MM-DDTHH:MM:SS.fff`, no zone.
+pub fn format_time_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().format("%Y-%m-%dT%H:%M:%S%.3f").to_string()
 }
 
 /// Reads `YYYY-MM-DDTHH:MM:SS[.fff]` (UTC) as ms since the epoch.
@@ -276,6 +503,17 @@ mod tests {
         let b: PriceBar = serde_json::from_str(bar).unwrap();
         assert_eq!(parse_wire_time(&b.snapshot_time_utc), Some(1_649_251_080_000));
         assert_eq!(format_query_time(1_649_251_080_000), "2022-04-06T13:18:00");
+    }
+
+    #[test]
+    fn postman_trading_examples_parse() {
+        let confirm = r#"{"date":"2022-04-06T07:32:19.193","status":"OPEN","reason":"SUCCESS","dealStatus":"ACCEPTED","epic":"SILVER","dealReference":"o_fcc7e6c0-c150-48aa-bf66-d6c6da071f1a","dealId":"006011e7-0001-54c4-0000-000080560043","affectedDeals":[{"dealId":"006011e7-0001-54c4-0000-000080560045","status":"OPENED"}],"level":24.285,"size":1,"direction":"BUY","guaranteedStop":false,"trailingStop":false}"#;
+        let c: Confirm = serde_json::from_str(confirm).unwrap();
+        assert!(c.accepted());
+        assert_eq!((c.affected_deals[0].status.as_str(), c.level), ("OPENED", 24.285));
+        let activity = r#"{"date":"2022-01-03T18:01:48.420","dateUTC":"2022-01-03T15:01:48.420","epic":"OIL_CRUDE","dealId":"00018509-0001-54c4-0000-0000803c0ec6","source":"CLOSE_OUT","type":"POSITION","status":"ACCEPTED","details":{"dealReference":"p_00018509-0001-54c4-0000-0000803c0ec6","marketName":"Crude Oil","currency":"USD","size":1,"direction":"SELL","level":75.2,"guaranteedStop":false}}"#;
+        let a: Activity = serde_json::from_str(activity).unwrap();
+        assert_eq!((a.activity_type.as_str(), a.details.unwrap().level), ("POSITION", 75.2));
     }
 
     #[test]

@@ -128,8 +128,12 @@ pub enum JournalEvent {
         decision_price: Option<f64>,
     },
     Risk { client_id: String, accepted: bool, reason: Option<String> },
+    /// Handed to a remote broker under `broker_id`; acknowledged later.
+    Sent { client_id: String, broker_id: u64 },
     Acknowledged { client_id: String, broker_id: u64 },
     BrokerRejected { client_id: String, reason: String },
+    /// What a remote broker calls the order: its reference once received, its id once working.
+    BrokerRef { client_id: String, deal_reference: Option<String>, deal_id: Option<String> },
     Fill { client_id: String, broker_id: u64, plugin: String, instrument: InstrumentId, side: SideName, quantity: f64, price: f64, fee: f64 },
     Cancelled { client_id: String },
     Expired { client_id: String },

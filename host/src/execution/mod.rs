@@ -96,6 +96,9 @@ pub struct Restored {
     pub time_in_force: crate::runtime::bindings::TimeInForce,
     pub tag: u32,
     pub placed_at: Timestamp,
+    /// A remote broker's reference and id of it, when known.
+    pub deal_reference: Option<String>,
+    pub deal_id: Option<String>,
 }
 
 /// What a journal replay rebuilt.
@@ -104,6 +107,8 @@ pub struct Rebuilt {
     pub entries: u64,
     pub fills: u64,
     pub working: Vec<Restored>,
+    /// Every reference a remote broker gave (so a lost reply is never matched to another order's deal).
+    pub references: Vec<String>,
     /// The last state of each scope (`None`: global): (state, reason, since).
     pub states: std::collections::BTreeMap<Option<String>, (crate::risk::TradingState, String, Timestamp)>,
 }
@@ -115,6 +120,8 @@ pub fn rebuild(journal: &Journal, ledger: &mut crate::broker::Ledger, tracker: &
     let mut out = Rebuilt::default();
     // Orders as created, for handing working ones back: client id -> (request, tif, tag, created).
     let mut requests: HashMap<String, (crate::runtime::bindings::OrderType, crate::runtime::bindings::TimeInForce, u32)> = HashMap::new();
+    // A remote broker's (reference, id) per client id.
+    let mut refs: HashMap<String, (Option<String>, Option<String>)> = HashMap::new();
     for entry in journal.entries() {
         let entry = entry?;
         out.entries += 1;
@@ -129,9 +136,16 @@ pub fn rebuild(journal: &Journal, ledger: &mut crate::broker::Ledger, tracker: &
                 let event = if accepted { OrderEvent::RiskAccepted } else { OrderEvent::RiskRejected };
                 let _ = tracker.apply(&client_id, event, t, reason.as_deref());
             }
+            J::Sent { client_id, broker_id } => tracker.bind(&client_id, broker_id),
             J::Acknowledged { client_id, broker_id } => {
                 tracker.bind(&client_id, broker_id);
                 let _ = tracker.apply(&client_id, OrderEvent::Acknowledged, t, None);
+            }
+            J::BrokerRef { client_id, deal_reference, deal_id } => {
+                out.references.extend(deal_reference.iter().cloned());
+                let known = refs.entry(client_id).or_default();
+                known.0 = deal_reference.or(known.0.take());
+                known.1 = deal_id.or(known.1.take());
             }
             J::BrokerRejected { client_id, reason } => {
                 let _ = tracker.apply(&client_id, OrderEvent::BrokerRejected, t, Some(&reason));
@@ -176,6 +190,8 @@ pub fn rebuild(journal: &Journal, ledger: &mut crate::broker::Ledger, tracker: &
             time_in_force: *time_in_force,
             tag: *tag,
             placed_at: o.created,
+            deal_reference: refs.get(&o.client_id).and_then(|r| r.0.clone()),
+            deal_id: refs.get(&o.client_id).and_then(|r| r.1.clone()),
         });
     }
     out.working.sort_by_key(|r| r.broker_id);

@@ -45,6 +45,10 @@ enum Cmd {
         /// The feed, replacing the config's: `simulator`, or `capital` (with --epics).
         #[arg(long)]
         feed: Option<String>,
+        /// Where orders go, replacing the config's: `paper` (simulated fills), or
+        /// `capital` (the Capital.com account of the feed: demo unless --live).
+        #[arg(long)]
+        orders: Option<String>,
         #[command(flatten)]
         capital: capital::CapitalArgs,
     },
@@ -137,7 +141,7 @@ fn data_dir(cli: &Option<PathBuf>) -> PathBuf {
 
 fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
-        Cmd::Run { config, duration, json, feed, capital } => run::run(config, cli.data_dir, duration, json, feed, capital),
+        Cmd::Run { config, duration, json, feed, orders, capital } => run::run(config, cli.data_dir, duration, json, feed, orders, capital),
         Cmd::Collect { capital, duration, no_quotes, backup_every_secs } => {
             capital::collect(capital, duration, no_quotes, backup_every_secs, &data_dir(&cli.data_dir))
         }

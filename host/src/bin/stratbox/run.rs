@@ -8,17 +8,19 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 
+use stratbox_host::broker::{Broker, CapitalBroker};
 use stratbox_host::capital::CapitalFeed;
 use stratbox_host::config::{BUNDLED_PLUGIN_DIR, FeedConfig, HostConfig};
 use stratbox_host::control::ControlServer;
 use stratbox_host::market::{Feed, ReplayFeed, SimulatedMarket};
-use stratbox_host::runner::{Host, RunOptions, RunSummary, format_time};
+use stratbox_host::runner::{Host, HostError, RunOptions, RunSummary, format_time};
 
 use crate::capital::CapitalArgs;
 use crate::credentials::load_capital;
 use crate::print_json;
 
-pub fn run(config: Option<PathBuf>, data_dir: Option<PathBuf>, duration: Option<f64>, json: bool, feed: Option<String>, capital: CapitalArgs) -> Result<()> {
+#[allow(clippy::too_many_arguments)]
+pub fn run(config: Option<PathBuf>, data_dir: Option<PathBuf>, duration: Option<f64>, json: bool, feed: Option<String>, orders: Option<String>, capital: CapitalArgs) -> Result<()> {
     let mut config = match &config {
         Some(path) => HostConfig::load(path)?,
         None => {
@@ -43,7 +45,17 @@ pub fn run(config: Option<PathBuf>, data_dir: Option<PathBuf>, duration: Option<
         Some("capital") => config.feed = FeedConfig::Capital(Box::new(capital.feed_config()?)),
         Some(other) => bail!("unknown --feed `{other}`: `simulator` or `capital` (a replay is configured in a config file)"),
     }
+    match orders.as_deref() {
+        None => {}
+        Some("paper") => config.capital_broker = None,
+        Some("capital") => config.capital_broker = Some(config.capital_broker.clone().unwrap_or_default()),
+        Some(other) => bail!("unknown --orders `{other}`: `paper` or `capital`"),
+    }
+    if config.capital_broker.is_some() && !matches!(config.feed, FeedConfig::Capital(_)) {
+        bail!("orders to Capital.com (`[capital_broker]` or --orders capital) need the Capital.com feed (--feed capital --epics ...)");
+    }
     let duration = duration.map(|s| if s.is_finite() && s >= 0.0 { Ok(Duration::from_secs_f64(s)) } else { Err(anyhow::anyhow!("--duration {s}: expected a number of seconds >= 0")) }).transpose()?;
+    let mut session = None;
     let feed: Box<dyn Feed> = match &config.feed {
         FeedConfig::Simulator(sim) => {
             tracing::info!(
@@ -58,6 +70,7 @@ pub fn run(config: Option<PathBuf>, data_dir: Option<PathBuf>, duration: Option<
             let credentials = load_capital(&config.data_dir)?;
             let collector = if c.collect { Some(crate::capital::collector(&config.data_dir, c)?) } else { None };
             let feed = CapitalFeed::connect(c, credentials, collector)?;
+            session = Some((feed.session(), c.epics.clone()));
             tracing::info!(mode = ?config.mode, instruments = feed.instruments().len(), url = %c.rest.base_url, plugins = config.plugins.len(), "starting the host on Capital.com's price stream");
             Box::new(feed)
         }
@@ -71,7 +84,16 @@ pub fn run(config: Option<PathBuf>, data_dir: Option<PathBuf>, duration: Option<
         }
     };
     let (tx, rx) = std::sync::mpsc::channel();
-    let mut host = Host::new(config.clone(), feed, rx)?;
+    let mut host = match (session, config.capital_broker.clone()) {
+        (Some(((rest, runtime), epics)), Some(broker)) => {
+            tracing::warn!(url = %rest.config().base_url, "orders go to the Capital.com account");
+            let make = move |world| {
+                CapitalBroker::start(rest, runtime, epics, world, broker).map(|b| Box::new(b) as Box<dyn Broker>).map_err(|e| HostError::Broker(e.to_string()))
+            };
+            Host::with_broker(config.clone(), feed, make, rx)?
+        }
+        _ => Host::new(config.clone(), feed, rx)?,
+    };
     let _control = if config.control.enabled {
         Some(ControlServer::start(&config.control.listen, &config.data_dir, host.factory(), tx.clone())?)
     } else {

@@ -24,7 +24,9 @@
 // response); its size does not matter on this path.
 #![allow(clippy::result_large_err)]
 
+mod dealing;
 mod market;
+mod trading;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -37,7 +39,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, put};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use futures_util::{SinkExt, StreamExt};
@@ -45,6 +47,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+pub use dealing::{DealRecord, DealingSnapshot};
 pub use market::{MockBar, MockMarket, MockQuote, Ohlc, Publication, QuoteSource, RESOLUTIONS, ReplayedQuotes, SimulatedQuotes};
 
 use super::error::ApiCode;
@@ -224,6 +227,7 @@ struct Shared {
     public_key: String,
     key_stamp: i64,
     market: Mutex<MockMarket>,
+    dealing: Mutex<dealing::Dealing>,
     sessions: Mutex<HashMap<String, Session>>,
     /// Every token handed out (so a test can search logs for them).
     issued: Mutex<Vec<String>>,
@@ -292,8 +296,9 @@ impl MockServer {
             .expect("key generation task")
             .map_err(|e| MockError::Config(format!("RSA key generation: {e}")))?;
         let public_key = B64.encode(private_key.to_public_key().to_public_key_der().map_err(|e| MockError::Config(e.to_string()))?.as_bytes());
-        let closed = config.epics.iter().map(|e| config.faults.closed_epics.contains(e)).collect();
-        let market = MockMarket::new(config.epics.len(), source, closed);
+        let closed: Vec<bool> = config.epics.iter().map(|e| config.faults.closed_epics.contains(e)).collect();
+        let market = MockMarket::new(config.epics.len(), source, closed.clone());
+        let dealing = dealing::Dealing::new(config.epics.clone(), closed, config.timezone_offset);
         let listener = tokio::net::TcpListener::bind(listen).await.map_err(|source| MockError::Listen { addr: listen.into(), source })?;
         let addr = listener.local_addr().map_err(|source| MockError::Listen { addr: listen.into(), source })?;
         let (publications, _) = broadcast::channel(1 << 16);
@@ -304,6 +309,7 @@ impl MockServer {
             key_stamp: market.now_ms(),
             market_start: market.now_ms(),
             market: Mutex::new(market),
+            dealing: Mutex::new(dealing),
             sessions: Mutex::default(),
             issued: Mutex::default(),
             logins: Mutex::default(),
@@ -322,6 +328,13 @@ impl MockServer {
             .route("/api/v1/markets", get(markets))
             .route("/api/v1/markets/{epic}", get(market_details))
             .route("/api/v1/prices/{epic}", get(prices))
+            .route("/api/v1/positions", get(trading::positions).post(trading::open_position))
+            .route("/api/v1/positions/{deal_id}", get(trading::position).put(trading::amend_position).delete(trading::close_position))
+            .route("/api/v1/workingorders", get(trading::working_orders).post(trading::create_working_order))
+            .route("/api/v1/workingorders/{deal_id}", put(trading::amend_working_order).delete(trading::delete_working_order))
+            .route("/api/v1/confirms/{reference}", get(trading::confirm))
+            .route("/api/v1/accounts/preferences", get(trading::preferences).put(trading::set_preferences))
+            .route("/api/v1/history/activity", get(trading::activity))
             .route("/connect", get(stream))
             .with_state(shared.clone());
         let server = tokio::spawn(async move {
@@ -357,6 +370,21 @@ impl MockServer {
         self.shared.issued.lock().expect("issued lock").clone()
     }
 
+    /// The dealing side of the account: positions, working orders, every deal received.
+    pub fn dealing(&self) -> DealingSnapshot {
+        self.shared.dealing.lock().expect("dealing lock").snapshot()
+    }
+
+    /// Sets the account's hedging mode (as `PUT /accounts/preferences` does).
+    pub fn set_hedging(&self, hedging: bool) {
+        self.shared.dealing.lock().expect("dealing lock").hedging = hedging;
+    }
+
+    /// From now on resting orders, stops and targets never trigger (market deals still fill).
+    pub fn freeze_dealing(&self) {
+        self.shared.dealing.lock().expect("dealing lock").frozen = true;
+    }
+
     pub fn ground_truth(&self) -> GroundTruth {
         let m = self.shared.market.lock().expect("market lock");
         GroundTruth {
@@ -376,6 +404,15 @@ async fn drive(shared: Arc<Shared>) {
         tick.tick().await;
         let now = shared.now_ms();
         let out = shared.market.lock().expect("market lock").advance(now);
+        {
+            // Working orders, stops and targets trade on the quotes as they are published.
+            let mut d = shared.dealing.lock().expect("dealing lock");
+            for p in &out {
+                if let Publication::Quote(q) = p {
+                    d.on_quote(q.time_ms, q.epic, q.bid, q.ask);
+                }
+            }
+        }
         for p in out {
             // No subscriber is fine: nobody is streaming.
             let _ = shared.publications.send(Arc::new(p));

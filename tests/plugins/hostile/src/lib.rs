@@ -87,9 +87,26 @@ impl Strategy for Hostile {
     }
 
     /// Mode `echo`: answers with the quote's spread as a target quantity.
+    /// Mode `churn`: not an attack: a steady mix of every kind of order, one
+    /// per quote (targets, a limit at the bid, a stop below it, cancels), for
+    /// the broker and crash-recovery tests.
     fn on_quote(&mut self, _ctx: &mut Ctx<'_>, quote: &stratbox_sdk::Quote, out: &mut Vec<Intent>) {
-        if self.mode == "echo" {
-            out.push(Intent::target(quote.instrument, (quote.ask - quote.bid).round()));
+        let id = quote.instrument;
+        match self.mode.as_str() {
+            "echo" => out.push(Intent::target(id, (quote.ask - quote.bid).round())),
+            "churn" => {
+                self.bars += 1;
+                let tick = |p: f64| (p * 100.0).round() / 100.0;
+                out.push(match self.bars % 6 {
+                    0 => Intent::target(id, 2.0),
+                    1 => Intent::limit(id, Side::Buy, 1.0, tick(quote.bid)),
+                    2 => Intent::target(id, -1.0),
+                    3 => Intent::stop(id, Side::Sell, 1.0, tick(quote.bid * 0.999)),
+                    4 => Intent::target(id, 0.0),
+                    _ => Intent::CancelAll(Some(id)),
+                });
+            }
+            _ => {}
         }
     }
 
