@@ -190,11 +190,13 @@ pub struct JournalConfig {
     pub resume: Option<bool>,
     /// sled's flush interval: the most of the journal a crash can lose.
     pub flush_every_ms: u64,
+    /// Market seconds between two points of the equity curve (0: none).
+    pub equity_every_secs: u64,
 }
 
 impl Default for JournalConfig {
     fn default() -> Self {
-        Self { resume: None, flush_every_ms: 50 }
+        Self { resume: None, flush_every_ms: 50, equity_every_secs: 60 }
     }
 }
 

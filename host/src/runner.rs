@@ -199,6 +199,8 @@ pub struct Host {
     deleverage: Option<DeleveragePlan>,
     /// Each plugin's positions for the risk checks, and the (event, fill) counts they reflect.
     positions_cache: PositionsCache,
+    /// Market time of the next equity-curve point.
+    next_equity_at: Timestamp,
 }
 
 impl Host {
@@ -301,6 +303,7 @@ impl Host {
             latencies: Latencies::default(),
             deleverage: None,
             positions_cache: Default::default(),
+            next_equity_at: Timestamp::MIN,
         };
         if let Some(rebuilt) = rebuilt {
             host.reconcile(rebuilt);
@@ -799,6 +802,22 @@ impl Host {
         self.risk.on_pnl(total, &per_plugin, now);
         self.risk.tick(now);
         self.raise_alerts();
+        self.sample_equity(now);
+    }
+
+    /// A point of the equity curve into the journal, every `equity_every_secs` of market time.
+    fn sample_equity(&mut self, now: Timestamp) {
+        let every = self.config.journal.equity_every_secs as i64 * crate::market::NANOS_PER_SEC;
+        if every <= 0 || now < self.next_equity_at {
+            return;
+        }
+        self.next_equity_at = (now.div_euclid(every) + 1) * every;
+        let (realised, unrealised, gross_exposure) = {
+            let ledger = self.world.ledger();
+            ledger.plugins().map(|p| ledger.summary(p)).fold((0.0, 0.0, 0.0), |(r, u, g), s| (r + s.realised_pnl, u + s.unrealised_pnl, g + s.gross_exposure))
+        };
+        let equity = self.config.risk.capital + realised + unrealised;
+        self.journal(now, JournalEvent::Equity { equity, realised, unrealised, gross_exposure });
     }
 
     fn view(&self, name: &str) -> PluginView {

@@ -230,11 +230,16 @@ fn kill_dash_nine_in_a_loop_loses_no_fill_and_duplicates_no_order() {
     let mut references: HashMap<String, Vec<String>> = HashMap::new();
     let mut filled: HashMap<String, f64> = HashMap::new();
     let mut symbols = Vec::new();
+    let mut equity_points = 0;
     for entry in journal.entries() {
         match entry.unwrap().event {
             JournalEvent::TradingState { reason, .. } => assert!(!reason.starts_with("reconciliation failed"), "{reason}"),
             JournalEvent::BrokerRef { client_id, deal_reference: Some(r), .. } => references.entry(r).or_default().push(client_id),
             JournalEvent::Fill { client_id, quantity, .. } => *filled.entry(client_id).or_default() += quantity,
+            JournalEvent::Equity { equity, .. } => {
+                assert!(equity.is_finite());
+                equity_points += 1;
+            }
             JournalEvent::Instruments { symbols: s } => {
                 reconciled += 1;
                 symbols = s;
@@ -242,6 +247,7 @@ fn kill_dash_nine_in_a_loop_loses_no_fill_and_duplicates_no_order() {
             _ => {}
         }
     }
+    assert!(equity_points >= 2, "the equity curve is journaled: {equity_points} points");
     // Runs killed while logging in never got as far as the journal.
     assert!(reconciled >= 2 && reconciled <= kills + 1, "{reconciled} starts journaled");
     assert!(log_text.contains("reconciled"), "the restarts reconciled:\n{log_text}");

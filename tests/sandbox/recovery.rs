@@ -49,7 +49,7 @@ fn a_restart_rebuilds_the_trading_state_from_the_journal() {
     let before = snapshot(&host);
     assert!(!before.0.is_empty(), "positions to rebuild");
     assert!(!before.1.is_empty(), "working orders to rebuild");
-    assert!(host.broker.stats.financing_charged > 0.0, "financing was charged");
+    assert!(host.broker.stats().financing_charged > 0.0, "financing was charged");
     let resume_at = host.world().clock.now();
     drop(host);
 

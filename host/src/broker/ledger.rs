@@ -63,6 +63,11 @@ impl Ledger {
     }
 
     /// Signed quantity held (0 when flat or unknown).
+    /// Every plugin with a book (loaded now or not).
+    pub fn plugins(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.books.keys()
+    }
+
     /// The account's net position per instrument, over every plugin (flat ones left out).
     pub fn net_positions(&self) -> std::collections::HashMap<InstrumentId, f64> {
         let mut net = std::collections::HashMap::new();

@@ -139,6 +139,8 @@ pub enum JournalEvent {
     Expired { client_id: String },
     /// Financing charged to one position.
     Financing { plugin: String, instrument: InstrumentId, amount: f64 },
+    /// A point of the equity curve: the account's equity, P&L (all plugins) and gross exposure.
+    Equity { equity: f64, realised: f64, unrealised: f64, gross_exposure: f64 },
     /// A trading state set (`plugin` none: global).
     TradingState { plugin: Option<String>, state: TradingState, reason: String },
 }

@@ -165,6 +165,35 @@ pub fn pnl(entries: &[Entry], filter: &Filter) -> Vec<PnlRow> {
         .collect()
 }
 
+/// A point of the equity curve, with the drawdown from the peak so far.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EquityRow {
+    pub time: Timestamp,
+    pub equity: f64,
+    pub realised_pnl: f64,
+    pub unrealised_pnl: f64,
+    pub gross_exposure: f64,
+    pub drawdown: f64,
+}
+
+/// The equity curve in the time range of `filter` (its plugin, symbol and side do not apply: equity is the account's).
+pub fn equity(entries: &[Entry], filter: &Filter) -> Vec<EquityRow> {
+    let mut peak = f64::MIN;
+    entries
+        .iter()
+        .filter_map(|e| match e.event {
+            JournalEvent::Equity { equity, realised, unrealised, gross_exposure } => Some((e.time, equity, realised, unrealised, gross_exposure)),
+            _ => None,
+        })
+        .filter(|(t, ..)| filter.from.is_none_or(|f| *t >= f) && filter.to.is_none_or(|to| *t < to))
+        .map(|(time, equity, realised_pnl, unrealised_pnl, gross_exposure)| {
+            peak = peak.max(equity);
+            let drawdown = if peak > 0.0 { (peak - equity) / peak } else { 0.0 };
+            EquityRow { time, equity, realised_pnl, unrealised_pnl, gross_exposure, drawdown }
+        })
+        .collect()
+}
+
 /// Transaction costs per (plugin, symbol) of the filtered fills.
 pub fn tca(entries: &[Entry], filter: &Filter) -> Vec<TcaRow> {
     let mut by: BTreeMap<(String, String), TcaRow> = BTreeMap::new();
@@ -250,5 +279,15 @@ mod tests {
         assert!(trades(&e, &Filter { symbol: Some("AAPL".into()), ..Filter::default() }).is_empty());
         assert_eq!(trades(&e, &Filter { from: Some(3_000), ..Filter::default() }).len(), 1);
         assert!(pnl(&e, &Filter { plugin: Some("other".into()), ..Filter::default() }).is_empty());
+    }
+
+    #[test]
+    fn the_equity_curve_keeps_its_drawdown_from_the_peak() {
+        let point = |t: i64, equity: f64| Entry { seq: t as u64, time: t, event: JournalEvent::Equity { equity, realised: equity - 100.0, unrealised: 0.0, gross_exposure: 5.0 } };
+        let e = vec![point(0, 100.0), point(60, 120.0), point(120, 90.0), point(180, 130.0)];
+        let curve = equity(&e, &Filter::default());
+        assert_eq!(curve.iter().map(|r| r.equity).collect::<Vec<_>>(), [100.0, 120.0, 90.0, 130.0]);
+        assert!((curve[2].drawdown - 0.25).abs() < 1e-12 && curve[3].drawdown == 0.0, "{curve:?}");
+        assert_eq!(equity(&e, &Filter { from: Some(60), to: Some(180), ..Filter::default() }).len(), 2);
     }
 }

@@ -21,6 +21,8 @@ pub enum ReportKind {
     Pnl,
     /// Transaction costs (fees, slippage, financing) per plugin and instrument.
     Tca,
+    /// The account's equity curve (a point per `equity_every_secs` of market time) and drawdown.
+    Equity,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -96,6 +98,15 @@ pub fn report(a: ReportArgs, data_dir: &Path) -> Result<()> {
                 println!(
                     "{:<14} {:<10} {:>7} {:>14.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>9.2} {:>9.2} {:>9.2}",
                     r.plugin, r.symbol, r.fills, r.notional, r.fees, r.slippage, r.financing, r.total, r.fees_bps, r.slippage_bps, r.total_bps
+                );
+            }
+        }),
+        ReportKind::Equity => emit(&report::equity(&entries, &filter), a.format, |rows| {
+            println!("{:<19} {:>14} {:>14} {:>14} {:>14} {:>9}", "time (UTC)", "equity", "realised P&L", "unrealised", "gross exp.", "drawdown");
+            for r in rows {
+                println!(
+                    "{:<19} {:>14.2} {:>14.2} {:>14.2} {:>14.2} {:>8.2}%",
+                    format_time(r.time), r.equity, r.realised_pnl, r.unrealised_pnl, r.gross_exposure, r.drawdown * 100.0
                 );
             }
         }),
