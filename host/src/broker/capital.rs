@@ -208,7 +208,7 @@ impl CapitalBroker {
         }
     }
 
-    fn apply(&mut self, reply: Reply, fills: &mut Vec<(Arc<str>, Fill)>, account: &mut Option<(Vec<(String, f64)>, Vec<String>)>) {
+    fn apply(&mut self, reply: Reply, fills: &mut Vec<(Arc<str>, Fill)>) {
         match reply {
             Reply::Referenced { id, deal_reference } => self.notes.push(BrokerNote::Reference { order_id: id, deal_reference }),
             Reply::Working { id, deal_id } => self.notes.push(BrokerNote::DealId { order_id: id, deal_id }),
@@ -261,7 +261,8 @@ impl CapitalBroker {
                 self.finish(id, OrderEvent::Expired);
             }
             Reply::CancelFailed { id, reason } => tracing::info!(order = id, reason = %reason, "cancel not done at Capital.com; the order's fate comes with the activity"),
-            Reply::Account { positions, working } => *account = Some((positions, working)),
+            // Only reconciliation asks for the account, and waits for it there.
+            Reply::Account { .. } => tracing::debug!("an account read after reconciliation ended; ignored"),
             Reply::Failed { reason } => tracing::warn!(reason = %reason, "Capital.com broker"),
         }
     }
@@ -413,12 +414,11 @@ impl super::Broker for CapitalBroker {
 
     fn poll(&mut self) -> Vec<(Arc<str>, Fill)> {
         let mut fills = Vec::new();
-        let mut account = None;
         for reply in std::mem::take(&mut self.held) {
-            self.apply(reply, &mut fills, &mut account);
+            self.apply(reply, &mut fills);
         }
         while let Ok(reply) = self.replies.try_recv() {
-            self.apply(reply, &mut fills, &mut account);
+            self.apply(reply, &mut fills);
         }
         fills
     }

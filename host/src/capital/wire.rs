@@ -334,6 +334,13 @@ impl Confirm {
     pub fn accepted(&self) -> bool {
         self.deal_status == "ACCEPTED"
     }
+
+    /// This confirm with its status, level, and its own deal as the one affected deal.
+    pub fn settled(mut self, status: &str, level: f64, affected: &str) -> Self {
+        (self.status, self.level) = (status.into(), level);
+        self.affected_deals = vec![AffectedDeal { deal_id: self.deal_id.clone(), status: affected.into() }];
+        self
+    }
 }
 
 /// The market part of a position or working order (a subset of MarketSummary).

@@ -166,12 +166,12 @@ impl Dealing {
         self.activity.push((now_ms, a));
     }
 
-    /// A confirm of a rejected deal.
-    pub fn rejected(&self, now_ms: i64, epic: usize, reference: &str, deal_id: &str, buy: bool, size: f64, why: &str) -> Confirm {
+    /// An accepted confirm with no affected deal yet (callers add them, and the status).
+    pub fn confirm(&self, now_ms: i64, epic: usize, reference: &str, deal_id: &str, buy: bool, size: f64) -> Confirm {
         Confirm {
             date: self.times(now_ms).0,
             status: "OPEN".into(),
-            deal_status: "REJECTED".into(),
+            deal_status: "ACCEPTED".into(),
             epic: self.epics[epic].clone(),
             deal_reference: reference.into(),
             deal_id: deal_id.into(),
@@ -181,7 +181,7 @@ impl Dealing {
             direction: direction(buy).into(),
             guaranteed_stop: false,
             trailing_stop: false,
-            reject_reason: Some(why.into()),
+            reject_reason: None,
         }
     }
 
@@ -190,7 +190,8 @@ impl Dealing {
     #[allow(clippy::too_many_arguments)]
     pub fn deal(&mut self, now_ms: i64, epic: usize, buy: bool, size: f64, reference: &str, order_id: &str, working_order_id: Option<&str>, source: &str) -> Confirm {
         let Some(level) = self.price(epic, buy) else {
-            let c = self.rejected(now_ms, epic, reference, order_id, buy, size, "MARKET_CLOSED");
+            let mut c = self.confirm(now_ms, epic, reference, order_id, buy, size);
+            (c.deal_status, c.reject_reason) = ("REJECTED".into(), Some("MARKET_CLOSED".into()));
             self.confirms.insert(reference.into(), c.clone());
             return c;
         };

@@ -111,9 +111,7 @@ pub(super) async fn amend_position(State(shared): State<Arc<Shared>>, headers: H
         p.profit_level = r.profit_level.or(p.profit_level);
     }
     d.record_activity(now, p.epic, &deal_id, "USER", "EDIT_STOP_AND_LIMIT", "ACCEPTED", &reference, p.size, p.buy, p.level);
-    let mut c = d.rejected(now, p.epic, &reference, &deal_id, p.buy, p.size, "");
-    (c.status, c.deal_status, c.level, c.reject_reason) = ("AMENDED".into(), "ACCEPTED".into(), p.level, None);
-    c.affected_deals = vec![wire::AffectedDeal { deal_id: deal_id.clone(), status: "AMENDED".into() }];
+    let c = d.confirm(now, p.epic, &reference, &deal_id, p.buy, p.size).settled("AMENDED", p.level, "AMENDED");
     d.confirms.insert(reference.clone(), c);
     Ok(ok(tokens, &DealReference { deal_reference: reference }))
 }
@@ -128,7 +126,8 @@ pub(super) async fn close_position(State(shared): State<Arc<Shared>>, headers: H
         // Nothing to close against: refused in the confirm, the position stays.
         let p = d.positions[k].clone();
         let reference = format!("p_{deal_id}");
-        let c = d.rejected(now, epic, &reference, &deal_id, !p.buy, p.size, "MARKET_CLOSED");
+        let mut c = d.confirm(now, epic, &reference, &deal_id, !p.buy, p.size);
+        (c.deal_status, c.reject_reason) = ("REJECTED".into(), Some("MARKET_CLOSED".into()));
         d.confirms.insert(reference.clone(), c);
         return Ok(ok(tokens, &DealReference { deal_reference: reference }));
     }
@@ -176,9 +175,7 @@ pub(super) async fn create_working_order(State(shared): State<Arc<Shared>>, head
     d.deals.push(DealRecord { deal_reference: reference.clone(), epic: r.epic.clone(), direction: r.direction.clone(), size: r.size, kind: kind.into(), accepted: true, filled: 0.0 });
     d.working.push(MockWorkingOrder { deal_id: deal_id.clone(), reference: reference.clone(), epic, buy, size: r.size, level, limit, good_till_ms, created_ms: now });
     d.record_activity(now, epic, &deal_id, "USER", "WORKING_ORDER", "ACCEPTED", &reference, r.size, buy, level);
-    let mut c = d.rejected(now, epic, &reference, &deal_id, buy, r.size, "");
-    (c.deal_status, c.level, c.reject_reason) = ("ACCEPTED".into(), level, None);
-    c.affected_deals = vec![wire::AffectedDeal { deal_id, status: "OPENED".into() }];
+    let c = d.confirm(now, epic, &reference, &deal_id, buy, r.size).settled("OPEN", level, "OPENED");
     d.confirms.insert(reference.clone(), c);
     // A working order already at its level triggers on the next quote, not in this call.
     Ok(ok(tokens, &DealReference { deal_reference: reference }))
@@ -201,9 +198,7 @@ pub(super) async fn amend_working_order(State(shared): State<Arc<Shared>>, heade
     };
     let reference = d.next_order_reference();
     d.record_activity(now, w.epic, &deal_id, "USER", "WORKING_ORDER", "MODIFIED", &w.reference, w.size, w.buy, w.level);
-    let mut c = d.rejected(now, w.epic, &reference, &deal_id, w.buy, w.size, "");
-    (c.status, c.deal_status, c.level, c.reject_reason) = ("AMENDED".into(), "ACCEPTED".into(), w.level, None);
-    c.affected_deals = vec![wire::AffectedDeal { deal_id, status: "AMENDED".into() }];
+    let c = d.confirm(now, w.epic, &reference, &deal_id, w.buy, w.size).settled("AMENDED", w.level, "AMENDED");
     d.confirms.insert(reference.clone(), c);
     Ok(ok(tokens, &DealReference { deal_reference: reference }))
 }
@@ -216,9 +211,7 @@ pub(super) async fn delete_working_order(State(shared): State<Arc<Shared>>, head
     let w = d.working.remove(k);
     let reference = d.next_order_reference();
     d.record_activity(now, w.epic, &deal_id, "USER", "WORKING_ORDER", "CANCELLED", &w.reference, w.size, w.buy, w.level);
-    let mut c = d.rejected(now, w.epic, &reference, &deal_id, w.buy, w.size, "");
-    (c.status, c.deal_status, c.level, c.reject_reason) = ("DELETED".into(), "ACCEPTED".into(), w.level, None);
-    c.affected_deals = vec![wire::AffectedDeal { deal_id, status: "DELETED".into() }];
+    let c = d.confirm(now, w.epic, &reference, &deal_id, w.buy, w.size).settled("DELETED", w.level, "DELETED");
     d.confirms.insert(reference.clone(), c);
     Ok(ok(tokens, &DealReference { deal_reference: reference }))
 }
