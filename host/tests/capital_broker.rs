@@ -274,6 +274,7 @@ fn kill_dash_nine_in_a_loop_loses_no_fill_and_duplicates_no_order() {
         let broker_net = broker.net.get(symbol).copied().unwrap_or(0.0);
         assert!((journal_net - broker_net).abs() < 1e-9, "{symbol}: journal {journal_net}, broker {broker_net}");
     }
+    assert_eq!(tracker.stats().illegal_transitions, 0, "every order's journaled life is legal: {:?}", tracker.stats());
     let still_working = rebuilt.working.iter().filter(|o| o.order_type != stratbox_host::runtime::bindings::OrderType::Market).count();
     assert_eq!(still_working, broker.working_orders, "working orders: journal vs broker");
     eprintln!(
@@ -288,4 +289,60 @@ fn kill_dash_nine_in_a_loop_loses_no_fill_and_duplicates_no_order() {
         references.len(),
         broker.net
     );
+}
+
+/// In hedging mode an order that reduces closes whole opposite positions
+/// first (and opens only the rest), so the account does not pile up hedged
+/// pairs; the host's positions end equal to the account's.
+#[test]
+fn hedging_mode_closes_opposite_positions_and_ends_equal_to_the_account() {
+    use stratbox_host::broker::{Broker, CapitalBroker, CapitalBrokerConfig};
+    use stratbox_host::capital::{CapitalFeed, CapitalFeedConfig};
+    use stratbox_host::config::{FeedConfig, HostConfig, ParamInput, PluginSpec};
+    use stratbox_host::market::Feed;
+    use stratbox_host::runner::{Host, HostError, RunOptions};
+
+    let rt = runtime();
+    let mock = rt.block_on(MockServer::start(mock_config(1.5), "127.0.0.1:0")).unwrap();
+    mock.set_hedging(true);
+    let dir = tempfile::tempdir().unwrap();
+    let feed_config = CapitalFeedConfig {
+        epics: vec!["AAPL".into(), "GOLD".into()],
+        rest: RestConfig { base_url: mock.base_url(), backoff_ms: 20, backoff_max_ms: 200, ..RestConfig::default() },
+        ..CapitalFeedConfig::default()
+    };
+    let feed = CapitalFeed::connect(&feed_config, credentials(), None).unwrap();
+    let (rest, handle) = feed.session();
+    let epics: Vec<String> = feed.instruments().iter().map(|i| i.symbol.clone()).collect();
+    // A bounded churn: 24 intents, then quiet.
+    let plugin = PluginSpec::new(support::component("tests/plugins/hostile"))
+        .named("churn")
+        .param("mode", ParamInput::Text("churn".into()))
+        .param("orders", ParamInput::Integer(24));
+    let mut config = HostConfig { data_dir: dir.path().to_owned(), status_secs: 0, plugins: vec![plugin], ..HostConfig::default() };
+    config.feed = FeedConfig::Capital(Box::new(feed_config));
+    config.control.enabled = false;
+    config.risk.duplicate_window_ms = 0;
+    let broker_config = CapitalBrokerConfig { poll_ms: 300, ..CapitalBrokerConfig::default() };
+    let make = move |world| CapitalBroker::start(rest, handle, epics, world, broker_config).map(|b| Box::new(b) as Box<dyn Broker>).map_err(|e| HostError::Broker(e.to_string()));
+    let (_tx, rx) = std::sync::mpsc::channel();
+    let mut host = Host::with_broker(config, Box::new(feed), make, rx).unwrap();
+    // 24 intents at 3 quotes/s take ~8 s; then resting orders may still trigger until frozen.
+    host.run(&RunOptions { duration: Some(Duration::from_secs(11)), ..RunOptions::default() });
+    mock.freeze_dealing();
+    host.run(&RunOptions { duration: Some(Duration::from_secs(2)), ..RunOptions::default() });
+
+    let account = mock.dealing();
+    assert!(account.hedging);
+    let closes = account.deals.iter().filter(|d| d.kind == "CLOSE").count();
+    assert!(closes > 0, "reducing orders closed hedged positions: {:?}", account.deals);
+    let net = host.world().ledger().net_positions();
+    for (i, symbol) in ["AAPL", "GOLD"].iter().enumerate() {
+        let (ours, theirs) = (net.get(&(i as u32)).copied().unwrap_or(0.0), account.net.get(*symbol).copied().unwrap_or(0.0));
+        assert!((ours - theirs).abs() < 1e-9, "{symbol}: host {ours}, account {theirs}");
+    }
+    // Closing whole positions first keeps at most one side open per epic, but for
+    // a remainder smaller than every opposite position (which must open a hedge).
+    eprintln!("hedging: {} deals ({closes} closes), {} positions open, net {:?}", account.deals.len(), account.positions, account.net);
+    assert!(host.orders.stats().illegal_transitions == 0, "{:?}", host.orders.stats());
 }

@@ -14,6 +14,9 @@ pub struct Hostile {
     bars: u64,
     /// Start of the first cross-section seen: "first bar" means that one.
     first_start: Option<i64>,
+    /// Mode `churn`: intents to send before going quiet (0: no end), and sent so far.
+    orders: u64,
+    churned: u64,
 }
 
 fn spin_forever() -> u64 {
@@ -47,6 +50,7 @@ impl Plugin for Hostile {
             .description("misbehaves on purpose; see tests/sandbox")
             .param_text("mode", "which attack to carry out", "none")
             .param_int("spin", "iterations of the busy-wait mode", 20_000_000_000, 0, i64::MAX)
+            .param_int("orders", "churn mode: intents to send before going quiet (0: no end)", 0, 0, i64::MAX)
             // Not an attack: lets the tests watch timers and quotes arrive.
             .timer_secs(300)
     }
@@ -62,7 +66,7 @@ impl Plugin for Hostile {
             _ => {}
         }
         ctx.info(&format!("hostile plugin armed: {mode}"));
-        Ok(Self { mode, spin: init.params.int("spin")? as u64, bars: 0, first_start: None })
+        Ok(Self { mode, spin: init.params.int("spin")? as u64, bars: 0, first_start: None, orders: init.params.int("orders")? as u64, churned: 0 })
     }
 
     fn export_state(&self) -> Vec<u8> {
@@ -94,10 +98,10 @@ impl Strategy for Hostile {
         let id = quote.instrument;
         match self.mode.as_str() {
             "echo" => out.push(Intent::target(id, (quote.ask - quote.bid).round())),
-            "churn" => {
-                self.bars += 1;
+            "churn" if self.orders == 0 || self.churned < self.orders => {
+                self.churned += 1;
                 let tick = |p: f64| (p * 100.0).round() / 100.0;
-                out.push(match self.bars % 6 {
+                out.push(match self.churned % 6 {
                     0 => Intent::target(id, 2.0),
                     1 => Intent::limit(id, Side::Buy, 1.0, tick(quote.bid)),
                     2 => Intent::target(id, -1.0),
