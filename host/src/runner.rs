@@ -717,7 +717,7 @@ impl Host {
     /// place through `route` (a protective exit) gets its record first.
     fn track_fills(&mut self, fills: &[(Arc<str>, crate::runtime::bindings::Fill)], now: Timestamp) {
         // Financing was charged before these fills (at the day's first bar or quote).
-        self.journal_financing(now);
+        self.journal_broker_facts(now);
         for (owner, fill) in fills {
             let client_id = match self.orders.client_id_of(fill.order_id) {
                 Some(id) => id.to_owned(),
@@ -746,7 +746,7 @@ impl Host {
 
     /// Cancels and expiries from the broker into the order tracker.
     fn apply_broker_events(&mut self, now: Timestamp) {
-        self.journal_financing(now);
+        self.journal_broker_facts(now);
         for (id, event) in self.broker.take_events() {
             if let Some(client_id) = self.orders.client_id_of(id).map(str::to_owned) {
                 match event {
@@ -771,9 +771,15 @@ impl Host {
         }
     }
 
-    fn journal_financing(&mut self, now: Timestamp) {
+    /// Financing charges and arrival mids since the last call, into the journal.
+    fn journal_broker_facts(&mut self, now: Timestamp) {
         for (plugin, instrument, amount) in self.broker.take_financing() {
             self.journal(now, JournalEvent::Financing { plugin: plugin.to_string(), instrument, amount });
+        }
+        for (id, mid) in self.broker.take_arrivals() {
+            if let Some(client_id) = self.orders.client_id_of(id).map(str::to_owned) {
+                self.journal(now, JournalEvent::Arrival { client_id, mid });
+            }
         }
     }
 

@@ -242,6 +242,8 @@ fn operate_a_running_host_over_the_control_api() {
     assert_eq!(fills(&pnl) as usize, trades.len());
     assert_eq!(fills(&tca) as usize, trades.len());
     assert!(trades.iter().all(|t| t["plugin"] == "sma-cross" && t["symbol"].as_str().unwrap().starts_with("SIM")), "{trades:?}");
+    // Orders that met the market have their arrival mid (the first bar's open once live), and slippage against it.
+    assert!(trades.iter().any(|t| t["arrival_mid"].is_number() && t["arrival_slippage_bps"].is_number()), "{trades:?}");
     let csv = ok(&["report", "trades", "--format", "csv", "--data-dir", &host.data_dir]);
     assert!(csv.starts_with("time,plugin,symbol,side,quantity,price,fee,client_id,decision_price,slippage_bps"), "{csv}");
     assert!(fails(&["report", "pnl", "--from", "yesterday", "--data-dir", &host.data_dir]).contains("--from"));

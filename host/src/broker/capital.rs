@@ -140,6 +140,9 @@ pub struct CapitalBroker {
     held: Vec<Reply>,
     /// Market time of the last event seen, for matching lost replies.
     now: Timestamp,
+    /// Last mid per instrument, and (order id, mid) of orders sent since `take_arrivals`.
+    last_mid: Vec<Option<f64>>,
+    arrivals: Vec<(u64, f64)>,
     pub stats: BrokerStats,
 }
 
@@ -154,6 +157,7 @@ impl CapitalBroker {
         runtime.spawn(worker.run(rx));
         Ok(Self {
             world,
+            last_mid: vec![None; epics.len()],
             epics,
             next_id: 1,
             orders: BTreeMap::new(),
@@ -166,6 +170,7 @@ impl CapitalBroker {
             config,
             held: Vec::new(),
             now: 0,
+            arrivals: Vec::new(),
             stats: BrokerStats::default(),
         })
     }
@@ -188,6 +193,10 @@ impl CapitalBroker {
         self.world.ledger_mut().book_mut(owner).orders.insert(id, view);
         self.orders.insert(id, RemoteOrder { owner: owner.clone(), view, market: kind == Kind::Market });
         self.queue.push(Request::Place { id, epic, buy: o.side == Side::Buy, size: o.quantity, kind, good_till_ms, placed_ms: now / 1_000_000 });
+        // It goes out with this event's commit: the market then is its arrival.
+        if let Some(mid) = self.last_mid.get(o.instrument as usize).copied().flatten() {
+            self.arrivals.push((id, mid));
+        }
         self.stats.orders += 1;
         Submission::Queued(id)
     }
@@ -303,7 +312,11 @@ impl super::Broker for CapitalBroker {
     /// Marks positions; protective levels are watched here and exit with a market order.
     fn on_quote(&mut self, quote: &Quote) -> Vec<(Arc<str>, Fill)> {
         self.now = self.now.max(quote.time);
-        self.world.ledger_mut().mark(quote.instrument, 0.5 * (quote.bid + quote.ask));
+        let mid = 0.5 * (quote.bid + quote.ask);
+        self.world.ledger_mut().mark(quote.instrument, mid);
+        if let Some(m) = self.last_mid.get_mut(quote.instrument as usize) {
+            *m = Some(mid);
+        }
         let first: (InstrumentId, Arc<str>) = (quote.instrument, Arc::from(""));
         let mut exits = Vec::new();
         for ((instrument, owner), levels) in self.protections.range(first..).take_while(|((i, _), _)| *i == quote.instrument) {
@@ -331,6 +344,9 @@ impl super::Broker for CapitalBroker {
     fn on_bar(&mut self, bar: &Bar) -> Vec<(Arc<str>, Fill)> {
         self.now = self.now.max(bar.start);
         self.world.ledger_mut().mark(bar.instrument, bar.close);
+        if let Some(m) = self.last_mid.get_mut(bar.instrument as usize) {
+            *m = Some(bar.close);
+        }
         Vec::new()
     }
 
@@ -353,6 +369,10 @@ impl super::Broker for CapitalBroker {
 
     fn take_events(&mut self) -> Vec<(u64, OrderEvent)> {
         std::mem::take(&mut self.events)
+    }
+
+    fn take_arrivals(&mut self) -> Vec<(u64, f64)> {
+        std::mem::take(&mut self.arrivals)
     }
 
     fn restore(&mut self, o: &Restored) {

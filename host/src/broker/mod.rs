@@ -52,6 +52,10 @@ pub trait Broker: Send {
     fn take_financing(&mut self) -> Vec<(Arc<str>, InstrumentId, f64)> {
         Vec::new()
     }
+    /// Orders that reached the market since the last call, with its mid then: (order id, mid).
+    fn take_arrivals(&mut self) -> Vec<(u64, f64)> {
+        Vec::new()
+    }
     /// Puts back an order that was working before a restart (from the journal).
     fn restore(&mut self, order: &Restored);
     /// Makes the next order id at least `id` (after a restart).
@@ -105,6 +109,9 @@ impl Broker for PaperBroker {
     }
     fn take_financing(&mut self) -> Vec<(Arc<str>, InstrumentId, f64)> {
         PaperBroker::take_financing(self)
+    }
+    fn take_arrivals(&mut self) -> Vec<(u64, f64)> {
+        std::mem::take(&mut self.arrivals)
     }
     fn restore(&mut self, order: &Restored) {
         PaperBroker::restore(self, order)

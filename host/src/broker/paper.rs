@@ -74,6 +74,8 @@ struct WorkingOrder {
     view: OrderView,
     time_in_force: TimeInForce,
     placed_at: Timestamp,
+    /// It has met its first quote or bar since becoming live (its arrival).
+    arrived: bool,
 }
 
 /// An order about to be placed.
@@ -122,6 +124,9 @@ pub struct PaperBroker {
     financed_day: Option<i64>,
     /// Financing charges (plugin, instrument, amount) since the last [`PaperBroker::take_financing`].
     financing: Vec<(Arc<str>, InstrumentId, f64)>,
+    /// (order id, mid) of orders that met the market since the last `take_arrivals`: the
+    /// first quote's mid, or the first bar's open, once the order is live.
+    pub(super) arrivals: Vec<(u64, f64)>,
     pub stats: BrokerStats,
 }
 
@@ -133,7 +138,7 @@ fn expires_unfilled(w: &WorkingOrder, now: Timestamp) -> bool {
 
 impl PaperBroker {
     pub fn new(config: PaperConfig, world: Arc<SharedWorld>) -> Self {
-        Self { config, world, next_id: 1, working: HashMap::new(), protections: BTreeMap::new(), events: Vec::new(), financed_day: None, financing: Vec::new(), stats: BrokerStats::default() }
+        Self { config, world, next_id: 1, working: HashMap::new(), protections: BTreeMap::new(), events: Vec::new(), financed_day: None, financing: Vec::new(), arrivals: Vec::new(), stats: BrokerStats::default() }
     }
 
     /// Turns a validated intent into orders or cancels, effective from `now`
@@ -193,7 +198,7 @@ impl PaperBroker {
         let status = if o.filled > 0.0 { OrderStatus::PartiallyFilled } else { OrderStatus::Working };
         let view = OrderView { id: o.broker_id, instrument: o.instrument, side: o.side, quantity: o.quantity, filled_quantity: o.filled, order_type: o.order_type, status, tag: o.tag };
         self.world.ledger_mut().book_mut(&o.plugin).orders.insert(o.broker_id, view);
-        self.working.entry(o.instrument).or_default().push(WorkingOrder { owner: o.plugin.clone(), view, time_in_force: o.time_in_force, placed_at: o.placed_at });
+        self.working.entry(o.instrument).or_default().push(WorkingOrder { owner: o.plugin.clone(), view, time_in_force: o.time_in_force, placed_at: o.placed_at, arrived: true });
         self.next_id = self.next_id.max(o.broker_id + 1);
     }
 
@@ -228,7 +233,7 @@ impl PaperBroker {
         self.next_id += 1;
         let view = OrderView { id, instrument, side, quantity, filled_quantity: 0.0, order_type, status: OrderStatus::Working, tag };
         self.world.ledger_mut().book_mut(owner).orders.insert(id, view);
-        self.working.entry(instrument).or_default().push(WorkingOrder { owner: owner.clone(), view, time_in_force, placed_at: now });
+        self.working.entry(instrument).or_default().push(WorkingOrder { owner: owner.clone(), view, time_in_force, placed_at: now, arrived: false });
         self.stats.orders += 1;
         Submission::Placed(id)
     }
@@ -305,6 +310,10 @@ impl PaperBroker {
                 remaining.push(w);
                 continue;
             }
+            if !w.arrived {
+                w.arrived = true;
+                self.arrivals.push((w.view.id, 0.5 * (quote.bid + quote.ask)));
+            }
             let buy = w.view.side == Side::Buy;
             let (price, shown) = if buy { (quote.ask, quote.ask_size) } else { (quote.bid, quote.bid_size) };
             let taker = |p: f64| if buy { p * (1.0 + sl) } else { p * (1.0 - sl) };
@@ -372,6 +381,10 @@ impl PaperBroker {
             if self.live_from(w.placed_at) > bar.start {
                 remaining.push(w);
                 continue;
+            }
+            if !w.arrived {
+                w.arrived = true;
+                self.arrivals.push((w.view.id, bar.open));
             }
             let buy = w.view.side == Side::Buy;
             let taker = |p: f64| if buy { (p + hs) * (1.0 + sl) } else { (p - hs) * (1.0 - sl) };
@@ -499,7 +512,9 @@ mod tests {
         let buy = |q, order_type| Intent::Order(crate::runtime::bindings::OrderIntent { instrument: 0, side: Side::Buy, quantity: q, order_type, time_in_force: TimeInForce::Gtc, tag: 0 });
         b.submit(&p, &buy(30.0, OrderType::Market), 0);
         assert!(b.on_quote(&quote(49 * ms, 99.9, 100.0, 100.0)).is_empty(), "not live before 50 ms");
+        assert!(b.arrivals.is_empty(), "it has not reached the market yet");
         let fills = b.on_quote(&quote(50 * ms, 99.9, 100.0, 20.0));
+        assert_eq!(std::mem::take(&mut b.arrivals), [(1, 99.95)], "arrival: the mid of the first quote once live");
         assert_eq!(fills.len(), 1);
         assert_eq!(fills[0].1.quantity, 20.0, "the quoted size");
         assert!((fills[0].1.price - 100.1).abs() < 1e-9, "ask plus 10 bps: {}", fills[0].1.price);

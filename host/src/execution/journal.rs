@@ -137,6 +137,8 @@ pub enum JournalEvent {
     Fill { client_id: String, broker_id: u64, plugin: String, instrument: InstrumentId, side: SideName, quantity: f64, price: f64, fee: f64 },
     Cancelled { client_id: String },
     Expired { client_id: String },
+    /// The market's mid when the order reached the broker (for slippage against arrival).
+    Arrival { client_id: String, mid: f64 },
     /// Financing charged to one position.
     Financing { plugin: String, instrument: InstrumentId, amount: f64 },
     /// A point of the equity curve: the account's equity, P&L (all plugins) and gross exposure.

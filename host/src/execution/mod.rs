@@ -169,7 +169,7 @@ pub fn rebuild(journal: &Journal, ledger: &mut crate::broker::Ledger, tracker: &
             J::Financing { plugin, instrument, amount } => {
                 ledger.charge(&Arc::from(plugin.as_str()), instrument, amount);
             }
-            J::Instruments { .. } | J::Equity { .. } => {}
+            J::Instruments { .. } | J::Equity { .. } | J::Arrival { .. } => {}
             J::TradingState { plugin, state, reason } => {
                 out.states.insert(plugin, (state, reason, t));
             }

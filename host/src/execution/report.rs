@@ -2,13 +2,17 @@
 //! analysis, per plugin and instrument, with filters.
 //!
 //! - trades: every fill, with its slippage against the decision price (the
-//!   last price when the intent became an order), in basis points, positive
-//!   when it cost (paid more on a buy, got less on a sell);
+//!   last price when the intent became an order) and against the arrival mid
+//!   (the market's mid when the order reached the broker), in basis points,
+//!   positive when it cost (paid more on a buy, got less on a sell);
 //! - pnl: the fills replayed through the same netting as the ledger (fees
 //!   and financing in), position and average price left;
 //! - tca: notional traded; fees; slippage against decision prices (which
-//!   includes the spread crossed: the decision price is the last trade or mid);
-//!   financing; their total, in currency and in basis points of the notional.
+//!   includes the spread crossed: the decision price is the last trade or mid),
+//!   split where the arrival is known into delay (decision to arrival: the
+//!   market moving while the order travelled) and execution (arrival mid to
+//!   fill: the spread and the broker's slippage); financing; the total, in
+//!   currency and in basis points of the notional.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -41,6 +45,8 @@ pub struct TradeRow {
     pub client_id: String,
     pub decision_price: Option<f64>,
     pub slippage_bps: Option<f64>,
+    pub arrival_mid: Option<f64>,
+    pub arrival_slippage_bps: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -66,10 +72,15 @@ pub struct TcaRow {
     pub notional: f64,
     pub fees: f64,
     pub slippage: f64,
+    /// Of the slippage, on fills whose arrival is known: decision to arrival, arrival to fill.
+    pub delay: f64,
+    pub execution: f64,
     pub financing: f64,
     pub total: f64,
     pub fees_bps: f64,
     pub slippage_bps: f64,
+    pub delay_bps: f64,
+    pub execution_bps: f64,
     pub total_bps: f64,
 }
 
@@ -77,6 +88,7 @@ pub struct TcaRow {
 pub fn trades(entries: &[Entry], filter: &Filter) -> Vec<TradeRow> {
     let mut symbols: Vec<String> = Vec::new();
     let mut decisions: HashMap<&str, Option<f64>> = HashMap::new();
+    let mut arrivals: HashMap<&str, f64> = HashMap::new();
     let mut out = Vec::new();
     for e in entries {
         match &e.event {
@@ -84,9 +96,18 @@ pub fn trades(entries: &[Entry], filter: &Filter) -> Vec<TradeRow> {
             JournalEvent::Order { client_id, decision_price, .. } => {
                 decisions.insert(client_id, *decision_price);
             }
+            JournalEvent::Arrival { client_id, mid } => {
+                arrivals.insert(client_id, *mid);
+            }
             JournalEvent::Fill { client_id, plugin, instrument, side, quantity, price, fee, .. } => {
                 let symbol = symbols.get(*instrument as usize).cloned().unwrap_or_else(|| format!("#{instrument}"));
                 let decision = decisions.get(client_id.as_str()).copied().flatten();
+                let arrival = arrivals.get(client_id.as_str()).copied();
+                // Basis points of `reference`, positive when the fill cost.
+                let bps = |reference: f64| {
+                    let sign = if *side == SideName::Buy { 1.0 } else { -1.0 };
+                    sign * (price - reference) / reference * 1e4
+                };
                 let row = TradeRow {
                     time: e.time,
                     plugin: plugin.clone(),
@@ -97,10 +118,9 @@ pub fn trades(entries: &[Entry], filter: &Filter) -> Vec<TradeRow> {
                     fee: *fee,
                     client_id: client_id.clone(),
                     decision_price: decision,
-                    slippage_bps: decision.filter(|d| *d > 0.0).map(|d| {
-                        let sign = if *side == SideName::Buy { 1.0 } else { -1.0 };
-                        sign * (price - d) / d * 1e4
-                    }),
+                    slippage_bps: decision.filter(|d| *d > 0.0).map(bps),
+                    arrival_mid: arrival,
+                    arrival_slippage_bps: arrival.filter(|a| *a > 0.0).map(bps),
                 };
                 if passes(&row.plugin, &row.symbol, row.side, row.time, filter) {
                     out.push(row);
@@ -205,18 +225,26 @@ pub fn tca(entries: &[Entry], filter: &Filter) -> Vec<TcaRow> {
             notional: 0.0,
             fees: 0.0,
             slippage: 0.0,
+            delay: 0.0,
+            execution: 0.0,
             financing: 0.0,
             total: 0.0,
             fees_bps: 0.0,
             slippage_bps: 0.0,
+            delay_bps: 0.0,
+            execution_bps: 0.0,
             total_bps: 0.0,
         });
         row.fills += 1;
         row.notional += t.quantity * t.price;
         row.fees += t.fee;
+        let sign = if t.side == SideName::Buy { 1.0 } else { -1.0 };
         if let Some(d) = t.decision_price {
-            let sign = if t.side == SideName::Buy { 1.0 } else { -1.0 };
             row.slippage += sign * (t.price - d) * t.quantity;
+            if let Some(a) = t.arrival_mid {
+                row.delay += sign * (a - d) * t.quantity;
+                row.execution += sign * (t.price - a) * t.quantity;
+            }
         }
     }
     let charges = financing(entries, filter);
@@ -226,6 +254,7 @@ pub fn tca(entries: &[Entry], filter: &Filter) -> Vec<TcaRow> {
             row.total = row.fees + row.slippage + row.financing;
             let bps = |x: f64| if row.notional > 0.0 { x / row.notional * 1e4 } else { 0.0 };
             (row.fees_bps, row.slippage_bps, row.total_bps) = (bps(row.fees), bps(row.slippage), bps(row.total));
+            (row.delay_bps, row.execution_bps) = (bps(row.delay), bps(row.execution));
             row
         })
         .collect()
@@ -252,6 +281,7 @@ mod tests {
         let events = vec![
             JournalEvent::Instruments { symbols: vec!["AAPL".into(), "MSFT".into()] },
             order("sma-1", SideName::Buy, 100.0),
+            JournalEvent::Arrival { client_id: "sma-1".into(), mid: 100.04 },
             fill("sma-1", SideName::Buy, 100.1),
             JournalEvent::Financing { plugin: "sma".into(), instrument: 1, amount: 0.3 },
             order("sma-2", SideName::Sell, 110.0),
@@ -267,6 +297,8 @@ mod tests {
         assert_eq!(t.len(), 2);
         assert_eq!(t[0].symbol, "MSFT");
         assert!((t[0].slippage_bps.unwrap() - 10.0).abs() < 1e-9 && (t[1].slippage_bps.unwrap() - 200.0 / 11.0).abs() < 1e-9);
+        // Against the arrival mid: 0.06 on 100.04; the second fill has no arrival.
+        assert!((t[0].arrival_slippage_bps.unwrap() - 0.06 / 100.04 * 1e4).abs() < 1e-9 && t[1].arrival_slippage_bps.is_none());
         let p = &pnl(&e, &Filter::default())[0];
         // (109.8 - 100.1) x 10 - 2 fees of 0.5 - 0.3 financing.
         assert!((p.realised_pnl - (97.0 - 1.0 - 0.3)).abs() < 1e-9, "{p:?}");
@@ -274,10 +306,12 @@ mod tests {
         let c = &tca(&e, &Filter::default())[0];
         assert!((c.slippage - (1.0 + 2.0)).abs() < 1e-9 && (c.fees - 1.0).abs() < 1e-9 && (c.total - 4.3).abs() < 1e-9, "{c:?}");
         assert!((c.total_bps - 4.3 / 2099.0 * 1e4).abs() < 1e-9);
+        // The first fill's 1.0 of slippage: 0.4 of delay, 0.6 of execution.
+        assert!((c.delay - 0.4).abs() < 1e-9 && (c.execution - 0.6).abs() < 1e-9, "{c:?}");
         // Filters.
         assert_eq!(trades(&e, &Filter { side: Some(SideName::Sell), ..Filter::default() }).len(), 1);
         assert!(trades(&e, &Filter { symbol: Some("AAPL".into()), ..Filter::default() }).is_empty());
-        assert_eq!(trades(&e, &Filter { from: Some(3_000), ..Filter::default() }).len(), 1);
+        assert_eq!(trades(&e, &Filter { from: Some(4_000), ..Filter::default() }).len(), 1);
         assert!(pnl(&e, &Filter { plugin: Some("other".into()), ..Filter::default() }).is_empty());
     }
 

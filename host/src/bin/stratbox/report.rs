@@ -74,11 +74,17 @@ pub fn report(a: ReportArgs, data_dir: &Path) -> Result<()> {
     let entries = journal.entries().collect::<Result<Vec<_>, _>>()?;
     match a.kind {
         ReportKind::Trades => emit(&report::trades(&entries, &filter), a.format, |rows| {
-            println!("{:<19} {:<14} {:<10} {:<4} {:>12} {:>12} {:>9} {:>10}  order", "time (UTC)", "plugin", "symbol", "side", "quantity", "price", "fee", "slip bps");
+            println!(
+                "{:<19} {:<14} {:<10} {:<4} {:>12} {:>12} {:>9} {:>10} {:>10}  order",
+                "time (UTC)", "plugin", "symbol", "side", "quantity", "price", "fee", "slip bps", "vs arrival"
+            );
             for r in rows {
-                let slip = r.slippage_bps.map_or("-".to_owned(), |s| format!("{s:.2}"));
+                let bps = |b: Option<f64>| b.map_or("-".to_owned(), |s| format!("{s:.2}"));
                 let side = if r.side == SideName::Buy { "buy" } else { "sell" };
-                println!("{:<19} {:<14} {:<10} {:<4} {:>12} {:>12.4} {:>9.4} {:>10}  {}", format_time(r.time), r.plugin, r.symbol, side, r.quantity, r.price, r.fee, slip, r.client_id);
+                println!(
+                    "{:<19} {:<14} {:<10} {:<4} {:>12} {:>12.4} {:>9.4} {:>10} {:>10}  {}",
+                    format_time(r.time), r.plugin, r.symbol, side, r.quantity, r.price, r.fee, bps(r.slippage_bps), bps(r.arrival_slippage_bps), r.client_id
+                );
             }
             println!("{} fills", rows.len());
         }),
@@ -93,11 +99,15 @@ pub fn report(a: ReportArgs, data_dir: &Path) -> Result<()> {
             println!("total realised P&L {:.2}", rows.iter().map(|r| r.realised_pnl).sum::<f64>());
         }),
         ReportKind::Tca => emit(&report::tca(&entries, &filter), a.format, |rows| {
-            println!("{:<14} {:<10} {:>7} {:>14} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9}", "plugin", "symbol", "fills", "notional", "fees", "slippage", "financing", "total", "fees bps", "slip bps", "total bps");
+            println!(
+                "{:<14} {:<10} {:>7} {:>14} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                "plugin", "symbol", "fills", "notional", "fees", "slippage", "delay", "execution", "financing", "total", "fees bps", "slip bps", "delay bps", "exec bps", "total bps"
+            );
             for r in rows {
                 println!(
-                    "{:<14} {:<10} {:>7} {:>14.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>9.2} {:>9.2} {:>9.2}",
-                    r.plugin, r.symbol, r.fills, r.notional, r.fees, r.slippage, r.financing, r.total, r.fees_bps, r.slippage_bps, r.total_bps
+                    "{:<14} {:<10} {:>7} {:>14.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+                    r.plugin, r.symbol, r.fills, r.notional, r.fees, r.slippage, r.delay, r.execution, r.financing, r.total, r.fees_bps, r.slippage_bps,
+                    r.delay_bps, r.execution_bps, r.total_bps
                 );
             }
         }),
