@@ -193,6 +193,30 @@ async fn deleverage(State(ctl): State<Arc<Ctl>>, Json(r): Json<DeleverageRequest
     ctl.ask(|reply| Command::Deleverage { fraction: r.fraction, steps: r.steps, every_secs: r.every_secs, reply }).await?.map(Json).map_err(refused)
 }
 
+/// A page of the execution journal.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JournalPage {
+    pub entries: Vec<crate::execution::Entry>,
+    /// Where the next page starts, if there may be one.
+    pub next: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    from: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// Entries go out in pages so one request never holds the event loop for long.
+const JOURNAL_PAGE: usize = 20_000;
+
+async fn journal(State(ctl): State<Arc<Ctl>>, axum::extract::Query(q): axum::extract::Query<PageQuery>) -> Result<Json<JournalPage>, ApiError> {
+    let limit = q.limit.unwrap_or(JOURNAL_PAGE).clamp(1, JOURNAL_PAGE);
+    let entries = ctl.ask(|reply| Command::Journal { from: q.from.unwrap_or(0), limit, reply }).await?.map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    let next = (entries.len() == limit).then(|| entries.last().map_or(0, |e| e.seq + 1));
+    Ok(Json(JournalPage { entries, next }))
+}
+
 async fn shutdown(State(ctl): State<Arc<Ctl>>) -> Result<StatusCode, ApiError> {
     let gone = || ApiError(StatusCode::SERVICE_UNAVAILABLE, "the host is shutting down".into());
     ctl.commands.send(Command::Shutdown).map_err(|_| gone())?;
@@ -234,6 +258,7 @@ impl ControlServer {
             .route("/v1/flatten", post(flatten))
             .route("/v1/resume", post(resume))
             .route("/v1/deleverage", post(deleverage))
+            .route("/v1/journal", get(journal))
             .layer(axum::middleware::from_fn_with_state(ctl.clone(), authorise))
             .with_state(ctl);
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -341,6 +366,20 @@ impl ControlClient {
     /// Reduces every position by `fraction` in `steps`, `every_secs` apart.
     pub fn deleverage(&self, r: &DeleverageRequest) -> Result<serde_json::Value, ControlError> {
         self.send(self.http.post(self.url("/v1/deleverage")).json(r))
+    }
+
+    /// The running host's whole execution journal, page by page.
+    pub fn journal(&self) -> Result<Vec<crate::execution::Entry>, ControlError> {
+        let mut all = Vec::new();
+        let mut from = 0;
+        loop {
+            let page: JournalPage = self.send(self.http.get(self.url("/v1/journal")).query(&[("from", from)]))?;
+            all.extend(page.entries);
+            match page.next {
+                Some(next) => from = next,
+                None => return Ok(all),
+            }
+        }
     }
 
     pub fn shutdown(&self) -> Result<(), ControlError> {

@@ -36,6 +36,9 @@ pub enum Command {
     Resume(oneshot::Sender<RiskView>),
     /// Reduce every position by `fraction` in `steps` equal steps, `every_secs` of market time apart.
     Deleverage { fraction: f64, steps: u32, every_secs: u64, reply: oneshot::Sender<Result<DeleveragePlan, String>> },
+    /// Up to `limit` journal entries from sequence number `from` (reports of a running host:
+    /// sled lets one process open the journal).
+    Journal { from: u64, limit: usize, reply: oneshot::Sender<Result<Vec<crate::execution::Entry>, String>> },
     Shutdown,
 }
 
@@ -543,6 +546,11 @@ impl Host {
             }
             Command::Deleverage { fraction, steps, every_secs, reply } => {
                 let _ = reply.send(self.start_deleverage(fraction, steps, every_secs));
+            }
+            Command::Journal { from, limit, reply } => {
+                self.commit_journal();
+                let page = self.journal.entries().filter(|e| e.as_ref().is_ok_and(|e| e.seq >= from) || e.is_err()).take(limit).collect::<Result<Vec<_>, _>>();
+                let _ = reply.send(page.map_err(|e| e.to_string()));
             }
             Command::Shutdown => return false,
         }

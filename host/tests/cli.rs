@@ -202,6 +202,12 @@ fn operate_a_running_host_over_the_control_api() {
         assert_eq!(mode & 0o777, 0o600, "the token file is private");
     }
 
+    // Reports of the running host (it holds the journal): served through the control API.
+    let live: Vec<serde_json::Value> = serde_json::from_str(&host.cli(&["report", "tca", "--format", "json"])).unwrap();
+    assert!(live.iter().all(|r| r["notional"].is_number()), "{live:?}");
+    let curve: Vec<serde_json::Value> = serde_json::from_str(&host.cli(&["report", "equity", "--format", "json"])).unwrap();
+    assert!(!curve.is_empty() && curve[0]["equity"].is_number(), "the equity curve of the running host: {curve:?}");
+
     // Emergency flatten halts trading (everything working cancelled, every position
     // closing); resume makes it active again.
     let flat: serde_json::Value = serde_json::from_str(&host.cli(&["flatten", "--all"])).unwrap();

@@ -1,11 +1,13 @@
-//! `stratbox report trades|pnl|tca`: the execution journal as tables, JSON or CSV.
+//! `stratbox report trades|pnl|tca|equity`: the execution journal as tables, JSON or CSV
+//! (a running host's through its control API).
 
 use std::path::Path;
 
 use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
 
-use stratbox_host::execution::Journal;
+use stratbox_host::control::ControlClient;
+use stratbox_host::execution::{Journal, JournalError};
 use stratbox_host::execution::journal::SideName;
 use stratbox_host::execution::report::{self, Filter};
 use stratbox_host::market::parse_datetime;
@@ -70,8 +72,14 @@ pub fn report(a: ReportArgs, data_dir: &Path) -> Result<()> {
         Some(other) => bail!("--side `{other}`: expected buy or sell"),
     };
     let filter = Filter { plugin: a.plugin, symbol: a.symbol, side, from: time(&a.from, "from")?, to: time(&a.to, "to")? };
-    let journal = Journal::open(&path, 1_000)?;
-    let entries = journal.entries().collect::<Result<Vec<_>, _>>()?;
+    let entries = match Journal::open(&path, 1_000) {
+        Ok(journal) => journal.entries().collect::<Result<Vec<_>, _>>()?,
+        // A running host holds it (sled allows one process): ask the host for it.
+        Err(JournalError::Locked(_)) if !a.previous => ControlClient::from_data_dir(data_dir)
+            .and_then(|c| c.journal())
+            .map_err(|e| anyhow::anyhow!("the journal at {} is in use by a running host, which did not answer: {e}", path.display()))?,
+        Err(e) => return Err(e.into()),
+    };
     match a.kind {
         ReportKind::Trades => emit(&report::trades(&entries, &filter), a.format, |rows| {
             println!(
