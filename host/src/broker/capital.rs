@@ -547,15 +547,36 @@ impl Worker {
             Request::Resolve(lookup) => self.resolve_all(vec![lookup]).await,
             Request::ResolveAll(lookups) => self.resolve_all(lookups).await,
             Request::Claim(references) => self.claimed.extend(references),
-            Request::Account => match tokio::try_join!(self.rest.positions(), self.rest.working_orders()) {
-                Ok((p, w)) => {
-                    let positions = p.positions.into_iter().map(|p| (p.market.epic, if p.position.direction == "BUY" { p.position.size } else { -p.position.size })).collect();
-                    let working = w.working_orders.into_iter().map(|w| w.working_order_data.deal_id).filter(|d| !self.deal_ids.contains_key(d)).collect();
-                    self.send(Reply::Account { positions, working });
-                }
+            Request::Account => match self.account().await {
+                Ok((positions, working)) => self.send(Reply::Account { positions, working }),
                 Err(e) => self.send(Reply::Failed { reason: e.to_string() }),
             },
         }
+    }
+
+    /// The account's positions (epic, signed size) and the working orders no known order
+    /// claims, consistent with the executions applied: resting orders keep trading while
+    /// we read, so the positions are read before and after the activity, until both agree.
+    async fn account(&mut self) -> Result<(Vec<(String, f64)>, Vec<String>), CapitalError> {
+        let signed = |p: wire::Positions| -> Vec<(String, String, f64)> {
+            let mut v: Vec<_> = p.positions.into_iter().map(|p| (p.position.deal_id, p.market.epic, if p.position.direction == "BUY" { p.position.size } else { -p.position.size })).collect();
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v
+        };
+        let mut before = signed(self.rest.positions().await?);
+        for _ in 0..5 {
+            let activities = self.rest.activity_last(600).await?;
+            let (after, working) = tokio::try_join!(self.rest.positions(), self.rest.working_orders())?;
+            let after = signed(after);
+            if after == before {
+                // Nothing traded while the activity was read: it covers these positions.
+                self.apply_activity(&activities);
+                let working = working.working_orders.into_iter().map(|w| w.working_order_data.deal_id).filter(|d| !self.deal_ids.contains_key(d)).collect();
+                return Ok((after.into_iter().map(|(_, epic, size)| (epic, size)).collect(), working));
+            }
+            before = after;
+        }
+        Err(CapitalError::Protocol { endpoint: "GET /positions".into(), why: "the account kept changing while it was read".into() })
     }
 
     #[allow(clippy::too_many_arguments)]
