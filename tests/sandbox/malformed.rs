@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use stratbox_host::config::{PluginSpec, SandboxConfig};
 
 use crate::bystander::refused;
-use crate::support::{Scenario, component, repo, sma_cross};
+use crate::support::{Scenario, component, core_module, repo, sma_cross};
 
 fn write(name: &str, bytes: &[u8]) -> PathBuf {
     let dir = repo().join("target/test-plugins/malformed");
@@ -39,8 +39,7 @@ fn an_empty_file_says_so() {
 
 #[test]
 fn a_core_module_is_told_to_be_componentized() {
-    let core = repo().join("plugins/target/wasm32-unknown-unknown/release/sma_cross.wasm");
-    component("examples/sma-cross"); // ensures the core module exists
+    let core = core_module("examples/sma-cross");
     refused(PluginSpec::new(core), &["core WebAssembly module, not a component", "stratbox plugin build"]);
 }
 

@@ -21,7 +21,17 @@ pub fn repo() -> PathBuf {
 /// The component built from the crate at `crate_dir` (relative to the repo),
 /// rebuilt at most once per test process.
 pub fn component(crate_dir: &str) -> PathBuf {
-    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    built(crate_dir).0
+}
+
+/// The core module the component of `crate_dir` was made from (wherever cargo put it).
+pub fn core_module(crate_dir: &str) -> PathBuf {
+    built(crate_dir).1
+}
+
+/// (component, core module) of `crate_dir`, built at most once per test process.
+fn built(crate_dir: &str) -> (PathBuf, PathBuf) {
+    static BUILT: OnceLock<Mutex<HashMap<String, (PathBuf, PathBuf)>>> = OnceLock::new();
     let mut built = BUILT.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
     if let Some(p) = built.get(crate_dir) {
         return p.clone();
@@ -30,8 +40,9 @@ pub fn component(crate_dir: &str) -> PathBuf {
     let out = repo().join("target/test-plugins").join(format!("{name}.wasm"));
     let r = stratbox_host::authoring::build_plugin(&repo().join(crate_dir), Some(&out))
         .unwrap_or_else(|e| panic!("building {crate_dir}: {e}"));
-    built.insert(crate_dir.to_owned(), r.component.clone());
-    r.component
+    let paths = (r.component.clone(), r.core_module.clone());
+    built.insert(crate_dir.to_owned(), paths.clone());
+    paths
 }
 
 /// The well-behaved bystander. Its wall-clock deadline is generous: on a
