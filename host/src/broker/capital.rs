@@ -153,7 +153,7 @@ impl CapitalBroker {
         tracing::info!(hedging, epics = epics.len(), "Capital.com broker ready");
         let (requests, rx) = tokio::sync::mpsc::unbounded_channel();
         let (tx, replies) = std::sync::mpsc::channel();
-        let worker = Worker { rest, replies: tx, hedging, config: config.clone(), deal_ids: HashMap::new(), references: HashMap::new(), pending_confirms: Vec::new(), claimed: HashSet::new() };
+        let worker = Worker { rest, replies: tx, hedging, config: config.clone(), order_of_deal: HashMap::new(), deal_id_of: HashMap::new(), pending_confirms: Vec::new(), claimed: HashSet::new() };
         runtime.spawn(worker.run(rx));
         Ok(Self {
             world,
@@ -491,9 +491,9 @@ struct Worker {
     hedging: bool,
     config: CapitalBrokerConfig,
     /// Resting orders at the broker: working order `dealId` -> order id.
-    deal_ids: HashMap<String, u64>,
+    order_of_deal: HashMap<String, u64>,
     /// Order id -> its working order `dealId` (for cancels).
-    references: HashMap<u64, String>,
+    deal_id_of: HashMap<u64, String>,
     /// Deals received whose confirm is not in yet: (order id, reference, market).
     pending_confirms: Vec<(u64, String, bool)>,
     /// References that belong to known orders (never matched to a lost reply).
@@ -515,7 +515,7 @@ impl Worker {
                     None => return,
                 },
                 _ = tick.tick() => {
-                    if !self.deal_ids.is_empty() || !self.pending_confirms.is_empty() {
+                    if !self.order_of_deal.is_empty() || !self.pending_confirms.is_empty() {
                         self.poll().await;
                     }
                 }
@@ -531,14 +531,14 @@ impl Worker {
         match r {
             Request::Place { id, epic, buy, size, kind, good_till_ms, placed_ms } => self.place(id, &epic, buy, size, kind, good_till_ms, placed_ms).await,
             Request::Cancel { id } => {
-                let Some(deal_id) = self.references.get(&id).cloned() else {
+                let Some(deal_id) = self.deal_id_of.get(&id).cloned() else {
                     self.send(Reply::CancelFailed { id, reason: "not resting at the broker (yet)".into() });
                     return;
                 };
                 match self.rest.delete_working_order(&deal_id).await {
                     Ok(_) => {
-                        self.deal_ids.remove(&deal_id);
-                        self.references.remove(&id);
+                        self.order_of_deal.remove(&deal_id);
+                        self.deal_id_of.remove(&id);
                         self.send(Reply::Cancelled { id });
                     }
                     Err(e) => self.send(Reply::CancelFailed { id, reason: e.to_string() }),
@@ -571,7 +571,7 @@ impl Worker {
             if after == before {
                 // Nothing traded while the activity was read: it covers these positions.
                 self.apply_activity(&activities);
-                let working = working.working_orders.into_iter().map(|w| w.working_order_data.deal_id).filter(|d| !self.deal_ids.contains_key(d)).collect();
+                let working = working.working_orders.into_iter().map(|w| w.working_order_data.deal_id).filter(|d| !self.order_of_deal.contains_key(d)).collect();
                 return Ok((after.into_iter().map(|(_, epic, size)| (epic, size)).collect(), working));
             }
             before = after;
@@ -672,8 +672,8 @@ impl Worker {
         if market {
             self.send(Reply::Filled { id, size: c.size, level: c.level });
         } else {
-            self.deal_ids.insert(c.deal_id.clone(), id);
-            self.references.insert(id, c.deal_id.clone());
+            self.order_of_deal.insert(c.deal_id.clone(), id);
+            self.deal_id_of.insert(id, c.deal_id.clone());
             self.send(Reply::Working { id, deal_id: c.deal_id });
         }
     }
@@ -766,8 +766,8 @@ impl Worker {
                 if l.deal_id.is_none() {
                     self.send(Reply::Working { id: l.id, deal_id: deal_id.clone() });
                 }
-                self.deal_ids.insert(deal_id.clone(), l.id);
-                self.references.insert(l.id, deal_id);
+                self.order_of_deal.insert(deal_id.clone(), l.id);
+                self.deal_id_of.insert(l.id, deal_id);
                 continue;
             }
             // Not in the activity read (older, or refused): the confirm says.
@@ -781,8 +781,8 @@ impl Worker {
                 }
                 Ok(c) => {
                     self.send(Reply::Working { id: l.id, deal_id: c.deal_id.clone() });
-                    self.deal_ids.insert(c.deal_id.clone(), l.id);
-                    self.references.insert(l.id, c.deal_id);
+                    self.order_of_deal.insert(c.deal_id.clone(), l.id);
+                    self.deal_id_of.insert(l.id, c.deal_id);
                 }
                 Err(e) => {
                     tracing::warn!(order = l.id, error = %e, "no confirm for a restored order; asking again at the next poll");
@@ -797,15 +797,15 @@ impl Worker {
     /// Executions, expiries and cancels of resting orders.
     fn apply_activity(&mut self, activities: &[wire::Activity]) {
         for a in activities.iter().filter(|a| a.activity_type == "WORKING_ORDER") {
-            let Some(&id) = self.deal_ids.get(&a.deal_id) else { continue };
+            let Some(&id) = self.order_of_deal.get(&a.deal_id) else { continue };
             let reply = match (a.status.as_str(), &a.details) {
                 ("EXECUTED", Some(d)) => Reply::Filled { id, size: d.size, level: d.level },
                 ("EXPIRED", _) => Reply::Expired { id },
                 ("CANCELLED" | "DELETED", _) => Reply::Cancelled { id },
                 _ => continue,
             };
-            self.deal_ids.remove(&a.deal_id);
-            self.references.remove(&id);
+            self.order_of_deal.remove(&a.deal_id);
+            self.deal_id_of.remove(&id);
             self.send(reply);
         }
     }
@@ -817,7 +817,7 @@ impl Worker {
                 Err(_) => self.pending_confirms.push((id, reference, market)),
             }
         }
-        if self.deal_ids.is_empty() {
+        if self.order_of_deal.is_empty() {
             return;
         }
         // A window of the server's own clock, several polls deep; what was applied is not tracked any more.
