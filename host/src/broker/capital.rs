@@ -67,17 +67,10 @@ pub struct Reconciliation {
     pub unknown_working_orders: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Kind {
-    Market,
-    Limit(f64),
-    Stop(f64),
-}
-
 /// A request for the worker.
 #[derive(Debug, Clone)]
 enum Request {
-    Place { id: u64, epic: String, buy: bool, size: f64, kind: Kind, good_till_ms: Option<i64>, placed_ms: i64 },
+    Place { id: u64, epic: String, buy: bool, size: f64, kind: OrderType, good_till_ms: Option<i64>, placed_ms: i64 },
     Cancel { id: u64 },
     /// An order restored from the journal: find out what became of it.
     Resolve(Lookup),
@@ -97,7 +90,7 @@ struct Lookup {
     buy: bool,
     size: f64,
     filled: f64,
-    kind: Kind,
+    kind: OrderType,
     placed_ms: i64,
     deal_reference: Option<String>,
     deal_id: Option<String>,
@@ -153,7 +146,7 @@ impl CapitalBroker {
         tracing::info!(hedging, epics = epics.len(), "Capital.com broker ready");
         let (requests, rx) = tokio::sync::mpsc::unbounded_channel();
         let (tx, replies) = std::sync::mpsc::channel();
-        let worker = Worker { rest, replies: tx, hedging, config: config.clone(), order_of_deal: HashMap::new(), deal_id_of: HashMap::new(), pending_confirms: Vec::new(), claimed: HashSet::new() };
+        let worker = Worker { rest, replies: tx, hedging, config: config.clone(), order_of_deal: HashMap::new(), pending_confirms: Vec::new(), claimed: HashSet::new() };
         runtime.spawn(worker.run(rx));
         Ok(Self {
             world,
@@ -179,11 +172,7 @@ impl CapitalBroker {
         let Some(epic) = self.epics.get(o.instrument as usize).cloned() else { return Submission::Nothing };
         let id = self.next_id;
         self.next_id += 1;
-        let kind = match o.order_type {
-            OrderType::Market => Kind::Market,
-            OrderType::Limit(l) => Kind::Limit(l),
-            OrderType::Stop(s) => Kind::Stop(s),
-        };
+        let kind = o.order_type;
         // Day orders rest until the end of their UTC day; IOC has no resting form at Capital.com.
         let good_till_ms = match o.time_in_force {
             TimeInForce::Day => Some((now / 1_000_000).div_euclid(86_400_000) * 86_400_000 + 86_400_000 - 1000),
@@ -191,7 +180,7 @@ impl CapitalBroker {
         };
         let view = OrderView { id, instrument: o.instrument, side: o.side, quantity: o.quantity, filled_quantity: 0.0, order_type: o.order_type, status: OrderStatus::Working, tag: o.tag };
         self.world.ledger_mut().book_mut(owner).orders.insert(id, view);
-        self.orders.insert(id, RemoteOrder { owner: owner.clone(), view, market: kind == Kind::Market });
+        self.orders.insert(id, RemoteOrder { owner: owner.clone(), view, market: kind == OrderType::Market });
         self.queue.push(Request::Place { id, epic, buy: o.side == Side::Buy, size: o.quantity, kind, good_till_ms, placed_ms: now / 1_000_000 });
         // It goes out with this event's commit: the market then is its arrival.
         if let Some(mid) = self.last_mid.get(o.instrument as usize).copied().flatten() {
@@ -230,19 +219,7 @@ impl CapitalBroker {
                 o.view.filled_quantity += qty;
                 let fill = Fill { order_id: id, instrument: o.view.instrument, time: self.now, side: o.view.side, quantity: qty, price: level, fee: 0.0 };
                 let owner = o.owner.clone();
-                let done = o.view.filled_quantity >= o.view.quantity - 1e-9;
-                let view = o.view;
-                {
-                    let mut ledger = self.world.ledger_mut();
-                    ledger.apply_fill(&owner, view.instrument, signed(view.side, qty), level, 0.0);
-                    let book = ledger.book_mut(&owner);
-                    if done {
-                        book.orders.remove(&id);
-                    } else if let Some(v) = book.orders.get_mut(&id) {
-                        v.filled_quantity = view.filled_quantity;
-                        v.status = OrderStatus::PartiallyFilled;
-                    }
-                }
+                let done = self.world.ledger_mut().fill_order(&owner, &o.view, qty, level, 0.0);
                 if done {
                     self.orders.remove(&id);
                 } else {
@@ -376,17 +353,12 @@ impl super::Broker for CapitalBroker {
     }
 
     fn restore(&mut self, o: &Restored) {
-        let status = if o.filled > 0.0 { OrderStatus::PartiallyFilled } else { OrderStatus::Working };
-        let view = OrderView { id: o.broker_id, instrument: o.instrument, side: o.side, quantity: o.quantity, filled_quantity: o.filled, order_type: o.order_type, status, tag: o.tag };
+        let view = o.view();
         self.world.ledger_mut().book_mut(&o.plugin).orders.insert(o.broker_id, view);
         let market = o.order_type == OrderType::Market;
         self.orders.insert(o.broker_id, RemoteOrder { owner: o.plugin.clone(), view, market });
         self.next_id = self.next_id.max(o.broker_id + 1);
-        let kind = match o.order_type {
-            OrderType::Market => Kind::Market,
-            OrderType::Limit(l) => Kind::Limit(l),
-            OrderType::Stop(s) => Kind::Stop(s),
-        };
+        let kind = o.order_type;
         let Some(epic) = self.epics.get(o.instrument as usize).cloned() else { return };
         self.queue.push(Request::Resolve(Lookup {
             id: o.broker_id,
@@ -492,8 +464,6 @@ struct Worker {
     config: CapitalBrokerConfig,
     /// Resting orders at the broker: working order `dealId` -> order id.
     order_of_deal: HashMap<String, u64>,
-    /// Order id -> its working order `dealId` (for cancels).
-    deal_id_of: HashMap<u64, String>,
     /// Deals received whose confirm is not in yet: (order id, reference, market).
     pending_confirms: Vec<(u64, String, bool)>,
     /// References that belong to known orders (never matched to a lost reply).
@@ -531,14 +501,14 @@ impl Worker {
         match r {
             Request::Place { id, epic, buy, size, kind, good_till_ms, placed_ms } => self.place(id, &epic, buy, size, kind, good_till_ms, placed_ms).await,
             Request::Cancel { id } => {
-                let Some(deal_id) = self.deal_id_of.get(&id).cloned() else {
+                // Few orders rest at once: the map is searched rather than kept twice.
+                let Some(deal_id) = self.order_of_deal.iter().find(|(_, o)| **o == id).map(|(d, _)| d.clone()) else {
                     self.send(Reply::CancelFailed { id, reason: "not resting at the broker (yet)".into() });
                     return;
                 };
                 match self.rest.delete_working_order(&deal_id).await {
                     Ok(_) => {
                         self.order_of_deal.remove(&deal_id);
-                        self.deal_id_of.remove(&id);
                         self.send(Reply::Cancelled { id });
                     }
                     Err(e) => self.send(Reply::CancelFailed { id, reason: e.to_string() }),
@@ -580,9 +550,9 @@ impl Worker {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn place(&mut self, id: u64, epic: &str, buy: bool, size: f64, kind: Kind, good_till_ms: Option<i64>, placed_ms: i64) {
+    async fn place(&mut self, id: u64, epic: &str, buy: bool, size: f64, kind: OrderType, good_till_ms: Option<i64>, placed_ms: i64) {
         let mut left = size;
-        if kind == Kind::Market && self.hedging {
+        if kind == OrderType::Market && self.hedging {
             // Hedging keeps opposite positions side by side: close whole ones first.
             left = self.close_opposite(id, epic, buy, size).await;
             if left <= 1e-9 {
@@ -591,10 +561,10 @@ impl Worker {
         }
         let mut request = wire::DealRequest { epic: epic.into(), direction: direction(buy).into(), size: left, ..Default::default() };
         let sent = match kind {
-            Kind::Market => self.rest.open_position(&request).await,
-            Kind::Limit(level) | Kind::Stop(level) => {
+            OrderType::Market => self.rest.open_position(&request).await,
+            OrderType::Limit(level) | OrderType::Stop(level) => {
                 request.level = Some(level);
-                request.order_type = Some(if matches!(kind, Kind::Limit(_)) { "LIMIT" } else { "STOP" }.into());
+                request.order_type = Some(if matches!(kind, OrderType::Limit(_)) { "LIMIT" } else { "STOP" }.into());
                 request.good_till_date = good_till_ms.map(wire::format_query_time);
                 self.rest.create_working_order(&request).await
             }
@@ -606,7 +576,7 @@ impl Worker {
             // No answer: it may or may not have arrived. Look before deciding.
             Err(e) => {
                 tracing::warn!(order = id, error = %e, "no reply to a dealing request; looking for it in the activity");
-                match self.find_lost(epic, buy, left, kind != Kind::Market, placed_ms).await {
+                match self.find_lost(epic, buy, left, kind != OrderType::Market, placed_ms).await {
                     Some(r) => r,
                     None => return self.send(Reply::Rejected { id, reason: format!("not received by Capital.com ({e})") }),
                 }
@@ -614,7 +584,7 @@ impl Worker {
         };
         self.claimed.insert(reference.clone());
         self.send(Reply::Referenced { id, deal_reference: reference.clone() });
-        self.confirm(id, reference, kind == Kind::Market).await;
+        self.confirm(id, reference, kind == OrderType::Market).await;
     }
 
     /// Closes whole positions opposite to `buy` in `epic` that fit in `size`, oldest first; returns what is left.
@@ -673,7 +643,6 @@ impl Worker {
             self.send(Reply::Filled { id, size: c.size, level: c.level });
         } else {
             self.order_of_deal.insert(c.deal_id.clone(), id);
-            self.deal_id_of.insert(id, c.deal_id.clone());
             self.send(Reply::Working { id, deal_id: c.deal_id });
         }
     }
@@ -734,7 +703,7 @@ impl Worker {
             }
         }
         for l in lookups {
-            let working = l.kind != Kind::Market;
+            let working = l.kind != OrderType::Market;
             let reference = match l.deal_reference.clone() {
                 Some(r) => r,
                 None => match self.match_lost(&activities, &l.epic, l.buy, l.size, working) {
@@ -767,23 +736,17 @@ impl Worker {
                     self.send(Reply::Working { id: l.id, deal_id: deal_id.clone() });
                 }
                 self.order_of_deal.insert(deal_id.clone(), l.id);
-                self.deal_id_of.insert(l.id, deal_id);
                 continue;
             }
             // Not in the activity read (older, or refused): the confirm says.
             match self.rest.confirm(&reference).await {
-                Ok(c) if !c.accepted() || !working => {
-                    if c.accepted() && c.size > l.filled + 1e-9 {
+                // A market deal: what the journal has not filled yet.
+                Ok(c) if c.accepted() && !working => {
+                    if c.size > l.filled + 1e-9 {
                         self.send(Reply::Filled { id: l.id, size: c.size - l.filled, level: c.level });
-                    } else if !c.accepted() {
-                        self.confirmed(l.id, &reference, c, !working);
                     }
                 }
-                Ok(c) => {
-                    self.send(Reply::Working { id: l.id, deal_id: c.deal_id.clone() });
-                    self.order_of_deal.insert(c.deal_id.clone(), l.id);
-                    self.deal_id_of.insert(l.id, c.deal_id);
-                }
+                Ok(c) => self.confirmed(l.id, &reference, c, !working),
                 Err(e) => {
                     tracing::warn!(order = l.id, error = %e, "no confirm for a restored order; asking again at the next poll");
                     self.pending_confirms.push((l.id, reference, !working));
@@ -805,7 +768,6 @@ impl Worker {
                 _ => continue,
             };
             self.order_of_deal.remove(&a.deal_id);
-            self.deal_id_of.remove(&id);
             self.send(reply);
         }
     }

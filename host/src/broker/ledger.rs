@@ -89,6 +89,21 @@ impl Ledger {
     }
 
     /// Books a fill for `plugin`.
+    /// Books a fill of `qty` of `order` (whose view already counts it): the position, and the
+    /// order's view in the book (gone when complete, partially filled otherwise). `true` when complete.
+    pub fn fill_order(&mut self, plugin: &Arc<str>, order: &OrderView, qty: f64, price: f64, fee: f64) -> bool {
+        self.apply_fill(plugin, order.instrument, super::signed(order.side, qty), price, fee);
+        let book = self.book_mut(plugin);
+        let done = order.filled_quantity >= order.quantity - 1e-9;
+        if done {
+            book.orders.remove(&order.id);
+        } else if let Some(v) = book.orders.get_mut(&order.id) {
+            v.filled_quantity = order.filled_quantity;
+            v.status = crate::runtime::bindings::OrderStatus::PartiallyFilled;
+        }
+        done
+    }
+
     pub fn apply_fill(&mut self, plugin: &Arc<str>, instrument: InstrumentId, signed_quantity: f64, price: f64, fee: f64) {
         let (p, mark) = self.book_mut(plugin).positions.entry(instrument).or_insert((NetPosition::default(), price));
         p.apply_fill(signed_quantity, price, fee);

@@ -195,8 +195,7 @@ impl PaperBroker {
     /// Puts back an order that was working before a restart (from the journal),
     /// with its id; later ids follow on from it.
     pub fn restore(&mut self, o: &crate::execution::Restored) {
-        let status = if o.filled > 0.0 { OrderStatus::PartiallyFilled } else { OrderStatus::Working };
-        let view = OrderView { id: o.broker_id, instrument: o.instrument, side: o.side, quantity: o.quantity, filled_quantity: o.filled, order_type: o.order_type, status, tag: o.tag };
+        let view = o.view();
         self.world.ledger_mut().book_mut(&o.plugin).orders.insert(o.broker_id, view);
         self.working.entry(o.instrument).or_default().push(WorkingOrder { owner: o.plugin.clone(), view, time_in_force: o.time_in_force, placed_at: o.placed_at, arrived: true });
         self.next_id = self.next_id.max(o.broker_id + 1);
@@ -310,10 +309,7 @@ impl PaperBroker {
                 remaining.push(w);
                 continue;
             }
-            if !w.arrived {
-                w.arrived = true;
-                self.arrivals.push((w.view.id, 0.5 * (quote.bid + quote.ask)));
-            }
+            self.arrive(&mut w, 0.5 * (quote.bid + quote.ask));
             let buy = w.view.side == Side::Buy;
             let (price, shown) = if buy { (quote.ask, quote.ask_size) } else { (quote.bid, quote.bid_size) };
             let taker = |p: f64| if buy { p * (1.0 + sl) } else { p * (1.0 - sl) };
@@ -351,17 +347,17 @@ impl PaperBroker {
     fn book_fill(&mut self, w: &mut WorkingOrder, instrument: InstrumentId, time: Timestamp, qty: f64, price: f64) -> Fill {
         let fill = Fill { order_id: w.view.id, instrument, time, side: w.view.side, quantity: qty, price, fee: self.fee(qty, price) };
         w.view.filled_quantity += qty;
-        let mut ledger = self.world.ledger_mut();
-        ledger.apply_fill(&w.owner, instrument, signed(w.view.side, qty), price, fill.fee);
-        let book = ledger.book_mut(&w.owner);
-        if w.view.filled_quantity >= w.view.quantity - 1e-9 {
-            book.orders.remove(&w.view.id);
-        } else if let Some(v) = book.orders.get_mut(&w.view.id) {
-            v.filled_quantity = w.view.filled_quantity;
-            v.status = OrderStatus::PartiallyFilled;
-        }
+        self.world.ledger_mut().fill_order(&w.owner, &w.view, qty, price, fill.fee);
         self.stats.fills += 1;
         fill
+    }
+
+    /// The first market `w` meets once live is its arrival, at `mid`.
+    fn arrive(&mut self, w: &mut WorkingOrder, mid: f64) {
+        if !w.arrived {
+            w.arrived = true;
+            self.arrivals.push((w.view.id, mid));
+        }
     }
 
     fn expire(&mut self, w: &WorkingOrder) {
@@ -382,10 +378,7 @@ impl PaperBroker {
                 remaining.push(w);
                 continue;
             }
-            if !w.arrived {
-                w.arrived = true;
-                self.arrivals.push((w.view.id, bar.open));
-            }
+            self.arrive(&mut w, bar.open);
             let buy = w.view.side == Side::Buy;
             let taker = |p: f64| if buy { (p + hs) * (1.0 + sl) } else { (p - hs) * (1.0 - sl) };
             let price = match w.view.order_type {

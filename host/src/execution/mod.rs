@@ -101,6 +101,24 @@ pub struct Restored {
     pub deal_id: Option<String>,
 }
 
+impl Restored {
+    /// Its view for the ledger's book: working, or partially filled.
+    pub fn view(&self) -> crate::runtime::bindings::OrderView {
+        use crate::runtime::bindings::OrderStatus;
+        let status = if self.filled > 0.0 { OrderStatus::PartiallyFilled } else { OrderStatus::Working };
+        crate::runtime::bindings::OrderView {
+            id: self.broker_id,
+            instrument: self.instrument,
+            side: self.side,
+            quantity: self.quantity,
+            filled_quantity: self.filled,
+            order_type: self.order_type,
+            status,
+            tag: self.tag,
+        }
+    }
+}
+
 /// What a journal replay rebuilt.
 #[derive(Debug, Default)]
 pub struct Rebuilt {
