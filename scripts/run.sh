@@ -5,6 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-cargo build --release -p stratbox-host
+cargo build --release -p stratbox
 scripts/build-plugins.sh target/release/stratbox
 exec target/release/stratbox run "$@"

@@ -7,7 +7,7 @@ mod support;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use stratbox_host::market::{Bar, BarAggregator, Record, Reject, RejectReason, Trade, Validator, ValidatorConfig};
+use stratbox_market::{Bar, BarAggregator, Record, Reject, RejectReason, Trade, Validator, ValidatorConfig};
 
 fn data(rel: &str) -> Option<PathBuf> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data").join(rel);
@@ -130,7 +130,7 @@ fn spy_trades_aggregate_to_the_real_minute_bars() {
 
 #[test]
 fn spy_ticks_import_into_the_store_and_read_back() {
-    use stratbox_host::store::{MarketStore, PriceSource, Series, StoreConfig, import_file};
+    use stratbox_market::store::{MarketStore, PriceSource, Series, StoreConfig, import_file};
     let Some(path) = data("lean/equity_usa_tick/spy_trade_20131008.csv") else { return };
     let dir = tempfile::tempdir().unwrap();
     let mut store = MarketStore::open(dir.path(), StoreConfig::default()).unwrap();
@@ -157,10 +157,10 @@ fn spy_ticks_import_into_the_store_and_read_back() {
 /// order, deterministically (two runs ask for the same intents).
 #[test]
 fn imported_bars_replay_through_the_host_deterministically() {
-    use stratbox_host::config::{ControlConfig, FeedConfig, HostConfig, Mode};
-    use stratbox_host::market::{ReplayConfig, ReplayFeed};
-    use stratbox_host::runner::{Host, RunOptions};
-    use stratbox_host::store::{MarketStore, StoreConfig, import_file};
+    use stratbox_engine::config::{ControlConfig, FeedConfig, HostConfig, Mode};
+    use stratbox_market::{ReplayConfig, ReplayFeed};
+    use stratbox_engine::{Host, RunOptions};
+    use stratbox_market::store::{MarketStore, StoreConfig, import_file};
 
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("two.csv");
@@ -195,9 +195,9 @@ fn imported_bars_replay_through_the_host_deterministically() {
         assert_eq!(feed_symbols(&feed), vec!["AAA", "BBB"]);
         let (_tx, rx) = std::sync::mpsc::channel();
         let mut host = Host::new(config, Box::new(feed), rx).unwrap();
-        host.intent_log = Some(Vec::new());
+        host.order_path.intent_log = Some(Vec::new());
         let summary = host.run(&RunOptions::default());
-        (summary, host.intent_log.take().unwrap())
+        (summary, host.order_path.intent_log.take().unwrap())
     };
     let (first, intents) = run(None);
     assert_eq!((first.status.stats.events, first.status.stats.bars), (200, 400), "every day once, both symbols");
@@ -213,12 +213,12 @@ fn imported_bars_replay_through_the_host_deterministically() {
     assert_eq!(intents, paced_intents, "pacing does not change what the plugins see");
 }
 
-fn feed_symbols(feed: &stratbox_host::market::ReplayFeed) -> Vec<String> {
-    use stratbox_host::market::Feed;
+fn feed_symbols(feed: &stratbox_market::ReplayFeed) -> Vec<String> {
+    use stratbox_market::Feed;
     feed.instruments().iter().map(|i| i.symbol.clone()).collect()
 }
 
 /// `YYYY-MM-DD` of day `n` after 2020-01-01.
 fn chrono_like(n: i64) -> String {
-    stratbox_host::runner::format_time((1_577_836_800 + n * 86_400) * 1_000_000_000)[..10].to_owned()
+    stratbox_engine::format_time((1_577_836_800 + n * 86_400) * 1_000_000_000)[..10].to_owned()
 }

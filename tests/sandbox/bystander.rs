@@ -1,7 +1,7 @@
 //! The common check: a bad plugin next to sma-cross, compared with sma-cross alone.
 
-use stratbox_host::config::{Mode, PluginSpec};
-use stratbox_host::supervisor::Health;
+use stratbox_engine::config::{Mode, PluginSpec};
+use stratbox_sandbox::Health;
 
 use crate::support::{Outcome, Scenario, sma_cross};
 

@@ -1,7 +1,7 @@
 //! The compiled-component cache: a component compiles once per engine
 //! configuration; a damaged entry is rebuilt, never trusted.
 
-use stratbox_host::runtime::{CacheOutcome, Metering, Sandbox, SandboxSettings};
+use stratbox_sandbox::{CacheOutcome, Metering, Sandbox, SandboxSettings};
 
 use crate::support::component;
 

@@ -1,9 +1,9 @@
 //! Contract versions: a plugin built against a later patch release loads and
 //! runs; a wrong major is refused with both versions named.
 
-use stratbox_host::config::PluginSpec;
-use stratbox_host::runtime::bindings::{Intent, TargetPosition};
-use stratbox_host::supervisor::Health;
+use stratbox_engine::config::PluginSpec;
+use stratbox_contract::{Intent, TargetPosition};
+use stratbox_sandbox::Health;
 
 use crate::bystander::refused;
 use crate::support::{Scenario, component};

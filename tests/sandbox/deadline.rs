@@ -1,8 +1,8 @@
 //! Live/paper mode: a busy-wait past the epoch deadline is interrupted even
 //! when its fuel budget would allow it.
 
-use stratbox_host::config::{Mode, PluginSpec};
-use stratbox_host::runtime::LimitOverrides;
+use stratbox_engine::config::{Mode, PluginSpec};
+use stratbox_sandbox::LimitOverrides;
 
 use crate::bystander::quarantined;
 use crate::support::hostile;

@@ -2,8 +2,8 @@
 //! strategies. (The `hostile` fixture in mode `echo` answers each with an
 //! intent naming what arrived.)
 
-use stratbox_host::market::{MarketEvent, Quote};
-use stratbox_host::runtime::bindings::{Intent, TargetPosition};
+use stratbox_market::{MarketEvent, Quote};
+use stratbox_contract::{Intent, TargetPosition};
 
 use crate::support::{Scenario, hostile};
 
@@ -26,7 +26,7 @@ fn quotes_reach_strategies() {
     let (mut host, _tx) = Scenario::new(vec![hostile("echo")]).host(dir.path());
     let quote = Quote { instrument: 2, time: 1_704_103_230_000_000_000, bid: 100.0, bid_size: 5.0, ask: 103.0, ask_size: 7.0 };
     host.process(MarketEvent::Quote(quote));
-    let log = host.intent_log.take().unwrap();
+    let log = host.order_path.intent_log.take().unwrap();
     assert_eq!(log.len(), 1);
     assert_eq!((log[0].0, &*log[0].1, &log[0].2), (quote.time, "hostile", &target(2, 3.0)));
 }

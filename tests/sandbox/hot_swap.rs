@@ -3,12 +3,12 @@
 //! swapped run asking for exactly what an unswapped run asks for. A successor
 //! that fails keeps the old one running.
 
-use stratbox_host::config::PluginSpec;
-use stratbox_host::supervisor::Health;
+use stratbox_engine::config::PluginSpec;
+use stratbox_sandbox::Health;
 
 use crate::support::{Outcome, Scenario, hostile, sma_cross};
 
-fn intents_after_swap(successor: PluginSpec, at: usize) -> (Outcome, Result<stratbox_host::supervisor::SwapReport, String>) {
+fn intents_after_swap(successor: PluginSpec, at: usize) -> (Outcome, Result<stratbox_sandbox::SwapReport, String>) {
     let dir = tempfile::tempdir().unwrap();
     let (mut host, _tx) = Scenario::new(vec![sma_cross()]).host(dir.path());
     for _ in 0..at {
@@ -17,7 +17,7 @@ fn intents_after_swap(successor: PluginSpec, at: usize) -> (Outcome, Result<stra
     let next = host.factory().load(successor).expect("successor starts");
     let report = host.supervisor.swap("sma-cross", next).map_err(|e| e.to_string());
     while host.step() {}
-    (Outcome { summary: host.summary(), intents: host.intent_log.take().unwrap() }, report)
+    (Outcome { summary: host.summary(), intents: host.order_path.intent_log.take().unwrap() }, report)
 }
 
 #[test]
@@ -55,6 +55,6 @@ fn a_successor_that_fails_to_load_never_reaches_the_loop() {
     std::fs::write(&garbage, b"not a component").unwrap();
     let err = host.factory().load(PluginSpec::new(&garbage).named("sma-cross")).err().expect("refused").to_string();
     assert!(err.contains("not a WebAssembly file"), "{err}");
-    let err = host.factory().load(sma_cross().named("sma-cross").param("slow", stratbox_host::config::ParamInput::Integer(1))).err().unwrap().to_string();
+    let err = host.factory().load(sma_cross().named("sma-cross").param("slow", stratbox_engine::config::ParamInput::Integer(1))).err().unwrap().to_string();
     assert!(err.contains("parameter `slow` = 1 is outside [2, 5000]"), "{err}");
 }

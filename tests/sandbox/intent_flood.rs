@@ -1,8 +1,8 @@
 //! A handler producing a million intents is stopped at the per-callback limit,
 //! as it submits the 1,025th (given enough memory and fuel to build them).
 
-use stratbox_host::config::PluginSpec;
-use stratbox_host::runtime::LimitOverrides;
+use stratbox_engine::config::PluginSpec;
+use stratbox_sandbox::LimitOverrides;
 
 use crate::bystander::quarantined;
 use crate::support::hostile;

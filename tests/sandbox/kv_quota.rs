@@ -1,10 +1,10 @@
 //! The private store enforces its quota: writes past it fail with an error
 //! the plugin can handle, and the plugin keeps running.
 
-use stratbox_host::config::PluginSpec;
-use stratbox_host::runtime::LimitOverrides;
-use stratbox_host::runtime::bindings::Intent;
-use stratbox_host::supervisor::Health;
+use stratbox_engine::config::PluginSpec;
+use stratbox_sandbox::LimitOverrides;
+use stratbox_contract::Intent;
+use stratbox_sandbox::Health;
 
 use crate::support::{Scenario, hostile};
 

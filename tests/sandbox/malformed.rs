@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use stratbox_host::config::{PluginSpec, SandboxConfig};
+use stratbox_engine::config::{PluginSpec, SandboxConfig};
 
 use crate::bystander::refused;
 use crate::support::{Scenario, component, core_module, repo, sma_cross};

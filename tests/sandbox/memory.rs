@@ -1,7 +1,7 @@
 //! A memory bomb hits its linear-memory cap and traps there.
 
-use stratbox_host::config::PluginSpec;
-use stratbox_host::runtime::LimitOverrides;
+use stratbox_engine::config::PluginSpec;
+use stratbox_sandbox::LimitOverrides;
 
 use crate::bystander::quarantined;
 use crate::support::hostile;

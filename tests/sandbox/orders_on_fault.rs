@@ -1,7 +1,7 @@
 //! The open-orders policy on quarantine: cancel (the default) or keep.
 
-use stratbox_host::config::{OrderPolicy, PluginSpec};
-use stratbox_host::runner::RunOptions;
+use stratbox_engine::config::{OrderPolicy, PluginSpec};
+use stratbox_engine::RunOptions;
 
 use crate::support::{Scenario, hostile};
 
@@ -12,7 +12,7 @@ fn working_orders_after_fault(policy: OrderPolicy) -> (usize, u64) {
     let summary = host.run(&RunOptions::default());
     let h = summary.plugins.iter().find(|p| p.name == "hostile").unwrap();
     assert!(h.reason.as_deref().unwrap().contains("second bar"), "{h:?}");
-    (host.world().ledger().open_orders("hostile").len(), host.broker.stats().cancels)
+    (host.world().ledger().open_orders("hostile").len(), host.order_path.broker_stats().cancels)
 }
 
 #[test]

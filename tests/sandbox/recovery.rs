@@ -5,20 +5,23 @@
 
 use std::sync::mpsc;
 
-use stratbox_host::config::FeedConfig;
-use stratbox_host::market::SimulatedMarket;
-use stratbox_host::risk::TradingState;
-use stratbox_host::runner::Host;
+use stratbox_engine::config::FeedConfig;
+use stratbox_market::SimulatedMarket;
+use stratbox_trading::TradingState;
+use stratbox_engine::Host;
 
 use crate::support::{Scenario, sma_cross};
 
+/// Positions, working orders, order states and the plugin's trading state.
+type Snapshot = (Vec<(u32, f64, f64, f64)>, Vec<(u64, f64, f64)>, String, (TradingState, String));
+
 /// Everything that must survive a restart, comparable.
-fn snapshot(host: &Host) -> (Vec<(u32, f64, f64, f64)>, Vec<(u64, f64, f64)>, String, (TradingState, String)) {
+fn snapshot(host: &Host) -> Snapshot {
     let ledger = host.world().ledger();
     let positions = ledger.positions("sma-cross").iter().map(|p| (p.instrument, p.quantity, p.average_price, p.realised_pnl)).collect();
     let orders = ledger.open_orders("sma-cross").iter().map(|o| (o.id, o.quantity, o.filled_quantity)).collect();
-    let states = format!("{:?}", host.orders.stats().by_state);
-    let risk = host.risk.view();
+    let states = format!("{:?}", host.order_path.tracker_stats().by_state);
+    let risk = host.order_path.risk_view();
     let plugin = risk.plugins.get("sma-cross").map(|s| (s.state, s.reason.clone())).unwrap_or((TradingState::Active, String::new()));
     (positions, orders, states, plugin)
 }
@@ -49,21 +52,21 @@ fn a_restart_rebuilds_the_trading_state_from_the_journal() {
     let before = snapshot(&host);
     assert!(!before.0.is_empty(), "positions to rebuild");
     assert!(!before.1.is_empty(), "working orders to rebuild");
-    assert!(host.broker.stats().financing_charged > 0.0, "financing was charged");
+    assert!(host.order_path.broker_stats().financing_charged > 0.0, "financing was charged");
     let resume_at = host.world().clock.now();
     drop(host);
 
     // The market goes on from where it was (a fresh simulator from that time).
     let (_tx, rx) = mpsc::channel();
-    let later = stratbox_host::market::SimulatorConfig { start: resume_at, seed: sim.seed + 1, ..sim };
+    let later = stratbox_market::SimulatorConfig { start: resume_at, seed: sim.seed + 1, ..sim };
     let mut again = Host::new(config, Box::new(SimulatedMarket::new(later)), rx).unwrap();
     let after = snapshot(&again);
     assert_eq!(after.0, before.0, "positions, average prices and realised P&L");
     assert_eq!(after.1, before.1, "working orders, with their ids");
     assert_eq!(after.2, before.2, "every order's state");
     assert_eq!(after.3, (TradingState::ReduceOnly, "set by the test".to_owned()), "trading states survive");
-    assert_eq!(again.orders.stats().illegal_transitions, 0);
-    let global = again.risk.view().global;
+    assert_eq!(again.order_path.tracker().stats().illegal_transitions, 0);
+    let global = again.order_path.risk_view().global;
     assert_eq!(global.state, TradingState::Active);
     assert!(global.reason.starts_with("reconciled after a restart"), "{}", global.reason);
     // It trades on: the restored working orders fill on the next bars, new
@@ -72,12 +75,12 @@ fn a_restart_rebuilds_the_trading_state_from_the_journal() {
     for _ in 0..5 {
         assert!(again.step());
     }
-    let filled: Vec<_> = before.1.iter().filter(|(id, ..)| again.orders.client_id_of(*id).and_then(|c| again.orders.get(c)).is_some_and(|o| o.filled > 0.0)).collect();
+    let filled: Vec<_> = before.1.iter().filter(|(id, ..)| again.order_path.tracker().client_id_of(*id).and_then(|c| again.order_path.tracker().get(c)).is_some_and(|o| o.filled > 0.0)).collect();
     assert_eq!(filled.len(), before.1.len(), "every restored working order filled: {:?}", before.1);
     if let Some(max) = max_id {
         assert!(again.world().ledger().open_orders("sma-cross").iter().all(|o| o.id > max), "no id reused");
     }
-    assert_eq!(again.orders.stats().illegal_transitions, 0);
+    assert_eq!(again.order_path.tracker().stats().illegal_transitions, 0);
     drop(again);
 
     // Without resuming, a run starts flat and the old journal is kept aside.

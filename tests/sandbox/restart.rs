@@ -1,8 +1,8 @@
 //! The restart policy: a faulting plugin is restarted (cold) with backoff,
 //! up to its maximum, then stays quarantined.
 
-use stratbox_host::config::{PluginSpec, RestartPolicy};
-use stratbox_host::supervisor::Health;
+use stratbox_engine::config::{PluginSpec, RestartPolicy};
+use stratbox_sandbox::Health;
 
 use crate::support::{Scenario, hostile, sma_cross};
 

@@ -4,9 +4,9 @@
 //! is an answer, not a crime), and sma-cross beside them asks for, and gets,
 //! exactly what it gets alone.
 
-use stratbox_host::execution::OrderState;
-use stratbox_host::risk::RiskRule;
-use stratbox_host::supervisor::Health;
+use stratbox_trading::OrderState;
+use stratbox_trading::RiskRule;
+use stratbox_sandbox::Health;
 
 use crate::support::{Scenario, hostile, sma_cross};
 
@@ -54,7 +54,7 @@ fn spam_and_limit_breaking_orders_are_refused_and_counted_while_the_bystander_tr
 /// and every position ends at most half its size at the start.
 #[test]
 fn deleveraging_sheds_the_fraction_in_steps() {
-    use stratbox_host::risk::TradingState;
+    use stratbox_trading::TradingState;
 
     let dir = tempfile::tempdir().unwrap();
     let (mut host, _tx) = Scenario::new(vec![sma_cross()]).host(dir.path());
@@ -65,7 +65,7 @@ fn deleveraging_sheds_the_fraction_in_steps() {
     assert!(!before.is_empty(), "sma-cross holds positions after 60 bars");
     let plan = host.start_deleverage(0.5, 2, 120).unwrap();
     assert_eq!((plan.steps_done, plan.steps), (1, 2), "the first step at once");
-    let state = host.risk.view().global;
+    let state = host.order_path.risk_view().global;
     assert_eq!(state.state, TradingState::ReduceOnly);
     assert!(state.reason.contains("de-leveraging 50% in 2 steps"), "{}", state.reason);
     for _ in 0..4 {

@@ -1,7 +1,7 @@
 //! A component importing anything outside the granted world is refused
 //! before it runs, and the refusal names the import.
 
-use stratbox_host::config::PluginSpec;
+use stratbox_engine::config::PluginSpec;
 
 use crate::bystander::refused;
 use crate::support::component;

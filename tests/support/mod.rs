@@ -8,14 +8,16 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use stratbox_host::config::{FeedConfig, HostConfig, Mode, ParamInput, PluginSpec, RestartPolicy, SandboxConfig};
-use stratbox_host::market::{SimulatedMarket, SimulatorConfig, Timestamp};
-use stratbox_host::runner::{Host, RunOptions, RunSummary};
-use stratbox_host::runtime::bindings::Intent;
-use stratbox_host::supervisor::PluginView;
+use stratbox_engine::config::{FeedConfig, HostConfig, Mode, ParamInput, PluginSpec, RestartPolicy, SandboxConfig};
+use stratbox_market::{SimulatedMarket, SimulatorConfig, Timestamp};
+use stratbox_engine::{Host, RunOptions, RunSummary};
+use stratbox_contract::Intent;
+use stratbox_engine::PluginView;
 
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().expect("repo root")
+    // The tests crate and the host's crates sit at different depths below it.
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).canonicalize().expect("manifest dir");
+    here.ancestors().find(|p| p.join("wit/stratbox.wit").is_file()).expect("the repository root (it holds wit/stratbox.wit)").to_path_buf()
 }
 
 /// The component built from the crate at `crate_dir` (relative to the repo),
@@ -38,7 +40,7 @@ fn built(crate_dir: &str) -> (PathBuf, PathBuf) {
     }
     let name = Path::new(crate_dir).file_name().unwrap().to_string_lossy().replace('-', "_");
     let out = repo().join("target/test-plugins").join(format!("{name}.wasm"));
-    let r = stratbox_host::authoring::build_plugin(&repo().join(crate_dir), Some(&out))
+    let r = stratbox_authoring::build_plugin(&repo().join(crate_dir), Some(&out))
         .unwrap_or_else(|e| panic!("building {crate_dir}: {e}"));
     let paths = (r.component.clone(), r.core_module.clone());
     built.insert(crate_dir.to_owned(), paths.clone());
@@ -88,20 +90,20 @@ impl Scenario {
             pace_ms: 0,
             status_secs: 0,
             sandbox: self.sandbox.clone(),
-            control: stratbox_host::config::ControlConfig { enabled: false, ..Default::default() },
+            control: stratbox_engine::config::ControlConfig { enabled: false, ..Default::default() },
             plugins: self.plugins.clone(),
             ..HostConfig::default()
         }
     }
 
     /// A host ready to run (plugins started), with intent recording on.
-    pub fn host(&self, data_dir: &Path) -> (Host, mpsc::Sender<stratbox_host::runner::Command>) {
+    pub fn host(&self, data_dir: &Path) -> (Host, mpsc::Sender<stratbox_engine::Command>) {
         let config = self.config(data_dir);
         let FeedConfig::Simulator(sim) = &config.feed else { unreachable!("scenarios use the simulator") };
         let feed = Box::new(SimulatedMarket::new(*sim));
         let (tx, rx) = mpsc::channel();
         let mut host = Host::new(config, feed, rx).expect("host starts");
-        host.intent_log = Some(Vec::new());
+        host.order_path.intent_log = Some(Vec::new());
         (host, tx)
     }
 
@@ -109,7 +111,7 @@ impl Scenario {
         let dir = tempfile::tempdir().expect("tempdir");
         let (mut host, _tx) = self.host(dir.path());
         let summary = host.run(&RunOptions::default());
-        Outcome { summary, intents: host.intent_log.take().unwrap_or_default() }
+        Outcome { summary, intents: host.order_path.intent_log.take().unwrap_or_default() }
     }
 }
 

@@ -1,0 +1,167 @@
+//! `stratbox`: run the host, author plugins, operate a running host, manage
+//! market data and credentials. One file per command group; the library
+//! (`stratbox-engine` and the crates below it) does the work, this binary parses and prints.
+
+mod capital;
+mod credentials;
+mod data;
+mod plugin;
+mod report;
+mod run;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use stratbox_engine::ControlClient;
+
+#[derive(Parser)]
+#[command(name = "stratbox", version, about = "Run trading strategies as sandboxed WebAssembly plugins")]
+struct Cli {
+    /// Data directory of the host (plugin stores, compiled cache, control file).
+    #[arg(long, global = true, env = "STRATBOX_DATA")]
+    data_dir: Option<PathBuf>,
+    /// Log filter, e.g. `info`, `debug`, `stratbox_engine=debug,plugin=warn`.
+    #[arg(long, global = true, env = "STRATBOX_LOG", default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the host: with no config, the built-in simulator with the bundled plugins, paper trading.
+    Run {
+        /// Host configuration (TOML); see examples/configs/.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Stop after this many seconds (default: until the feed ends or Ctrl-C).
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+        /// The feed, replacing the config's: `simulator`, or `capital` (with --epics).
+        #[arg(long)]
+        feed: Option<String>,
+        /// Where orders go, replacing the config's: `paper` (simulated fills), or
+        /// `capital` (the Capital.com account of the feed: demo unless --live).
+        #[arg(long)]
+        orders: Option<String>,
+        #[command(flatten)]
+        capital: capital::CapitalArgs,
+    },
+    /// Stream Capital.com prices into the market store (validated, de-duplicated, backfilled).
+    Collect {
+        #[command(flatten)]
+        capital: capital::CapitalArgs,
+        /// Stop after this many seconds (default: until Ctrl-C).
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Store bars only, not quotes.
+        #[arg(long)]
+        no_quotes: bool,
+        /// Back up the store this often, in seconds (default: daily; 0: never).
+        #[arg(long)]
+        backup_every_secs: Option<u64>,
+    },
+    /// Local stand-ins for external services.
+    #[command(subcommand)]
+    Mock(capital::MockCmd),
+    /// Author and operate plugins.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCmd),
+    /// Market data: import files, export series, show what is stored.
+    #[command(subcommand)]
+    Data(data::DataCmd),
+    /// Broker credentials, encrypted at rest (prompted for, never taken as arguments).
+    #[command(subcommand)]
+    Credentials(credentials::CredentialsCmd),
+    /// Trades, P&L and transaction costs from the execution journal (of a stopped host).
+    Report(report::ReportArgs),
+    /// Counters of the running host.
+    Status,
+    /// Emergency: cancel every working order, close every position, and halt trading.
+    Flatten {
+        /// Required: everything, every plugin.
+        #[arg(long, required = true)]
+        all: bool,
+    },
+    /// Set trading back to active after a halt (loss limit, circuit breaker, flatten).
+    Resume,
+    /// Reduce every position by a fraction, in steps; trading is reduce-only meanwhile.
+    Deleverage {
+        /// Share of each position to shed, in (0, 1].
+        #[arg(long)]
+        fraction: f64,
+        #[arg(long, default_value_t = 1)]
+        steps: u32,
+        /// Market seconds between steps.
+        #[arg(long, default_value_t = 60)]
+        every_secs: u64,
+    },
+    /// Stop the running host.
+    Shutdown,
+}
+
+fn main() {
+    // `stratbox data stats | head` should end quietly when head does, like
+    // any Unix tool, not panic on a closed pipe.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let cli = Cli::parse();
+    // tungstenite's trace level prints whole frames, and ours carry the
+    // session tokens: its trace events are dropped whatever the filter says.
+    use tracing_subscriber::prelude::*;
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let no_frames = tracing_subscriber::filter::filter_fn(|m| !(*m.level() == tracing::Level::TRACE && m.target().contains("tungstenite")));
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter).with_filter(no_frames))
+        .init();
+    if let Err(e) = dispatch(cli) {
+        // One line; causes that the message already quotes are not repeated.
+        let mut line = e.to_string();
+        for cause in e.chain().skip(1).map(|c| c.to_string()) {
+            if !line.contains(&cause) {
+                line = format!("{line}: {cause}");
+            }
+        }
+        eprintln!("error: {line}");
+        std::process::exit(1);
+    }
+}
+
+fn data_dir(cli: &Option<PathBuf>) -> PathBuf {
+    cli.clone().unwrap_or_else(|| PathBuf::from("stratbox-data"))
+}
+
+fn dispatch(cli: Cli) -> Result<()> {
+    match cli.command {
+        Cmd::Run { config, duration, json, feed, orders, capital } => run::run(config, cli.data_dir, duration, json, feed, orders, capital),
+        Cmd::Collect { capital, duration, no_quotes, backup_every_secs } => {
+            capital::collect(capital, duration, no_quotes, backup_every_secs, &data_dir(&cli.data_dir))
+        }
+        Cmd::Mock(m) => capital::mock(m),
+        Cmd::Report(r) => report::report(r, &data_dir(&cli.data_dir)),
+        Cmd::Status => print_json(&ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.status()?),
+        Cmd::Shutdown => Ok(ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.shutdown()?),
+        Cmd::Flatten { all: _ } => print_json(&ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.flatten()?),
+        Cmd::Resume => print_json(&ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.resume()?),
+        Cmd::Deleverage { fraction, steps, every_secs } => {
+            let request = stratbox_engine::DeleverageRequest { fraction, steps, every_secs };
+            print_json(&ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.deleverage(&request)?)
+        }
+        Cmd::Plugin(p) => plugin::plugin(p, &data_dir(&cli.data_dir)),
+        Cmd::Data(d) => data::data(d, &data_dir(&cli.data_dir)),
+        Cmd::Credentials(c) => credentials::credentials(c, &data_dir(&cli.data_dir)),
+    }
+}
+
+pub(crate) fn print_json(v: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}

@@ -1,0 +1,380 @@
+//! The `stratbox` binary end to end: help, inspect, errors, scaffolding, and
+//! a running host operated over the control API by separate CLI processes.
+
+#[path = "../../../tests/support/mod.rs"]
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{component, repo};
+
+fn stratbox(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stratbox")).args(args).env("STRATBOX_LOG", "warn").output().expect("stratbox runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = stratbox(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stratbox {args:?} failed: {stderr}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Fails, with exactly one line on stderr that says why.
+fn fails(args: &[&str]) -> String {
+    let out = stratbox(args);
+    assert!(!out.status.success(), "stratbox {args:?} should fail");
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    assert_eq!(stderr.lines().count(), 1, "one-line cause expected, got:\n{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    stderr
+}
+
+#[test]
+fn help_is_everywhere() {
+    for args in [&["--help"][..], &["run", "--help"], &["plugin", "--help"], &["plugin", "build", "--help"], &["plugin", "swap", "--help"]] {
+        assert!(ok(args).contains("Usage: stratbox"), "{args:?}");
+    }
+}
+
+#[test]
+fn inspect_shows_contract_roles_params_imports_and_exports() {
+    let wasm = component("plugins/zscore-guard");
+    let text = ok(&["plugin", "inspect", wasm.to_str().unwrap()]);
+    for expected in ["zscore-guard 0.1.0", "contract  stratbox:plugin@0.1.0", "roles     anomaly-detector", "window", "in [5, 10000]",
+        "imports   stratbox:plugin/types@0.1.0", "stratbox:plugin/anomaly-detector@0.1.0"] {
+        assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
+    }
+    let json: serde_json::Value = serde_json::from_str(&ok(&["plugin", "inspect", "--json", wasm.to_str().unwrap()])).unwrap();
+    assert_eq!(json["roles"][0], "anomaly-detector");
+    assert_eq!(json["size"].as_u64(), Some(std::fs::metadata(&wasm).unwrap().len()));
+}
+
+#[test]
+fn errors_are_one_line_and_name_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, "hello").unwrap();
+    assert!(fails(&["plugin", "inspect", junk.to_str().unwrap()]).contains("not a WebAssembly file"));
+    let rogue = component("tests/plugins/rogue-import");
+    assert!(fails(&["plugin", "inspect", rogue.to_str().unwrap()]).contains("imports `wasi:cli/environment@0.2.0`"));
+    assert!(fails(&["plugin", "list", "--data-dir", dir.path().to_str().unwrap()]).contains("no running host found"));
+    assert!(fails(&["plugin", "build", dir.path().to_str().unwrap()]).contains("has no Cargo.toml"));
+    let bad_config = dir.path().join("bad.toml");
+    std::fs::write(&bad_config, "pace_ms = \"fast\"\n").unwrap();
+    let e = fails(&["run", "--config", bad_config.to_str().unwrap()]);
+    assert!(e.contains("bad.toml") && e.contains("pace_ms"), "{e}");
+    assert!(fails(&["plugin", "new", "Bad_Name", "--dir", dir.path().to_str().unwrap()]).contains("not a valid plugin name"));
+}
+
+#[test]
+fn a_scaffolded_plugin_tests_and_builds_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(&["plugin", "new", "dip-buyer", "--dir", dir.path().to_str().unwrap()]);
+    let crate_dir = dir.path().join("dip-buyer");
+    // Share the plugins' target dir so the SDK's dependencies are not rebuilt.
+    let target = repo().join("plugins/target");
+    let test = Command::new(env!("CARGO")).arg("test").current_dir(&crate_dir).env("CARGO_TARGET_DIR", &target).output().unwrap();
+    assert!(test.status.success(), "cargo test in the new crate:\n{}", String::from_utf8_lossy(&test.stderr));
+    assert!(String::from_utf8_lossy(&test.stdout).contains("test result: ok. 1 passed"));
+    let out = crate_dir.join("dip-buyer.wasm");
+    let build = Command::new(env!("CARGO_BIN_EXE_stratbox"))
+        .args(["plugin", "build", crate_dir.to_str().unwrap(), "-o", out.to_str().unwrap()])
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .unwrap();
+    assert!(build.status.success(), "{}", String::from_utf8_lossy(&build.stderr));
+    assert!(String::from_utf8_lossy(&build.stdout).contains("via rustup target wasm32-unknown-unknown"));
+    assert!(ok(&["plugin", "inspect", out.to_str().unwrap()]).contains("dip-buyer 0.1.0 (z-score mean reversion)"));
+}
+
+struct RunningHost {
+    child: Child,
+    data_dir: String,
+}
+
+impl RunningHost {
+    fn start(dir: &Path) -> Self {
+        let config = dir.join("host.toml");
+        let sma = component("examples/sma-cross");
+        let guard = component("plugins/zscore-guard");
+        std::fs::write(
+            &config,
+            format!(
+                // Generous deadlines: a loaded CI machine must not quarantine the bystanders.
+                "pace_ms = 2\nstatus_secs = 0\n[sandbox.defaults]\ndeadline_ms = 10000\n[feed]\nkind = \"simulator\"\ninstruments = 10\nbars = 20000\n\
+                 [[plugin]]\npath = {sma:?}\nparams = {{ fast = 3, slow = 8 }}\n[[plugin]]\npath = {guard:?}\n"
+            ),
+        )
+        .unwrap();
+        let data_dir = dir.join("data").to_str().unwrap().to_owned();
+        let child = Command::new(env!("CARGO_BIN_EXE_stratbox"))
+            .args(["run", "--config", config.to_str().unwrap(), "--data-dir", &data_dir, "--duration", "120"])
+            .env("STRATBOX_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let host = Self { child, data_dir };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !Path::new(&host.data_dir).join("control.json").exists() {
+            assert!(Instant::now() < deadline, "host did not publish its control file");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        host
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        let mut all = args.to_vec();
+        all.extend(["--data-dir", &self.data_dir]);
+        ok(&all)
+    }
+
+    fn list(&self) -> Vec<serde_json::Value> {
+        serde_json::from_str(&self.cli(&["plugin", "list", "--json"])).unwrap()
+    }
+
+    fn wait_for(&self, what: &str, pred: impl Fn(&[serde_json::Value]) -> bool) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let l = self.list();
+            if pred(&l) {
+                return l;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}: {l:#?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for RunningHost {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn find<'a>(list: &'a [serde_json::Value], name: &str) -> Option<&'a serde_json::Value> {
+    list.iter().find(|p| p["name"] == name)
+}
+
+#[test]
+fn operate_a_running_host_over_the_control_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = RunningHost::start(dir.path());
+
+    let table = host.cli(&["plugin", "list"]);
+    assert!(table.contains("sma-cross") && table.contains("zscore-guard") && table.contains("running"), "{table}");
+
+    // A broken plugin loaded at run time is quarantined; the host runs on.
+    let hostile = component("tests/plugins/hostile");
+    let loaded = host.cli(&["plugin", "load", hostile.to_str().unwrap(), "--name", "bad", "--param", "mode=panic"]);
+    assert!(loaded.contains("loaded bad 0.1.0 (running)"), "{loaded}");
+    let l = host.wait_for("bad to be quarantined", |l| find(l, "bad").is_some_and(|p| p["health"] == "quarantined"));
+    assert!(find(&l, "bad").unwrap()["reason"].as_str().unwrap().contains("panicked in"), "{l:#?}");
+    assert!(host.cli(&["plugin", "list"]).contains("panicked in"), "the table shows the reason");
+
+    // Hot swap of the strategy with a build, while events flow.
+    let sma = component("examples/sma-cross");
+    let before = find(&host.list(), "sma-cross").unwrap()["stats"]["calls"].as_u64().unwrap();
+    let swapped = host.cli(&["plugin", "swap", "sma-cross", sma.to_str().unwrap(), "--param", "fast=3", "--param", "slow=8"]);
+    assert!(swapped.contains("swapped sma-cross: 0.1.0 -> 0.1.0, events held"), "{swapped}");
+    let l = host.wait_for("calls after the swap", |l| find(l, "sma-cross").is_some_and(|p| p["stats"]["calls"].as_u64().unwrap() > before + 10));
+    assert_eq!(find(&l, "sma-cross").unwrap()["swaps"], 1);
+
+    // A failing swap leaves the old one running and says why.
+    let out = stratbox(&["plugin", "swap", "sma-cross", hostile.to_str().unwrap(), "--data-dir", &host.data_dir]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("could not take over its predecessor's state"), "{stderr}");
+    assert_eq!(find(&host.list(), "sma-cross").unwrap()["health"], "running");
+
+    // Unload, and a wrong token is refused.
+    assert!(host.cli(&["plugin", "unload", "zscore-guard"]).contains("unloaded zscore-guard"));
+    assert!(find(&host.list(), "zscore-guard").is_none());
+    let endpoint: serde_json::Value = serde_json::from_slice(&std::fs::read(Path::new(&host.data_dir).join("control.json")).unwrap()).unwrap();
+    let resp = reqwest::blocking::Client::builder().no_proxy().build().unwrap()
+        .get(format!("{}/v1/plugins", endpoint["url"].as_str().unwrap())).bearer_auth("wrong").send().unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::UNAUTHORIZED);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(Path::new(&host.data_dir).join("control.json")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the token file is private");
+    }
+
+    // Reports of the running host (it holds the journal): served through the control API.
+    let live: Vec<serde_json::Value> = serde_json::from_str(&host.cli(&["report", "tca", "--format", "json"])).unwrap();
+    assert!(live.iter().all(|r| r["notional"].is_number()), "{live:?}");
+    let curve: Vec<serde_json::Value> = serde_json::from_str(&host.cli(&["report", "equity", "--format", "json"])).unwrap();
+    assert!(!curve.is_empty() && curve[0]["equity"].is_number(), "the equity curve of the running host: {curve:?}");
+
+    // Emergency flatten halts trading (everything working cancelled, every position
+    // closing); resume makes it active again.
+    let flat: serde_json::Value = serde_json::from_str(&host.cli(&["flatten", "--all"])).unwrap();
+    assert_eq!(flat["risk"]["global"]["state"], "halted", "{flat}");
+    assert_eq!(flat["risk"]["global"]["reason"], "emergency flatten by the operator");
+    assert!(flat["closing_orders"].is_array() && flat["cancelled_orders"].is_u64(), "{flat}");
+    let status: serde_json::Value = serde_json::from_str(&host.cli(&["status"])).unwrap();
+    assert_eq!(status["risk"]["global"]["state"], "halted");
+    let resumed: serde_json::Value = serde_json::from_str(&host.cli(&["resume"])).unwrap();
+    assert_eq!((resumed["global"]["state"].as_str(), resumed["global"]["reason"].as_str()), (Some("active"), Some("resumed by the operator")));
+    let out = stratbox(&["flatten", "--data-dir", &host.data_dir]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--all"), "flatten needs --all");
+
+    // Status and shutdown: the host prints its summary and exits cleanly.
+    let status: serde_json::Value = serde_json::from_str(&host.cli(&["status"])).unwrap();
+    assert!(status["stats"]["events"].as_u64().unwrap() > 0 && status["stats"]["swaps"] == 1, "{status}");
+    host.cli(&["shutdown"]);
+    let mut host = host;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = host.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "host did not exit after shutdown");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success());
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(host.child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+    assert!(stdout.contains("== run summary ==") && stdout.contains("sma-cross") && stdout.contains("quarantined: "), "{stdout}");
+    assert!(!Path::new(&host.data_dir).join("control.json").exists(), "control file removed at exit");
+
+    // The journal of the run, as reports: every fill of sma-cross, its P&L and costs agree.
+    let trades: Vec<serde_json::Value> = serde_json::from_str(&ok(&["report", "trades", "--plugin", "sma-cross", "--format", "json", "--data-dir", &host.data_dir])).unwrap();
+    let pnl: Vec<serde_json::Value> = serde_json::from_str(&ok(&["report", "pnl", "--plugin", "sma-cross", "--format", "json", "--data-dir", &host.data_dir])).unwrap();
+    let tca: Vec<serde_json::Value> = serde_json::from_str(&ok(&["report", "tca", "--plugin", "sma-cross", "--format", "json", "--data-dir", &host.data_dir])).unwrap();
+    let fills = |rows: &[serde_json::Value]| rows.iter().map(|r| r["fills"].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(fills(&pnl) as usize, trades.len());
+    assert_eq!(fills(&tca) as usize, trades.len());
+    assert!(trades.iter().all(|t| t["plugin"] == "sma-cross" && t["symbol"].as_str().unwrap().starts_with("SIM")), "{trades:?}");
+    // Orders that met the market have their arrival mid (the first bar's open once live), and slippage against it.
+    assert!(trades.iter().any(|t| t["arrival_mid"].is_number() && t["arrival_slippage_bps"].is_number()), "{trades:?}");
+    let csv = ok(&["report", "trades", "--format", "csv", "--data-dir", &host.data_dir]);
+    assert!(csv.starts_with("time,plugin,symbol,side,quantity,price,fee,client_id,decision_price,slippage_bps"), "{csv}");
+    assert!(fails(&["report", "pnl", "--from", "yesterday", "--data-dir", &host.data_dir]).contains("--from"));
+}
+
+#[test]
+fn data_import_stats_and_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("abc_trades.csv");
+    std::fs::write(
+        &csv,
+        "datetime,price,quantity,exchange,condition,suspicious\n\
+         2020-01-02 10:00:01,10.0,100,Q,1,0\n2020-01-02 10:00:30,10.5,50,Q,1,0\n2020-01-02 10:01:05,10.25,10,Q,1,0\n2020-01-02 10:01:06,NaN,10,Q,1,0\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap();
+    let out = ok(&["data", "import", csv.to_str().unwrap(), "--tz", "UTC", "--data-dir", d]);
+    assert!(out.contains("4 rows, 3 accepted, 1 rejected {NotFinite: 1}"), "{out}");
+    let stats: serde_json::Value = serde_json::from_str(&ok(&["data", "stats", "--json", "--data-dir", d])).unwrap();
+    let trades = stats.as_array().unwrap().iter().find(|s| s["series"] == "trades").unwrap();
+    assert_eq!((trades["symbol"].as_str(), trades["rows"].as_u64()), (Some("ABC"), Some(3)));
+    let bars = ok(&["data", "export", "--symbol", "ABC", "--period", "60", "--data-dir", d]);
+    assert_eq!(bars, "start,open,high,low,close,volume\n2020-01-02 10:00:00,10,10.5,10,10.5,150\n2020-01-02 10:01:00,10.25,10.25,10.25,10.25,10\n");
+    let ticks = ok(&["data", "export", "--symbol", "ABC", "--series", "trades", "--from", "2020-01-02 10:00:30", "--data-dir", d]);
+    assert_eq!(ticks.lines().count(), 3, "{ticks}");
+    assert!(fails(&["data", "export", "--symbol", "NOPE", "--data-dir", d]).contains("no instrument `NOPE`"));
+    assert!(fails(&["data", "import", dir.path().join("missing.csv").to_str().unwrap(), "--data-dir", d]).contains("missing.csv"));
+}
+
+/// kill -9 during ingest, at random points, many times: the store always
+/// opens, holds exactly a prefix of the file, and keeps every commit the
+/// importer reported durable.
+#[test]
+fn kill_9_during_import_never_breaks_the_store_or_loses_a_durable_commit() {
+    use std::io::BufRead;
+    use stratbox_market::store::{MarketStore, Series, StoreConfig};
+
+    const ROWS: i64 = 300_000;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("crash_trades.csv");
+    let t0 = 1_577_923_200_000_000_000i64; // 2020-01-02 00:00:00 UTC
+    let mut text = String::from("datetime,price,quantity,exchange,condition,suspicious\n");
+    for i in 0..ROWS {
+        let ms = i * 10;
+        text.push_str(&format!("2020-01-02 {:02}:{:02}:{:02}.{:03},{},{},Q,1,0\n", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000, 100.0 + (i % 50) as f64 * 0.01, 1 + i % 7));
+    }
+    std::fs::write(&csv, text).unwrap();
+
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut outcomes = Vec::new();
+    for round in 0..8 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = Duration::from_millis(200 + seed % 4_000);
+        let data = dir.path().join(format!("data-{round}"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stratbox"))
+            .args(["data", "import", csv.to_str().unwrap(), "--tz", "UTC", "--progress", "--data-dir", data.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+                .filter_map(|l| l.strip_prefix("durable ").and_then(|n| n.parse::<u64>().ok()))
+                .last()
+                .unwrap_or(0)
+        });
+        std::thread::sleep(delay);
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let durable = reader.join().unwrap();
+
+        let store = MarketStore::open(&data.join("market"), StoreConfig::default()).expect("the store opens after kill -9");
+        let rows = match store.instrument_id_of("CRASH") {
+            Some(id) => store.range(id, Series::Trades, i64::MIN, i64::MAX).unwrap(),
+            None => Vec::new(),
+        };
+        assert!(rows.len() as u64 >= durable, "round {round}: {} rows stored, {durable} were reported durable", rows.len());
+        for (i, r) in rows.iter().enumerate() {
+            let i = i as i64;
+            assert_eq!((r.time, r.fields[0], r.fields[1]), (t0 + i * 10_000_000, 100.0 + (i % 50) as f64 * 0.01, (1 + i % 7) as f64), "round {round}: row {i} is not the file's row {i}");
+        }
+        outcomes.push((delay.as_millis(), durable, rows.len()));
+    }
+    eprintln!("kill -9 rounds (delay ms, durable, stored): {outcomes:?}");
+}
+
+#[test]
+fn credentials_are_prompted_for_encrypted_and_never_shown() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let with_stdin = |args: &[&str], input: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stratbox"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let secrets = ["KEY-SECRET-1", "me@example.com", "pw-SECRET-2", "correct horse battery staple"];
+    let set = with_stdin(&["credentials", "set", "capital", "--data-dir", d], &format!("{}\n{}\n{}\n{}\n", secrets[3], secrets[0], secrets[1], secrets[2]));
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    let show = with_stdin(&["credentials", "show", "--data-dir", d], &format!("{}\n", secrets[3]));
+    let shown = String::from_utf8_lossy(&show.stdout);
+    assert!(show.status.success() && shown.contains("api_key: \"*** (12 chars)\""), "{shown}");
+    let wrong = with_stdin(&["credentials", "show", "--data-dir", d], "not the passphrase at all\n");
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(!wrong.status.success() && err.trim().starts_with("error: wrong passphrase for") && err.trim().lines().count() == 1, "{err}");
+    for out in [&set, &show, &wrong] {
+        let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        for s in &secrets {
+            assert!(!all.contains(s), "a secret reached the output: {all}");
+        }
+    }
+    let file = std::fs::read_to_string(dir.path().join("credentials.json")).unwrap();
+    assert!(secrets.iter().all(|s| !file.contains(s)), "nothing in clear at rest");
+    // There is no way to pass a secret as an argument.
+    assert!(!stratbox(&["credentials", "set", "capital", "--password", "x", "--data-dir", d]).status.success());
+}

@@ -1,0 +1,262 @@
+//! The host configuration (`stratbox run --config FILE`, TOML). Every field
+//! has a default; `stratbox run` with no file runs the built-in simulator
+//! with the bundled plugins, paper trading.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use stratbox_trading::PaperConfig;
+use stratbox_capital::CapitalFeedConfig;
+use stratbox_trading::{AlertConfig, RiskConfig};
+use stratbox_market::{ReplayConfig, SimulatorConfig};
+use stratbox_sandbox::{Metering, PluginLimits};
+pub use stratbox_sandbox::{OrderPolicy, ParamInput, PluginSpec, RestartPolicy};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config {path} is invalid: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Deterministic: fuel caps only, no wall-clock deadlines.
+    Backtest,
+    #[default]
+    Paper,
+    Live,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum FeedConfig {
+    Simulator(SimulatorConfig),
+    /// Bars imported with `stratbox data import`, from `<data_dir>/market`.
+    Replay(ReplayConfig),
+    /// Capital.com's price stream (credentials from the encrypted store).
+    Capital(Box<CapitalFeedConfig>),
+}
+
+impl Mode {
+    /// The metering profile a mode uses unless configured otherwise.
+    pub fn default_metering(self) -> Metering {
+        match self {
+            Mode::Backtest => Metering::Fuel,
+            Mode::Paper => Metering::FuelAndEpoch,
+            Mode::Live => Metering::Epoch,
+        }
+    }
+}
+
+impl Default for FeedConfig {
+    fn default() -> Self {
+        FeedConfig::Simulator(SimulatorConfig::default())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SandboxConfig {
+    /// Limits of a plugin that asks for nothing and has no overrides.
+    pub defaults: PluginLimits,
+    /// Ceilings for every plugin.
+    pub maxima: PluginLimits,
+    pub max_component_bytes: usize,
+    /// Running plugins plus those being swapped in or restarted.
+    pub max_instances: u32,
+    /// CPU metering; by default fuel in backtests, epochs live, both in paper mode.
+    pub metering: Option<Metering>,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self { defaults: PluginLimits::default(), maxima: PluginLimits::host_maxima(), max_component_bytes: 32 << 20, max_instances: 64, metering: None }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ControlConfig {
+    pub enabled: bool,
+    /// Loopback address; port 0 picks a free one (written to `<data_dir>/control.json`).
+    pub listen: String,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        Self { enabled: true, listen: "127.0.0.1:0".into() }
+    }
+}
+
+/// The execution journal (`<data_dir>/journal`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JournalConfig {
+    /// Rebuild positions, orders and trading states from the journal at start.
+    /// Default: on a live market feed (Capital.com), where the market went on
+    /// while the host was down; off on the simulator and replays, which start
+    /// their market afresh (the old journal is kept as `journal.previous`).
+    pub resume: Option<bool>,
+    /// sled's flush interval: the most of the journal a crash can lose.
+    pub flush_every_ms: u64,
+    /// Market seconds between two points of the equity curve (0: none).
+    pub equity_every_secs: u64,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        Self { resume: None, flush_every_ms: 50, equity_every_secs: 60 }
+    }
+}
+
+impl HostConfig {
+    /// Whether this run resumes from the journal (see [`JournalConfig::resume`]).
+    pub fn resumes_journal(&self) -> bool {
+        self.journal.resume.unwrap_or(matches!(self.feed, FeedConfig::Capital(_)))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HostConfig {
+    pub mode: Mode,
+    pub data_dir: PathBuf,
+    pub feed: FeedConfig,
+    /// Wall-clock milliseconds between events (0: as fast as possible).
+    pub pace_ms: u64,
+    /// Seconds between status lines (0: none).
+    pub status_secs: u64,
+    /// Bars of history kept per instrument and period.
+    pub history_depth: usize,
+    pub broker: PaperConfig,
+    pub risk: RiskConfig,
+    pub alerts: AlertConfig,
+    pub journal: JournalConfig,
+    /// When set (`[capital_broker]`), orders go to the Capital.com account of
+    /// the feed instead of the paper broker; needs the Capital.com feed.
+    pub capital_broker: Option<stratbox_trading::CapitalBrokerConfig>,
+    pub sandbox: SandboxConfig,
+    pub control: ControlConfig,
+    #[serde(rename = "plugin")]
+    pub plugins: Vec<PluginSpec>,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Paper,
+            data_dir: PathBuf::from("stratbox-data"),
+            feed: FeedConfig::default(),
+            pace_ms: 20,
+            status_secs: 2,
+            history_depth: 1_000,
+            broker: PaperConfig::default(),
+            risk: RiskConfig::default(),
+            alerts: AlertConfig::default(),
+            journal: JournalConfig::default(),
+            capital_broker: None,
+            sandbox: SandboxConfig::default(),
+            control: ControlConfig::default(),
+            plugins: Vec::new(),
+        }
+    }
+}
+
+/// Where `stratbox plugin build` puts the bundled plugins (see `scripts/build-plugins.sh`).
+pub const BUNDLED_PLUGIN_DIR: &str = "target/plugins";
+
+impl HostConfig {
+    /// Reads a TOML file; relative paths (plugins, `data_dir`) are taken from the file's folder.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let mut config: HostConfig = toml::from_str(&text).map_err(|e| {
+            // One line: where, then what (toml's own Display draws a multi-line snippet).
+            let at = e.span().map(|span| {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let start = before.rfind('\n').map_or(0, |i| i + 1);
+                let source_line = text[start..].lines().next().unwrap_or("").trim();
+                format!("line {line}, column {} (`{source_line}`): ", before.len() - start + 1)
+            });
+            ConfigError::Invalid { path: path.to_owned(), message: format!("{}{}", at.unwrap_or_default(), e.message().trim()) }
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        if config.data_dir.is_relative() {
+            config.data_dir = base.join(&config.data_dir);
+        }
+        for p in &mut config.plugins {
+            if p.path.is_relative() {
+                p.path = base.join(&p.path);
+            }
+        }
+        Ok(config)
+    }
+
+    /// The main job's default: simulator, paper broker, the bundled plugins
+    /// from `plugin_dir` (a strategy, a stop policy protecting it, a detector).
+    pub fn bundled(plugin_dir: &Path) -> Self {
+        let spec = |file: &str| PluginSpec::new(plugin_dir.join(file));
+        let mut stop = spec("atr_stop.wasm");
+        stop.protects = vec!["sma-cross".into()];
+        Self { plugins: vec![spec("sma_cross.wasm"), stop, spec("zscore_guard.wasm")], ..Self::default() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_config_parses_and_unknown_keys_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("host.toml");
+        std::fs::write(
+            &path,
+            r#"
+mode = "backtest"
+pace_ms = 0
+[feed]
+kind = "simulator"
+instruments = 3
+seed = 9
+[sandbox.defaults]
+memory_bytes = 1048576
+[[plugin]]
+path = "plugins/sma_cross.wasm"
+params = { fast = 5, slow = 20, quantity = 2.5, allow_short = true }
+limits = { fuel_per_callback = 1000 }
+on_fault = "keep"
+"#,
+        )
+        .unwrap();
+        let c = HostConfig::load(&path).unwrap();
+        assert_eq!(c.mode, Mode::Backtest);
+        assert_eq!(c.data_dir, dir.path().join("stratbox-data"), "relative to the config file");
+        let FeedConfig::Simulator(sim) = &c.feed else { panic!("simulator expected") };
+        assert_eq!((sim.instruments, sim.seed, sim.bar_secs), (3, 9, 60));
+        assert_eq!(c.sandbox.defaults.memory_bytes, 1 << 20);
+        let p = &c.plugins[0];
+        assert_eq!(p.path, dir.path().join("plugins/sma_cross.wasm"));
+        assert_eq!(p.resolved_name(), "sma-cross");
+        assert_eq!(p.params["fast"], ParamInput::Integer(5));
+        assert_eq!(p.params["quantity"], ParamInput::Number(2.5));
+        assert_eq!(p.params["allow_short"], ParamInput::Flag(true));
+        assert_eq!(p.on_fault, OrderPolicy::Keep);
+
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/configs");
+        let capital = HostConfig::load(&examples.join("capital.toml")).unwrap();
+        let FeedConfig::Capital(feed) = &capital.feed else { panic!("capital feed expected") };
+        assert_eq!((feed.epics.len(), feed.rest.base_url.as_str(), feed.collector.backups_kept), (8, "http://127.0.0.1:18080", 7));
+        for example in ["paper.toml", "backtest.toml", "replay.toml"] {
+            HostConfig::load(&examples.join(example)).unwrap_or_else(|e| panic!("{example}: {e}"));
+        }
+
+        std::fs::write(&path, "pace_ms = 0\nfuel = 3\n").unwrap();
+        let e = HostConfig::load(&path).unwrap_err().to_string();
+        assert!(e.contains("host.toml") && e.contains("unknown field `fuel`") && e.contains("line 2"), "{e}");
+    }
+}

@@ -1,0 +1,792 @@
+//! Capital.com as a broker, over its REST API (`capital-com-api.md` §5).
+//!
+//! The runner's thread never waits on the network: `execute` queues a
+//! request, `dispatch` hands the queue to a worker task on the feed's
+//! runtime once the journal holds it, and `poll` reads back what happened.
+//! The worker sends requests one at a time, in order, through the shared
+//! [`RestClient`] (its rate limits, 429 backoff and re-login apply):
+//! - a market order is `POST /positions`, then `GET /confirms/{dealReference}`
+//!   for the fill (level and size). In hedging mode an order that reduces the
+//!   account's position first closes whole opposite positions, oldest first
+//!   (`DELETE /positions/{dealId}`, each its own fill), and opens the rest;
+//! - a limit or stop order is `POST /workingorders`; its confirm gives the
+//!   working order's `dealId`. Executions, expiries and cancels by the broker
+//!   are read from `GET /history/activity` every `poll_ms` while orders rest;
+//! - a cancel is `DELETE /workingorders/{dealId}`; a 404 means it already
+//!   executed or expired, which the activity poll then reports.
+//!
+//! Capital.com has no client order id, so a request whose reply was lost
+//! (timeout, broken connection, a crash of the host) is looked up in the
+//! activity history: a deal of the same epic, direction and size, made after
+//! the request, that no known order claims. Found, the order takes its
+//! reference; not found, it never reached the broker and is rejected. Orders
+//! are never sent twice.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{BrokerNote, BrokerStats, OrderRequest, Plan, Submission, signed};
+use stratbox_capital::{CapitalError, RestClient, wire};
+use crate::execution::{OrderEvent, Restored};
+use stratbox_contract::{Bar, Fill, InstrumentId, Intent, OrderStatus, OrderType, OrderView, Quote, Side, StopLevels, TimeInForce, Timestamp};
+use crate::world::SharedWorld;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CapitalBrokerConfig {
+    /// How often the activity history is read while orders rest at the broker.
+    pub poll_ms: u64,
+    /// Tries of `GET /confirms` (200 ms apart) before the confirm is left to the next poll.
+    pub confirm_attempts: u32,
+    /// Market seconds between a request and its deal that a lost reply is matched across.
+    pub match_window_secs: i64,
+    /// Longest wait for the broker while reconciling after a restart.
+    pub reconcile_timeout_secs: u64,
+}
+
+impl Default for CapitalBrokerConfig {
+    fn default() -> Self {
+        Self { poll_ms: 1000, confirm_attempts: 10, match_window_secs: 120, reconcile_timeout_secs: 60 }
+    }
+}
+
+/// What reconciliation found at the broker after a restart.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Reconciliation {
+    /// Whether there was an account to compare with (a remote broker).
+    pub compared: bool,
+    /// Net position per instrument at the broker (buys positive).
+    pub broker_positions: Vec<(InstrumentId, f64)>,
+    /// Orders the journal had sent whose fate was looked up.
+    pub resolved: usize,
+    /// Working orders at the broker that the journal does not know.
+    pub unknown_working_orders: Vec<String>,
+}
+
+/// A request for the worker.
+#[derive(Debug, Clone)]
+enum Request {
+    Place { id: u64, epic: String, buy: bool, size: f64, kind: OrderType, good_till_ms: Option<i64>, placed_ms: i64 },
+    Cancel { id: u64 },
+    /// An order restored from the journal: find out what became of it.
+    Resolve(Lookup),
+    /// All of them at once, from one read of the activity (reconciliation).
+    ResolveAll(Vec<Lookup>),
+    /// References the journal already gave to orders.
+    Claim(Vec<String>),
+    /// Read the account's positions and working orders (the end of reconciliation).
+    Account,
+}
+
+/// An order from before a restart, as the journal left it.
+#[derive(Debug, Clone)]
+struct Lookup {
+    id: u64,
+    epic: String,
+    buy: bool,
+    size: f64,
+    filled: f64,
+    kind: OrderType,
+    placed_ms: i64,
+    deal_reference: Option<String>,
+    deal_id: Option<String>,
+}
+
+/// What the worker reports back.
+#[derive(Debug, Clone)]
+enum Reply {
+    Referenced { id: u64, deal_reference: String },
+    Working { id: u64, deal_id: String },
+    Filled { id: u64, size: f64, level: f64 },
+    Rejected { id: u64, reason: String },
+    Cancelled { id: u64 },
+    Expired { id: u64 },
+    CancelFailed { id: u64, reason: String },
+    Account { positions: Vec<(String, f64)>, working: Vec<String> },
+    Failed { reason: String },
+}
+
+#[derive(Debug, Clone)]
+struct RemoteOrder {
+    owner: Arc<str>,
+    view: OrderView,
+    market: bool,
+}
+
+pub struct CapitalBroker {
+    world: Arc<SharedWorld>,
+    epics: Vec<String>,
+    next_id: u64,
+    orders: BTreeMap<u64, RemoteOrder>,
+    queue: Vec<Request>,
+    requests: tokio::sync::mpsc::UnboundedSender<Request>,
+    replies: Receiver<Reply>,
+    events: Vec<(u64, OrderEvent)>,
+    notes: Vec<BrokerNote>,
+    protections: BTreeMap<(InstrumentId, Arc<str>), StopLevels>,
+    config: CapitalBrokerConfig,
+    /// Replies read while reconciling, applied at the next poll.
+    held: Vec<Reply>,
+    /// Market time of the last event seen, for matching lost replies.
+    now: Timestamp,
+    /// Last mid per instrument, and (order id, mid) of orders sent since `take_arrivals`.
+    last_mid: Vec<Option<f64>>,
+    arrivals: Vec<(u64, f64)>,
+    pub stats: BrokerStats,
+}
+
+impl CapitalBroker {
+    /// Starts the worker on `runtime` with the feed's client; `epics` are indexed by instrument id.
+    pub fn start(rest: Arc<RestClient>, runtime: tokio::runtime::Handle, epics: Vec<String>, world: Arc<SharedWorld>, config: CapitalBrokerConfig) -> Result<Self, CapitalError> {
+        let hedging = runtime.block_on(rest.preferences())?.hedging_mode;
+        tracing::info!(hedging, epics = epics.len(), "Capital.com broker ready");
+        let (requests, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (tx, replies) = std::sync::mpsc::channel();
+        let worker = Worker { rest, replies: tx, hedging, config: config.clone(), order_of_deal: HashMap::new(), pending_confirms: Vec::new(), claimed: HashSet::new() };
+        runtime.spawn(worker.run(rx));
+        Ok(Self {
+            world,
+            last_mid: vec![None; epics.len()],
+            epics,
+            next_id: 1,
+            orders: BTreeMap::new(),
+            queue: Vec::new(),
+            requests,
+            replies,
+            events: Vec::new(),
+            notes: Vec::new(),
+            protections: BTreeMap::new(),
+            config,
+            held: Vec::new(),
+            now: 0,
+            arrivals: Vec::new(),
+            stats: BrokerStats::default(),
+        })
+    }
+
+    fn place(&mut self, owner: &Arc<str>, o: OrderRequest, now: Timestamp) -> Submission {
+        let Some(epic) = self.epics.get(o.instrument as usize).cloned() else { return Submission::Nothing };
+        let id = self.next_id;
+        self.next_id += 1;
+        let kind = o.order_type;
+        // Day orders rest until the end of their UTC day; IOC has no resting form at Capital.com.
+        let good_till_ms = match o.time_in_force {
+            TimeInForce::Day => Some((now / 1_000_000).div_euclid(86_400_000) * 86_400_000 + 86_400_000 - 1000),
+            _ => None,
+        };
+        let view = OrderView { id, instrument: o.instrument, side: o.side, quantity: o.quantity, filled_quantity: 0.0, order_type: o.order_type, status: OrderStatus::Working, tag: o.tag };
+        self.world.ledger_mut().book_mut(owner).orders.insert(id, view);
+        self.orders.insert(id, RemoteOrder { owner: owner.clone(), view, market: kind == OrderType::Market });
+        self.queue.push(Request::Place { id, epic, buy: o.side == Side::Buy, size: o.quantity, kind, good_till_ms, placed_ms: now / 1_000_000 });
+        // It goes out with this event's commit: the market then is its arrival.
+        if let Some(mid) = self.last_mid.get(o.instrument as usize).copied().flatten() {
+            self.arrivals.push((id, mid));
+        }
+        self.stats.orders += 1;
+        Submission::Queued(id)
+    }
+
+    fn cancel_where(&mut self, pred: impl Fn(&RemoteOrder) -> bool) -> Submission {
+        let ids: Vec<u64> = self.orders.iter().filter(|(_, o)| !o.market && pred(o)).map(|(&id, _)| id).collect();
+        for &id in &ids {
+            self.queue.push(Request::Cancel { id });
+        }
+        if ids.is_empty() { Submission::Nothing } else { Submission::Cancelled(ids.len()) }
+    }
+
+    /// An order is done: off the books.
+    fn finish(&mut self, id: u64, event: OrderEvent) {
+        if let Some(o) = self.orders.remove(&id) {
+            self.world.ledger_mut().book_mut(&o.owner).orders.remove(&id);
+            self.events.push((id, event));
+        }
+    }
+
+    fn apply(&mut self, reply: Reply, fills: &mut Vec<(Arc<str>, Fill)>) {
+        match reply {
+            Reply::Referenced { id, deal_reference } => self.notes.push(BrokerNote::Reference { order_id: id, deal_reference }),
+            Reply::Working { id, deal_id } => self.notes.push(BrokerNote::DealId { order_id: id, deal_id }),
+            Reply::Filled { id, size, level } => {
+                let Some(o) = self.orders.get_mut(&id) else {
+                    tracing::error!(order = id, size, level, "Capital.com reported a fill of an order the host does not have");
+                    return;
+                };
+                let qty = size.min(o.view.quantity - o.view.filled_quantity);
+                o.view.filled_quantity += qty;
+                let fill = Fill { order_id: id, instrument: o.view.instrument, time: self.now, side: o.view.side, quantity: qty, price: level, fee: 0.0 };
+                let owner = o.owner.clone();
+                let done = self.world.ledger_mut().fill_order(&owner, &o.view, qty, level, 0.0);
+                if done {
+                    self.orders.remove(&id);
+                } else {
+                    self.stats.partial_fills += 1;
+                }
+                self.stats.fills += 1;
+                fills.push((owner, fill));
+            }
+            Reply::Rejected { id, reason } => {
+                tracing::warn!(order = id, reason = %reason, "Capital.com refused an order");
+                if self.orders.get(&id).is_some_and(|o| o.view.filled_quantity > 0.0) {
+                    // Part of it was done (hedged closes): the rest ends as cancelled.
+                    self.finish(id, OrderEvent::Cancelled);
+                } else if let Some(o) = self.orders.remove(&id) {
+                    self.world.ledger_mut().book_mut(&o.owner).orders.remove(&id);
+                    self.notes.push(BrokerNote::Rejected { order_id: id, reason });
+                }
+            }
+            Reply::Cancelled { id } => {
+                self.stats.cancels += 1;
+                self.finish(id, OrderEvent::Cancelled);
+            }
+            Reply::Expired { id } => {
+                self.stats.expired += 1;
+                self.finish(id, OrderEvent::Expired);
+            }
+            Reply::CancelFailed { id, reason } => tracing::info!(order = id, reason = %reason, "cancel not done at Capital.com; the order's fate comes with the activity"),
+            // Only reconciliation asks for the account, and waits for it there.
+            Reply::Account { .. } => tracing::debug!("an account read after reconciliation ended; ignored"),
+            Reply::Failed { reason } => tracing::warn!(reason = %reason, "Capital.com broker"),
+        }
+    }
+
+    fn epic_id(&self, epic: &str) -> Option<InstrumentId> {
+        self.epics.iter().position(|e| e == epic).map(|i| i as InstrumentId)
+    }
+}
+
+impl super::Broker for CapitalBroker {
+    fn plan(&self, owner: &Arc<str>, intent: &Intent) -> Plan {
+        match intent {
+            Intent::Order(o) => Plan::Place(OrderRequest { instrument: o.instrument, side: o.side, quantity: o.quantity, order_type: o.order_type, time_in_force: o.time_in_force, tag: o.tag }),
+            Intent::Target(t) => {
+                let pending: f64 = self
+                    .orders
+                    .values()
+                    .filter(|o| o.market && &o.owner == owner && o.view.instrument == t.instrument)
+                    .map(|o| signed(o.view.side, o.view.quantity - o.view.filled_quantity))
+                    .sum();
+                super::order_for_target(t.quantity, self.world.ledger().quantity(owner, t.instrument), pending, t.instrument)
+            }
+            Intent::Cancel(id) => Plan::Cancel(Some(*id), None),
+            Intent::CancelAll(instrument) => Plan::Cancel(None, *instrument),
+        }
+    }
+
+    fn execute(&mut self, owner: &Arc<str>, plan: Plan, now: Timestamp) -> Submission {
+        self.now = self.now.max(now);
+        match plan {
+            Plan::Place(o) => self.place(owner, o, now),
+            Plan::Cancel(Some(id), _) => self.cancel_where(|o| &o.owner == owner && o.view.id == id),
+            Plan::Cancel(None, instrument) => self.cancel_where(|o| &o.owner == owner && instrument.is_none_or(|i| o.view.instrument == i)),
+            Plan::Nothing => Submission::Nothing,
+        }
+    }
+
+    /// Marks positions; protective levels are watched here and exit with a market order.
+    fn on_quote(&mut self, quote: &Quote) -> Vec<(Arc<str>, Fill)> {
+        self.now = self.now.max(quote.time);
+        let mid = 0.5 * (quote.bid + quote.ask);
+        self.world.ledger_mut().mark(quote.instrument, mid);
+        if let Some(m) = self.last_mid.get_mut(quote.instrument as usize) {
+            *m = Some(mid);
+        }
+        let first: (InstrumentId, Arc<str>) = (quote.instrument, Arc::from(""));
+        let mut exits = Vec::new();
+        for ((instrument, owner), levels) in self.protections.range(first..).take_while(|((i, _), _)| *i == quote.instrument) {
+            let qty = self.world.ledger().quantity(owner, *instrument);
+            let long = qty > 0.0;
+            let exit = if long { quote.bid } else { quote.ask };
+            let hit = qty != 0.0
+                && (levels.stop_loss.is_some_and(|s| if long { exit <= s } else { exit >= s }) || levels.take_profit.is_some_and(|t| if long { exit >= t } else { exit <= t }));
+            if hit || qty == 0.0 {
+                exits.push((owner.clone(), *instrument, qty));
+            }
+        }
+        for (owner, instrument, qty) in exits {
+            self.protections.remove(&(instrument, owner.clone()));
+            if qty != 0.0 {
+                let side = if qty > 0.0 { Side::Sell } else { Side::Buy };
+                let request = OrderRequest { instrument, side, quantity: qty.abs(), order_type: OrderType::Market, time_in_force: TimeInForce::Gtc, tag: 0 };
+                self.place(&owner, request, quote.time);
+                self.stats.protective_exits += 1;
+            }
+        }
+        Vec::new()
+    }
+
+    fn on_bar(&mut self, bar: &Bar) -> Vec<(Arc<str>, Fill)> {
+        self.now = self.now.max(bar.start);
+        self.world.ledger_mut().mark(bar.instrument, bar.close);
+        if let Some(m) = self.last_mid.get_mut(bar.instrument as usize) {
+            *m = Some(bar.close);
+        }
+        Vec::new()
+    }
+
+    fn cancel_all(&mut self, owner: &str) -> usize {
+        self.protections.retain(|(_, o), _| &**o != owner);
+        match self.cancel_where(|o| &*o.owner == owner) {
+            Submission::Cancelled(n) => n,
+            _ => 0,
+        }
+    }
+
+    fn protect(&mut self, owner: &Arc<str>, levels: StopLevels) {
+        let key = (levels.instrument, owner.clone());
+        if levels.stop_loss.is_none() && levels.take_profit.is_none() {
+            self.protections.remove(&key);
+        } else {
+            self.protections.insert(key, levels);
+        }
+    }
+
+    fn take_events(&mut self) -> Vec<(u64, OrderEvent)> {
+        std::mem::take(&mut self.events)
+    }
+
+    fn take_arrivals(&mut self) -> Vec<(u64, f64)> {
+        std::mem::take(&mut self.arrivals)
+    }
+
+    fn restore(&mut self, o: &Restored) {
+        let view = o.view();
+        self.world.ledger_mut().book_mut(&o.plugin).orders.insert(o.broker_id, view);
+        let market = o.order_type == OrderType::Market;
+        self.orders.insert(o.broker_id, RemoteOrder { owner: o.plugin.clone(), view, market });
+        self.next_id = self.next_id.max(o.broker_id + 1);
+        let kind = o.order_type;
+        let Some(epic) = self.epics.get(o.instrument as usize).cloned() else { return };
+        self.queue.push(Request::Resolve(Lookup {
+            id: o.broker_id,
+            epic,
+            buy: o.side == Side::Buy,
+            size: o.quantity,
+            filled: o.filled,
+            kind,
+            placed_ms: o.placed_at / 1_000_000,
+            deal_reference: o.deal_reference.clone(),
+            deal_id: o.deal_id.clone(),
+        }));
+    }
+
+    fn reserve_ids_below(&mut self, id: u64) {
+        self.next_id = self.next_id.max(id);
+    }
+
+    fn stats(&self) -> BrokerStats {
+        self.stats
+    }
+
+    fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    fn dispatch(&mut self) {
+        for r in self.queue.drain(..) {
+            if self.requests.send(r).is_err() {
+                tracing::error!("the Capital.com worker has stopped; a request was not sent");
+            }
+        }
+    }
+
+    fn discard_queued(&mut self, why: &str) {
+        for r in std::mem::take(&mut self.queue) {
+            if let Request::Place { id, .. } = r {
+                self.notes.push(BrokerNote::Rejected { order_id: id, reason: format!("not sent: {why}") });
+                if let Some(o) = self.orders.remove(&id) {
+                    self.world.ledger_mut().book_mut(&o.owner).orders.remove(&id);
+                }
+            }
+        }
+    }
+
+    fn poll(&mut self) -> Vec<(Arc<str>, Fill)> {
+        let mut fills = Vec::new();
+        for reply in std::mem::take(&mut self.held) {
+            self.apply(reply, &mut fills);
+        }
+        while let Ok(reply) = self.replies.try_recv() {
+            self.apply(reply, &mut fills);
+        }
+        fills
+    }
+
+    fn take_notes(&mut self) -> Vec<BrokerNote> {
+        std::mem::take(&mut self.notes)
+    }
+
+    /// Sends the restored orders' lookups and an account read, and waits for
+    /// the account: by then every lookup before it has been answered (the
+    /// worker works in order). Fills and events stay queued for `poll`.
+    fn reconcile(&mut self, now: Timestamp, known_references: &[String]) -> Result<Reconciliation, String> {
+        self.now = self.now.max(now);
+        let (lookups, rest): (Vec<Request>, Vec<Request>) = std::mem::take(&mut self.queue).into_iter().partition(|r| matches!(r, Request::Resolve(_)));
+        let lookups: Vec<Lookup> = lookups.into_iter().filter_map(|r| if let Request::Resolve(l) = r { Some(l) } else { None }).collect();
+        let resolved = lookups.len();
+        // First what the journal already claims, then the lookups, then anything queued since.
+        self.queue = [Request::Claim(known_references.to_vec()), Request::ResolveAll(lookups)].into_iter().chain(rest).collect();
+        self.queue.push(Request::Account);
+        self.dispatch();
+        let deadline = std::time::Instant::now() + Duration::from_secs(self.config.reconcile_timeout_secs);
+        let mut held = Vec::new();
+        let account = loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.replies.recv_timeout(left) {
+                Ok(Reply::Account { positions, working }) => break (positions, working),
+                Ok(Reply::Failed { reason }) => return Err(format!("Capital.com could not be read: {reason}")),
+                Ok(other) => held.push(other),
+                Err(_) => return Err(format!("Capital.com did not answer within {} s", self.config.reconcile_timeout_secs)),
+            }
+        };
+        // What came before the account read is applied at the next poll, in order.
+        self.held = held;
+        let (positions, working) = account;
+        let mut net: BTreeMap<InstrumentId, f64> = BTreeMap::new();
+        for (epic, size) in positions {
+            match self.epic_id(&epic) {
+                Some(i) => *net.entry(i).or_default() += size,
+                None => return Err(format!("Capital.com holds a position in {epic}, which this host does not trade")),
+            }
+        }
+        Ok(Reconciliation { compared: true, broker_positions: net.into_iter().collect(), resolved, unknown_working_orders: working })
+    }
+}
+
+/// The worker: one request at a time, in order, plus the activity poll.
+struct Worker {
+    rest: Arc<RestClient>,
+    replies: Sender<Reply>,
+    hedging: bool,
+    config: CapitalBrokerConfig,
+    /// Resting orders at the broker: working order `dealId` -> order id.
+    order_of_deal: HashMap<String, u64>,
+    /// Deals received whose confirm is not in yet: (order id, reference, market).
+    pending_confirms: Vec<(u64, String, bool)>,
+    /// References that belong to known orders (never matched to a lost reply).
+    claimed: HashSet<String>,
+}
+
+fn direction(buy: bool) -> &'static str {
+    if buy { "BUY" } else { "SELL" }
+}
+
+impl Worker {
+    async fn run(mut self, mut rx: tokio::sync::mpsc::UnboundedReceiver<Request>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(self.config.poll_ms.max(50)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                r = rx.recv() => match r {
+                    Some(r) => self.handle(r).await,
+                    None => return,
+                },
+                _ = tick.tick() => {
+                    if !self.order_of_deal.is_empty() || !self.pending_confirms.is_empty() {
+                        self.poll().await;
+                    }
+                }
+            }
+        }
+    }
+
+    fn send(&self, reply: Reply) {
+        let _ = self.replies.send(reply);
+    }
+
+    async fn handle(&mut self, r: Request) {
+        match r {
+            Request::Place { id, epic, buy, size, kind, good_till_ms, placed_ms } => self.place(id, &epic, buy, size, kind, good_till_ms, placed_ms).await,
+            Request::Cancel { id } => {
+                // Few orders rest at once: the map is searched rather than kept twice.
+                let Some(deal_id) = self.order_of_deal.iter().find(|(_, o)| **o == id).map(|(d, _)| d.clone()) else {
+                    self.send(Reply::CancelFailed { id, reason: "not resting at the broker (yet)".into() });
+                    return;
+                };
+                match self.rest.delete_working_order(&deal_id).await {
+                    Ok(_) => {
+                        self.order_of_deal.remove(&deal_id);
+                        self.send(Reply::Cancelled { id });
+                    }
+                    Err(e) => self.send(Reply::CancelFailed { id, reason: e.to_string() }),
+                }
+            }
+            Request::Resolve(lookup) => self.resolve_all(vec![lookup]).await,
+            Request::ResolveAll(lookups) => self.resolve_all(lookups).await,
+            Request::Claim(references) => self.claimed.extend(references),
+            Request::Account => match self.account().await {
+                Ok((positions, working)) => self.send(Reply::Account { positions, working }),
+                Err(e) => self.send(Reply::Failed { reason: e.to_string() }),
+            },
+        }
+    }
+
+    /// The account's positions (epic, signed size) and the working orders no known order
+    /// claims, consistent with the executions applied: resting orders keep trading while
+    /// we read, so the positions are read before and after the activity, until both agree.
+    async fn account(&mut self) -> Result<(Vec<(String, f64)>, Vec<String>), CapitalError> {
+        let signed = |p: wire::Positions| -> Vec<(String, String, f64)> {
+            let mut v: Vec<_> = p.positions.into_iter().map(|p| (p.position.deal_id, p.market.epic, if p.position.direction == "BUY" { p.position.size } else { -p.position.size })).collect();
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v
+        };
+        let mut before = signed(self.rest.positions().await?);
+        for _ in 0..5 {
+            let activities = self.rest.activity_last(600).await?;
+            let (after, working) = tokio::try_join!(self.rest.positions(), self.rest.working_orders())?;
+            let after = signed(after);
+            if after == before {
+                // Nothing traded while the activity was read: it covers these positions.
+                self.apply_activity(&activities);
+                let working = working.working_orders.into_iter().map(|w| w.working_order_data.deal_id).filter(|d| !self.order_of_deal.contains_key(d)).collect();
+                return Ok((after.into_iter().map(|(_, epic, size)| (epic, size)).collect(), working));
+            }
+            before = after;
+        }
+        Err(CapitalError::Protocol { endpoint: "GET /positions".into(), why: "the account kept changing while it was read".into() })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn place(&mut self, id: u64, epic: &str, buy: bool, size: f64, kind: OrderType, good_till_ms: Option<i64>, placed_ms: i64) {
+        let mut left = size;
+        if kind == OrderType::Market && self.hedging {
+            // Hedging keeps opposite positions side by side: close whole ones first.
+            left = self.close_opposite(id, epic, buy, size).await;
+            if left <= 1e-9 {
+                return;
+            }
+        }
+        let mut request = wire::DealRequest { epic: epic.into(), direction: direction(buy).into(), size: left, ..Default::default() };
+        let sent = match kind {
+            OrderType::Market => self.rest.open_position(&request).await,
+            OrderType::Limit(level) | OrderType::Stop(level) => {
+                request.level = Some(level);
+                request.order_type = Some(if matches!(kind, OrderType::Limit(_)) { "LIMIT" } else { "STOP" }.into());
+                request.good_till_date = good_till_ms.map(wire::format_query_time);
+                self.rest.create_working_order(&request).await
+            }
+        };
+        let reference = match sent {
+            Ok(r) => r,
+            // Refused with a code: the broker did not take it.
+            Err(e @ (CapitalError::Api { .. } | CapitalError::RateLimited { .. })) => return self.send(Reply::Rejected { id, reason: e.to_string() }),
+            // No answer: it may or may not have arrived. Look before deciding.
+            Err(e) => {
+                tracing::warn!(order = id, error = %e, "no reply to a dealing request; looking for it in the activity");
+                match self.find_lost(epic, buy, left, kind != OrderType::Market, placed_ms).await {
+                    Some(r) => r,
+                    None => return self.send(Reply::Rejected { id, reason: format!("not received by Capital.com ({e})") }),
+                }
+            }
+        };
+        self.claimed.insert(reference.clone());
+        self.send(Reply::Referenced { id, deal_reference: reference.clone() });
+        self.confirm(id, reference, kind == OrderType::Market).await;
+    }
+
+    /// Closes whole positions opposite to `buy` in `epic` that fit in `size`, oldest first; returns what is left.
+    async fn close_opposite(&mut self, id: u64, epic: &str, buy: bool, size: f64) -> f64 {
+        let mut left = size;
+        let positions = match self.rest.positions().await {
+            Ok(p) => p.positions,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read positions to close in hedging mode; opening instead");
+                return left;
+            }
+        };
+        let mut opposite: Vec<_> = positions.into_iter().filter(|p| p.market.epic == epic && (p.position.direction == "BUY") != buy).collect();
+        opposite.sort_by(|a, b| a.position.created_date_utc.cmp(&b.position.created_date_utc));
+        for p in opposite {
+            if p.position.size > left + 1e-9 {
+                continue;
+            }
+            match self.rest.close_position(&p.position.deal_id).await {
+                Ok(reference) => match self.rest.confirm(&reference).await {
+                    Ok(c) if c.accepted() => {
+                        left -= c.size;
+                        self.send(Reply::Filled { id, size: c.size, level: c.level });
+                    }
+                    Ok(_) | Err(_) => {}
+                },
+                Err(e) => tracing::warn!(error = %e, "closing a hedged position failed"),
+            }
+        }
+        left
+    }
+
+    /// Reads the confirm of `reference` (a few tries; then it is left to the poll).
+    async fn confirm(&mut self, id: u64, reference: String, market: bool) {
+        for attempt in 0..self.config.confirm_attempts.max(1) {
+            match self.rest.confirm(&reference).await {
+                Ok(c) => return self.confirmed(id, &reference, c, market),
+                Err(CapitalError::Api { code: stratbox_capital::ApiCode::NotFoundDealReference, .. }) if attempt + 1 < self.config.confirm_attempts => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(order = id, error = %e, "no confirm yet; asking again at the next poll");
+                    break;
+                }
+            }
+        }
+        self.pending_confirms.push((id, reference, market));
+    }
+
+    fn confirmed(&mut self, id: u64, reference: &str, c: wire::Confirm, market: bool) {
+        if !c.accepted() {
+            let why = c.reject_reason.unwrap_or_else(|| "REJECTED".into());
+            return self.send(Reply::Rejected { id, reason: format!("{reference}: {why}") });
+        }
+        if market {
+            self.send(Reply::Filled { id, size: c.size, level: c.level });
+        } else {
+            self.order_of_deal.insert(c.deal_id.clone(), id);
+            self.send(Reply::Working { id, deal_id: c.deal_id });
+        }
+    }
+
+    /// The deal a lost request made, if any: same epic, direction and size, at
+    /// or after `placed_ms` (less the match window), under a reference no known order claims.
+    async fn find_lost(&mut self, epic: &str, buy: bool, size: f64, working: bool, placed_ms: i64) -> Option<String> {
+        let from = (placed_ms - self.config.match_window_secs * 1000).max(self.rest_now().await - 86_000_000);
+        match self.rest.activity_since(from).await {
+            Ok(activities) => self.match_lost(&activities, epic, buy, size, working),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the activity to find a lost request");
+                None
+            }
+        }
+    }
+
+    fn match_lost(&mut self, activities: &[wire::Activity], epic: &str, buy: bool, size: f64, working: bool) -> Option<String> {
+        // Sizes per reference: a netting deal can touch several positions.
+        let mut by_reference: BTreeMap<String, (f64, &str)> = BTreeMap::new();
+        for a in activities {
+            let Some(d) = &a.details else { continue };
+            let kind_ok = if working { a.activity_type == "WORKING_ORDER" && a.status == "ACCEPTED" } else { a.activity_type == "POSITION" && d.deal_reference.starts_with("o_") };
+            if a.epic == epic && d.direction == direction(buy) && kind_ok && !self.claimed.contains(&d.deal_reference) {
+                let e = by_reference.entry(d.deal_reference.clone()).or_insert((0.0, a.date_utc.as_str()));
+                e.0 += d.size;
+            }
+        }
+        // The oldest unclaimed deal that fits: requests were sent in order.
+        let found = by_reference.into_iter().filter(|(_, (s, _))| (s - size).abs() < 1e-9).min_by(|a, b| a.1.1.cmp(b.1.1)).map(|(r, _)| r);
+        if let Some(r) = &found {
+            self.claimed.insert(r.clone());
+        }
+        found
+    }
+
+    async fn rest_now(&self) -> i64 {
+        self.rest.server_time().await.unwrap_or_else(|_| stratbox_contract::util::unix_ms() as i64)
+    }
+
+    /// Orders from before a restart: what became of each, from one read of
+    /// the activity (a confirm only for what it does not show).
+    async fn resolve_all(&mut self, mut lookups: Vec<Lookup>) {
+        if lookups.is_empty() {
+            return;
+        }
+        lookups.sort_by_key(|l| l.id);
+        let earliest = lookups.iter().map(|l| l.placed_ms).min().unwrap_or_default();
+        let from = (earliest - self.config.match_window_secs * 1000).max(self.rest_now().await - 86_000_000);
+        let activities = match self.rest.activity_since(from).await {
+            Ok(a) => a,
+            Err(e) => return self.send(Reply::Failed { reason: format!("activity: {e}") }),
+        };
+        // Known references first, so a lost one is never matched to a deal they own.
+        for l in &lookups {
+            if let Some(r) = &l.deal_reference {
+                self.claimed.insert(r.clone());
+            }
+        }
+        for l in lookups {
+            let working = l.kind != OrderType::Market;
+            let reference = match l.deal_reference.clone() {
+                Some(r) => r,
+                None => match self.match_lost(&activities, &l.epic, l.buy, l.size, working) {
+                    Some(r) => {
+                        tracing::info!(order = l.id, deal_reference = %r, "a request whose reply was lost was found at the broker");
+                        self.send(Reply::Referenced { id: l.id, deal_reference: r.clone() });
+                        r
+                    }
+                    None => {
+                        tracing::info!(order = l.id, "a request the journal holds never reached the broker");
+                        self.send(Reply::Rejected { id: l.id, reason: "never reached Capital.com (no matching deal after the restart)".into() });
+                        continue;
+                    }
+                },
+            };
+            let mine = |a: &&wire::Activity| a.details.as_ref().is_some_and(|d| d.deal_reference == reference);
+            if !working {
+                let (size, value) = activities.iter().filter(mine).filter(|a| a.activity_type == "POSITION").fold((0.0, 0.0), |(s, v), a| {
+                    let d = a.details.as_ref().expect("filtered");
+                    (s + d.size, v + d.size * d.level)
+                });
+                if size > 0.0 {
+                    if size > l.filled + 1e-9 {
+                        self.send(Reply::Filled { id: l.id, size: size - l.filled, level: value / size });
+                    }
+                    continue;
+                }
+            } else if let Some(deal_id) = l.deal_id.clone().or_else(|| activities.iter().filter(mine).find(|a| a.status == "ACCEPTED").map(|a| a.deal_id.clone())) {
+                if l.deal_id.is_none() {
+                    self.send(Reply::Working { id: l.id, deal_id: deal_id.clone() });
+                }
+                self.order_of_deal.insert(deal_id.clone(), l.id);
+                continue;
+            }
+            // Not in the activity read (older, or refused): the confirm says.
+            match self.rest.confirm(&reference).await {
+                // A market deal: what the journal has not filled yet.
+                Ok(c) if c.accepted() && !working => {
+                    if c.size > l.filled + 1e-9 {
+                        self.send(Reply::Filled { id: l.id, size: c.size - l.filled, level: c.level });
+                    }
+                }
+                Ok(c) => self.confirmed(l.id, &reference, c, !working),
+                Err(e) => {
+                    tracing::warn!(order = l.id, error = %e, "no confirm for a restored order; asking again at the next poll");
+                    self.pending_confirms.push((l.id, reference, !working));
+                }
+            }
+        }
+        // What the resting ones did while the host was down.
+        self.apply_activity(&activities);
+    }
+
+    /// Executions, expiries and cancels of resting orders.
+    fn apply_activity(&mut self, activities: &[wire::Activity]) {
+        for a in activities.iter().filter(|a| a.activity_type == "WORKING_ORDER") {
+            let Some(&id) = self.order_of_deal.get(&a.deal_id) else { continue };
+            let reply = match (a.status.as_str(), &a.details) {
+                ("EXECUTED", Some(d)) => Reply::Filled { id, size: d.size, level: d.level },
+                ("EXPIRED", _) => Reply::Expired { id },
+                ("CANCELLED" | "DELETED", _) => Reply::Cancelled { id },
+                _ => continue,
+            };
+            self.order_of_deal.remove(&a.deal_id);
+            self.send(reply);
+        }
+    }
+
+    async fn poll(&mut self) {
+        for (id, reference, market) in std::mem::take(&mut self.pending_confirms) {
+            match self.rest.confirm(&reference).await {
+                Ok(c) => self.confirmed(id, &reference, c, market),
+                Err(_) => self.pending_confirms.push((id, reference, market)),
+            }
+        }
+        if self.order_of_deal.is_empty() {
+            return;
+        }
+        // A window of the server's own clock, several polls deep; what was applied is not tracked any more.
+        let period = (self.config.poll_ms * 5 / 1000).clamp(30, 86_400) as i64;
+        match self.rest.activity_last(period).await {
+            Ok(activities) => self.apply_activity(&activities),
+            Err(e) => self.send(Reply::Failed { reason: format!("activity: {e}") }),
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! The execution journal: every order, risk decision, acknowledgement,
+//! fill, cancel, expiry, financing charge and trading-state change, appended
+//! to sled in order before the host acts on it (a fill, which the paper
+//! broker books as it happens, is appended before anything else sees it).
+//! The host's trading state is rebuilt by replaying it on start.
+//!
+//! Layout: one tree, `events`; each commit is one key, the big-endian
+//! sequence number of its first entry, holding the JSON list of its
+//! [`Entry`]s. The host commits when an event is done, and before any request
+//! to a broker outside the process: one sled write per event rather than per
+//! entry, since sled costs about the same per key whatever its size. sled
+//! flushes every `flush_every_ms`; a crash loses at most the event in
+//! progress and that interval, never half a commit.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use stratbox_market::{InstrumentId, Timestamp};
+use crate::risk::TradingState;
+use stratbox_contract::{OrderType, Side, TimeInForce};
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("cannot open the execution journal at {path}: {source}")]
+    Open { path: PathBuf, source: sled::Error },
+    #[error("the execution journal at {0} is in use by a running host (stop it, or report on journal.previous)")]
+    Locked(PathBuf),
+    #[error("execution journal: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("execution journal entry {seq} is damaged: {why}")]
+    Damaged { seq: u64, why: String },
+}
+
+/// Order types as journaled.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OrderKind {
+    Market,
+    Limit(f64),
+    Stop(f64),
+}
+
+impl From<OrderType> for OrderKind {
+    fn from(t: OrderType) -> Self {
+        match t {
+            OrderType::Market => OrderKind::Market,
+            OrderType::Limit(p) => OrderKind::Limit(p),
+            OrderType::Stop(p) => OrderKind::Stop(p),
+        }
+    }
+}
+
+impl From<OrderKind> for OrderType {
+    fn from(t: OrderKind) -> Self {
+        match t {
+            OrderKind::Market => OrderType::Market,
+            OrderKind::Limit(p) => OrderType::Limit(p),
+            OrderKind::Stop(p) => OrderType::Stop(p),
+        }
+    }
+}
+
+/// Sides and times in force as journaled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SideName {
+    Buy,
+    Sell,
+}
+
+impl From<Side> for SideName {
+    fn from(s: Side) -> Self {
+        if s == Side::Buy { SideName::Buy } else { SideName::Sell }
+    }
+}
+
+impl From<SideName> for Side {
+    fn from(s: SideName) -> Self {
+        if s == SideName::Buy { Side::Buy } else { Side::Sell }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TifName {
+    Gtc,
+    Day,
+    Ioc,
+}
+
+impl From<TimeInForce> for TifName {
+    fn from(t: TimeInForce) -> Self {
+        match t {
+            TimeInForce::Gtc => TifName::Gtc,
+            TimeInForce::Day => TifName::Day,
+            TimeInForce::Ioc => TifName::Ioc,
+        }
+    }
+}
+
+impl From<TifName> for TimeInForce {
+    fn from(t: TifName) -> Self {
+        match t {
+            TifName::Gtc => TimeInForce::Gtc,
+            TifName::Day => TimeInForce::Day,
+            TifName::Ioc => TimeInForce::Ioc,
+        }
+    }
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum JournalEvent {
+    /// The instrument universe from here on (written at every start): ids index it.
+    Instruments { symbols: Vec<String> },
+    /// An order created from an intent, before risk.
+    Order {
+        client_id: String,
+        plugin: String,
+        instrument: InstrumentId,
+        side: SideName,
+        quantity: f64,
+        order_type: OrderKind,
+        time_in_force: TifName,
+        tag: u32,
+        decision_price: Option<f64>,
+    },
+    Risk { client_id: String, accepted: bool, reason: Option<String> },
+    /// Handed to a remote broker under `broker_id`; acknowledged later.
+    Sent { client_id: String, broker_id: u64 },
+    Acknowledged { client_id: String, broker_id: u64 },
+    BrokerRejected { client_id: String, reason: String },
+    /// What a remote broker calls the order: its reference once received, its id once working.
+    BrokerRef { client_id: String, deal_reference: Option<String>, deal_id: Option<String> },
+    Fill { client_id: String, broker_id: u64, plugin: String, instrument: InstrumentId, side: SideName, quantity: f64, price: f64, fee: f64 },
+    Cancelled { client_id: String },
+    Expired { client_id: String },
+    /// The market's mid when the order reached the broker (for slippage against arrival).
+    Arrival { client_id: String, mid: f64 },
+    /// Financing charged to one position.
+    Financing { plugin: String, instrument: InstrumentId, amount: f64 },
+    /// A point of the equity curve: the account's equity, P&L (all plugins) and gross exposure.
+    Equity { equity: f64, realised: f64, unrealised: f64, gross_exposure: f64 },
+    /// A trading state set (`plugin` none: global).
+    TradingState { plugin: Option<String>, state: TradingState, reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub seq: u64,
+    /// Market time.
+    pub time: Timestamp,
+    pub event: JournalEvent,
+}
+
+pub struct Journal {
+    path: PathBuf,
+    db: sled::Db,
+    events: sled::Tree,
+    next_seq: u64,
+    /// Appended, not yet written (see [`Journal::commit`]).
+    pending: Vec<Entry>,
+}
+
+impl Journal {
+    pub fn open(path: &Path, flush_every_ms: u64) -> Result<Self, JournalError> {
+        let open = |source| JournalError::Open { path: path.to_owned(), source };
+        let db = sled::Config::new().path(path).flush_every_ms(Some(flush_every_ms.max(1))).open().map_err(|e| {
+            if e.to_string().contains("could not acquire lock") { JournalError::Locked(path.to_owned()) } else { open(e) }
+        })?;
+        let events = db.open_tree("events").map_err(open)?;
+        let next_seq = match events.last().map_err(open)? {
+            Some((k, v)) => {
+                let first = u64::from_be_bytes(k.as_ref().try_into().map_err(|_| JournalError::Damaged { seq: 0, why: "a key is not 8 bytes".into() })?);
+                let batch: Vec<Entry> = serde_json::from_slice(&v).map_err(|e| JournalError::Damaged { seq: first, why: e.to_string() })?;
+                first + batch.len() as u64
+            }
+            None => 0,
+        };
+        Ok(Self { path: path.to_owned(), db, events, next_seq, pending: Vec::new() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn len(&self) -> u64 {
+        self.next_seq
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.next_seq == 0
+    }
+
+    /// Appends one event (written at the next [`Journal::commit`]); returns its sequence number.
+    pub fn append(&mut self, time: Timestamp, event: JournalEvent) -> Result<u64, JournalError> {
+        let seq = self.next_seq;
+        self.pending.push(Entry { seq, time, event });
+        self.next_seq += 1;
+        Ok(seq)
+    }
+
+    /// Writes what was appended since the last commit as one atomic batch:
+    /// the host commits at the end of every event, and before any request to
+    /// a broker outside the process.
+    pub fn commit(&mut self) -> Result<usize, JournalError> {
+        let Some(first) = self.pending.first().map(|e| e.seq) else { return Ok(0) };
+        // One key per commit: sled costs about the same per key whatever its size.
+        self.events.insert(first.to_be_bytes(), serde_json::to_vec(&self.pending).expect("journal entries serialise"))?;
+        let n = self.pending.len();
+        self.pending.clear();
+        Ok(n)
+    }
+
+    /// Commits, then forces everything to disk now.
+    pub fn flush(&mut self) -> Result<(), JournalError> {
+        self.commit()?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Every committed entry, in order.
+    pub fn entries(&self) -> impl Iterator<Item = Result<Entry, JournalError>> + '_ {
+        self.events.iter().flat_map(|kv| {
+            let batch: Result<Vec<Entry>, JournalError> = kv.map_err(JournalError::from).and_then(|(k, v)| {
+                let seq = k.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(u64::MAX);
+                serde_json::from_slice(&v).map_err(|e| JournalError::Damaged { seq, why: e.to_string() })
+            });
+            match batch {
+                Ok(entries) => entries.into_iter().map(Ok).collect::<Vec<_>>(),
+                Err(e) => vec![Err(e)],
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_come_back_in_order_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut j = Journal::open(dir.path(), 50).unwrap();
+            let order = JournalEvent::Order {
+                client_id: "p-1".into(),
+                plugin: "p".into(),
+                instrument: 3,
+                side: SideName::Buy,
+                quantity: 10.0,
+                order_type: OrderKind::Limit(99.5),
+                time_in_force: TifName::Day,
+                tag: 7,
+                decision_price: Some(100.0),
+            };
+            assert_eq!(j.append(1, order).unwrap(), 0);
+            assert_eq!(j.append(2, JournalEvent::Risk { client_id: "p-1".into(), accepted: true, reason: None }).unwrap(), 1);
+            assert_eq!(j.commit().unwrap(), 2);
+            assert_eq!(j.commit().unwrap(), 0);
+            j.flush().unwrap();
+        }
+        let mut j = Journal::open(dir.path(), 50).unwrap();
+        assert_eq!(j.len(), 2);
+        assert_eq!(j.append(3, JournalEvent::Acknowledged { client_id: "p-1".into(), broker_id: 1 }).unwrap(), 2, "numbering goes on");
+        j.append(4, JournalEvent::Cancelled { client_id: "p-1".into() }).unwrap();
+        drop(j); // never committed: lost as a whole
+        let j = Journal::open(dir.path(), 50).unwrap();
+        assert_eq!(j.len(), 2);
+        let mut j = j;
+        j.append(3, JournalEvent::Acknowledged { client_id: "p-1".into(), broker_id: 1 }).unwrap();
+        j.commit().unwrap();
+        let entries: Vec<Entry> = j.entries().collect::<Result<_, _>>().unwrap();
+        assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [0, 1, 2]);
+        assert!(matches!(&entries[0].event, JournalEvent::Order { order_type: OrderKind::Limit(p), .. } if *p == 99.5));
+        let text = String::from_utf8(serde_json::to_vec(&entries[2]).unwrap()).unwrap();
+        assert!(text.contains(r#""event":"acknowledged""#), "{text}");
+    }
+}

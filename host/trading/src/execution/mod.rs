@@ -1,0 +1,408 @@
+//! Orders as the host tracks them: the state machine ([`order`]), client
+//! order ids, and per-fill slippage against the price when the intent was
+//! decided.
+//!
+//! Every order an intent produces gets a client order id (`plugin-sequence`)
+//! before risk sees it; submitting an id twice returns the first order, so a
+//! retried submission never makes a second one. The tracker follows each
+//! order through the table; an event the table refuses is logged and
+//! counted, and the order keeps its state.
+
+pub mod journal;
+pub mod order;
+pub mod report;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+pub use journal::{Entry, Journal, JournalError, JournalEvent};
+pub use order::{IllegalTransition, OrderEvent, OrderState, transition};
+
+use stratbox_market::{InstrumentId, Timestamp};
+use stratbox_contract::Side;
+
+/// One order's record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrackedOrder {
+    pub client_id: String,
+    #[serde(serialize_with = "as_str")]
+    pub plugin: Arc<str>,
+    /// The broker's id, once it has one.
+    pub broker_id: Option<u64>,
+    pub instrument: InstrumentId,
+    #[serde(serialize_with = "side_name")]
+    pub side: Side,
+    pub quantity: f64,
+    pub filled: f64,
+    pub average_fill: f64,
+    pub state: OrderState,
+    /// Last price when the intent was turned into this order.
+    pub decision_price: Option<f64>,
+    pub created: Timestamp,
+    pub updated: Timestamp,
+    /// Why it was rejected, if it was.
+    pub reason: Option<String>,
+}
+
+fn as_str<S: serde::Serializer>(v: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v)
+}
+
+fn side_name<S: serde::Serializer>(v: &Side, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(if *v == Side::Buy { "buy" } else { "sell" })
+}
+
+/// Slippage of one plugin's fills against decision prices, in basis points
+/// (positive: paid more than decided on a buy, got less on a sell).
+#[derive(Debug, Default, Clone, Copy, Serialize, PartialEq)]
+pub struct Slippage {
+    pub fills: u64,
+    pub mean_bps: f64,
+    pub worst_bps: f64,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct TrackerStats {
+    pub orders: u64,
+    pub by_state: BTreeMap<OrderState, u64>,
+    pub illegal_transitions: u64,
+    pub duplicate_submissions: u64,
+    pub slippage: BTreeMap<String, Slippage>,
+}
+
+#[derive(Default)]
+pub struct OrderTracker {
+    orders: HashMap<String, TrackedOrder>,
+    by_broker_id: HashMap<u64, String>,
+    next_seq: HashMap<Arc<str>, u64>,
+    /// Final orders kept for views before being dropped from memory.
+    finished: std::collections::VecDeque<String>,
+    stats: TrackerStats,
+}
+
+/// An order still working after a journal replay, to hand back to the broker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Restored {
+    pub client_id: String,
+    pub plugin: Arc<str>,
+    pub broker_id: u64,
+    pub instrument: InstrumentId,
+    pub side: Side,
+    pub quantity: f64,
+    pub filled: f64,
+    pub order_type: stratbox_contract::OrderType,
+    pub time_in_force: stratbox_contract::TimeInForce,
+    pub tag: u32,
+    pub placed_at: Timestamp,
+    /// A remote broker's reference and id of it, when known.
+    pub deal_reference: Option<String>,
+    pub deal_id: Option<String>,
+}
+
+impl Restored {
+    /// Its view for the ledger's book: working, or partially filled.
+    pub fn view(&self) -> stratbox_contract::OrderView {
+        use stratbox_contract::OrderStatus;
+        let status = if self.filled > 0.0 { OrderStatus::PartiallyFilled } else { OrderStatus::Working };
+        stratbox_contract::OrderView {
+            id: self.broker_id,
+            instrument: self.instrument,
+            side: self.side,
+            quantity: self.quantity,
+            filled_quantity: self.filled,
+            order_type: self.order_type,
+            status,
+            tag: self.tag,
+        }
+    }
+}
+
+/// What a journal replay rebuilt.
+#[derive(Debug, Default)]
+pub struct Rebuilt {
+    pub entries: u64,
+    pub fills: u64,
+    pub working: Vec<Restored>,
+    /// Every reference a remote broker gave (so a lost reply is never matched to another order's deal).
+    pub references: Vec<String>,
+    /// The last state of each scope (`None`: global): (state, reason, since).
+    pub states: std::collections::BTreeMap<Option<String>, (crate::risk::TradingState, String, Timestamp)>,
+}
+
+/// Replays `journal` into `ledger` (fills, financing) and `tracker` (every
+/// order's life); returns what is still working and the trading states.
+pub fn rebuild(journal: &Journal, ledger: &mut crate::broker::Ledger, tracker: &mut OrderTracker) -> Result<Rebuilt, JournalError> {
+    use journal::JournalEvent as J;
+    let mut out = Rebuilt::default();
+    // Orders as created, for handing working ones back: client id -> (request, tif, tag, created).
+    let mut requests: HashMap<String, (stratbox_contract::OrderType, stratbox_contract::TimeInForce, u32)> = HashMap::new();
+    // A remote broker's (reference, id) per client id.
+    let mut refs: HashMap<String, (Option<String>, Option<String>)> = HashMap::new();
+    for entry in journal.entries() {
+        let entry = entry?;
+        out.entries += 1;
+        let t = entry.time;
+        match entry.event {
+            J::Order { client_id, plugin, instrument, side, quantity, order_type, time_in_force, tag, decision_price } => {
+                let plugin: Arc<str> = Arc::from(plugin.as_str());
+                let _ = tracker.create(client_id.clone(), &plugin, instrument, side.into(), quantity, decision_price, t);
+                requests.insert(client_id, (order_type.into(), time_in_force.into(), tag));
+            }
+            J::Risk { client_id, accepted, reason } => {
+                let event = if accepted { OrderEvent::RiskAccepted } else { OrderEvent::RiskRejected };
+                let _ = tracker.apply(&client_id, event, t, reason.as_deref());
+            }
+            J::Sent { client_id, broker_id } => tracker.bind(&client_id, broker_id),
+            J::Acknowledged { client_id, broker_id } => {
+                tracker.bind(&client_id, broker_id);
+                let _ = tracker.apply(&client_id, OrderEvent::Acknowledged, t, None);
+            }
+            J::BrokerRef { client_id, deal_reference, deal_id } => {
+                out.references.extend(deal_reference.iter().cloned());
+                let known = refs.entry(client_id).or_default();
+                known.0 = deal_reference.or(known.0.take());
+                known.1 = deal_id.or(known.1.take());
+            }
+            J::BrokerRejected { client_id, reason } => {
+                let _ = tracker.apply(&client_id, OrderEvent::BrokerRejected, t, Some(&reason));
+            }
+            J::Fill { client_id, broker_id, plugin, instrument, side, quantity, price, fee } => {
+                let plugin: Arc<str> = Arc::from(plugin.as_str());
+                let side: Side = side.into();
+                ledger.apply_fill(&plugin, instrument, if side == Side::Buy { quantity } else { -quantity }, price, fee);
+                if tracker.get(&client_id).is_none() {
+                    tracker.adopt(client_id.clone(), &plugin, instrument, side, quantity, broker_id, t);
+                }
+                let _ = tracker.fill(&client_id, quantity, price, t);
+                out.fills += 1;
+            }
+            J::Cancelled { client_id } => {
+                let _ = tracker.apply(&client_id, OrderEvent::Cancelled, t, None);
+            }
+            J::Expired { client_id } => {
+                let _ = tracker.apply(&client_id, OrderEvent::Expired, t, None);
+            }
+            J::Financing { plugin, instrument, amount } => {
+                ledger.charge(&Arc::from(plugin.as_str()), instrument, amount);
+            }
+            J::Instruments { .. } | J::Equity { .. } | J::Arrival { .. } => {}
+            J::TradingState { plugin, state, reason } => {
+                out.states.insert(plugin, (state, reason, t));
+            }
+        }
+    }
+    for o in tracker.orders.values() {
+        let (Some(broker_id), false) = (o.broker_id, o.state.is_final()) else { continue };
+        let Some((order_type, time_in_force, tag)) = requests.get(&o.client_id) else { continue };
+        out.working.push(Restored {
+            client_id: o.client_id.clone(),
+            plugin: o.plugin.clone(),
+            broker_id,
+            instrument: o.instrument,
+            side: o.side,
+            quantity: o.quantity,
+            filled: o.filled,
+            order_type: *order_type,
+            time_in_force: *time_in_force,
+            tag: *tag,
+            placed_at: o.created,
+            deal_reference: refs.get(&o.client_id).and_then(|r| r.0.clone()),
+            deal_id: refs.get(&o.client_id).and_then(|r| r.1.clone()),
+        });
+    }
+    out.working.sort_by_key(|r| r.broker_id);
+    Ok(out)
+}
+
+/// Final orders kept in memory (the journal keeps everything).
+const KEEP_FINISHED: usize = 10_000;
+
+impl OrderTracker {
+    /// The next client order id of `plugin`.
+    pub fn next_client_id(&mut self, plugin: &Arc<str>) -> String {
+        let seq = self.next_seq.entry(plugin.clone()).or_insert(0);
+        *seq += 1;
+        format!("{plugin}-{seq}")
+    }
+
+    /// Registers a new order; an id already known is a duplicate submission
+    /// and returns the existing order instead.
+    #[allow(clippy::too_many_arguments)]
+    pub fn create(
+        &mut self,
+        client_id: String,
+        plugin: &Arc<str>,
+        instrument: InstrumentId,
+        side: Side,
+        quantity: f64,
+        decision_price: Option<f64>,
+        now: Timestamp,
+    ) -> Result<&TrackedOrder, &TrackedOrder> {
+        if self.orders.contains_key(&client_id) {
+            self.stats.duplicate_submissions += 1;
+            return Err(&self.orders[&client_id]);
+        }
+        // Ids replayed from the journal move the plugin's sequence past them.
+        if let Some(n) = client_id.strip_prefix(&**plugin).and_then(|r| r.strip_prefix('-')).and_then(|n| n.parse::<u64>().ok()) {
+            let seq = self.next_seq.entry(plugin.clone()).or_insert(0);
+            *seq = (*seq).max(n);
+        }
+        self.stats.orders += 1;
+        *self.stats.by_state.entry(OrderState::New).or_default() += 1;
+        let order = TrackedOrder {
+            client_id: client_id.clone(),
+            plugin: plugin.clone(),
+            broker_id: None,
+            instrument,
+            side,
+            quantity,
+            filled: 0.0,
+            average_fill: 0.0,
+            state: OrderState::New,
+            decision_price,
+            created: now,
+            updated: now,
+            reason: None,
+        };
+        Ok(self.orders.entry(client_id).or_insert(order))
+    }
+
+    /// Takes on an order the broker made itself (a protective exit), so its
+    /// fills have a record: created, bound to `broker_id`, past risk.
+    #[allow(clippy::too_many_arguments)]
+    pub fn adopt(&mut self, client_id: String, plugin: &Arc<str>, instrument: InstrumentId, side: Side, quantity: f64, broker_id: u64, now: Timestamp) {
+        let _ = self.create(client_id.clone(), plugin, instrument, side, quantity, None, now);
+        self.bind(&client_id, broker_id);
+        let _ = self.apply(&client_id, OrderEvent::RiskAccepted, now, Some("protective exit"));
+    }
+
+    /// Links the broker's id to a client order.
+    pub fn bind(&mut self, client_id: &str, broker_id: u64) {
+        if let Some(o) = self.orders.get_mut(client_id) {
+            o.broker_id = Some(broker_id);
+            self.by_broker_id.insert(broker_id, client_id.to_owned());
+        }
+    }
+
+    /// The largest broker id ever bound (so a restarted broker does not reuse one).
+    pub fn max_broker_id(&self) -> Option<u64> {
+        self.by_broker_id.keys().max().copied()
+    }
+
+    pub fn client_id_of(&self, broker_id: u64) -> Option<&str> {
+        self.by_broker_id.get(&broker_id).map(String::as_str)
+    }
+
+    pub fn get(&self, client_id: &str) -> Option<&TrackedOrder> {
+        self.orders.get(client_id)
+    }
+
+    /// Applies an event; an illegal one is counted and logged, and changes nothing.
+    pub fn apply(&mut self, client_id: &str, event: OrderEvent, now: Timestamp, reason: Option<&str>) -> Result<OrderState, IllegalTransition> {
+        let Some(o) = self.orders.get_mut(client_id) else {
+            tracing::warn!(client_id, event = ?event, "event for an unknown order");
+            self.stats.illegal_transitions += 1;
+            return Err(IllegalTransition { state: OrderState::New, event });
+        };
+        match transition(o.state, event) {
+            Ok(next) => {
+                let by = &mut self.stats.by_state;
+                *by.entry(o.state).or_default() -= 1;
+                *by.entry(next).or_default() += 1;
+                o.state = next;
+                o.updated = now;
+                if let Some(r) = reason {
+                    o.reason = Some(r.to_owned());
+                }
+                if next.is_final() {
+                    self.finished.push_back(client_id.to_owned());
+                    while self.finished.len() > KEEP_FINISHED {
+                        if let Some(old) = self.finished.pop_front()
+                            && let Some(gone) = self.orders.remove(&old)
+                            && let Some(id) = gone.broker_id
+                        {
+                            self.by_broker_id.remove(&id);
+                        }
+                    }
+                }
+                Ok(next)
+            }
+            Err(e) => {
+                self.stats.illegal_transitions += 1;
+                tracing::error!(client_id, error = %e, "illegal order transition refused");
+                Err(e)
+            }
+        }
+    }
+
+    /// A fill of a tracked order: state, average price, and slippage
+    /// against the decision price.
+    pub fn fill(&mut self, client_id: &str, quantity: f64, price: f64, now: Timestamp) -> Result<OrderState, IllegalTransition> {
+        let Some(o) = self.orders.get_mut(client_id) else {
+            return self.apply(client_id, OrderEvent::Fill { complete: true }, now, None);
+        };
+        let filled = o.filled + quantity;
+        let complete = filled >= o.quantity - 1e-9;
+        o.average_fill = (o.average_fill * o.filled + price * quantity) / filled;
+        o.filled = filled;
+        if let Some(decided) = o.decision_price.filter(|p| *p > 0.0) {
+            let sign = if o.side == Side::Buy { 1.0 } else { -1.0 };
+            let bps = sign * (price - decided) / decided * 1e4;
+            let s = self.stats.slippage.entry(o.plugin.to_string()).or_default();
+            s.mean_bps += (bps - s.mean_bps) / (s.fills + 1) as f64;
+            s.fills += 1;
+            s.worst_bps = if s.fills == 1 { bps } else { s.worst_bps.max(bps) };
+        }
+        self.apply(client_id, OrderEvent::Fill { complete }, now, None)
+    }
+
+    pub fn stats(&self) -> &TrackerStats {
+        &self.stats
+    }
+
+    /// Orders of `plugin` that are not final.
+    pub fn open_orders(&self, plugin: &str) -> Vec<&TrackedOrder> {
+        self.orders.values().filter(|o| &*o.plugin == plugin && !o.state.is_final()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_idempotent_and_fills_measure_slippage() {
+        let mut t = OrderTracker::default();
+        let p: Arc<str> = Arc::from("sma");
+        let id = t.next_client_id(&p);
+        assert_eq!(id, "sma-1");
+        assert!(t.create(id.clone(), &p, 0, Side::Buy, 10.0, Some(100.0), 1).is_ok());
+        assert!(t.create(id.clone(), &p, 0, Side::Buy, 10.0, Some(100.0), 2).is_err(), "the same client id twice is one order");
+        assert_eq!(t.stats().duplicate_submissions, 1);
+        t.apply(&id, OrderEvent::RiskAccepted, 3, None).unwrap();
+        t.bind(&id, 77);
+        t.apply(&id, OrderEvent::Acknowledged, 3, None).unwrap();
+        assert_eq!(t.client_id_of(77), Some("sma-1"));
+        assert_eq!(t.fill(&id, 4.0, 100.1, 4), Ok(OrderState::PartiallyFilled));
+        assert_eq!(t.fill(&id, 6.0, 100.2, 5), Ok(OrderState::Filled));
+        let o = t.get(&id).unwrap();
+        assert!((o.average_fill - 100.16).abs() < 1e-9);
+        let s = t.stats().slippage["sma"];
+        assert_eq!(s.fills, 2);
+        assert!((s.mean_bps - 15.0).abs() < 1e-6 && (s.worst_bps - 20.0).abs() < 1e-6, "{s:?}");
+        // A cancel for a filled order is refused and counted; the order stays filled.
+        assert!(t.apply(&id, OrderEvent::Cancelled, 6, None).is_err());
+        assert_eq!(t.get(&id).unwrap().state, OrderState::Filled);
+        assert_eq!(t.stats().illegal_transitions, 1);
+        assert_eq!(t.stats().by_state[&OrderState::Filled], 1);
+        assert_eq!(t.stats().by_state[&OrderState::New], 0);
+        // A sell filled below its decision price slipped by a positive amount.
+        let id = t.next_client_id(&p);
+        t.create(id.clone(), &p, 0, Side::Sell, 1.0, Some(100.0), 7).unwrap();
+        t.apply(&id, OrderEvent::RiskAccepted, 7, None).unwrap();
+        t.fill(&id, 1.0, 99.9, 8).unwrap();
+        assert!((t.stats().slippage["sma"].worst_bps - 20.0).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,37 @@
+//! Trading: the one path every order takes, and what it leaves behind.
+//!
+//! [`OrderPath`] owns everything between "a plugin asked for something" and
+//! "the broker has the order and the host knows it": contract checks on the
+//! intent, the broker's plan, the risk engine, the order tracker (client
+//! order ids, the state table), the execution journal (written before the
+//! broker acts), the broker itself (paper or Capital.com) and what comes back
+//! (fills, cancels, expiries), plus the risk updates after every event
+//! (P&L, loss limits, circuit breaker, alerts), flatten and de-leveraging.
+//!
+//! This crate is the only place an order is placed: nothing else holds a
+//! broker. It never runs plugin code (intents arrive as values) and never
+//! reads the network except through the Capital.com client.
+
+mod broker;
+mod execution;
+mod order_path;
+mod risk;
+mod validation;
+mod world;
+
+pub use broker::{
+    Book, BookSummary, Broker, BrokerNote, BrokerStats, CapitalBroker, CapitalBrokerConfig, Ledger, OrderRequest, PaperBroker, PaperConfig, Plan,
+    Reconciliation, Submission,
+};
+pub use execution::journal::{OrderKind, SideName, TifName};
+pub use execution::{
+    Entry, IllegalTransition, Journal, JournalError, JournalEvent, OrderEvent, OrderState, OrderTracker, Rebuilt, Restored, Slippage, TrackedOrder,
+    TrackerStats, rebuild, report, transition,
+};
+pub use order_path::{DeleveragePlan, FlattenReport, OrderPath, PathStats, RECONCILIATION_FAILED, Violation};
+pub use risk::{
+    Alert, AlertConfig, AlertSink, AlertStats, AlarmLevelName, CircuitBreakerConfig, OrderCheck, RiskConfig, RiskEngine, RiskReject, RiskRule, RiskStats,
+    RiskView, StateRecord, TradingState,
+};
+pub use validation::{IntentBounds, validate, validate_stop};
+pub use world::{MarketClock, SharedWorld};

@@ -1,0 +1,702 @@
+//! The order path: the one way an intent becomes an order.
+//!
+//! Validation, the broker's plan, the risk check, the client order id and
+//! the order's state, the journal entry (always before the broker acts), the
+//! broker's execution, and what the broker reports back (references,
+//! rejections, fills, cancels, expiries, financing, arrival mids). After each
+//! event the risk engine sees the P&L (loss limits, circuit breaker), alerts
+//! go out, the equity curve is sampled and the journal committed, which is
+//! when a remote broker's requests may leave.
+//!
+//! The engine calls it in a fixed order per event (market data in, fills out
+//! to the plugins, their intents in, the event settled); it never calls a
+//! plugin itself. Backtest, paper and live trading run this same path: only
+//! the broker behind it differs.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use stratbox_contract::{Alarm, Bar, Fill, Instrument, InstrumentId, Intent, Quote, StopDecision, TargetPosition, Timestamp};
+use stratbox_market::{NANOS_PER_SEC, TradingHours};
+
+use crate::broker::{Broker, BrokerNote, BrokerStats, Plan, Reconciliation, Submission};
+use crate::execution::{Entry, Journal, JournalError, JournalEvent, OrderEvent, OrderTracker, Rebuilt, TrackerStats, rebuild};
+use crate::risk::{AlertConfig, AlertSink, OrderCheck, RiskConfig, RiskEngine, RiskView, TradingState};
+use crate::validation::{self, IntentBounds};
+use crate::world::SharedWorld;
+
+/// How a halt for a failed reconciliation starts its reason.
+pub const RECONCILIATION_FAILED: &str = "reconciliation failed: ";
+
+/// A de-leveraging in progress: each position goes from its size at the
+/// start toward `1 - fraction` of it, one step at a time.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeleveragePlan {
+    pub fraction: f64,
+    pub steps: u32,
+    pub steps_done: u32,
+    pub every_secs: u64,
+    pub next_at: Timestamp,
+    /// (plugin, instrument, signed quantity at the start).
+    #[serde(skip)]
+    start: Vec<(Arc<str>, InstrumentId, f64)>,
+}
+
+/// What an emergency flatten did.
+#[derive(Debug, Clone, Serialize)]
+pub struct FlattenReport {
+    pub cancelled_orders: usize,
+    /// Closing orders placed: (plugin, instrument symbol, quantity closed, signed).
+    pub closing_orders: Vec<(String, String, f64)>,
+    pub risk: RiskView,
+}
+
+/// Counters of the order path.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PathStats {
+    pub intents: u64,
+    pub invalid_intents: u64,
+    /// Orders the risk engine refused (by rule in the risk view's stats).
+    pub risk_rejected: u64,
+    pub stop_decisions: u64,
+    pub alarms: u64,
+}
+
+/// A plugin whose intents or stop decisions broke the contract, and why: the
+/// engine quarantines it (none of that batch reached the broker).
+pub type Violation = (Arc<str>, String);
+
+/// A position as the risk checks see it: instrument, signed quantity, mark.
+type RiskPosition = (InstrumentId, f64, f64);
+
+/// Per plugin: the (event, fill) counts a position list reflects, and the list.
+type PositionsCache = HashMap<Arc<str>, ((u64, u64), Vec<RiskPosition>)>;
+
+/// Everything between a plugin's intent and the broker's order, and back.
+pub struct OrderPath {
+    broker: Box<dyn Broker>,
+    risk: RiskEngine,
+    alerts: AlertSink,
+    orders: OrderTracker,
+    journal: Journal,
+    world: Arc<SharedWorld>,
+    instruments: Vec<Instrument>,
+    /// Trading hours per instrument, where the feed knows them.
+    hours: Vec<Option<TradingHours>>,
+    /// Last price (bar close, quote mid) per instrument, for risk checks.
+    last_prices: Vec<Option<f64>>,
+    bounds: IntentBounds,
+    /// Each plugin's positions for the risk checks, and the (event, fill) counts they reflect.
+    positions_cache: PositionsCache,
+    /// Market events seen (the positions cache's clock).
+    events: u64,
+    deleverage: Option<DeleveragePlan>,
+    capital: f64,
+    equity_every_secs: u64,
+    /// Market time of the next equity-curve point.
+    next_equity_at: Timestamp,
+    stats: PathStats,
+    /// When set, every intent accepted from a plugin, in order (for tests and audits).
+    pub intent_log: Option<Vec<(Timestamp, Arc<str>, Intent)>>,
+}
+
+impl OrderPath {
+    /// The path over `broker` and `journal`. A journal that is not empty is
+    /// replayed into the ledger, the order tracker and the broker, and trading
+    /// is halted (fail closed) until [`OrderPath::finish_reconcile`] agrees with the
+    /// broker; the replay is returned for that.
+    #[allow(clippy::too_many_arguments)]
+    pub fn open(
+        mut broker: Box<dyn Broker>,
+        mut journal: Journal,
+        world: Arc<SharedWorld>,
+        instruments: Vec<Instrument>,
+        hours: Vec<Option<TradingHours>>,
+        risk: RiskConfig,
+        alerts: AlertConfig,
+        equity_every_secs: u64,
+    ) -> Result<(Self, Option<Rebuilt>), JournalError> {
+        let capital = risk.capital;
+        let mut risk = RiskEngine::new(risk);
+        let mut orders = OrderTracker::default();
+        let mut rebuilt = None;
+        if !journal.is_empty() {
+            // Fail closed: nothing trades until the journal is replayed and the broker reconciled.
+            risk.restore_state(None, TradingState::Halted, "reconciling with the broker after a restart", 0);
+            let r = rebuild(&journal, &mut world.ledger_mut(), &mut orders)?;
+            for o in &r.working {
+                broker.restore(o);
+            }
+            if let Some(id) = orders.max_broker_id() {
+                broker.reserve_ids_below(id + 1);
+            }
+            tracing::info!(entries = r.entries, fills = r.fills, working = r.working.len(), "trading state rebuilt from the journal");
+            rebuilt = Some(r);
+        }
+        // The journal names instruments by id; what they are is written at every start.
+        journal.append(0, JournalEvent::Instruments { symbols: instruments.iter().map(|i| i.symbol.clone()).collect() })?;
+        journal.commit()?;
+        let path = Self {
+            broker,
+            risk,
+            alerts: AlertSink::new(alerts),
+            orders,
+            journal,
+            world,
+            last_prices: vec![None; instruments.len()],
+            instruments,
+            hours,
+            bounds: IntentBounds::default(),
+            positions_cache: Default::default(),
+            events: 0,
+            deleverage: None,
+            capital,
+            equity_every_secs,
+            next_equity_at: Timestamp::MIN,
+            stats: PathStats::default(),
+            intent_log: None,
+        };
+        Ok((path, rebuilt))
+    }
+
+    /// After a restart, first half: asks the broker what became of every
+    /// order the journal had sent. Then the engine drains the broker (what it
+    /// missed reaches the plugins) and calls [`OrderPath::finish_reconcile`].
+    pub fn begin_reconcile(&mut self, rebuilt: &Rebuilt) -> Result<Reconciliation, String> {
+        let now = self.world.clock.now();
+        self.broker.reconcile(now, &rebuilt.references)
+    }
+
+    /// After a restart, second half: trading resumes only if every position
+    /// matches the broker's; otherwise the host stays halted and says why.
+    pub fn finish_reconcile(&mut self, rebuilt: Rebuilt, outcome: Result<Reconciliation, String>) {
+        let now = self.world.clock.now();
+        let verdict = outcome.and_then(|r| {
+            let mut mismatches = Vec::new();
+            let broker: HashMap<InstrumentId, f64> = r.broker_positions.iter().copied().collect();
+            let ledger = self.world.ledger().net_positions();
+            let mut instruments: Vec<InstrumentId> = broker.keys().chain(ledger.keys()).copied().collect();
+            instruments.sort_unstable();
+            instruments.dedup();
+            // A paper broker has no account of its own: the journal replay was its state.
+            for i in instruments.into_iter().filter(|_| r.compared) {
+                let (b, j) = (broker.get(&i).copied().unwrap_or(0.0), ledger.get(&i).copied().unwrap_or(0.0));
+                if (b - j).abs() > 1e-6 {
+                    mismatches.push(format!("{}: journal {j}, broker {b}", self.symbol(i)));
+                }
+            }
+            if !r.unknown_working_orders.is_empty() {
+                mismatches.push(format!("working orders at the broker that the journal does not know: {}", r.unknown_working_orders.join(", ")));
+            }
+            if mismatches.is_empty() { Ok(r) } else { Err(format!("positions differ from the broker's: {}", mismatches.join("; "))) }
+        });
+        match verdict {
+            Ok(r) => {
+                let reason = format!(
+                    "reconciled after a restart: {} journal entries, {} fills, {} orders restored, {} looked up at the broker",
+                    rebuilt.entries,
+                    rebuilt.fills,
+                    rebuilt.working.len(),
+                    r.resolved
+                );
+                self.risk.restore_state(None, TradingState::Active, &reason, now);
+                for (scope, (state, reason, since)) in &rebuilt.states {
+                    // A halt for an earlier failed reconciliation ends with this one.
+                    if scope.is_none() && reason.starts_with(RECONCILIATION_FAILED) {
+                        self.set_trading_state(None, TradingState::Active, "reconciled: the earlier reconciliation failure is resolved");
+                        continue;
+                    }
+                    self.risk.restore_state(scope.as_deref(), *state, reason, *since);
+                }
+                tracing::info!(reason, "reconciled");
+            }
+            Err(why) => {
+                tracing::error!(reason = %why, "reconciliation failed: trading stays halted");
+                self.risk.set_state(None, TradingState::Halted, &format!("{RECONCILIATION_FAILED}{why}"), now);
+                self.raise_alerts();
+            }
+        }
+        self.commit();
+    }
+
+    /// What the broker did since the last call: references and rejections
+    /// journaled, fills tracked and returned for their plugins. `None` when
+    /// the broker had nothing to say (then there is nothing to settle).
+    pub fn poll_broker(&mut self) -> Option<Vec<(Arc<str>, Fill)>> {
+        let now = self.world.clock.now();
+        let fills = self.broker.poll();
+        let notes = self.broker.take_notes();
+        if fills.is_empty() && notes.is_empty() {
+            self.apply_broker_events(now);
+            return None;
+        }
+        for note in notes {
+            let id = match &note {
+                BrokerNote::Reference { order_id, .. } | BrokerNote::DealId { order_id, .. } | BrokerNote::Rejected { order_id, .. } => *order_id,
+            };
+            let Some(client_id) = self.orders.client_id_of(id).map(str::to_owned) else {
+                tracing::error!(order = id, ?note, "a broker note for an order the host does not track");
+                continue;
+            };
+            match note {
+                BrokerNote::Reference { deal_reference, .. } => {
+                    self.journal(now, JournalEvent::BrokerRef { client_id, deal_reference: Some(deal_reference), deal_id: None });
+                }
+                BrokerNote::DealId { deal_id, .. } => {
+                    self.journal(now, JournalEvent::BrokerRef { client_id: client_id.clone(), deal_reference: None, deal_id: Some(deal_id) });
+                    self.journal(now, JournalEvent::Acknowledged { client_id: client_id.clone(), broker_id: id });
+                    let _ = self.orders.apply(&client_id, OrderEvent::Acknowledged, now, None);
+                }
+                BrokerNote::Rejected { reason, .. } => {
+                    self.journal(now, JournalEvent::BrokerRejected { client_id: client_id.clone(), reason: reason.clone() });
+                    let _ = self.orders.apply(&client_id, OrderEvent::BrokerRejected, now, Some(&reason));
+                }
+            }
+        }
+        if !fills.is_empty() {
+            self.track_fills(&fills, now);
+        }
+        Some(fills)
+    }
+
+    /// Closes what the broker reported (cancels, expiries) into the tracker
+    /// and commits the journal: the end of a poll, a command or an event.
+    pub fn settle(&mut self) {
+        self.apply_broker_events(self.world.clock.now());
+        self.commit();
+    }
+
+    /// A cross-section of bars: prices for risk, then the broker fills what
+    /// the bars reach. The fills are returned for their plugins.
+    pub fn on_bars(&mut self, bars: &[Bar], now: Timestamp) -> Vec<(Arc<str>, Fill)> {
+        self.events += 1;
+        for b in bars {
+            self.note_price(b.instrument, b.close, now);
+        }
+        let fills: Vec<_> = bars.iter().flat_map(|b| self.broker.on_bar(b)).collect();
+        self.track_fills(&fills, now);
+        self.apply_broker_events(now);
+        fills
+    }
+
+    /// A quote: its mid for risk, then the broker fills what it reaches.
+    pub fn on_quote(&mut self, quote: &Quote, now: Timestamp) -> Vec<(Arc<str>, Fill)> {
+        self.events += 1;
+        self.note_price(quote.instrument, 0.5 * (quote.bid + quote.ask), now);
+        let fills = self.broker.on_quote(quote);
+        if !fills.is_empty() {
+            self.track_fills(&fills, now);
+        }
+        self.apply_broker_events(now);
+        fills
+    }
+
+    /// A detector's alarm, to the risk engine (which may trip the breaker).
+    pub fn on_alarm(&mut self, detector: &str, alarm: &Alarm) {
+        self.stats.alarms += 1;
+        self.risk.on_alarm(detector, alarm.level, &alarm.reason, self.world.clock.now());
+        let symbol = alarm.instrument.and_then(|i| self.instruments.get(i as usize)).map_or("market", |i| i.symbol.as_str());
+        tracing::warn!(detector, level = ?alarm.level, instrument = symbol, reason = %alarm.reason, "anomaly alarm");
+    }
+
+    /// Validates each plugin's intents as a batch and routes them: one
+    /// malformed intent refuses the whole batch and names the plugin.
+    pub fn submit(&mut self, batches: Vec<(Arc<str>, Vec<Intent>)>, now: Timestamp) -> Vec<Violation> {
+        let mut violations = Vec::new();
+        for (plugin, intents) in batches {
+            self.stats.intents += intents.len() as u64;
+            let bad = intents.iter().enumerate().find_map(|(k, i)| {
+                validation::validate(i, &self.instruments, &self.bounds).err().map(|why| format!("intent #{k} of {}: {why}", intents.len()))
+            });
+            if let Some(why) = bad {
+                self.stats.invalid_intents += 1;
+                violations.push((plugin, why));
+                continue;
+            }
+            for intent in &intents {
+                self.route(&plugin, intent, now, false);
+            }
+            if let Some(log) = &mut self.intent_log {
+                log.extend(intents.into_iter().map(|i| (now, plugin.clone(), i)));
+            }
+        }
+        violations
+    }
+
+    /// Stop policies' decisions, (policy, protected plugin, decision): levels
+    /// to the broker, exits through the path as exits.
+    pub fn apply_stop_decisions(&mut self, decisions: Vec<(Arc<str>, Arc<str>, StopDecision)>, now: Timestamp) -> Vec<Violation> {
+        let mut violations = Vec::new();
+        for (policy, holder, decision) in decisions {
+            self.stats.stop_decisions += 1;
+            if let Err(why) = validation::validate_stop(&decision, &self.instruments, &self.bounds) {
+                self.stats.invalid_intents += 1;
+                violations.push((policy, why));
+                continue;
+            }
+            match decision {
+                StopDecision::SetLevels(levels) => self.broker.protect(&holder, levels),
+                StopDecision::Exit(instrument) => {
+                    tracing::debug!(policy = %policy, plugin = %holder, instrument, "stop policy exit");
+                    self.route(&holder, &Intent::Target(TargetPosition { instrument, quantity: 0.0 }), now, true);
+                }
+            }
+        }
+        violations
+    }
+
+    /// Cancels every working order of `plugin` (a quarantine or an unload
+    /// with the cancel policy); how many were cancelled.
+    pub fn cancel_all(&mut self, plugin: &str) -> usize {
+        let n = self.broker.cancel_all(plugin);
+        self.apply_broker_events(self.world.clock.now());
+        n
+    }
+
+    /// The end of an event: de-leveraging steps due, P&L of `plugins` to the
+    /// risk engine, alerts, the equity curve, and the journal committed.
+    pub fn end_event(&mut self, plugins: &[Arc<str>], now: Timestamp) {
+        self.step_deleverage(now);
+        self.update_risk(plugins, now);
+        self.commit();
+    }
+
+    /// Starts reducing every position of `plugins` by `fraction` over
+    /// `steps`; the first step is taken at once. Trading is reduce-only meanwhile.
+    pub fn start_deleverage(&mut self, plugins: &[Arc<str>], fraction: f64, steps: u32, every_secs: u64) -> Result<DeleveragePlan, String> {
+        if !(fraction > 0.0 && fraction <= 1.0) || steps == 0 {
+            return Err(format!("de-leveraging needs a fraction in (0, 1] and at least one step (got {fraction} in {steps})"));
+        }
+        let now = self.world.clock.now();
+        let mut start = Vec::new();
+        for plugin in plugins {
+            for p in self.world.ledger().positions(plugin) {
+                start.push((plugin.clone(), p.instrument, p.quantity));
+            }
+        }
+        let reason = format!("de-leveraging {:.0}% in {steps} steps every {every_secs} s (operator)", fraction * 100.0);
+        self.risk.set_state(None, TradingState::ReduceOnly, &reason, now);
+        self.raise_alerts();
+        self.deleverage = Some(DeleveragePlan { fraction, steps, steps_done: 0, every_secs, next_at: now, start });
+        self.step_deleverage(now);
+        self.commit();
+        Ok(self.deleverage.clone().unwrap_or_else(|| DeleveragePlan { fraction, steps, steps_done: steps, every_secs, next_at: now, start: Vec::new() }))
+    }
+
+    /// Takes the de-leveraging steps that are due.
+    fn step_deleverage(&mut self, now: Timestamp) {
+        let Some(mut plan) = self.deleverage.take() else { return };
+        while plan.steps_done < plan.steps && now >= plan.next_at {
+            plan.steps_done += 1;
+            let keep = 1.0 - plan.fraction * f64::from(plan.steps_done) / f64::from(plan.steps);
+            for (plugin, instrument, original) in plan.start.clone() {
+                let lot = self.instruments.get(instrument as usize).map_or(1.0, |i| i.lot_size);
+                // Toward zero on the lot grid, so a step never adds exposure.
+                let target = (original * keep / lot).trunc() * lot;
+                let held = self.world.ledger().quantity(&plugin, instrument);
+                if held.abs() > target.abs() && held * original > 0.0 {
+                    self.route(&plugin, &Intent::Target(TargetPosition { instrument, quantity: target }), now, true);
+                }
+            }
+            plan.next_at += plan.every_secs as i64 * NANOS_PER_SEC;
+            tracing::info!(step = plan.steps_done, of = plan.steps, keep = format!("{:.0}%", keep * 100.0), "de-leveraging step");
+        }
+        if plan.steps_done < plan.steps {
+            self.deleverage = Some(plan);
+        }
+    }
+
+    /// Sets a trading state now (journaled, alerted).
+    pub fn set_trading_state(&mut self, plugin: Option<&str>, state: TradingState, reason: &str) {
+        self.risk.set_state(plugin, state, reason, self.world.clock.now());
+        self.raise_alerts();
+        self.commit();
+    }
+
+    /// Emergency flatten: halt, cancel every working order, and send an exit
+    /// for every open position of every one of `plugins`.
+    pub fn flatten(&mut self, plugins: &[Arc<str>]) -> FlattenReport {
+        let now = self.world.clock.now();
+        self.risk.set_state(None, TradingState::Halted, "emergency flatten by the operator", now);
+        let mut cancelled = 0;
+        let mut closing = Vec::new();
+        for plugin in plugins {
+            cancelled += self.cancel_all(plugin);
+            let positions = self.world.ledger().positions(plugin);
+            for p in positions {
+                let intent = Intent::Target(TargetPosition { instrument: p.instrument, quantity: 0.0 });
+                if self.route(plugin, &intent, now, true) {
+                    closing.push((plugin.to_string(), self.symbol(p.instrument), -p.quantity));
+                }
+            }
+        }
+        self.raise_alerts();
+        self.commit();
+        tracing::warn!(cancelled, closing = closing.len(), "emergency flatten");
+        FlattenReport { cancelled_orders: cancelled, closing_orders: closing, risk: self.risk.view() }
+    }
+
+    /// Up to `limit` journal entries from sequence number `from` (what is
+    /// pending is committed first).
+    pub fn journal_page(&mut self, from: u64, limit: usize) -> Result<Vec<Entry>, JournalError> {
+        self.commit();
+        self.journal.entries().filter(|e| e.as_ref().is_ok_and(|e| e.seq >= from) || e.is_err()).take(limit).collect()
+    }
+
+    /// Makes everything journaled durable (at the end of a run).
+    pub fn flush(&mut self) -> Result<(), JournalError> {
+        self.journal.flush()
+    }
+
+    pub fn stats(&self) -> PathStats {
+        self.stats
+    }
+
+    pub fn broker_stats(&self) -> BrokerStats {
+        self.broker.stats()
+    }
+
+    pub fn tracker_stats(&self) -> &TrackerStats {
+        self.orders.stats()
+    }
+
+    /// Every order the host has tracked, by client id (read-only).
+    pub fn tracker(&self) -> &OrderTracker {
+        &self.orders
+    }
+
+    pub fn risk_view(&self) -> RiskView {
+        self.risk.view()
+    }
+
+    fn symbol(&self, instrument: InstrumentId) -> String {
+        self.instruments.get(instrument as usize).map_or_else(|| instrument.to_string(), |i| i.symbol.clone())
+    }
+
+    /// Plans an intent, puts any order through the risk engine, and executes
+    /// what passes; `true` when something was placed or cancelled. Orders are
+    /// tracked from creation (a client order id) to their final state.
+    fn route(&mut self, plugin: &Arc<str>, intent: &Intent, now: Timestamp, exit: bool) -> bool {
+        let plan = self.broker.plan(plugin, intent);
+        let Plan::Place(o) = &plan else {
+            let done = !matches!(self.broker.execute(plugin, plan, now), Submission::Nothing);
+            self.apply_broker_events(now);
+            return done;
+        };
+        let i = o.instrument as usize;
+        let last_price = self.last_prices.get(i).copied().flatten();
+        let client_id = self.orders.next_client_id(plugin);
+        if self.orders.create(client_id.clone(), plugin, o.instrument, o.side, o.quantity, last_price, now).is_err() {
+            return false;
+        }
+        self.journal(
+            now,
+            JournalEvent::Order {
+                client_id: client_id.clone(),
+                plugin: plugin.to_string(),
+                instrument: o.instrument,
+                side: o.side.into(),
+                quantity: o.quantity,
+                order_type: o.order_type.into(),
+                time_in_force: o.time_in_force.into(),
+                tag: o.tag,
+                decision_price: last_price,
+            },
+        );
+        // Positions change with fills, marks with events: rebuild once per event (or fill), not per order.
+        let version = (self.events, self.broker.stats().fills);
+        if self.positions_cache.get(plugin).is_none_or(|(v, _)| *v != version) {
+            let positions: Vec<RiskPosition> =
+                self.world.ledger().positions(plugin).iter().map(|p| (p.instrument, p.quantity, p.average_price + p.unrealised_pnl / p.quantity)).collect();
+            self.positions_cache.insert(plugin.clone(), (version, positions));
+        }
+        let positions = &self.positions_cache[plugin].1;
+        let open_orders = self.world.ledger().book(plugin).map_or(0, |b| b.orders.len());
+        let check = OrderCheck {
+            plugin,
+            instrument: o.instrument,
+            symbol: self.instruments.get(i).map_or("?", |i| i.symbol.as_str()),
+            side: o.side,
+            quantity: o.quantity,
+            order_type: o.order_type,
+            position: self.world.ledger().quantity(plugin, o.instrument),
+            last_price,
+            market_open: self.hours.get(i).and_then(Option::as_ref).map(|h| h.is_open(now)),
+            positions,
+            open_orders,
+            exit,
+            now,
+        };
+        if let Err(reject) = self.risk.check(&check) {
+            self.stats.risk_rejected += 1;
+            tracing::debug!(plugin = %plugin, rule = ?reject.rule, detail = %reject.detail, "order refused by risk");
+            self.journal(now, JournalEvent::Risk { client_id: client_id.clone(), accepted: false, reason: Some(reject.to_string()) });
+            let _ = self.orders.apply(&client_id, OrderEvent::RiskRejected, now, Some(&reject.to_string()));
+            return false;
+        }
+        // Journaled before the broker sees it.
+        self.journal(now, JournalEvent::Risk { client_id: client_id.clone(), accepted: true, reason: None });
+        let _ = self.orders.apply(&client_id, OrderEvent::RiskAccepted, now, None);
+        match self.broker.execute(plugin, plan, now) {
+            Submission::Placed(id) => {
+                self.journal(now, JournalEvent::Acknowledged { client_id: client_id.clone(), broker_id: id });
+                self.orders.bind(&client_id, id);
+                let _ = self.orders.apply(&client_id, OrderEvent::Acknowledged, now, None);
+                true
+            }
+            // A remote broker acknowledges later (a note); until then the order is sent.
+            Submission::Queued(id) => {
+                self.journal(now, JournalEvent::Sent { client_id: client_id.clone(), broker_id: id });
+                self.orders.bind(&client_id, id);
+                true
+            }
+            other => {
+                tracing::error!(plugin = %plugin, client_id, outcome = ?other, "the broker did not place an order it was given");
+                self.journal(now, JournalEvent::BrokerRejected { client_id: client_id.clone(), reason: "not placed".into() });
+                let _ = self.orders.apply(&client_id, OrderEvent::BrokerRejected, now, Some("not placed"));
+                false
+            }
+        }
+    }
+
+    /// Fills into the order tracker; a fill of an order the host did not
+    /// place through `route` (a protective exit) gets its record first.
+    fn track_fills(&mut self, fills: &[(Arc<str>, Fill)], now: Timestamp) {
+        // Financing was charged before these fills (at the day's first bar or quote).
+        self.journal_broker_facts(now);
+        for (owner, fill) in fills {
+            let client_id = match self.orders.client_id_of(fill.order_id) {
+                Some(id) => id.to_owned(),
+                None => {
+                    let id = self.orders.next_client_id(owner);
+                    self.orders.adopt(id.clone(), owner, fill.instrument, fill.side, fill.quantity, fill.order_id, now);
+                    id
+                }
+            };
+            self.journal(
+                now,
+                JournalEvent::Fill {
+                    client_id: client_id.clone(),
+                    broker_id: fill.order_id,
+                    plugin: owner.to_string(),
+                    instrument: fill.instrument,
+                    side: fill.side.into(),
+                    quantity: fill.quantity,
+                    price: fill.price,
+                    fee: fill.fee,
+                },
+            );
+            let _ = self.orders.fill(&client_id, fill.quantity, fill.price, now);
+        }
+    }
+
+    /// Cancels and expiries from the broker into the order tracker.
+    fn apply_broker_events(&mut self, now: Timestamp) {
+        self.journal_broker_facts(now);
+        for (id, event) in self.broker.take_events() {
+            if let Some(client_id) = self.orders.client_id_of(id).map(str::to_owned) {
+                match event {
+                    OrderEvent::Cancelled => self.journal(now, JournalEvent::Cancelled { client_id: client_id.clone() }),
+                    OrderEvent::Expired => self.journal(now, JournalEvent::Expired { client_id: client_id.clone() }),
+                    _ => {}
+                }
+                let _ = self.orders.apply(&client_id, event, now, None);
+            }
+        }
+    }
+
+    /// Hands the risk engine's new alerts to the sink (log and webhooks, never
+    /// blocking), journaling the trading states they set.
+    fn raise_alerts(&mut self) {
+        for alert in self.risk.take_alerts() {
+            if let Some(state) = alert.state {
+                let plugin = (alert.scope != "global").then(|| alert.scope.clone());
+                self.journal(alert.time, JournalEvent::TradingState { plugin, state, reason: alert.message.clone() });
+            }
+            self.alerts.raise(alert);
+        }
+    }
+
+    /// Financing charges and arrival mids since the last call, into the journal.
+    fn journal_broker_facts(&mut self, now: Timestamp) {
+        for (plugin, instrument, amount) in self.broker.take_financing() {
+            self.journal(now, JournalEvent::Financing { plugin: plugin.to_string(), instrument, amount });
+        }
+        for (id, mid) in self.broker.take_arrivals() {
+            if let Some(client_id) = self.orders.client_id_of(id).map(str::to_owned) {
+                self.journal(now, JournalEvent::Arrival { client_id, mid });
+            }
+        }
+    }
+
+    /// Appends to the journal; if it cannot be written, trading halts (fail closed).
+    fn journal(&mut self, time: Timestamp, event: JournalEvent) {
+        if let Err(e) = self.journal.append(time, event) {
+            tracing::error!(error = %e, "the execution journal cannot be written; halting trading");
+            self.risk.set_state(None, TradingState::Halted, &format!("the execution journal cannot be written: {e}"), time);
+        }
+    }
+
+    /// Feeds the risk engine the P&L after an event.
+    fn update_risk(&mut self, plugins: &[Arc<str>], now: Timestamp) {
+        // Once per event: names and the ledger's totals, not the full plugin views.
+        let per_plugin: Vec<(Arc<str>, f64)> = {
+            let ledger = self.world.ledger();
+            plugins
+                .iter()
+                .map(|name| {
+                    let book = ledger.summary(name);
+                    (name.clone(), book.realised_pnl + book.unrealised_pnl)
+                })
+                .collect()
+        };
+        let total = per_plugin.iter().map(|(_, p)| p).sum();
+        self.risk.on_pnl(total, &per_plugin, now);
+        self.risk.tick(now);
+        self.raise_alerts();
+        self.sample_equity(now);
+    }
+
+    /// A point of the equity curve into the journal, every `equity_every_secs` of market time.
+    fn sample_equity(&mut self, now: Timestamp) {
+        let every = self.equity_every_secs as i64 * NANOS_PER_SEC;
+        if every <= 0 || now < self.next_equity_at {
+            return;
+        }
+        self.next_equity_at = (now.div_euclid(every) + 1) * every;
+        let (realised, unrealised, gross_exposure) = {
+            let ledger = self.world.ledger();
+            ledger.plugins().map(|p| ledger.summary(p)).fold((0.0, 0.0, 0.0), |(r, u, g), s| (r + s.realised_pnl, u + s.unrealised_pnl, g + s.gross_exposure))
+        };
+        let equity = self.capital + realised + unrealised;
+        self.journal(now, JournalEvent::Equity { equity, realised, unrealised, gross_exposure });
+    }
+
+    /// Writes the journal entries so far as one batch (fail closed if it
+    /// cannot), then lets a remote broker send what it queued.
+    pub fn commit(&mut self) {
+        let mut written = self.journal.commit().map(|_| ());
+        // A remote broker's requests leave only once they are on disk: a crash
+        // can lose a reply (reconciliation finds it), never a request.
+        if written.is_ok() && self.broker.queued() > 0 {
+            written = self.journal.flush();
+        }
+        match written {
+            Ok(()) => self.broker.dispatch(),
+            Err(e) => {
+                tracing::error!(error = %e, "the execution journal cannot be written; halting trading");
+                self.risk.set_state(None, TradingState::Halted, &format!("the execution journal cannot be written: {e}"), self.world.clock.now());
+                self.broker.discard_queued(&e.to_string());
+            }
+        }
+    }
+
+    fn note_price(&mut self, instrument: InstrumentId, price: f64, now: Timestamp) {
+        if let Some(slot) = self.last_prices.get_mut(instrument as usize) {
+            *slot = Some(price);
+            let symbol = &self.instruments[instrument as usize].symbol;
+            self.risk.on_price(symbol, price, now);
+        }
+    }
+}

@@ -1,0 +1,558 @@
+//! The risk engine: every order a plugin's intent turns into is checked here
+//! before it reaches a broker, and nothing else can send one.
+//!
+//! Checks, in order (the first failure is the reason, counted by rule and plugin):
+//! 1. trading state: global and the plugin's own (active, reduce-only,
+//!    halted); reduce-only lets through only orders that shrink the position
+//!    without flipping it; halted lets through nothing but exits, which only
+//!    reduce (stop-policy exits and the operator's flatten);
+//! 2. per order: instrument allowed, market open (trading hours), quantity
+//!    and notional caps, limit and stop prices within a band around the last
+//!    price;
+//! 3. portfolio: position per instrument (notional), the plugin's gross and
+//!    net exposure, concentration in one instrument, open orders;
+//! 4. throttles: orders per second per plugin and in all, and a duplicate
+//!    (same plugin, instrument, side, quantity and type) within a window.
+//!
+//! State changes come from losses (a daily loss limit, global and per
+//! plugin, and the maximum drawdown from peak equity, 10% by default), from
+//! the circuit breaker (an anomaly detector's critical alarm, or the
+//! reference instrument falling `drop` intraday) and from the operator. Each
+//! has a reason and a time, and raises an [`Alert`].
+
+mod alerts;
+
+pub use alerts::{AlertConfig, AlertSink, AlertStats};
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use stratbox_market::{InstrumentId, NANOS_PER_SEC, Timestamp};
+use stratbox_contract::{AlarmLevel, OrderType, Side};
+
+/// What plugins may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TradingState {
+    Active,
+    ReduceOnly,
+    Halted,
+}
+
+/// A trading state with why and since when.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StateRecord {
+    pub state: TradingState,
+    pub reason: String,
+    pub since: Timestamp,
+    /// A circuit-breaker halt ends by itself at this time.
+    pub until: Option<Timestamp>,
+}
+
+impl StateRecord {
+    fn active(since: Timestamp) -> Self {
+        Self { state: TradingState::Active, reason: "start".into(), since, until: None }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RiskConfig {
+    /// Account equity before any P&L, in the account currency.
+    pub capital: f64,
+    /// Symbols plugins may trade (empty: all).
+    pub allowed: Vec<String>,
+    /// Refuse orders outside the instrument's trading hours, when known.
+    pub require_open_market: bool,
+    pub max_order_quantity: f64,
+    pub max_order_notional: f64,
+    /// Limit and stop prices within this fraction of the last price.
+    pub price_band: f64,
+    /// Per plugin and instrument, notional after the order.
+    pub max_position_notional: f64,
+    /// Per plugin, after the order.
+    pub max_gross_exposure: f64,
+    pub max_net_exposure: f64,
+    /// Largest position in one instrument as a share of account equity.
+    pub max_concentration: f64,
+    pub max_open_orders: usize,
+    pub orders_per_sec_per_plugin: u32,
+    pub orders_per_sec: u32,
+    /// An identical order from the same plugin within this window is a duplicate (market time, ms).
+    pub duplicate_window_ms: u64,
+    /// Loss in a UTC day (account currency) that moves everyone to reduce-only.
+    pub daily_loss_limit: Option<f64>,
+    /// The same for one plugin's own P&L.
+    pub plugin_daily_loss_limit: Option<f64>,
+    /// Drawdown from peak equity (fraction) that halts trading.
+    pub max_drawdown: f64,
+    pub circuit_breaker: CircuitBreakerConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CircuitBreakerConfig {
+    /// Halt on an anomaly detector's alarm at this level or above (`None`: never).
+    pub alarm_level: Option<AlarmLevelName>,
+    /// The reference instrument of the market-move rule (`None`: no rule).
+    pub reference: Option<String>,
+    /// Intraday fall of the reference, from its first price of the UTC day, that halts.
+    pub drop: f64,
+    /// How long a circuit-breaker halt lasts, market seconds.
+    pub halt_secs: u64,
+}
+
+/// Alarm levels as written in the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlarmLevelName {
+    Elevated,
+    Severe,
+    Critical,
+}
+
+impl Default for CircuitBreakerConfig {
+    fn default() -> Self {
+        Self { alarm_level: Some(AlarmLevelName::Critical), reference: None, drop: 0.07, halt_secs: 900 }
+    }
+}
+
+impl Default for RiskConfig {
+    fn default() -> Self {
+        Self {
+            capital: 100_000.0,
+            allowed: Vec::new(),
+            require_open_market: true,
+            max_order_quantity: 1_000_000.0,
+            max_order_notional: 250_000.0,
+            price_band: 0.10,
+            max_position_notional: 500_000.0,
+            max_gross_exposure: 2_000_000.0,
+            max_net_exposure: 1_000_000.0,
+            max_concentration: 0.5,
+            max_open_orders: 200,
+            orders_per_sec_per_plugin: 50,
+            orders_per_sec: 200,
+            duplicate_window_ms: 0,
+            daily_loss_limit: None,
+            plugin_daily_loss_limit: None,
+            max_drawdown: 0.10,
+            circuit_breaker: CircuitBreakerConfig::default(),
+        }
+    }
+}
+
+/// Which rule refused an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RiskRule {
+    Halted,
+    ReduceOnly,
+    InstrumentNotAllowed,
+    MarketClosed,
+    NoPrice,
+    OrderQuantity,
+    OrderNotional,
+    PriceBand,
+    PositionLimit,
+    GrossExposure,
+    NetExposure,
+    Concentration,
+    OpenOrders,
+    PluginThrottle,
+    GlobalThrottle,
+    Duplicate,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RiskReject {
+    pub rule: RiskRule,
+    pub detail: String,
+}
+
+impl std::fmt::Display for RiskReject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}: {}", self.rule, self.detail)
+    }
+}
+
+/// An order about to be sent, with what the engine needs to judge it.
+#[derive(Debug, Clone)]
+pub struct OrderCheck<'a> {
+    pub plugin: &'a str,
+    pub instrument: InstrumentId,
+    pub symbol: &'a str,
+    pub side: Side,
+    pub quantity: f64,
+    pub order_type: OrderType,
+    /// The plugin's signed position in the instrument now.
+    pub position: f64,
+    /// Last traded or mid price of the instrument (`None`: never seen).
+    pub last_price: Option<f64>,
+    /// `None` when the instrument's hours are unknown.
+    pub market_open: Option<bool>,
+    /// The plugin's positions: instrument -> (signed quantity, mark).
+    pub positions: &'a [(InstrumentId, f64, f64)],
+    pub open_orders: usize,
+    /// An exit (stop policy, operator flatten): allowed whenever it reduces.
+    pub exit: bool,
+    pub now: Timestamp,
+}
+
+/// A state change or a breach, for logs and webhooks.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alert {
+    pub time: Timestamp,
+    /// `global` or a plugin's name.
+    pub scope: String,
+    pub kind: String,
+    pub message: String,
+    /// The trading state it set, when it is a state change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<TradingState>,
+}
+
+/// Counters for status and reports.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct RiskStats {
+    pub checked: u64,
+    pub accepted: u64,
+    pub rejected: BTreeMap<RiskRule, u64>,
+    pub rejected_by_plugin: BTreeMap<String, u64>,
+}
+
+/// What `stratbox status` shows of risk.
+#[derive(Debug, Clone, Serialize)]
+pub struct RiskView {
+    pub global: StateRecord,
+    pub plugins: BTreeMap<String, StateRecord>,
+    pub equity: f64,
+    pub peak_equity: f64,
+    pub drawdown: f64,
+    pub day_pnl: f64,
+    pub stats: RiskStats,
+}
+
+pub struct RiskEngine {
+    config: RiskConfig,
+    global: StateRecord,
+    plugins: HashMap<Arc<str>, StateRecord>,
+    recent_orders: VecDeque<Timestamp>,
+    recent_by_plugin: HashMap<Arc<str>, VecDeque<Timestamp>>,
+    last_orders: HashMap<Arc<str>, VecDeque<RecentOrder>>,
+    equity: f64,
+    peak_equity: f64,
+    day: i64,
+    day_start_equity: f64,
+    plugin_day_start: HashMap<Arc<str>, f64>,
+    reference_open: Option<(i64, f64)>,
+    alerts: Vec<Alert>,
+    pub stats: RiskStats,
+}
+
+const SEC: i64 = NANOS_PER_SEC;
+
+/// A plugin's entry, allocating its key only the first time (this runs per order).
+fn slot<'a, T: Default>(map: &'a mut HashMap<Arc<str>, T>, plugin: &str) -> &'a mut T {
+    if !map.contains_key(plugin) {
+        map.insert(Arc::from(plugin), T::default());
+    }
+    map.get_mut(plugin).expect("just inserted")
+}
+
+/// What duplicate detection remembers of an order: when, instrument, side,
+/// quantity (as bits, compared exactly), type.
+type RecentOrder = (Timestamp, InstrumentId, Side, u64, OrderType);
+
+fn day_of(t: Timestamp) -> i64 {
+    t.div_euclid(86_400 * SEC)
+}
+
+fn signed(side: Side, q: f64) -> f64 {
+    if side == Side::Buy { q } else { -q }
+}
+
+impl RiskEngine {
+    pub fn new(config: RiskConfig) -> Self {
+        let capital = config.capital;
+        Self {
+            config,
+            global: StateRecord::active(0),
+            plugins: HashMap::new(),
+            recent_orders: VecDeque::new(),
+            recent_by_plugin: HashMap::new(),
+            last_orders: HashMap::new(),
+            equity: capital,
+            peak_equity: capital,
+            day: i64::MIN,
+            day_start_equity: capital,
+            plugin_day_start: HashMap::new(),
+            reference_open: None,
+            alerts: Vec::new(),
+            stats: RiskStats::default(),
+        }
+    }
+
+    pub fn config(&self) -> &RiskConfig {
+        &self.config
+    }
+
+    /// The state that applies to `plugin`: the stricter of global and its own.
+    pub fn state_of(&self, plugin: &str) -> &StateRecord {
+        match self.plugins.get(plugin) {
+            Some(p) if p.state > self.global.state => p,
+            _ => &self.global,
+        }
+    }
+
+    /// Checks one order; `Ok` means it may be sent (and it counts toward the throttles).
+    pub fn check(&mut self, o: &OrderCheck<'_>) -> Result<(), RiskReject> {
+        self.stats.checked += 1;
+        match self.evaluate(o) {
+            Ok(()) => {
+                self.stats.accepted += 1;
+                self.recent_orders.push_back(o.now);
+                slot(&mut self.recent_by_plugin, o.plugin).push_back(o.now);
+                if self.config.duplicate_window_ms > 0 {
+                    slot(&mut self.last_orders, o.plugin).push_back((o.now, o.instrument, o.side, o.quantity.to_bits(), o.order_type));
+                }
+                Ok(())
+            }
+            Err(reject) => {
+                *self.stats.rejected.entry(reject.rule).or_default() += 1;
+                *self.stats.rejected_by_plugin.entry(o.plugin.to_owned()).or_default() += 1;
+                Err(reject)
+            }
+        }
+    }
+
+    fn evaluate(&mut self, o: &OrderCheck<'_>) -> Result<(), RiskReject> {
+        let c = &self.config;
+        let reject = |rule, detail: String| Err(RiskReject { rule, detail });
+        let after = o.position + signed(o.side, o.quantity);
+        let reduces = after.abs() < o.position.abs() - 1e-12 && after * o.position >= 0.0;
+        let state = self.state_of(o.plugin);
+        match state.state {
+            TradingState::Halted if !(o.exit && reduces) => return reject(RiskRule::Halted, format!("trading is halted: {}", state.reason)),
+            TradingState::ReduceOnly if !reduces => {
+                return reject(RiskRule::ReduceOnly, format!("reduce-only ({}): the order would take the position from {} to {after}", state.reason, o.position));
+            }
+            _ => {}
+        }
+        if !c.allowed.is_empty() && !c.allowed.iter().any(|s| s == o.symbol) {
+            return reject(RiskRule::InstrumentNotAllowed, format!("{} is not in the allowed instruments", o.symbol));
+        }
+        if c.require_open_market && o.market_open == Some(false) {
+            return reject(RiskRule::MarketClosed, format!("the market for {} is closed", o.symbol));
+        }
+        if o.quantity > c.max_order_quantity {
+            return reject(RiskRule::OrderQuantity, format!("quantity {} is above the maximum {}", o.quantity, c.max_order_quantity));
+        }
+        // Exits are sized by the position they close; the caps below are for new risk.
+        if o.exit && reduces {
+            return Ok(());
+        }
+        let Some(last) = o.last_price else {
+            return reject(RiskRule::NoPrice, format!("no price yet for {}: notional and band cannot be checked", o.symbol));
+        };
+        let notional = o.quantity * last;
+        if notional > c.max_order_notional {
+            return reject(RiskRule::OrderNotional, format!("notional {notional:.2} is above the maximum {:.2}", c.max_order_notional));
+        }
+        if let OrderType::Limit(p) | OrderType::Stop(p) = o.order_type
+            && (p - last).abs() > c.price_band * last
+        {
+            return reject(RiskRule::PriceBand, format!("price {p} is more than {:.1}% from the last price {last}", c.price_band * 100.0));
+        }
+        if !reduces {
+            if (after * last).abs() > c.max_position_notional {
+                return reject(RiskRule::PositionLimit, format!("the position would be {:.2} in notional, above {:.2}", (after * last).abs(), c.max_position_notional));
+            }
+            let (mut gross, mut net, this) = (0.0, 0.0, (after * last).abs());
+            for &(i, q, mark) in o.positions {
+                if i == o.instrument {
+                    continue;
+                }
+                gross += (q * mark).abs();
+                net += q * mark;
+            }
+            gross += this;
+            net += after * last;
+            if gross > c.max_gross_exposure {
+                return reject(RiskRule::GrossExposure, format!("gross exposure would be {gross:.2}, above {:.2}", c.max_gross_exposure));
+            }
+            if net.abs() > c.max_net_exposure {
+                return reject(RiskRule::NetExposure, format!("net exposure would be {net:.2}, above {:.2}", c.max_net_exposure));
+            }
+            if this > c.max_concentration * self.equity {
+                return reject(
+                    RiskRule::Concentration,
+                    format!("{} would be {:.0}% of equity {:.2}, above {:.0}%", o.symbol, 100.0 * this / self.equity, self.equity, 100.0 * c.max_concentration),
+                );
+            }
+        }
+        if o.open_orders >= c.max_open_orders {
+            return reject(RiskRule::OpenOrders, format!("{} orders already working (maximum {})", o.open_orders, c.max_open_orders));
+        }
+        let window = |q: &mut VecDeque<Timestamp>| {
+            while q.front().is_some_and(|t| o.now - t >= SEC) {
+                q.pop_front();
+            }
+            q.len()
+        };
+        let mine = self.recent_by_plugin.get_mut(o.plugin).map_or(0, window);
+        if mine >= c.orders_per_sec_per_plugin as usize {
+            return reject(RiskRule::PluginThrottle, format!("{mine} orders in the last second (maximum {} per plugin)", c.orders_per_sec_per_plugin));
+        }
+        let all = window(&mut self.recent_orders);
+        if all >= c.orders_per_sec as usize {
+            return reject(RiskRule::GlobalThrottle, format!("{all} orders in the last second from all plugins (maximum {})", c.orders_per_sec));
+        }
+        if c.duplicate_window_ms > 0 {
+            let span = c.duplicate_window_ms as i64 * 1_000_000;
+            if let Some(last) = self.last_orders.get_mut(o.plugin) {
+                while last.front().is_some_and(|(t, ..)| o.now - t >= span) {
+                    last.pop_front();
+                }
+                if last.iter().any(|&(_, i, s, q, t)| i == o.instrument && s == o.side && q == o.quantity.to_bits() && t == o.order_type) {
+                    return reject(RiskRule::Duplicate, format!("the same order was sent less than {} ms ago", c.duplicate_window_ms));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn set(&mut self, scope: Option<&str>, state: TradingState, reason: String, now: Timestamp, until: Option<Timestamp>) {
+        let record = StateRecord { state, reason: reason.clone(), since: now, until };
+        let (label, slot) = match scope {
+            None => ("global".to_owned(), &mut self.global),
+            Some(p) => (p.to_owned(), self.plugins.entry(Arc::from(p)).or_insert_with(|| StateRecord::active(now))),
+        };
+        if slot.state == state && slot.reason == reason {
+            return;
+        }
+        *slot = record;
+        tracing::warn!(scope = %label, state = ?state, reason = %reason, "trading state changed");
+        self.alerts.push(Alert { time: now, scope: label, kind: format!("{state:?}").to_lowercase(), message: reason, state: Some(state) });
+    }
+
+    /// The operator (or a test) sets a state.
+    pub fn set_state(&mut self, plugin: Option<&str>, state: TradingState, reason: &str, now: Timestamp) {
+        self.set(plugin, state, reason.to_owned(), now, None);
+    }
+
+    /// Puts back a state from the journal after a restart, without an alert.
+    pub fn restore_state(&mut self, plugin: Option<&str>, state: TradingState, reason: &str, since: Timestamp) {
+        let record = StateRecord { state, reason: reason.to_owned(), since, until: None };
+        match plugin {
+            None => self.global = record,
+            Some(p) => {
+                self.plugins.insert(Arc::from(p), record);
+            }
+        }
+    }
+
+    /// Equity update: total and per-plugin P&L (realised + unrealised) at `now`.
+    /// Applies the daily loss limits and the drawdown limit.
+    pub fn on_pnl(&mut self, total_pnl: f64, plugin_pnl: &[(Arc<str>, f64)], now: Timestamp) {
+        let equity = self.config.capital + total_pnl;
+        if day_of(now) != self.day {
+            self.day = day_of(now);
+            self.day_start_equity = equity;
+            self.plugin_day_start = plugin_pnl.iter().cloned().collect();
+        }
+        self.equity = equity;
+        self.peak_equity = self.peak_equity.max(equity);
+        let drawdown = if self.peak_equity > 0.0 { (self.peak_equity - equity) / self.peak_equity } else { 0.0 };
+        if drawdown >= self.config.max_drawdown && self.global.state < TradingState::Halted {
+            let reason = format!("drawdown {:.1}% from peak equity {:.2} reached the limit {:.1}%", drawdown * 100.0, self.peak_equity, self.config.max_drawdown * 100.0);
+            self.set(None, TradingState::Halted, reason, now, None);
+        }
+        let day_loss = self.day_start_equity - equity;
+        if let Some(limit) = self.config.daily_loss_limit
+            && day_loss >= limit
+            && self.global.state < TradingState::ReduceOnly
+        {
+            self.set(None, TradingState::ReduceOnly, format!("daily loss {day_loss:.2} reached the limit {limit:.2}"), now, None);
+        }
+        if let Some(limit) = self.config.plugin_daily_loss_limit {
+            for (plugin, pnl) in plugin_pnl {
+                let start = *self.plugin_day_start.entry(plugin.clone()).or_insert(*pnl);
+                let loss = start - pnl;
+                if loss >= limit && self.plugins.get(plugin).is_none_or(|s| s.state < TradingState::ReduceOnly) {
+                    self.set(Some(plugin), TradingState::ReduceOnly, format!("the plugin's daily loss {loss:.2} reached the limit {limit:.2}"), now, None);
+                }
+            }
+        }
+    }
+
+    /// An anomaly detector's alarm: halts everyone for `halt_secs` at or above the configured level.
+    pub fn on_alarm(&mut self, detector: &str, level: AlarmLevel, reason: &str, now: Timestamp) {
+        let rank = |l: AlarmLevel| match l {
+            AlarmLevel::Normal => 0,
+            AlarmLevel::Elevated => 1,
+            AlarmLevel::Severe => 2,
+            AlarmLevel::Critical => 3,
+        };
+        let Some(threshold) = self.config.circuit_breaker.alarm_level else { return };
+        if rank(level) > threshold as u8 {
+            self.halt_for(format!("circuit breaker: {level:?} alarm from {detector}: {reason}"), now);
+        }
+    }
+
+    /// A price of `symbol`: the market-move rule of the circuit breaker.
+    pub fn on_price(&mut self, symbol: &str, price: f64, now: Timestamp) {
+        if self.config.circuit_breaker.reference.as_deref() != Some(symbol) || price.is_nan() || price <= 0.0 {
+            return;
+        }
+        let day = day_of(now);
+        let open = match self.reference_open {
+            Some((d, p)) if d == day => p,
+            _ => {
+                self.reference_open = Some((day, price));
+                price
+            }
+        };
+        let fall = (open - price) / open;
+        if fall >= self.config.circuit_breaker.drop && self.global.until.is_none_or(|u| u <= now) && self.global.state != TradingState::Halted {
+            self.halt_for(format!("circuit breaker: {symbol} down {:.1}% intraday (from {open} to {price})", fall * 100.0), now);
+        }
+    }
+
+    fn halt_for(&mut self, reason: String, now: Timestamp) {
+        let until = now + self.config.circuit_breaker.halt_secs as i64 * SEC;
+        if self.global.state == TradingState::Halted && self.global.until.is_none() {
+            return; // a harder halt is already in place
+        }
+        self.set(None, TradingState::Halted, reason, now, Some(until));
+    }
+
+    /// Ends circuit-breaker halts whose time is up.
+    pub fn tick(&mut self, now: Timestamp) {
+        if self.global.until.is_some_and(|u| now >= u) {
+            self.set(None, TradingState::Active, "the circuit-breaker halt ended".into(), now, None);
+        }
+    }
+
+    /// Alerts raised since the last call.
+    pub fn take_alerts(&mut self) -> Vec<Alert> {
+        std::mem::take(&mut self.alerts)
+    }
+
+    pub fn view(&self) -> RiskView {
+        RiskView {
+            global: self.global.clone(),
+            plugins: self.plugins.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+            equity: self.equity,
+            peak_equity: self.peak_equity,
+            drawdown: if self.peak_equity > 0.0 { (self.peak_equity - self.equity) / self.peak_equity } else { 0.0 },
+            day_pnl: self.equity - self.day_start_equity,
+            stats: self.stats.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
