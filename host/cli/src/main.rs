@@ -1,6 +1,8 @@
 //! `stratbox`: run the host, author plugins, operate a running host, manage
-//! market data and credentials. One file per command group; the library
-//! (`stratbox-engine` and the crates below it) does the work, this binary parses and prints.
+//! market data and credentials. One file per command group; the libraries
+//! (`stratbox-engine` and the crates below it) do the work, this binary
+//! parses arguments, prints results and turns errors into one-line causes
+//! (anyhow lives here and nowhere else). It holds no trading logic of its own.
 
 mod capital;
 mod credentials;

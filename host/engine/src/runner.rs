@@ -16,7 +16,7 @@ use stratbox_contract::{BarBatch, Intent, RunMode};
 use stratbox_market::{Feed, FeedPoll, MarketEvent, Timestamp};
 use stratbox_sandbox::{Fault, PluginFactory, Sandbox, SandboxSettings, Started, Supervisor, SwapReport};
 use stratbox_trading::{
-    Broker, BrokerStats, DeleveragePlan, Entry, FlattenReport, Journal, JournalError, OrderPath, PaperBroker, RiskView, SharedWorld, TrackerStats,
+    Broker, BrokerStats, DeleveragePlan, Entry, FlattenReport, Journal, JournalError, OrderPath, OrderPathConfig, PaperBroker, RiskView, SharedWorld, TrackerStats,
     TradingState, Violation,
 };
 
@@ -222,8 +222,8 @@ impl Host {
         }
         let journal = Journal::open(&journal_path, config.journal.flush_every_ms)?;
         let hours = (0..instruments.len()).map(|i| feed.trading_hours(i as u32).cloned()).collect();
-        let (order_path, rebuilt) =
-            OrderPath::open(broker, journal, world.clone(), instruments, hours, config.risk.clone(), config.alerts.clone(), config.journal.equity_every_secs)?;
+        let path_config = OrderPathConfig { risk: config.risk.clone(), alerts: config.alerts.clone(), equity_every_secs: config.journal.equity_every_secs };
+        let (order_path, rebuilt) = OrderPath::open(broker, journal, world.clone(), instruments, hours, path_config)?;
         let mut host =
             Self { config, feed, supervisor, order_path, world, commands, stats, started: Instant::now(), latencies: Latencies::default() };
         if let Some(rebuilt) = rebuilt {

@@ -73,6 +73,15 @@ type RiskPosition = (InstrumentId, f64, f64);
 /// Per plugin: the (event, fill) counts a position list reflects, and the list.
 type PositionsCache = HashMap<Arc<str>, ((u64, u64), Vec<RiskPosition>)>;
 
+/// The order path's settings (from the host configuration).
+#[derive(Debug, Clone, Default)]
+pub struct OrderPathConfig {
+    pub risk: RiskConfig,
+    pub alerts: AlertConfig,
+    /// Market seconds between two points of the equity curve (0: none).
+    pub equity_every_secs: u64,
+}
+
 /// Everything between a plugin's intent and the broker's order, and back.
 pub struct OrderPath {
     broker: Box<dyn Broker>,
@@ -106,17 +115,15 @@ impl OrderPath {
     /// replayed into the ledger, the order tracker and the broker, and trading
     /// is halted (fail closed) until [`OrderPath::finish_reconcile`] agrees with the
     /// broker; the replay is returned for that.
-    #[allow(clippy::too_many_arguments)]
     pub fn open(
         mut broker: Box<dyn Broker>,
         mut journal: Journal,
         world: Arc<SharedWorld>,
         instruments: Vec<Instrument>,
         hours: Vec<Option<TradingHours>>,
-        risk: RiskConfig,
-        alerts: AlertConfig,
-        equity_every_secs: u64,
+        config: OrderPathConfig,
     ) -> Result<(Self, Option<Rebuilt>), JournalError> {
+        let OrderPathConfig { risk, alerts, equity_every_secs } = config;
         let capital = risk.capital;
         let mut risk = RiskEngine::new(risk);
         let mut orders = OrderTracker::default();
