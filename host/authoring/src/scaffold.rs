@@ -16,7 +16,7 @@ pub enum ScaffoldError {
 
 /// The SDK next to this host's sources (`STRATBOX_SDK` overrides it).
 pub fn default_sdk_path() -> PathBuf {
-    std::env::var_os("STRATBOX_SDK").map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk"))
+    std::env::var_os("STRATBOX_SDK").map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sdk"))
 }
 
 /// Creates `<dir>/<name>`; returns its path.
