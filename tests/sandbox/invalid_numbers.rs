@@ -7,7 +7,7 @@ use crate::support::hostile;
 fn check(mode: &str, expect: &[&str]) {
     let out = quarantined(hostile(mode), |s| s, expect);
     assert!(out.intents_of("hostile").is_empty(), "{mode}: the malformed intent was not submitted");
-    assert_eq!(out.summary.status.stats.invalid_intents, 1, "{mode}: counted once");
+    assert_eq!(out.summary.status.stats.path.invalid_intents, 1, "{mode}: counted once");
 }
 
 #[test]

@@ -26,7 +26,7 @@ fn spam_and_limit_breaking_orders_are_refused_and_counted_while_the_bystander_tr
     assert_eq!(risk.stats.rejected_by_plugin["breaker"], 120 * 5 * 3);
     assert_eq!((rejected(RiskRule::OrderQuantity), rejected(RiskRule::PriceBand)), (600, 600));
     assert_eq!(rejected(RiskRule::OrderNotional) + rejected(RiskRule::Concentration), 600);
-    assert_eq!(out.summary.status.stats.risk_rejected, risk.stats.rejected.values().sum::<u64>());
+    assert_eq!(out.summary.status.stats.path.risk_rejected, risk.stats.rejected.values().sum::<u64>());
     assert!(!risk.stats.rejected_by_plugin.contains_key("sma-cross"), "{:?}", risk.stats.rejected_by_plugin);
     for name in ["spammer", "breaker"] {
         let view = out.plugin(name);
@@ -38,7 +38,7 @@ fn spam_and_limit_breaking_orders_are_refused_and_counted_while_the_bystander_tr
     let orders = &out.summary.status.orders;
     let state = |s| orders.by_state.get(&s).copied().unwrap_or(0);
     assert_eq!(orders.illegal_transitions, 0);
-    assert_eq!(state(OrderState::Rejected), out.summary.status.stats.risk_rejected);
+    assert_eq!(state(OrderState::Rejected), out.summary.status.stats.path.risk_rejected);
     assert_eq!((state(OrderState::New), state(OrderState::Sent)), (0, 0));
     assert!(state(OrderState::Filled) > 0);
     assert_eq!(orders.by_state.values().sum::<u64>(), orders.orders);

@@ -120,8 +120,8 @@ fn print_summary(s: &RunSummary) {
     println!("\n== run summary ==");
     println!(
         "{} events ({} bars) up to {} in {:.1} s; {} intents ({} invalid), {} stop decisions, {} alarms; {} orders, {} fills ({} protective), {} swaps",
-        st.stats.events, st.stats.bars, format_time(st.market_time), st.uptime.as_secs_f64(), st.stats.intents, st.stats.invalid_intents,
-        st.stats.stop_decisions, st.stats.alarms, st.broker.orders, st.broker.fills, st.broker.protective_exits, st.stats.swaps
+        st.stats.events, st.stats.bars, format_time(st.market_time), st.uptime.as_secs_f64(), st.stats.path.intents, st.stats.path.invalid_intents,
+        st.stats.path.stop_decisions, st.stats.path.alarms, st.broker.orders, st.broker.fills, st.broker.protective_exits, st.stats.swaps
     );
     let risk = &st.risk;
     println!(
@@ -131,7 +131,7 @@ fn print_summary(s: &RunSummary) {
         risk.equity,
         risk.drawdown * 100.0,
         risk.stats.checked,
-        st.stats.risk_rejected,
+        st.stats.path.risk_rejected,
         risk.stats.rejected
     );
     for r in &st.stats.refused {

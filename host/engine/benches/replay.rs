@@ -120,7 +120,7 @@ fn main() {
         "{} orders, {} fills, {} refused by risk {:?}, {} illegal transitions; the trading path costs {:.2}x the bare replay",
         s.status.broker.orders,
         s.status.broker.fills,
-        s.status.stats.risk_rejected,
+        s.status.stats.path.risk_rejected,
         s.status.risk.stats.rejected,
         s.status.orders.illegal_transitions,
         w.as_secs_f64() / b.as_secs_f64()

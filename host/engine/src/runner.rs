@@ -16,7 +16,7 @@ use stratbox_contract::{BarBatch, Intent, RunMode};
 use stratbox_market::{Feed, FeedPoll, MarketEvent, Timestamp};
 use stratbox_sandbox::{Fault, PluginFactory, Sandbox, SandboxSettings, Started, Supervisor, SwapReport};
 use stratbox_trading::{
-    Broker, BrokerStats, DeleveragePlan, Entry, FlattenReport, Journal, JournalError, OrderPath, OrderPathConfig, PaperBroker, RiskView, SharedWorld, TrackerStats,
+    Broker, BrokerStats, DeleveragePlan, Entry, FlattenReport, Journal, JournalError, OrderPath, OrderPathConfig, PaperBroker, PathStats, RiskView, SharedWorld, TrackerStats,
     TradingState, Violation,
 };
 
@@ -61,12 +61,9 @@ pub enum HostError {
 pub struct RunStats {
     pub events: u64,
     pub bars: u64,
-    pub intents: u64,
-    pub invalid_intents: u64,
-    /// Orders the risk engine refused (by rule in `risk.stats`).
-    pub risk_rejected: u64,
-    pub stop_decisions: u64,
-    pub alarms: u64,
+    /// Intents, violations, risk refusals, stop decisions and alarms (the order path's).
+    #[serde(flatten)]
+    pub path: PathStats,
     pub swaps: u64,
     #[serde(with = "stratbox_contract::util::duration_ms")]
     pub longest_swap_hold: Duration,
@@ -155,7 +152,7 @@ pub struct Host {
     pub order_path: OrderPath,
     world: Arc<SharedWorld>,
     commands: Receiver<Command>,
-    /// Counters of the loop (the order path keeps its own; [`Host::status`] shows both).
+    /// Counters of the loop; `path` is filled in from the order path by [`Host::status`].
     stats: RunStats,
     started: Instant,
     latencies: Latencies,
@@ -391,8 +388,7 @@ impl Host {
     /// Starts reducing every position by `fraction` over `steps`; the first
     /// step is taken at once. Trading is reduce-only meanwhile.
     pub fn start_deleverage(&mut self, fraction: f64, steps: u32, every_secs: u64) -> Result<DeleveragePlan, String> {
-        let plugins = self.plugin_names();
-        self.order_path.start_deleverage(&plugins, fraction, steps, every_secs)
+        self.order_path.start_deleverage(self.supervisor.names(), fraction, steps, every_secs)
     }
 
     /// Sets a trading state now (journaled, alerted).
@@ -403,12 +399,7 @@ impl Host {
     /// Emergency flatten: halt, cancel every working order, and send an exit
     /// for every open position of every plugin.
     pub fn flatten(&mut self) -> FlattenReport {
-        let plugins = self.plugin_names();
-        self.order_path.flatten(&plugins)
-    }
-
-    fn plugin_names(&self) -> Vec<Arc<str>> {
-        self.supervisor.names().cloned().collect()
+        self.order_path.flatten(self.supervisor.names())
     }
 
     fn view(&self, name: &str) -> PluginView {
@@ -461,8 +452,7 @@ impl Host {
         let timed = self.supervisor.on_timers(now);
         self.submit(timed, now);
         self.apply_notices();
-        let plugins = self.plugin_names();
-        self.order_path.end_event(&plugins, now);
+        self.order_path.end_event(self.supervisor.names(), now);
     }
 
     /// Plugins' intents into the order path; a plugin whose batch broke the
@@ -490,15 +480,7 @@ impl Host {
     }
 
     pub fn status(&self) -> StatusView {
-        let path = self.order_path.stats();
-        let stats = RunStats {
-            intents: path.intents,
-            invalid_intents: path.invalid_intents,
-            risk_rejected: path.risk_rejected,
-            stop_decisions: path.stop_decisions,
-            alarms: path.alarms,
-            ..self.stats.clone()
-        };
+        let stats = RunStats { path: self.order_path.stats(), ..self.stats.clone() };
         StatusView {
             market_time: self.world.clock.now(),
             uptime: self.started.elapsed(),
@@ -521,10 +503,10 @@ impl Host {
         tracing::info!(
             market_time = %format_time(s.market_time),
             events = s.stats.events,
-            intents = s.stats.intents,
+            intents = s.stats.path.intents,
             orders = s.broker.orders,
             fills = s.broker.fills,
-            alarms = s.stats.alarms,
+            alarms = s.stats.path.alarms,
             plugins_running = s.plugins_running,
             pnl = format!("{pnl:.2}"),
             feed_p99_us = s.feed_latency.map(|l| format!("{:.0}", l.p99_us)),

@@ -33,5 +33,4 @@ pub use risk::{
     Alert, AlertConfig, AlertSink, AlertStats, AlarmLevelName, CircuitBreakerConfig, OrderCheck, RiskConfig, RiskEngine, RiskReject, RiskRule, RiskStats,
     RiskView, StateRecord, TradingState,
 };
-pub use validation::{IntentBounds, validate, validate_stop};
 pub use world::{MarketClock, SharedWorld};

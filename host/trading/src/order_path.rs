@@ -53,7 +53,7 @@ pub struct FlattenReport {
 }
 
 /// Counters of the order path.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, Serialize)]
 pub struct PathStats {
     pub intents: u64,
     pub invalid_intents: u64,
@@ -363,7 +363,7 @@ impl OrderPath {
 
     /// The end of an event: de-leveraging steps due, P&L of `plugins` to the
     /// risk engine, alerts, the equity curve, and the journal committed.
-    pub fn end_event(&mut self, plugins: &[Arc<str>], now: Timestamp) {
+    pub fn end_event<'a>(&mut self, plugins: impl IntoIterator<Item = &'a Arc<str>>, now: Timestamp) {
         self.step_deleverage(now);
         self.update_risk(plugins, now);
         self.commit();
@@ -371,7 +371,7 @@ impl OrderPath {
 
     /// Starts reducing every position of `plugins` by `fraction` over
     /// `steps`; the first step is taken at once. Trading is reduce-only meanwhile.
-    pub fn start_deleverage(&mut self, plugins: &[Arc<str>], fraction: f64, steps: u32, every_secs: u64) -> Result<DeleveragePlan, String> {
+    pub fn start_deleverage<'a>(&mut self, plugins: impl IntoIterator<Item = &'a Arc<str>>, fraction: f64, steps: u32, every_secs: u64) -> Result<DeleveragePlan, String> {
         if !(fraction > 0.0 && fraction <= 1.0) || steps == 0 {
             return Err(format!("de-leveraging needs a fraction in (0, 1] and at least one step (got {fraction} in {steps})"));
         }
@@ -423,7 +423,7 @@ impl OrderPath {
 
     /// Emergency flatten: halt, cancel every working order, and send an exit
     /// for every open position of every one of `plugins`.
-    pub fn flatten(&mut self, plugins: &[Arc<str>]) -> FlattenReport {
+    pub fn flatten<'a>(&mut self, plugins: impl IntoIterator<Item = &'a Arc<str>>) -> FlattenReport {
         let now = self.world.clock.now();
         self.risk.set_state(None, TradingState::Halted, "emergency flatten by the operator", now);
         let mut cancelled = 0;
@@ -646,12 +646,12 @@ impl OrderPath {
     }
 
     /// Feeds the risk engine the P&L after an event.
-    fn update_risk(&mut self, plugins: &[Arc<str>], now: Timestamp) {
+    fn update_risk<'a>(&mut self, plugins: impl IntoIterator<Item = &'a Arc<str>>, now: Timestamp) {
         // Once per event: names and the ledger's totals, not the full plugin views.
         let per_plugin: Vec<(Arc<str>, f64)> = {
             let ledger = self.world.ledger();
             plugins
-                .iter()
+                .into_iter()
                 .map(|name| {
                     let book = ledger.summary(name);
                     (name.clone(), book.realised_pnl + book.unrealised_pnl)
