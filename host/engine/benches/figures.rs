@@ -117,7 +117,7 @@ fn sandbox(metering: Metering) -> Arc<Sandbox> {
     Arc::new(Sandbox::new(SandboxSettings { metering, ..SandboxSettings::default() }).expect("sandbox"))
 }
 
-const PROFILES: [(Metering, &str); 2] = [(Metering::Fuel, "fuel: backtest"), (Metering::Epoch, "epoch: live")];
+const PROFILES: [(Metering, &str); 2] = [(Metering::FuelAndEpoch, "fuel + backstop: backtest"), (Metering::Epoch, "epoch: live")];
 
 fn main() {
     let sma_path = support::component("examples/sma-cross");

@@ -45,8 +45,9 @@ impl Mode {
     /// The metering profile a mode uses unless configured otherwise.
     pub fn default_metering(self) -> Metering {
         match self {
-            Mode::Backtest => Metering::Fuel,
-            Mode::Paper => Metering::FuelAndEpoch,
+            // Backtests cap CPU by fuel alone; their epochs only drive the
+            // wall-clock backstop (see `PluginLimits::backstop_ms`).
+            Mode::Backtest | Mode::Paper => Metering::FuelAndEpoch,
             Mode::Live => Metering::Epoch,
         }
     }
@@ -165,9 +166,6 @@ impl Default for HostConfig {
         }
     }
 }
-
-/// Where `stratbox plugin build` puts the bundled plugins (see `scripts/build-plugins.sh`).
-pub const BUNDLED_PLUGIN_DIR: &str = "target/plugins";
 
 impl HostConfig {
     /// Reads a TOML file; relative paths (plugins, `data_dir`) are taken from the file's folder.

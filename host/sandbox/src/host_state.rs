@@ -17,6 +17,43 @@ pub const MAX_LOG_LINE: usize = 4 << 10;
 /// A plugin attempting this many times its log budget in one second is quarantined.
 pub const LOG_FLOOD_FACTOR: u64 = 16;
 
+/// Fuel an import costs the plugin, for the host's work behind it. Fuel counts
+/// guest instructions only, so without these a loop over a cheap-looking
+/// import (`market.history` of 10,000 bars) would hold the host for seconds
+/// inside one callback. The charges are fixed numbers, not timings, so a
+/// backtest stays reproducible. They are sized so that a nanosecond of the
+/// host's work (lowering included) costs what a nanosecond of guest code
+/// burns, about 18 units on the reference machine: `cargo bench -p
+/// stratbox-engine --bench host_calls` measures both and prints the
+/// equivalents beside these numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImportCosts {
+    /// Any import: the crossing, argument lifting, the result's allocation.
+    pub call: u64,
+    /// Each bar `market.history` returns (read, copied, lowered into the guest).
+    pub per_bar: u64,
+    /// Each position or order view returned.
+    pub per_record: u64,
+    /// A key-value read, write or delete: a sled operation before any byte moves.
+    pub kv_op: u64,
+    /// Each key or value byte read or written.
+    pub per_kv_byte: u64,
+    /// Each byte of log or alarm text.
+    pub per_text_byte: u64,
+}
+
+impl Default for ImportCosts {
+    fn default() -> Self {
+        Self { call: 5_000, per_bar: 1_700, per_record: 1_700, kv_op: 20_000, per_kv_byte: 4, per_text_byte: 16 }
+    }
+}
+
+impl ImportCosts {
+    /// Nothing charged: fuel counts guest instructions alone (the baseline
+    /// the benchmark compares against; never a production setting).
+    pub const NONE: Self = Self { call: 0, per_bar: 0, per_record: 0, kv_op: 0, per_kv_byte: 0, per_text_byte: 0 };
+}
+
 /// A memory growth beyond the plugin's cap (raised as a trap).
 #[derive(Debug, thiserror::Error)]
 #[error("linear memory cap hit: the plugin asked for {desired} bytes, its limit is {limit}")]
@@ -31,6 +68,15 @@ pub struct MemoryCapExceeded {
 pub struct TableCapExceeded {
     pub desired: usize,
     pub limit: u32,
+}
+
+/// An import's charge exceeded the fuel left in the callback (raised as a trap).
+#[derive(Debug, thiserror::Error)]
+#[error("import `{import}` cost {charge} fuel with {left} left")]
+pub struct ImportFuelExhausted {
+    pub import: &'static str,
+    pub charge: u64,
+    pub left: u64,
 }
 
 /// Sustained logging far over budget (raised as a trap).
@@ -91,6 +137,12 @@ pub struct HostState {
     pub last_error: Option<String>,
     /// Intents submitted during the current callback.
     pub(crate) intents: Vec<Intent>,
+    /// Fuel owed for the import running now, taken from the store as it
+    /// returns to the guest (see [`HostState::settle_import`]).
+    pending_charge: (u64, &'static str),
+    /// Fuel charged for imports over the instance's life.
+    pub(crate) import_fuel: u64,
+    pub(crate) costs: ImportCosts,
 }
 
 impl HostState {
@@ -104,7 +156,36 @@ impl HostState {
             log: LogBudget { window_start: Instant::now(), written: 0, attempted: 0, dropped_lines: 0 },
             last_error: None,
             intents: Vec::new(),
+            pending_charge: (0, ""),
+            import_fuel: 0,
+            costs: ImportCosts::default(),
         }
+    }
+
+    /// Owes `fuel` for the work of `import`.
+    fn charge(&mut self, import: &'static str, fuel: u64) {
+        let (owed, _) = self.pending_charge;
+        self.pending_charge = (owed.saturating_add(fuel), import);
+    }
+
+    /// Takes what the import just run owes from the fuel left in the
+    /// callback; runs as each import returns to the guest (a wasmtime call
+    /// hook, the one place that sees both the state and the fuel). Owing more
+    /// than is left traps as running out of fuel.
+    pub(crate) fn settle_import(mut store: wasmtime::StoreContextMut<'_, Self>, metered: bool) -> wasmtime::Result<()> {
+        let (charge, import) = std::mem::replace(&mut store.data_mut().pending_charge, (0, ""));
+        if charge == 0 || !metered {
+            return Ok(());
+        }
+        let left = store.get_fuel()?;
+        if charge > left {
+            store.set_fuel(0)?;
+            store.data_mut().import_fuel += left;
+            return Err(ImportFuelExhausted { import, charge, left }.into());
+        }
+        store.set_fuel(left - charge)?;
+        store.data_mut().import_fuel += charge;
+        Ok(())
     }
 
     /// Re-measures the store's usage: a successor started off the loop while
@@ -158,26 +239,16 @@ impl types::Host for HostState {}
 
 impl log::Host for HostState {
     fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
-        let now = Instant::now();
-        if now.duration_since(self.log.window_start) >= Duration::from_secs(1) {
-            self.log.window_start = now;
-            self.log.written = 0;
-            self.log.attempted = 0;
-        }
-        let len = message.len() as u64;
-        let budget = self.limits.log_bytes_per_sec;
-        self.log.attempted += len;
-        if self.log.attempted > budget.saturating_mul(LOG_FLOOD_FACTOR) {
-            return Err(LogFlood { attempted: self.log.attempted, budget }.into());
-        }
+        self.charge("log.log", self.costs.call + self.costs.per_text_byte * message.len() as u64);
+        self.spend_log_budget(message.len() as u64)?;
         if level == LogLevel::Error {
             self.last_error = Some(truncate(&message, MAX_LOG_LINE).to_owned());
         }
-        if self.log.written + len > budget {
+        if self.log.written + message.len() as u64 > self.limits.log_bytes_per_sec {
             self.log.dropped_lines += 1;
             return Ok(());
         }
-        self.log.written += len;
+        self.log.written += message.len() as u64;
         let (plugin, line) = (&*self.plugin, truncate(&message, MAX_LOG_LINE));
         match level {
             LogLevel::Trace => tracing::trace!(target: "plugin", plugin, "{line}"),
@@ -190,7 +261,27 @@ impl log::Host for HostState {
     }
 }
 
-fn truncate(s: &str, max: usize) -> &str {
+impl HostState {
+    /// Counts `len` bytes of text (a log line or an alarm's reason) against
+    /// the plugin's log budget; attempting [`LOG_FLOOD_FACTOR`] times the
+    /// budget within one second is a flood.
+    pub fn spend_log_budget(&mut self, len: u64) -> Result<(), LogFlood> {
+        let now = Instant::now();
+        if now.duration_since(self.log.window_start) >= Duration::from_secs(1) {
+            self.log.window_start = now;
+            self.log.written = 0;
+            self.log.attempted = 0;
+        }
+        let budget = self.limits.log_bytes_per_sec;
+        self.log.attempted += len;
+        if self.log.attempted > budget.saturating_mul(LOG_FLOOD_FACTOR) {
+            return Err(LogFlood { attempted: self.log.attempted, budget });
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn truncate(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
     }
@@ -203,6 +294,7 @@ fn truncate(s: &str, max: usize) -> &str {
 
 impl orders::Host for HostState {
     fn submit(&mut self, intent: Intent) -> wasmtime::Result<()> {
+        self.charge("orders.submit", self.costs.call);
         let limit = self.limits.max_intents_per_callback;
         if self.intents.len() >= limit as usize {
             return Err(IntentFlood { limit }.into());
@@ -214,17 +306,22 @@ impl orders::Host for HostState {
 
 impl clock::Host for HostState {
     fn now(&mut self) -> Timestamp {
+        self.charge("clock.now", self.costs.call);
         self.world.now()
     }
 }
 
 impl kv::Host for HostState {
     fn get(&mut self, key: String) -> Option<Vec<u8>> {
+        self.charge("kv.get", self.costs.call + self.costs.kv_op + self.costs.per_kv_byte * key.len() as u64);
         let store = self.kv.as_ref()?;
-        store.tree.get(key.as_bytes()).ok().flatten().map(|v| v.to_vec())
+        let value = store.tree.get(key.as_bytes()).ok().flatten().map(|v| v.to_vec());
+        self.charge("kv.get", self.costs.per_kv_byte * value.as_ref().map_or(0, |v| v.len() as u64));
+        value
     }
 
     fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), kv::KvError> {
+        self.charge("kv.set", self.costs.call + self.costs.kv_op + self.costs.per_kv_byte * (key.len() + value.len()) as u64);
         if key.len() > MAX_KEY_BYTES {
             return Err(kv::KvError::KeyTooLong(MAX_KEY_BYTES as u32));
         }
@@ -242,6 +339,7 @@ impl kv::Host for HostState {
     }
 
     fn delete(&mut self, key: String) -> Result<(), kv::KvError> {
+        self.charge("kv.delete", self.costs.call + self.costs.kv_op + self.costs.per_kv_byte * key.len() as u64);
         let store = self.kv.as_mut().ok_or_else(|| kv::KvError::Unavailable("no store configured for this plugin".into()))?;
         if let Some(old) = store.tree.remove(key.as_bytes()).map_err(|e| kv::KvError::Unavailable(e.to_string()))? {
             store.used -= (key.len() + old.len()) as u64;
@@ -252,20 +350,27 @@ impl kv::Host for HostState {
 
 impl portfolio::Host for HostState {
     fn positions(&mut self) -> Vec<Position> {
-        self.world.positions(&self.plugin)
+        let out = self.world.positions(&self.plugin);
+        self.charge("portfolio.positions", self.costs.call + self.costs.per_record * out.len() as u64);
+        out
     }
 
     fn position_of(&mut self, instrument: InstrumentId) -> Option<Position> {
+        self.charge("portfolio.position-of", self.costs.call + self.costs.per_record);
         self.world.position(&self.plugin, instrument)
     }
 
     fn open_orders(&mut self) -> Vec<OrderView> {
-        self.world.open_orders(&self.plugin)
+        let out = self.world.open_orders(&self.plugin);
+        self.charge("portfolio.open-orders", self.costs.call + self.costs.per_record * out.len() as u64);
+        out
     }
 }
 
 impl market::Host for HostState {
     fn history(&mut self, instrument: InstrumentId, period_secs: u32, count: u32) -> Vec<Bar> {
-        self.world.history(instrument, period_secs, count.min(10_000) as usize)
+        let out = self.world.history(instrument, period_secs, count.min(10_000) as usize);
+        self.charge("market.history", self.costs.call + self.costs.per_bar * out.len() as u64);
+        out
     }
 }

@@ -1,20 +1,25 @@
 //! One running plugin: its `Store`, its bindings, the per-callback CPU
 //! budget, and the translation of every way a call can fail into a [`Fault`].
 
+use std::time::Instant;
+
 use wasmtime::{Store, Trap};
 
 use super::Metering;
+use crate::bounds::{MAX_TEXT_BYTES, bound_descriptor, bounded};
 use stratbox_contract::{Alarm, Bar, BarBatch, Descriptor, Fill, InitContext, Intent, Plugin, Position, Quote, StopDecision, Timestamp};
-use super::host_state::{HostState, IntentFlood, LogFlood, MemoryCapExceeded, TableCapExceeded};
+use super::host_state::{HostState, ImportFuelExhausted, IntentFlood, LogFlood, MemoryCapExceeded, TableCapExceeded};
 
 /// Why a plugin was stopped. Every variant reads as a reason an operator can act on.
 #[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Fault {
-    #[error("ran out of fuel: used its whole budget of {budget} in one callback (`{callback}`)")]
-    OutOfFuel { budget: u64, callback: &'static str },
+    #[error("ran out of fuel: used its whole budget of {budget} in one callback (`{callback}`; {host_calls} of it charged for host calls)")]
+    OutOfFuel { budget: u64, callback: &'static str, host_calls: u64 },
     #[error("missed its deadline: `{callback}` was still running after {deadline_ms} ms")]
     DeadlineExceeded { deadline_ms: u64, callback: &'static str },
+    #[error("hit the backtest's wall-clock backstop: `{callback}` was still running after {backstop_ms} ms")]
+    BackstopExceeded { backstop_ms: u64, callback: &'static str },
     #[error("{detail} (in `{callback}`)")]
     MemoryCap { detail: String, callback: &'static str },
     #[error("overflowed its call stack in `{callback}` (unbounded recursion?)")]
@@ -47,15 +52,22 @@ pub enum Fault {
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct CallStats {
     pub calls: u64,
+    /// Fuel used in all, guest instructions and host calls together.
     pub fuel_used: u64,
+    /// The part of `fuel_used` charged for host calls (imports).
+    pub import_fuel: u64,
     pub intents: u64,
+    /// Wall time of the slowest callback, in microseconds.
+    pub max_call_us: u64,
 }
 
 impl CallStats {
     pub fn add(&mut self, o: &CallStats) {
         self.calls += o.calls;
         self.fuel_used += o.fuel_used;
+        self.import_fuel += o.import_fuel;
         self.intents += o.intents;
+        self.max_call_us = self.max_call_us.max(o.max_call_us);
     }
 }
 
@@ -94,19 +106,27 @@ impl PluginInstance {
         }
         if self.metering.epoch() {
             // One tick is one millisecond; without a deadline, effectively never.
-            self.store.set_epoch_deadline(if limits.deadline_ms == 0 { u64::MAX / 2 } else { limits.deadline_ms });
+            self.store.set_epoch_deadline(limits.wall_clock_cap_ms().unwrap_or(u64::MAX / 2));
         }
         self.store.data_mut().intents.clear();
+        let import_fuel_before = self.store.data().import_fuel;
+        let began = Instant::now();
         let result = f(&self.bindings, &mut self.store);
+        self.stats.max_call_us = self.stats.max_call_us.max(began.elapsed().as_micros() as u64);
         self.stats.calls += 1;
+        let host_calls = self.store.data().import_fuel - import_fuel_before;
+        self.stats.import_fuel += host_calls;
         if self.metering.fuel() {
             self.stats.fuel_used += limits.fuel_per_callback - self.store.get_fuel().unwrap_or(0);
         }
-        result.map_err(|e| self.classify(e, callback))
+        result.map_err(|e| self.classify(e, callback, host_calls))
     }
 
-    fn classify(&mut self, e: wasmtime::Error, callback: &'static str) -> Fault {
+    fn classify(&mut self, e: wasmtime::Error, callback: &'static str, host_calls: u64) -> Fault {
         let limits = self.store.data().limits;
+        if e.downcast_ref::<ImportFuelExhausted>().is_some() {
+            return Fault::OutOfFuel { budget: limits.fuel_per_callback, callback, host_calls };
+        }
         if let Some(m) = e.downcast_ref::<MemoryCapExceeded>() {
             return Fault::MemoryCap { detail: m.to_string(), callback };
         }
@@ -120,13 +140,15 @@ impl PluginInstance {
             return Fault::TooManyIntents { limit: f.limit, callback };
         }
         match e.downcast_ref::<Trap>() {
-            Some(Trap::OutOfFuel) => Fault::OutOfFuel { budget: limits.fuel_per_callback, callback },
+            Some(Trap::OutOfFuel) => Fault::OutOfFuel { budget: limits.fuel_per_callback, callback, host_calls },
+            // No live deadline set: what interrupted it was the backstop.
+            Some(Trap::Interrupt) if limits.deadline_ms == 0 => Fault::BackstopExceeded { backstop_ms: limits.backstop_ms, callback },
             Some(Trap::Interrupt) => Fault::DeadlineExceeded { deadline_ms: limits.deadline_ms, callback },
             Some(Trap::StackOverflow) => Fault::StackOverflow { callback },
             Some(trap) => match self.store.data_mut().last_error.take() {
                 // The SDK logs the panic message just before aborting.
                 Some(line) if *trap == Trap::UnreachableCodeReached && line.starts_with("panic") => {
-                    Fault::Panic { message: line, callback }
+                    Fault::Panic { message: bounded(line, MAX_TEXT_BYTES), callback }
                 }
                 _ => Fault::Trap { trap: trap.to_string(), callback },
             },
@@ -141,12 +163,15 @@ impl PluginInstance {
         intents
     }
 
+    /// The plugin's descriptor, its strings bounded (see [`crate::bounds`]).
     pub fn describe(&mut self) -> Result<Descriptor, Fault> {
-        self.call("describe", |b, s| b.stratbox_plugin_lifecycle().call_describe(s))
+        let d = self.call("describe", |b, s| b.stratbox_plugin_lifecycle().call_describe(s))?;
+        bound_descriptor(d).map_err(Fault::BadDescriptor)
     }
 
     pub fn init(&mut self, context: &InitContext) -> Result<(), Fault> {
-        self.call("init", |b, s| b.stratbox_plugin_lifecycle().call_init(s, context))?.map_err(Fault::InitRefused)
+        self.call("init", |b, s| b.stratbox_plugin_lifecycle().call_init(s, context))?
+            .map_err(|e| Fault::InitRefused(bounded(e, MAX_TEXT_BYTES)))
     }
 
     pub fn export_state(&mut self) -> Result<Vec<u8>, Fault> {
@@ -155,7 +180,7 @@ impl PluginInstance {
 
     pub fn import_state(&mut self, state: &[u8]) -> Result<(), Fault> {
         self.call("import-state", |b, s| b.stratbox_plugin_lifecycle().call_import_state(s, state))?
-            .map_err(Fault::StateRejected)
+            .map_err(|e| Fault::StateRejected(bounded(e, MAX_TEXT_BYTES)))
     }
 
     pub fn on_bar(&mut self, bar: Bar) -> Result<Vec<Intent>, Fault> {
@@ -193,10 +218,21 @@ impl PluginInstance {
     }
 
     pub fn observe_bars(&mut self, bars: &BarBatch) -> Result<Option<Alarm>, Fault> {
-        self.call("observe-bars", |b, s| b.stratbox_plugin_anomaly_detector().call_observe_bars(s, bars))
+        let alarm = self.call("observe-bars", |b, s| b.stratbox_plugin_anomaly_detector().call_observe_bars(s, bars))?;
+        self.bound_alarm(alarm, "observe-bars")
     }
 
     pub fn observe_quote(&mut self, quote: Quote) -> Result<Option<Alarm>, Fault> {
-        self.call("observe-quote", |b, s| b.stratbox_plugin_anomaly_detector().call_observe_quote(s, quote))
+        let alarm = self.call("observe-quote", |b, s| b.stratbox_plugin_anomaly_detector().call_observe_quote(s, quote))?;
+        self.bound_alarm(alarm, "observe-quote")
+    }
+
+    /// An alarm's reason is text the host logs and journals: it counts
+    /// against the plugin's log budget in full, and is kept cut to size.
+    fn bound_alarm(&mut self, alarm: Option<Alarm>, callback: &'static str) -> Result<Option<Alarm>, Fault> {
+        let Some(mut alarm) = alarm else { return Ok(None) };
+        self.store.data_mut().spend_log_budget(alarm.reason.len() as u64).map_err(|l| Fault::LogFlood { detail: l.to_string(), callback })?;
+        alarm.reason = bounded(alarm.reason, MAX_TEXT_BYTES);
+        Ok(Some(alarm))
     }
 }

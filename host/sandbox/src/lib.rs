@@ -14,6 +14,7 @@
 //! the load-time checks and produces an `InstancePre` once per component;
 //! [`Sandbox::instantiate`] makes a [`PluginInstance`] with its own `Store`.
 
+pub mod bounds;
 mod cache;
 mod engine;
 mod host_state;
@@ -31,7 +32,7 @@ use wasmtime::{Engine, Store};
 
 pub use cache::{CacheOutcome, ComponentCache, content_hash};
 pub use engine::{EPOCH_TICK, EpochTicker, MAX_WASM_STACK, Metering, PoolSize, build_engine};
-pub use host_state::{HostState, IntentFlood, LOG_FLOOD_FACTOR, MAX_KEY_BYTES, PluginKv};
+pub use host_state::{HostState, IntentFlood, LOG_FLOOD_FACTOR, MAX_KEY_BYTES, ImportCosts, PluginKv};
 pub use instance::{CallStats, Fault, PluginInstance};
 pub use limits::{LimitOverrides, PluginLimits};
 pub use spec::{OrderPolicy, ParamInput, PluginSpec, RestartPolicy};
@@ -52,6 +53,8 @@ pub struct SandboxSettings {
     pub cache_dir: Option<PathBuf>,
     pub pool: PoolSize,
     pub metering: Metering,
+    /// Fuel charged for the host's work in imports.
+    pub import_costs: ImportCosts,
 }
 
 impl Default for SandboxSettings {
@@ -63,6 +66,7 @@ impl Default for SandboxSettings {
             cache_dir: None,
             pool: PoolSize::default(),
             metering: Metering::FuelAndEpoch,
+            import_costs: ImportCosts::default(),
         }
     }
 }
@@ -132,20 +136,27 @@ impl Sandbox {
     /// A fresh instance with its own store, under `state.limits`.
     pub fn instantiate(&self, prepared: &PreparedPlugin, state: HostState) -> Result<PluginInstance, Fault> {
         let mut store = Store::new(&self.engine, state);
+        store.data_mut().costs = self.settings.import_costs;
         store.limiter(|s| s);
         let limits = store.data().limits;
         let metering = self.settings.metering;
         if metering.epoch() {
             store.epoch_deadline_trap();
-            store.set_epoch_deadline(if limits.deadline_ms == 0 { u64::MAX / 2 } else { limits.deadline_ms });
+            store.set_epoch_deadline(limits.wall_clock_cap_ms().unwrap_or(u64::MAX / 2));
         }
+        // Imports charge fuel for their work as they return to the guest.
+        let metered = metering.fuel();
+        store.call_hook(move |store, hook| match hook {
+            wasmtime::CallHook::ReturningFromHost => HostState::settle_import(store, metered),
+            _ => Ok(()),
+        });
         if metering.fuel() {
             store.set_fuel(limits.fuel_per_callback).map_err(|e| Fault::Host { detail: e.to_string(), callback: "instantiate" })?;
         }
         let bindings = prepared.pre.instantiate(&mut store).map_err(|e| {
             let detail = format!("{e:#}");
             match e.downcast_ref::<wasmtime::Trap>() {
-                Some(wasmtime::Trap::OutOfFuel) => Fault::OutOfFuel { budget: limits.fuel_per_callback, callback: "instantiate" },
+                Some(wasmtime::Trap::OutOfFuel) => Fault::OutOfFuel { budget: limits.fuel_per_callback, callback: "instantiate", host_calls: 0 },
                 Some(_) => Fault::Trap { trap: detail, callback: "instantiate" },
                 // Not a trap: the exports' types differ from this host's
                 // bindings (a build from another revision of the contract).

@@ -17,6 +17,10 @@ pub struct PluginLimits {
     /// Wall-clock deadline per callback in live and paper mode, in milliseconds
     /// (epoch interruption; 0 disables it, as backtests do).
     pub deadline_ms: u64,
+    /// Wall-clock backstop per callback where there is no deadline (backtests),
+    /// in milliseconds: far beyond what the fuel budget allows on any sane
+    /// machine, it only catches what fuel cannot see. 0 disables it.
+    pub backstop_ms: u64,
     /// Intents one callback may return.
     pub max_intents_per_callback: u32,
     /// Log bytes per wall-clock second; excess lines are dropped, and a plugin
@@ -38,6 +42,7 @@ impl Default for PluginLimits {
             memory_bytes: 64 << 20,
             fuel_per_callback: 50_000_000,
             deadline_ms: 50,
+            backstop_ms: 2_000,
             max_intents_per_callback: 1_024,
             log_bytes_per_sec: 64 << 10,
             max_instances: 16,
@@ -55,6 +60,7 @@ impl PluginLimits {
             memory_bytes: 512 << 20,
             fuel_per_callback: 10_000_000_000,
             deadline_ms: 10_000,
+            backstop_ms: 60_000,
             max_intents_per_callback: 100_000,
             log_bytes_per_sec: 1 << 20,
             max_instances: 32,
@@ -72,6 +78,7 @@ impl PluginLimits {
             memory_bytes: pick(defaults.memory_bytes, requested.memory_bytes, configured.memory_bytes),
             fuel_per_callback: pick(defaults.fuel_per_callback, requested.fuel_per_callback, configured.fuel_per_callback),
             deadline_ms: configured.deadline_ms.unwrap_or(defaults.deadline_ms),
+            backstop_ms: configured.backstop_ms.unwrap_or(defaults.backstop_ms),
             max_intents_per_callback: pick(
                 defaults.max_intents_per_callback.into(),
                 requested.max_intents_per_callback.into(),
@@ -84,12 +91,19 @@ impl PluginLimits {
         l.clamp_to(maxima)
     }
 
+    /// The wall-clock cap of one callback in milliseconds: the deadline, or
+    /// without one the backstop; `None` when neither is set.
+    pub fn wall_clock_cap_ms(&self) -> Option<u64> {
+        Some(if self.deadline_ms > 0 { self.deadline_ms } else { self.backstop_ms }).filter(|&ms| ms > 0)
+    }
+
     /// Every field at most the corresponding one of `maxima`.
     pub fn clamp_to(&self, maxima: &Self) -> Self {
         Self {
             memory_bytes: self.memory_bytes.min(maxima.memory_bytes),
             fuel_per_callback: self.fuel_per_callback.min(maxima.fuel_per_callback),
             deadline_ms: self.deadline_ms.min(maxima.deadline_ms),
+            backstop_ms: self.backstop_ms.min(maxima.backstop_ms),
             max_intents_per_callback: self.max_intents_per_callback.min(maxima.max_intents_per_callback),
             log_bytes_per_sec: self.log_bytes_per_sec.min(maxima.log_bytes_per_sec),
             max_instances: self.max_instances.min(maxima.max_instances),
@@ -108,6 +122,7 @@ pub struct LimitOverrides {
     pub memory_bytes: Option<u64>,
     pub fuel_per_callback: Option<u64>,
     pub deadline_ms: Option<u64>,
+    pub backstop_ms: Option<u64>,
     pub max_intents_per_callback: Option<u32>,
     pub log_bytes_per_sec: Option<u64>,
     pub kv_quota_bytes: Option<u64>,

@@ -17,6 +17,8 @@ pub struct Hostile {
     /// Mode `churn`: intents to send before going quiet (0: no end), and sent so far.
     orders: u64,
     churned: u64,
+    /// Size of the text of the huge-* modes.
+    bytes: usize,
 }
 
 fn spin_forever() -> u64 {
@@ -51,6 +53,7 @@ impl Plugin for Hostile {
             .param_text("mode", "which attack to carry out", "none")
             .param_int("spin", "iterations of the busy-wait mode", 20_000_000_000, 0, i64::MAX)
             .param_int("orders", "churn mode: intents to send before going quiet (0: no end)", 0, 0, i64::MAX)
+            .param_int("bytes", "size of the text the huge-* modes hand the host", 2_000_000, 0, 64 << 20)
             // Not an attack: lets the tests watch timers and quotes arrive.
             .timer_secs(300)
     }
@@ -62,11 +65,13 @@ impl Plugin for Hostile {
                 spin_forever();
             }
             "init-error" => return Err("refusing to start: no edge in this market".into()),
+            "init-error-huge" => return Err("e".repeat(init.params.int("bytes")? as usize)),
             "init-panic" => panic!("init blew up"),
             _ => {}
         }
         ctx.info(&format!("hostile plugin armed: {mode}"));
-        Ok(Self { mode, spin: init.params.int("spin")? as u64, bars: 0, first_start: None, orders: init.params.int("orders")? as u64, churned: 0 })
+        let (spin, orders, bytes) = (init.params.int("spin")? as u64, init.params.int("orders")? as u64, init.params.int("bytes")? as usize);
+        Ok(Self { mode, spin, bars: 0, first_start: None, orders, churned: 0, bytes })
     }
 
     fn export_state(&self) -> Vec<u8> {
@@ -122,6 +127,11 @@ impl Strategy for Hostile {
             "spin" => {
                 spin_forever();
             }
+            // Cheap for the guest, a large copy for the host, forever: only
+            // what the host charges for the import can stop it.
+            "history-hog" => loop {
+                black_box(ctx.history(id, bar.period_secs, 10_000));
+            },
             "busy-wait" => {
                 // Finite, but (by default) far longer than any live deadline.
                 let mut x = 0u64;
@@ -189,4 +199,11 @@ impl Strategy for Hostile {
     }
 }
 
-stratbox_sdk::export_plugin!(Hostile, roles: [strategy]);
+impl AnomalyDetector for Hostile {
+    /// Mode `huge-alarm`: an alarm whose reason is `bytes` long, on every bar.
+    fn observe_bars(&mut self, _ctx: &mut Ctx<'_>, _bars: &[Bar]) -> Option<Alarm> {
+        (self.mode == "huge-alarm").then(|| Alarm { level: AlarmLevel::Elevated, instrument: None, reason: "r".repeat(self.bytes) })
+    }
+}
+
+stratbox_sdk::export_plugin!(Hostile, roles: [strategy, anomaly_detector]);
