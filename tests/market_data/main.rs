@@ -70,7 +70,7 @@ fn the_validator_finds_the_real_defects_of_the_sp500_file() {
     assert_eq!(by.get(&RejectReason::MissingField), Some(&11), "the 11 rows with empty open/high/low");
     assert_eq!(by.get(&RejectReason::OhlcInconsistent), Some(&12), "the 12 rows whose close lies outside [low, high]");
     assert_eq!(v.accepted() + by.values().sum::<u64>(), rows, "every row is accepted or counted");
-    assert!(v.quarantine().iter().any(|q| q.reject.detail.contains("line ")), "quarantined with the line that failed");
+    assert!(v.quarantine().any(|q| q.reject.detail.contains("line ")), "quarantined with the line that failed");
 }
 
 fn read_trades() -> Option<Vec<Trade>> {
@@ -130,11 +130,11 @@ fn spy_trades_aggregate_to_the_real_minute_bars() {
 
 #[test]
 fn spy_ticks_import_into_the_store_and_read_back() {
-    use stratbox_market::store::{MarketStore, PriceSource, Series, StoreConfig, import_file};
+    use stratbox_market::store::{ImportOptions, MarketStore, PriceSource, Series, StoreConfig, import_file};
     let Some(path) = data("lean/equity_usa_tick/spy_trade_20131008.csv") else { return };
     let dir = tempfile::tempdir().unwrap();
     let mut store = MarketStore::open(dir.path(), StoreConfig::default()).unwrap();
-    let report = import_file(&mut store, &path, None, &ValidatorConfig::default()).unwrap();
+    let report = import_file(&mut store, &path, &ImportOptions::default()).unwrap();
     assert_eq!((report.rows, report.accepted), (451_545, 451_545));
     drop(store);
     // Reopened: everything sealed into blocks, read back whole and in order.
@@ -160,7 +160,7 @@ fn imported_bars_replay_through_the_host_deterministically() {
     use stratbox_engine::config::{ControlConfig, FeedConfig, HostConfig, Mode};
     use stratbox_market::{ReplayConfig, ReplayFeed};
     use stratbox_engine::{Host, RunOptions};
-    use stratbox_market::store::{MarketStore, StoreConfig, import_file};
+    use stratbox_market::store::{ImportOptions, MarketStore, StoreConfig, import_file};
 
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("two.csv");
@@ -176,7 +176,7 @@ fn imported_bars_replay_through_the_host_deterministically() {
     let data_dir = dir.path().join("data");
     {
         let mut store = MarketStore::open(&data_dir.join("market"), StoreConfig::default()).unwrap();
-        let r = import_file(&mut store, &csv, None, &ValidatorConfig::default()).unwrap();
+        let r = import_file(&mut store, &csv, &ImportOptions::default()).unwrap();
         assert_eq!(r.accepted, 400);
     }
     let run = |speed: Option<f64>| {
@@ -221,4 +221,58 @@ fn feed_symbols(feed: &stratbox_market::ReplayFeed) -> Vec<String> {
 /// `YYYY-MM-DD` of day `n` after 2020-01-01.
 fn chrono_like(n: i64) -> String {
     stratbox_engine::format_time((1_577_836_800 + n * 86_400) * 1_000_000_000)[..10].to_owned()
+}
+
+/// Real jumps are history: ACER's 2013-02-05 bar (open 404.17 after a close of
+/// 100.83, volume 117,839) and the days after it are kept, flagged as a spike,
+/// not dropped; a backtest over the store then sees what the file says.
+#[test]
+fn real_jumps_in_daily_history_are_kept_and_flagged() {
+    use std::io::{BufRead, BufReader};
+    use stratbox_market::store::{ImportOptions, MarketStore, PriceSource, QuarantineFilter, Series, StoreConfig, import_file};
+    let Some(path) = data("daily/us_stocks_1500_2013_2017.csv.gz") else { return };
+    // The ACER rows of the real file, as a file of the same format.
+    let dir = tempfile::tempdir().unwrap();
+    let gz = flate2::read::GzDecoder::new(std::fs::File::open(&path).unwrap());
+    let mut text = String::new();
+    for (n, line) in BufReader::new(gz).lines().enumerate() {
+        let line = line.unwrap();
+        if n == 0 || line.starts_with("ACER,") {
+            text.push_str(&line);
+            text.push('\n');
+        }
+    }
+    let rows = text.lines().count() as u64 - 1;
+    let acer = dir.path().join("acer.csv");
+    std::fs::write(&acer, text).unwrap();
+    let mut store = MarketStore::open(&dir.path().join("db"), StoreConfig::default()).unwrap();
+    let r = import_file(&mut store, &acer, &ImportOptions::default()).unwrap();
+    eprintln!("ACER: {rows} rows, {} accepted, flagged {:?}, rejected {:?}", r.accepted, r.flagged, r.rejected);
+    assert_eq!(r.accepted + r.rejected.values().sum::<u64>(), rows);
+    assert!(r.rejected.get(&RejectReason::Spike).is_none(), "no spike dropped");
+    let id = store.instrument_id_of("ACER").unwrap();
+    let daily = store.range(id, Series::Bars { period_secs: 86_400, source: PriceSource::Trade }, parse_time("2013-02-04"), parse_time("2013-02-12")).unwrap();
+    let closes: Vec<f64> = daily.iter().map(|b| b.fields[3]).collect();
+    assert_eq!(closes, [100.83, 262.5, 245.0, 222.5, 199.17, 211.67], "2013-02-04, the jump and the days after it, as in the file");
+    assert_eq!(daily[1].fields[0], 404.17);
+    let flagged = store.quarantine_entries(&QuarantineFilter { reason: Some("spike".into()), ..Default::default() }).unwrap();
+    let jump = flagged.iter().find(|e| e.time == parse_time("2013-02-05")).expect("the jump is listed");
+    assert!(jump.kept && jump.line.is_some() && jump.source.ends_with("acer.csv"), "{jump:?}");
+}
+
+/// A single-symbol index file imports under `--symbol`, Black Monday included.
+#[test]
+fn the_sp500_index_imports_as_one_symbol_with_black_monday() {
+    use stratbox_market::store::{ImportOptions, MarketStore, PriceSource, Series, StoreConfig, import_file};
+    let Some(path) = data("daily/sp500_index_1950_2015.csv") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = MarketStore::open(dir.path(), StoreConfig::default()).unwrap();
+    let r = import_file(&mut store, &path, &ImportOptions { symbol: Some("SPX".into()), ..Default::default() }).unwrap();
+    eprintln!("sp500 index: {} rows, {} accepted, flagged {:?}, rejected {:?}", r.rows, r.accepted, r.flagged, r.rejected);
+    assert_eq!(r.rows, 16_463);
+    assert_eq!(r.accepted + r.rejected.values().sum::<u64>(), r.rows);
+    let id = store.instrument_id_of("SPX").unwrap();
+    let day = store.range(id, Series::Bars { period_secs: 86_400, source: PriceSource::Trade }, parse_time("1987-10-19"), parse_time("1987-10-20")).unwrap();
+    assert_eq!(day.len(), 1, "Black Monday is stored");
+    assert_eq!(day[0].fields[3], 224.84);
 }

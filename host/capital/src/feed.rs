@@ -26,7 +26,7 @@ use super::rest::{RestClient, RestConfig};
 use super::stream::{PriceStream, StreamConfig, StreamEvent, StreamStats};
 use crate::credentials::CapitalCredentials;
 use stratbox_market::{Bar, Feed, FeedPoll, Instrument, InstrumentId, InstrumentMeta, MarketEvent, Record, TradingHours, Validator, ValidatorConfig};
-use stratbox_market::store::{MarketStore, PriceSource, Series, StoreError};
+use stratbox_market::store::{MarketStore, PriceSource, QuarantineEntry, Series, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -362,7 +362,7 @@ impl Collector {
             StreamEvent::Quote { quote, .. } if self.config.store_quotes => {
                 let q = stratbox_market::Quote { instrument: remap(&self.ids, quote.instrument), ..*quote };
                 match self.quotes.check(Record::Quote(q), now) {
-                    Ok(()) => {
+                    Ok(_) => {
                         self.store.append_quote(&q)?;
                         self.stats.quotes_stored += 1;
                     }
@@ -373,7 +373,7 @@ impl Collector {
                 let b = Bar { instrument: remap(&self.ids, bar.instrument), ..*bar };
                 let validator = if *side == PriceSource::Ask { &mut self.asks } else { &mut self.bids };
                 match validator.check(Record::Bar(b), now) {
-                    Ok(()) => {
+                    Ok(_) => {
                         self.store.append_bar(&b, *side)?;
                         self.stats.bars_stored += 1;
                         self.stats.backfilled_bars_stored += u64::from(*backfilled);
@@ -389,7 +389,8 @@ impl Collector {
     fn quarantine(&mut self, record: &Record, reject: &stratbox_market::Reject) -> Result<(), StoreError> {
         self.stats.rejected += 1;
         tracing::debug!(reason = ?reject.reason, detail = %reject.detail, "streamed record rejected");
-        self.store.quarantine(&format!("{record:?}"), &format!("{:?}", reject.reason), &reject.detail)
+        let symbol = self.store.symbol(record.instrument()).unwrap_or_else(|| format!("#{}", record.instrument()));
+        self.store.quarantine(&QuarantineEntry::new(&symbol, record, reject, "capital.com", None, false))
     }
 
     /// Commits when due, and writes the scheduled backup when due.

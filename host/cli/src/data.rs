@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 
-use stratbox_market::{ValidatorConfig, parse_datetime};
+use stratbox_market::{SpikePolicy, ValidatorConfig, parse_datetime};
 use stratbox_engine::format_time;
-use stratbox_market::store::{MarketStore, PriceSource, Series, StoreConfig, import_file_with_progress, restore};
+use stratbox_market::store::{ImportOptions, MarketStore, PriceSource, QuarantineFilter, Series, StoreConfig, import_file_with_progress, restore};
 
 use crate::print_json;
+use crate::report::{Output, TimeRange, emit};
 
 #[derive(Subcommand)]
 pub enum DataCmd {
@@ -20,6 +21,12 @@ pub enum DataCmd {
         /// Time zone of the files' timestamps (default: America/New_York under equity_usa, else UTC).
         #[arg(long)]
         tz: Option<chrono_tz::Tz>,
+        /// The symbol of a single-symbol file (default: the file name's first word).
+        #[arg(long)]
+        symbol: Option<String>,
+        /// Spikes in history: flag (keep, count, list in the quarantine), drop, or off (unchecked).
+        #[arg(long, default_value = "flag", value_parser = |s: &str| s.parse::<SpikePolicy>())]
+        spikes: SpikePolicy,
         #[arg(long)]
         json: bool,
         /// After each commit is on disk, print `durable <records accepted>` to stderr.
@@ -38,6 +45,19 @@ pub enum DataCmd {
         /// Where to restore (default: <data-dir>/market, which must not hold data).
         #[arg(long)]
         into: Option<PathBuf>,
+    },
+    /// Records validation kept out of the store, or kept and flagged (spikes),
+    /// each with its source file, line and reason.
+    Quarantine {
+        #[arg(long)]
+        symbol: Option<String>,
+        /// A reason as listed: spike, ohlc-inconsistent, missing-field, not-finite, ...
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        range: TimeRange,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Output,
     },
     /// What is stored, per instrument and series.
     Stats {
@@ -87,7 +107,11 @@ pub fn data(cmd: DataCmd, data_dir: &Path) -> Result<()> {
             let r = store.backup(&out)?;
             println!("backup {}: {} trees, {} entries, {} bytes, sha256 {}", r.path.display(), r.trees, r.entries, r.bytes, r.sha256);
         }
-        DataCmd::Import { files, tz, json, progress } => {
+        DataCmd::Import { files, tz, symbol, spikes, json, progress } => {
+            if symbol.is_some() && files.len() > 1 {
+                bail!("--symbol names the symbol of one file; {} files were given", files.len());
+            }
+            let options = ImportOptions { zone: tz, symbol, validator: ValidatorConfig { spikes, ..ValidatorConfig::default() } };
             let mut reports = Vec::new();
             for file in &files {
                 let started = std::time::Instant::now();
@@ -96,12 +120,13 @@ pub fn data(cmd: DataCmd, data_dir: &Path) -> Result<()> {
                         eprintln!("durable {n}");
                     }
                 };
-                let r = import_file_with_progress(&mut store, file, tz, &ValidatorConfig::default(), &mut durable)?;
+                let r = import_file_with_progress(&mut store, file, &options, &mut durable)?;
                 if !json {
                     let rejected: u64 = r.rejected.values().sum();
+                    let flagged: u64 = r.flagged.values().sum();
                     println!(
-                        "{}: {} rows, {} accepted, {rejected} rejected {:?}, {} bars built, {} symbols, {:.1} s",
-                        file.display(), r.rows, r.accepted, r.rejected, r.bars_built, r.symbols, started.elapsed().as_secs_f64()
+                        "{}: {} rows, {} accepted ({flagged} of them flagged {:?}), {rejected} rejected {:?}, {} bars built, {} symbols, {:.1} s",
+                        file.display(), r.rows, r.accepted, r.flagged, r.rejected, r.bars_built, r.symbols, started.elapsed().as_secs_f64()
                     );
                 }
                 reports.push(r);
@@ -109,8 +134,25 @@ pub fn data(cmd: DataCmd, data_dir: &Path) -> Result<()> {
             if json {
                 print_json(&reports)?;
             } else {
-                println!("store {}: {} bytes on disk, {} records quarantined", path.display(), store.size_on_disk()?, store.quarantined());
+                println!(
+                    "store {}: {} bytes on disk, {} records quarantined or flagged (`stratbox data quarantine` lists them)",
+                    path.display(), store.size_on_disk()?, store.quarantined()
+                );
             }
+        }
+        DataCmd::Quarantine { symbol, reason, range, format } => {
+            let (from, to) = range.parse()?;
+            let filter = QuarantineFilter { symbol, reason, from, to };
+            let rows = store.quarantine_entries(&filter)?;
+            emit(&rows, format, |rows| {
+                println!("{:<10} {:<19} {:<18} {:<7} {:<40} {:>8}  detail", "symbol", "time (UTC)", "reason", "kept", "source", "line");
+                for e in rows {
+                    let line = e.line.map_or("-".into(), |l| l.to_string());
+                    let kept = if e.kept { "kept" } else { "dropped" };
+                    println!("{:<10} {:<19} {:<18} {:<7} {:<40} {:>8}  {} ({})", e.symbol, format_time(e.time), e.reason, kept, e.source, line, e.detail, e.values);
+                }
+                println!("{} records", rows.len());
+            })?;
         }
         DataCmd::Stats { json } => {
             let stats = store.stats()?;

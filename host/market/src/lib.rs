@@ -21,7 +21,7 @@ pub use history::BarHistory;
 pub use hours::{InstrumentMeta, Session, TradingHours};
 pub use replay::{ReplayConfig, ReplayError, ReplayFeed};
 pub use simulator::{SimulatorConfig, SimulatedMarket};
-pub use validate::{Quarantined, Record, Reject, RejectReason, Validator, ValidatorConfig};
+pub use validate::{Accepted, Quarantined, Record, Reject, RejectReason, SpikePolicy, Validator, ValidatorConfig};
 
 pub use stratbox_contract::{Bar, Instrument, InstrumentId, Quote, Timestamp};
 
@@ -29,6 +29,11 @@ pub const NANOS_PER_SEC: i64 = 1_000_000_000;
 
 /// `YYYY-MM-DD[ HH:MM:SS[.fff]]` read in `zone`, as ns since the epoch; the
 /// error says what was wrong with `s`.
+/// Market time as `YYYY-MM-DD HH:MM:SS` UTC, as log lines and reports show it.
+pub fn format_time(t: Timestamp) -> String {
+    chrono::DateTime::from_timestamp_nanos(t).format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
 pub fn parse_datetime(s: &str, zone: chrono_tz::Tz) -> Result<Timestamp, String> {
     use chrono::{NaiveDate, NaiveDateTime, TimeZone};
     let naive = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")

@@ -103,9 +103,46 @@ impl Record {
     }
 }
 
+/// What a spike does to a record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SpikePolicy {
+    /// Rejected and quarantined (live ticks and quotes: a bad print must not trade).
+    #[default]
+    Drop,
+    /// Kept, counted and reported; what follows is judged against the new
+    /// level (history: real markets jump, and a backtest must see the jump).
+    Flag,
+    /// Not checked.
+    Off,
+}
+
+impl std::str::FromStr for SpikePolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "drop" => Ok(Self::Drop),
+            "flag" => Ok(Self::Flag),
+            "off" => Ok(Self::Off),
+            other => Err(format!("`{other}`: expected drop, flag or off")),
+        }
+    }
+}
+
+/// The validator's verdict on an accepted record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Accepted {
+    Clean,
+    /// Kept, but it failed a check that only flags (a spike in history).
+    Flagged(Reject),
+}
+
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ValidatorConfig {
+    /// What a spike does: dropped (the default, for live data), flagged or unchecked.
+    pub spikes: SpikePolicy,
     /// Accepted price range, inclusive (`None`: any positive price).
     pub price_band: Option<(f64, f64)>,
     /// How far ahead of the clock a timestamp may be (clock skew), ns.
@@ -126,6 +163,7 @@ pub struct ValidatorConfig {
 impl Default for ValidatorConfig {
     fn default() -> Self {
         Self {
+            spikes: SpikePolicy::Drop,
             price_band: None,
             max_future_skew_ns: 2_000_000_000,
             max_age_ns: None,
@@ -135,6 +173,13 @@ impl Default for ValidatorConfig {
             spike_max_gap_ns: 7 * 86_400 * 1_000_000_000,
             spike_confirmations: 3,
         }
+    }
+}
+
+impl ValidatorConfig {
+    /// For historical bars: spikes are flagged, not dropped.
+    pub fn historical() -> Self {
+        Self { spikes: SpikePolicy::Flag, ..Self::default() }
     }
 }
 
@@ -165,7 +210,11 @@ pub struct Validator {
     state: HashMap<InstrumentId, InstrumentState>,
     counts: BTreeMap<(InstrumentId, RejectReason), u64>,
     accepted: u64,
-    quarantine: Vec<Quarantined>,
+    /// Accepted records flagged, by (instrument, reason).
+    flags: BTreeMap<(InstrumentId, RejectReason), u64>,
+    /// The latest rejections, at most [`Validator::QUARANTINE_KEPT`] (the
+    /// store keeps every one; this is the in-memory view of a live feed).
+    quarantine: VecDeque<Quarantined>,
 }
 
 fn finite(name: &str, x: f64) -> Result<(), Reject> {
@@ -252,16 +301,30 @@ impl Validator {
         Self { config, ..Default::default() }
     }
 
+    /// Rejections kept in memory (the latest).
+    pub const QUARANTINE_KEPT: usize = 1_000;
+
     /// Checks `record` against the clock `now`; on rejection it is counted
     /// and quarantined, and the reason returned.
-    pub fn check(&mut self, record: Record, now: Timestamp) -> Result<(), Reject> {
+    pub fn check(&mut self, record: Record, now: Timestamp) -> Result<Accepted, Reject> {
         match self.evaluate(&record, now) {
             Ok(()) => {
                 if let Some(s) = self.state.get_mut(&record.instrument()) {
                     s.suspects.clear();
                 }
                 self.accept(record);
-                Ok(())
+                Ok(Accepted::Clean)
+            }
+            Err(reject) if reject.reason == RejectReason::Spike && self.config.spikes == SpikePolicy::Flag => {
+                // Presumed a real jump: kept, and what follows is judged
+                // against itself, as after a gap.
+                let state = self.state.get_mut(&record.instrument()).expect("a spike needs history");
+                state.suspects.clear();
+                state.reset_window([]);
+                state.min_samples = None;
+                *self.flags.entry((record.instrument(), reject.reason)).or_default() += 1;
+                self.accept(record);
+                Ok(Accepted::Flagged(reject))
             }
             Err(reject) if reject.reason == RejectReason::Spike && self.confirms_new_level(&record) => {
                 let state = self.state.get_mut(&record.instrument()).expect("a spike needs history");
@@ -270,7 +333,7 @@ impl Validator {
                 state.reset_window(confirmed);
                 state.min_samples = Some(self.config.spike_confirmations);
                 self.accept(record);
-                Ok(())
+                Ok(Accepted::Clean)
             }
             Err(reject) => {
                 self.reject(record, reject.clone());
@@ -303,7 +366,10 @@ impl Validator {
     /// (a parser's missing field, say).
     pub fn reject(&mut self, record: Record, reject: Reject) {
         *self.counts.entry((record.instrument(), reject.reason)).or_default() += 1;
-        self.quarantine.push(Quarantined { record, reject });
+        if self.quarantine.len() == Self::QUARANTINE_KEPT {
+            self.quarantine.pop_front();
+        }
+        self.quarantine.push_back(Quarantined { record, reject });
     }
 
     fn evaluate(&self, record: &Record, now: Timestamp) -> Result<(), Reject> {
@@ -357,7 +423,7 @@ impl Validator {
             }
         }
         let after_gap = state.last.as_ref().is_some_and(|l| t - l.time() > self.config.spike_max_gap_ns);
-        if !after_gap && state.recent.len() >= state.min_samples.unwrap_or(self.config.spike_min_samples).max(1) {
+        if self.config.spikes != SpikePolicy::Off && !after_gap && state.recent.len() >= state.min_samples.unwrap_or(self.config.spike_min_samples).max(1) {
             let med = median(&state.sorted);
             let mad = 1.4826 * mad(&state.sorted, med);
             let p = record.reference_price();
@@ -412,8 +478,18 @@ impl Validator {
         by
     }
 
-    pub fn quarantine(&self) -> &[Quarantined] {
-        &self.quarantine
+    /// Accepted records flagged, by reason, over all instruments.
+    pub fn flags_by_reason(&self) -> BTreeMap<RejectReason, u64> {
+        let mut by = BTreeMap::new();
+        for ((_, reason), n) in &self.flags {
+            *by.entry(*reason).or_default() += n;
+        }
+        by
+    }
+
+    /// The latest rejections, oldest first.
+    pub fn quarantine(&self) -> impl ExactSizeIterator<Item = &Quarantined> {
+        self.quarantine.iter()
     }
 }
 
@@ -496,5 +572,28 @@ mod tests {
         assert_eq!(v.check(trade(week, 80.0), week).err().map(|e| e.reason), None);
         let mut old = Validator::new(ValidatorConfig { max_age_ns: Some(100), ..Default::default() });
         assert_eq!(reason(&mut old, trade(10, 1.0)), Some(RejectReason::TooOld));
+    }
+
+    #[test]
+    fn in_history_a_spike_is_kept_and_flagged_and_the_new_level_judged_afresh() {
+        let mut v = Validator::new(ValidatorConfig::historical());
+        for i in 0..40 {
+            assert_eq!(v.check(trade(i, 100.0 + (i % 5) as f64 * 0.01), 1 << 40), Ok(Accepted::Clean));
+        }
+        // ACER on 2013-02-05: from about 100 to 404, and it stayed there.
+        let jump = v.check(trade(40, 404.0), 1 << 40).expect("kept");
+        assert!(matches!(&jump, Accepted::Flagged(r) if r.reason == RejectReason::Spike), "{jump:?}");
+        for i in 41..60 {
+            assert_eq!(v.check(trade(i, 404.0 + (i % 3) as f64), 1 << 40), Ok(Accepted::Clean), "the new level, day {i}");
+        }
+        assert_eq!((v.accepted(), v.quarantine().len()), (60, 0), "nothing dropped");
+        assert_eq!(v.flags_by_reason(), BTreeMap::from([(RejectReason::Spike, 1)]));
+        // Other checks still reject, and `off` skips the spike check alone.
+        assert_eq!(v.check(trade(61, f64::NAN), 1 << 40).err().map(|e| e.reason), Some(RejectReason::NotFinite));
+        let mut off = Validator::new(ValidatorConfig { spikes: SpikePolicy::Off, ..Default::default() });
+        for i in 0..40 {
+            off.check(trade(i, 100.0), 1 << 40).unwrap();
+        }
+        assert_eq!(off.check(trade(40, 404.0), 1 << 40), Ok(Accepted::Clean));
     }
 }

@@ -4,16 +4,26 @@
 //!
 //! Formats, recognised by their header:
 //! - `datetime,price,quantity,exchange,condition,suspicious`: trades (Lean ticks);
-//! - `datetime,open,high,low,close,volume` (or `datetime_utc,...`): trade bars,
-//!   the period inferred from the timestamps;
+//! - `datetime,open,high,low,close,volume` (or `datetime_utc,...`, or `date,...`):
+//!   trade bars of one symbol, the period inferred from the timestamps;
+//! - `Date,Open,High,Low,Close,Adj Close,Volume` (Yahoo's shape): bars of one
+//!   symbol. The bar's close is `Close`, the traded price that agrees with
+//!   `Open`, `High` and `Low`; `Adj Close` is not read (an adjusted close on
+//!   unadjusted bars would break their OHLC);
 //! - `datetime,bid_open,...,ask_close,ask_size`: bid and ask bars;
 //! - `date,open,high,low,close,volume,Name` and `symbol,date,open,...`: daily
 //!   bars of many symbols.
 //!
-//! Where the file names no symbol, it is the file name's first word
+//! Headers are matched without regard to case. Where the file names no
+//! symbol, it is `--symbol`, else the file name's first word
 //! (`spy_trade_20131008.csv` -> `SPY`). Times are read in `--tz` (default: New
 //! York for paths under `equity_usa`, where Lean keeps exchange time; UTC
 //! otherwise) and stored as UTC.
+//!
+//! History is validated as history: a spike is flagged (kept, counted,
+//! listed in the quarantine as kept) rather than dropped, unless
+//! `--spikes drop|off` says otherwise; every other failed check drops the
+//! record into the quarantine with its file and line.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read};
@@ -24,7 +34,8 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use super::{MarketStore, PriceSource, StoreError};
-use crate::{Bar, BarAggregator, parse_datetime, Record, Reject, RejectReason, Resampler, Trade, Validator, ValidatorConfig};
+use super::QuarantineEntry;
+use crate::{Accepted, Bar, BarAggregator, parse_datetime, Record, Reject, RejectReason, Resampler, Trade, Validator, ValidatorConfig};
 
 /// Longer periods built from imported bars (when a multiple of their period).
 pub const RESAMPLE_PERIODS: [u32; 5] = [300, 900, 3_600, 14_400, 86_400];
@@ -37,6 +48,8 @@ pub enum ImportError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: unrecognised header `{header}` (see `stratbox data import --help` for the formats)")]
     UnknownFormat { path: PathBuf, header: String },
+    #[error("{path}: --symbol {symbol} was given, but the file names its symbols (column `{column}`)")]
+    SymbolGiven { path: PathBuf, symbol: String, column: String },
     #[error("{path}, line {line}, column {column} (`{field}`): {why}")]
     Malformed { path: PathBuf, line: usize, column: usize, field: String, why: String },
     #[error("{path}: {source}")]
@@ -48,8 +61,26 @@ pub enum ImportError {
 pub enum Format {
     Trades,
     Bars,
+    /// `Date,Open,High,Low,Close,Adj Close,Volume`: `Close` is the close.
+    BarsWithAdjClose,
     QuoteBars,
     DailyBySymbol { symbol_column: usize },
+}
+
+/// How to read a file.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// Zone of the file's timestamps (default: see [`default_zone`]).
+    pub zone: Option<Tz>,
+    /// The symbol of a single-symbol file (default: the file name's first word).
+    pub symbol: Option<String>,
+    pub validator: ValidatorConfig,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        Self { zone: None, symbol: None, validator: ValidatorConfig::historical() }
+    }
 }
 
 /// What one file brought.
@@ -60,6 +91,8 @@ pub struct ImportReport {
     pub rows: u64,
     pub accepted: u64,
     pub rejected: BTreeMap<RejectReason, u64>,
+    /// Accepted but flagged (spikes in history), by reason.
+    pub flagged: BTreeMap<RejectReason, u64>,
     pub bars_built: u64,
     pub symbols: usize,
 }
@@ -71,14 +104,16 @@ fn open_text(path: &Path) -> Result<Box<dyn BufRead>, ImportError> {
 }
 
 fn detect(header: &str) -> Option<Format> {
-    let cols: Vec<&str> = header.trim().split(',').collect();
+    let lower = header.trim().to_ascii_lowercase();
+    let cols: Vec<&str> = lower.split(',').map(str::trim).collect();
     match cols.as_slice() {
         ["datetime", "price", "quantity", ..] => Some(Format::Trades),
-        ["datetime" | "datetime_utc", "open", "high", "low", "close", "volume"] => Some(Format::Bars),
+        ["datetime" | "datetime_utc" | "date", "open", "high", "low", "close", "volume"] => Some(Format::Bars),
+        ["date", "open", "high", "low", "close", "adj close", "volume"] => Some(Format::BarsWithAdjClose),
         ["datetime", "bid_open", "bid_high", "bid_low", "bid_close", "bid_size", "ask_open", "ask_high", "ask_low", "ask_close", "ask_size"] => {
             Some(Format::QuoteBars)
         }
-        ["date", "open", "high", "low", "close", "volume", "Name"] => Some(Format::DailyBySymbol { symbol_column: 6 }),
+        ["date", "open", "high", "low", "close", "volume", "name"] => Some(Format::DailyBySymbol { symbol_column: 6 }),
         ["symbol", "date", "open", "high", "low", "close", "volume"] => Some(Format::DailyBySymbol { symbol_column: 0 }),
         _ => None,
     }
@@ -131,8 +166,8 @@ impl Line<'_> {
 }
 
 /// Imports one file into `store`.
-pub fn import_file(store: &mut MarketStore, path: &Path, zone: Option<Tz>, validator: &ValidatorConfig) -> Result<ImportReport, ImportError> {
-    import_file_with_progress(store, path, zone, validator, &mut |_| {})
+pub fn import_file(store: &mut MarketStore, path: &Path, options: &ImportOptions) -> Result<ImportReport, ImportError> {
+    import_file_with_progress(store, path, options, &mut |_| {})
 }
 
 /// Imports one file, calling `durable(accepted)` after each commit is on
@@ -141,27 +176,32 @@ pub fn import_file(store: &mut MarketStore, path: &Path, zone: Option<Tz>, valid
 pub fn import_file_with_progress(
     store: &mut MarketStore,
     path: &Path,
-    zone: Option<Tz>,
-    validator: &ValidatorConfig,
+    options: &ImportOptions,
     durable: &mut dyn FnMut(u64),
 ) -> Result<ImportReport, ImportError> {
-    let zone = zone.unwrap_or_else(|| default_zone(path));
+    let (zone, validator) = (options.zone.unwrap_or_else(|| default_zone(path)), &options.validator);
     let mut text = open_text(path)?;
     let mut header_line = String::new();
     text.read_line(&mut header_line).map_err(|source| ImportError::Io { path: path.to_owned(), source })?;
     let format = detect(&header_line).ok_or_else(|| ImportError::UnknownFormat { path: path.to_owned(), header: header_line.trim().to_owned() })?;
     let header: Vec<String> = header_line.trim().split(',').map(str::to_owned).collect();
     let store_err = |source| ImportError::Store { path: path.to_owned(), source };
+    if let (Format::DailyBySymbol { symbol_column }, Some(symbol)) = (format, &options.symbol) {
+        return Err(ImportError::SymbolGiven { path: path.to_owned(), symbol: symbol.clone(), column: header[symbol_column].clone() });
+    }
+    let source_name = path.display().to_string();
 
     // One validator per price source: a bid bar and an ask bar of the same
     // minute are two streams, not a repeat.
     let mut validators: HashMap<PriceSource, Validator> = HashMap::new();
-    let mut report = ImportReport { path: path.to_owned(), format, rows: 0, accepted: 0, rejected: BTreeMap::new(), bars_built: 0, symbols: 0 };
-    let file_symbol = symbol_of(path);
+    let mut report = ImportReport { path: path.to_owned(), format, rows: 0, accepted: 0, rejected: BTreeMap::new(), flagged: BTreeMap::new(), bars_built: 0, symbols: 0 };
+    let file_symbol = options.symbol.clone().unwrap_or_else(|| symbol_of(path));
     let mut ids: HashMap<String, u32> = HashMap::new();
     let mut minute = BarAggregator::new(60, 0);
     let mut resamplers: HashMap<(u32, PriceSource), Resampler> = HashMap::new();
-    let mut period: Option<u32> = None;
+    // A `date` column without a time of day holds daily bars; other periods
+    // are inferred (a weekend must not make a daily file's period 3 days).
+    let mut period: Option<u32> = header[0].eq_ignore_ascii_case("date").then_some(86_400);
     let mut pending_bars: Vec<(Bar, PriceSource)> = Vec::new();
     // Bars of an inferred period wait until the period is known.
     let mut first_bars: Vec<(Bar, PriceSource)> = Vec::new();
@@ -216,7 +256,7 @@ pub fn import_file_with_progress(
                 };
                 records.push((Record::Trade(trade), missing, PriceSource::Trade));
             }
-            Format::Bars | Format::DailyBySymbol { .. } | Format::QuoteBars => {
+            Format::Bars | Format::BarsWithAdjClose | Format::DailyBySymbol { .. } | Format::QuoteBars => {
                 let (time_col, first) = match format {
                     Format::DailyBySymbol { symbol_column: 0 } => (1, 2),
                     _ => (0, 1),
@@ -226,8 +266,10 @@ pub fn import_file_with_progress(
                     Format::QuoteBars => &[(first, PriceSource::Bid), (first + 5, PriceSource::Ask)],
                     _ => &[(first, PriceSource::Trade)],
                 };
+                // Columns of open, high, low, close, volume (`Adj Close` skipped).
+                let columns = |at: usize| if format == Format::BarsWithAdjClose { [at, at + 1, at + 2, at + 3, at + 5] } else { [at, at + 1, at + 2, at + 3, at + 4] };
                 for &(at, source) in legs {
-                    let f: Vec<Option<f64>> = (at..at + 5).map(|i| line.number(i)).collect::<Result<_, _>>()?;
+                    let f: Vec<Option<f64>> = columns(at).into_iter().map(|i| line.number(i)).collect::<Result<_, _>>()?;
                     let names = ["open", "high", "low", "close", "volume"];
                     let missing = f.iter().position(Option::is_none).map(|k| Reject::missing(names[k]));
                     let bar = Bar {
@@ -253,10 +295,17 @@ pub fn import_file_with_progress(
                 }
                 None => v.check(record, i64::MAX / 2),
             };
-            if let Err(reject) = verdict {
-                let detail = format!("line {number}: {reject}");
-                store.quarantine(&format!("{record:?}"), &format!("{:?}", reject.reason), &detail).map_err(store_err)?;
-                continue;
+            let entry = |reject: &Reject, kept| QuarantineEntry::new(&symbol, &record, reject, &source_name, Some(number as u64), kept);
+            match verdict {
+                Err(reject) => {
+                    store.quarantine(&entry(&reject, false)).map_err(store_err)?;
+                    continue;
+                }
+                Ok(Accepted::Flagged(reject)) => {
+                    *report.flagged.entry(reject.reason).or_default() += 1;
+                    store.quarantine(&entry(&reject, true)).map_err(store_err)?;
+                }
+                Ok(Accepted::Clean) => {}
             }
             report.accepted += 1;
             match record {
@@ -346,12 +395,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = MarketStore::open(&dir.path().join("db"), Default::default()).unwrap();
         let bad = write(dir.path(), "aapl.csv", "datetime,open,high,low,close,volume\n2020-01-02 00:00:00,1,2,0.5,1.5,100\n2020-01-03 00:00:00,1,two,0.5,1.5,100\n");
-        let e = import_file(&mut store, &bad, None, &Default::default()).unwrap_err().to_string();
+        let e = import_file(&mut store, &bad, &Default::default()).unwrap_err().to_string();
         assert!(e.ends_with("aapl.csv, line 3, column 3 (`high`): `two` is not a number"), "{e}");
         let odd = write(dir.path(), "x.csv", "when,what\n1,2\n");
-        assert!(import_file(&mut store, &odd, None, &Default::default()).unwrap_err().to_string().contains("unrecognised header `when,what`"));
+        assert!(import_file(&mut store, &odd, &Default::default()).unwrap_err().to_string().contains("unrecognised header `when,what`"));
         let date = write(dir.path(), "y.csv", "date,open,high,low,close,volume,Name\n2020-13-01,1,1,1,1,1,Y\n");
-        assert!(import_file(&mut store, &date, None, &Default::default()).unwrap_err().to_string().contains("column 1 (`date`): `2020-13-01` is not a date-time"));
+        assert!(import_file(&mut store, &date, &Default::default()).unwrap_err().to_string().contains("column 1 (`date`): `2020-13-01` is not a date-time"));
     }
 
     #[test]
@@ -365,7 +414,7 @@ mod tests {
              2020-01-02 10:00:01.5,10.0,100,Q,1,0\n2020-01-02 10:00:30,10.5,50,Q,1,0\n2020-01-02 10:00:31,,50,Q,1,0\n\
              2020-01-02 10:01:02,-1,50,Q,1,0\n2020-01-02 10:01:03,10.2,10,Q,1,0\n",
         );
-        let r = import_file(&mut store, &ticks, Some(chrono_tz::UTC), &Default::default()).unwrap();
+        let r = import_file(&mut store, &ticks, &ImportOptions { zone: Some(chrono_tz::UTC), ..Default::default() }).unwrap();
         assert_eq!((r.rows, r.accepted, r.symbols), (5, 3, 1));
         assert_eq!(r.rejected, BTreeMap::from([(RejectReason::MissingField, 1), (RejectReason::NonPositivePrice, 1)]));
         assert_eq!(store.quarantined(), 2);
@@ -375,6 +424,60 @@ mod tests {
         let bars = store.range(id, super::super::Series::Bars { period_secs: 60, source: PriceSource::Trade }, 0, i64::MAX).unwrap();
         assert_eq!(bars.len(), 2);
         assert_eq!((bars[0].time, bars[0].fields), (t0, [10.0, 10.5, 10.0, 10.5, 150.0]));
+    }
+
+    #[test]
+    fn single_symbol_files_take_their_symbol_from_the_option_and_read_close_not_adj_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = MarketStore::open(&dir.path().join("db"), Default::default()).unwrap();
+        let plain = write(dir.path(), "sp500_index.csv", "date,open,high,low,close,volume\n1987-10-16,298.08,298.92,281.52,282.70,338500000\n1987-10-19,282.70,282.70,224.83,224.84,604300000\n");
+        let options = ImportOptions { symbol: Some("SPX".into()), ..Default::default() };
+        let r = import_file(&mut store, &plain, &options).unwrap();
+        assert_eq!((r.format, r.accepted, r.symbols), (Format::Bars, 2, 1));
+        let id = store.instrument_id_of("SPX").expect("named by --symbol");
+        let day = super::super::Series::Bars { period_secs: 86_400, source: PriceSource::Trade };
+        assert_eq!(store.range(id, day, 0, i64::MAX).unwrap()[1].fields[3], 224.84, "Black Monday's close");
+
+        let yahoo = write(dir.path(), "ibm.csv", "Date,Open,High,Low,Close,Adj Close,Volume\n2020-01-02,135.0,136.0,134.0,135.4,120.1,3000\n2020-01-03,134.0,135.0,133.0,134.3,119.2,2000\n");
+        let r = import_file(&mut store, &yahoo, &Default::default()).unwrap();
+        assert_eq!((r.format, r.accepted), (Format::BarsWithAdjClose, 2));
+        let bars = store.range(store.instrument_id_of("IBM").unwrap(), day, 0, i64::MAX).unwrap();
+        assert_eq!(bars[0].fields, [135.0, 136.0, 134.0, 135.4, 3000.0], "`Close`, not `Adj Close`");
+
+        let many = write(dir.path(), "many.csv", "date,open,high,low,close,volume,Name\n2020-01-02,1,1,1,1,1,A\n");
+        let e = import_file(&mut store, &many, &options).unwrap_err().to_string();
+        assert!(e.ends_with("--symbol SPX was given, but the file names its symbols (column `Name`)"), "{e}");
+    }
+
+    #[test]
+    fn a_jump_in_history_is_kept_and_listed_as_flagged_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = MarketStore::open(&dir.path().join("db"), Default::default()).unwrap();
+        let mut csv = String::from("symbol,date,open,high,low,close,volume\n");
+        let day = |d: i64| (chrono::NaiveDate::from_ymd_opt(2013, 1, 1).unwrap() + chrono::Duration::days(d)).format("%Y-%m-%d").to_string();
+        for d in 0..30 {
+            let c = 100.0 + (d % 3) as f64 * 0.5;
+            csv.push_str(&format!("ACER,{},{c},{},{},{c},1000\n", day(d), c + 1.0, c - 1.0));
+        }
+        for d in 30..40 {
+            csv.push_str(&format!("ACER,{},404,410,400,405,117839\n", day(d)));
+        }
+        csv.push_str(&format!("ACER,{},404,399,400,405,1\n", day(40)));
+        let path = write(dir.path(), "acer.csv", &csv);
+        let r = import_file(&mut store, &path, &Default::default()).unwrap();
+        assert_eq!(r.accepted, 40, "every real bar kept");
+        assert_eq!(r.flagged, BTreeMap::from([(RejectReason::Spike, 1)]));
+        assert_eq!(r.rejected, BTreeMap::from([(RejectReason::OhlcInconsistent, 1)]), "inconsistent bars are still dropped");
+        let listed = store.quarantine_entries(&Default::default()).unwrap();
+        assert_eq!(listed.len(), 2);
+        assert_eq!((listed[0].symbol.as_str(), listed[0].reason.as_str(), listed[0].line, listed[0].kept), ("ACER", "spike", Some(32), true));
+        assert_eq!((listed[1].reason.as_str(), listed[1].line, listed[1].kept), ("ohlc-inconsistent", Some(42), false));
+
+        let dropped = MarketStore::open(&dir.path().join("db2"), Default::default()).unwrap();
+        let mut dropped = dropped;
+        let options = ImportOptions { validator: ValidatorConfig { spikes: crate::SpikePolicy::Drop, ..Default::default() }, ..Default::default() };
+        let r = import_file(&mut dropped, &path, &options).unwrap();
+        assert!(r.accepted < 40 && r.rejected[&RejectReason::Spike] > 0, "--spikes drop: {r:?}");
     }
 
     #[test]

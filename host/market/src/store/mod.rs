@@ -24,6 +24,7 @@
 mod backup;
 mod codec;
 mod import;
+mod quarantine;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -32,7 +33,8 @@ use serde::Serialize;
 
 pub use backup::{BackupError, BackupReport, restore};
 pub use codec::{Kind, Row, SCALE};
-pub use import::{Format, ImportError, ImportReport, RESAMPLE_PERIODS, default_zone, import_file, import_file_with_progress};
+pub use import::{Format, ImportError, ImportOptions, ImportReport, RESAMPLE_PERIODS, default_zone, import_file, import_file_with_progress};
+pub use quarantine::{QuarantineEntry, QuarantineFilter};
 
 use crate::{Bar, InstrumentId, Quote, Timestamp, Trade};
 
@@ -487,18 +489,6 @@ impl MarketStore {
         Ok(n)
     }
 
-    /// Keeps a rejected record for inspection: `detail` says why.
-    pub fn quarantine(&self, record: &impl Serialize, reason: &str, detail: &str) -> Result<(), StoreError> {
-        let id = self.db.generate_id()?;
-        let value = serde_json::json!({ "reason": reason, "detail": detail, "record": record });
-        self.quarantine.insert(id.to_be_bytes(), serde_json::to_vec(&value).expect("serialisable"))?;
-        Ok(())
-    }
-
-    pub fn quarantined(&self) -> usize {
-        self.quarantine.len()
-    }
-
     fn stats_entry<'a>(&self, by: &'a mut BTreeMap<(InstrumentId, Series), SeriesStats>, id: InstrumentId, series: Series) -> &'a mut SeriesStats {
         by.entry((id, series)).or_insert_with(|| SeriesStats {
             symbol: self.symbol(id).unwrap_or_else(|| format!("#{id}")),
@@ -704,8 +694,13 @@ mod tests {
         assert_eq!(s.range(3, Series::Quotes, 0, 10).unwrap()[0].fields[..4], [1.0, 2.0, 1.1, 3.0]);
         assert_eq!(s.retain(series, 20 * MIN).unwrap(), 2, "the blocks of bars 0-9 and 10-19");
         assert_eq!(s.range(3, series, 0, 35 * MIN).unwrap().len(), 15);
-        s.quarantine(&trade(3, 1, f64::NAN), "not-finite", "`price` is NaN").unwrap();
+        let bad = crate::Record::Trade(trade(3, 1, f64::NAN));
+        let reject = crate::Reject::new(crate::RejectReason::NotFinite, "`price` is NaN");
+        s.quarantine(&QuarantineEntry::new("X", &bad, &reject, "x.csv", Some(7), false)).unwrap();
         assert_eq!(s.quarantined(), 1);
+        let listed = s.quarantine_entries(&QuarantineFilter { reason: Some("Not_Finite".into()), ..Default::default() }).unwrap();
+        assert_eq!((listed[0].reason.as_str(), listed[0].line, listed[0].values.as_str()), ("not-finite", Some(7), "trade price NaN size 100"));
+        assert!(s.quarantine_entries(&QuarantineFilter { symbol: Some("Y".into()), ..Default::default() }).unwrap().is_empty());
         assert!(matches!(s.append_trade(&trade(3, 1, 1e12)), Err(StoreError::Unrepresentable(_))));
     }
 }
