@@ -7,13 +7,17 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod alarms_journaled;
 mod bystander;
 
+mod bounded_text;
 mod compile_cache;
 mod contract_version;
 mod deadline;
 mod event_delivery;
+mod fill_times;
 mod fuel;
+mod host_calls;
 mod hot_swap;
 mod iloop;
 mod intent_flood;

@@ -1,4 +1,4 @@
-//! `stratbox report trades|pnl|tca|equity`: the execution journal as tables, JSON or CSV
+//! `stratbox report trades|pnl|tca|equity|alarms`: the execution journal as tables, JSON or CSV
 //! (a running host's through its control API).
 
 use std::path::Path;
@@ -25,10 +25,12 @@ pub enum ReportKind {
     Tca,
     /// The account's equity curve (a point per `equity_every_secs` of market time) and drawdown.
     Equity,
+    /// Anomaly alarms and trading-state changes (breaker trips, loss limits, halts), at market time.
+    Alarms,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-pub enum Output {
+pub(crate) enum Output {
     Table,
     Json,
     Csv,
@@ -44,12 +46,8 @@ pub struct ReportArgs {
     /// buy or sell.
     #[arg(long)]
     side: Option<String>,
-    /// From this UTC date-time (YYYY-MM-DD[ HH:MM:SS]), inclusive.
-    #[arg(long)]
-    from: Option<String>,
-    /// To this UTC date-time, exclusive.
-    #[arg(long)]
-    to: Option<String>,
+    #[command(flatten)]
+    range: TimeRange,
     #[arg(long, value_enum, default_value = "table")]
     format: Output,
     /// The previous run's journal (`journal.previous`) instead of the current one.
@@ -57,21 +55,40 @@ pub struct ReportArgs {
     previous: bool,
 }
 
+/// `--from` and `--to`, market time in UTC.
+#[derive(Args)]
+pub(crate) struct TimeRange {
+    /// From this UTC date-time (YYYY-MM-DD[ HH:MM:SS]), inclusive.
+    #[arg(long)]
+    from: Option<String>,
+    /// To this UTC date-time, exclusive.
+    #[arg(long)]
+    to: Option<String>,
+}
+
+impl TimeRange {
+    /// (from, to) as timestamps; an error names the flag.
+    pub(crate) fn parse(&self) -> Result<(Option<i64>, Option<i64>)> {
+        let time = |s: &Option<String>, flag: &str| -> Result<Option<i64>> {
+            s.as_deref().map(|s| parse_datetime(s, chrono_tz::UTC).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))).transpose()
+        };
+        Ok((time(&self.from, "from")?, time(&self.to, "to")?))
+    }
+}
+
 pub fn report(a: ReportArgs, data_dir: &Path) -> Result<()> {
     let path = data_dir.join(if a.previous { "journal.previous" } else { "journal" });
     if !path.exists() {
         bail!("no execution journal at {}: run the host first", path.display());
     }
-    let time = |s: &Option<String>, flag: &str| -> Result<Option<i64>> {
-        s.as_deref().map(|s| parse_datetime(s, chrono_tz::UTC).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))).transpose()
-    };
     let side = match a.side.as_deref() {
         None => None,
         Some("buy") => Some(SideName::Buy),
         Some("sell") => Some(SideName::Sell),
         Some(other) => bail!("--side `{other}`: expected buy or sell"),
     };
-    let filter = Filter { plugin: a.plugin, symbol: a.symbol, side, from: time(&a.from, "from")?, to: time(&a.to, "to")? };
+    let (from, to) = a.range.parse()?;
+    let filter = Filter { plugin: a.plugin, symbol: a.symbol, side, from, to };
     let entries = match Journal::open(&path, 1_000) {
         Ok(journal) => journal.entries().collect::<Result<Vec<_>, _>>()?,
         // A running host holds it (sled allows one process): ask the host for it.
@@ -119,6 +136,13 @@ pub fn report(a: ReportArgs, data_dir: &Path) -> Result<()> {
                 );
             }
         }),
+        ReportKind::Alarms => emit(&report::alarms(&entries, &filter), a.format, |rows| {
+            println!("{:<19} {:<6} {:<16} {:<12} {:<10}  reason", "time (UTC)", "kind", "source", "level", "symbol");
+            for r in rows {
+                println!("{:<19} {:<6} {:<16} {:<12} {:<10}  {}", format_time(r.time), r.kind, r.source, r.level, r.symbol, r.reason);
+            }
+            println!("{} alarms and state changes", rows.len());
+        }),
         ReportKind::Equity => emit(&report::equity(&entries, &filter), a.format, |rows| {
             println!("{:<19} {:>14} {:>14} {:>14} {:>14} {:>9}", "time (UTC)", "equity", "realised P&L", "unrealised", "gross exp.", "drawdown");
             for r in rows {
@@ -132,7 +156,7 @@ pub fn report(a: ReportArgs, data_dir: &Path) -> Result<()> {
 }
 
 /// Rows as JSON, CSV, or the given table.
-fn emit<T: serde::Serialize>(rows: &[T], format: Output, table: impl FnOnce(&[T])) -> Result<()> {
+pub(crate) fn emit<T: serde::Serialize>(rows: &[T], format: Output, table: impl FnOnce(&[T])) -> Result<()> {
     match format {
         Output::Json => print_json(&rows),
         Output::Csv => {

@@ -188,6 +188,7 @@ impl Host {
             cache_dir: Some(dir.join("compiled")),
             pool: stratbox_sandbox::PoolSize { component_instances: config.sandbox.max_instances },
             metering: config.sandbox.metering.unwrap_or(config.mode.default_metering()),
+            ..SandboxSettings::default()
         })?;
         let world = Arc::new(SharedWorld::new(config.history_depth));
         let instruments = feed.instruments().to_vec();
@@ -525,9 +526,7 @@ impl Drop for Host {
 }
 
 /// `YYYY-MM-DD HH:MM:SS` (UTC) of a market timestamp.
-pub fn format_time(t: Timestamp) -> String {
-    chrono::DateTime::from_timestamp_nanos(t).format("%Y-%m-%d %H:%M:%S").to_string()
-}
+pub use stratbox_market::format_time;
 
 #[cfg(test)]
 mod tests {

@@ -22,6 +22,7 @@ use stratbox_market::{NANOS_PER_SEC, TradingHours};
 
 use crate::broker::{Broker, BrokerNote, BrokerStats, Plan, Reconciliation, Submission};
 use crate::execution::{Entry, Journal, JournalError, JournalEvent, OrderEvent, OrderTracker, Rebuilt, TrackerStats, rebuild};
+use stratbox_market::format_time;
 use crate::risk::{AlertConfig, AlertSink, OrderCheck, RiskConfig, RiskEngine, RiskView, TradingState};
 use crate::validation::{self, IntentBounds};
 use crate::world::SharedWorld;
@@ -300,11 +301,16 @@ impl OrderPath {
     }
 
     /// A detector's alarm, to the risk engine (which may trip the breaker).
+    /// Journaled at market time (`stratbox report alarms`) before the risk
+    /// engine sees it, so the alarm precedes the state change it causes.
     pub fn on_alarm(&mut self, detector: &str, alarm: &Alarm) {
         self.stats.alarms += 1;
-        self.risk.on_alarm(detector, alarm.level, &alarm.reason, self.world.clock.now());
-        let symbol = alarm.instrument.and_then(|i| self.instruments.get(i as usize)).map_or("market", |i| i.symbol.as_str());
-        tracing::warn!(detector, level = ?alarm.level, instrument = symbol, reason = %alarm.reason, "anomaly alarm");
+        let now = self.world.clock.now();
+        let symbol = alarm.instrument.and_then(|i| self.instruments.get(i as usize)).map(|i| i.symbol.clone());
+        let level = crate::risk::level_name(alarm.level).to_owned();
+        tracing::warn!(market_time = %format_time(now), detector, level, instrument = symbol.as_deref().unwrap_or("market"), reason = %alarm.reason, "anomaly alarm");
+        self.journal(now, JournalEvent::Alarm { detector: detector.to_owned(), level, symbol, reason: alarm.reason.clone() });
+        self.risk.on_alarm(detector, alarm.level, &alarm.reason, now);
     }
 
     /// Validates each plugin's intents as a batch and routes them: one
@@ -581,8 +587,10 @@ impl OrderPath {
                     id
                 }
             };
+            // Stamped when it happened (a bar's open fill at the bar's start),
+            // not when the host learnt of it.
             self.journal(
-                now,
+                fill.time,
                 JournalEvent::Fill {
                     client_id: client_id.clone(),
                     broker_id: fill.order_id,
@@ -594,7 +602,7 @@ impl OrderPath {
                     fee: fill.fee,
                 },
             );
-            let _ = self.orders.fill(&client_id, fill.quantity, fill.price, now);
+            let _ = self.orders.fill(&client_id, fill.quantity, fill.price, fill.time);
         }
     }
 

@@ -17,6 +17,11 @@
 //! - at most the quoted size fills (the rest keeps working: a partial fill),
 //!   unless the quote shows no size.
 //!
+//! A fill is stamped with the moment it happens: a bar fill at the bar's
+//! start (the open it fills at; a bar is delivered at its end, so that is
+//! earlier than the clock), a quote fill at the quote's time. The journal,
+//! the reports and the plugin's `fill` all carry that time.
+//!
 //! Also: IOC orders not filled by their first bar or quote expire; day orders
 //! expire at the first bar or quote of a later UTC day; protective levels
 //! (from stop policies) are checked on bars after orders, stop before

@@ -145,6 +145,8 @@ pub enum JournalEvent {
     Equity { equity: f64, realised: f64, unrealised: f64, gross_exposure: f64 },
     /// A trading state set (`plugin` none: global).
     TradingState { plugin: Option<String>, state: TradingState, reason: String },
+    /// An anomaly detector's alarm (`symbol` none: market-wide).
+    Alarm { detector: String, level: String, symbol: Option<String>, reason: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -187,7 +187,7 @@ pub fn rebuild(journal: &Journal, ledger: &mut crate::broker::Ledger, tracker: &
             J::Financing { plugin, instrument, amount } => {
                 ledger.charge(&Arc::from(plugin.as_str()), instrument, amount);
             }
-            J::Instruments { .. } | J::Equity { .. } | J::Arrival { .. } => {}
+            J::Instruments { .. } | J::Equity { .. } | J::Arrival { .. } | J::Alarm { .. } => {}
             J::TradingState { plugin, state, reason } => {
                 out.states.insert(plugin, (state, reason, t));
             }

@@ -84,6 +84,54 @@ pub struct TcaRow {
     pub total_bps: f64,
 }
 
+/// An alarm, or a trading-state change (a breaker trip, a loss limit, the
+/// operator), as `stratbox report alarms` lists them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlarmRow {
+    /// Market time.
+    pub time: Timestamp,
+    /// `alarm` or `state`.
+    pub kind: &'static str,
+    /// The detector that raised the alarm, or the scope of the state (`global` or a plugin).
+    pub source: String,
+    /// The alarm's level, or the state set.
+    pub level: String,
+    /// The alarm's instrument; empty for market-wide alarms and states.
+    pub symbol: String,
+    pub reason: String,
+}
+
+/// Alarms and trading-state changes; `filter.plugin` matches the detector
+/// or the state's scope, `filter.side` is ignored.
+pub fn alarms(entries: &[Entry], filter: &Filter) -> Vec<AlarmRow> {
+    let rows = entries.iter().filter_map(|e| match &e.event {
+        JournalEvent::Alarm { detector, level, symbol, reason } => Some(AlarmRow {
+            time: e.time,
+            kind: "alarm",
+            source: detector.clone(),
+            level: level.clone(),
+            symbol: symbol.clone().unwrap_or_default(),
+            reason: reason.clone(),
+        }),
+        JournalEvent::TradingState { plugin, state, reason } => Some(AlarmRow {
+            time: e.time,
+            kind: "state",
+            source: plugin.clone().unwrap_or_else(|| "global".into()),
+            level: format!("{state:?}").to_lowercase(),
+            symbol: String::new(),
+            reason: reason.clone(),
+        }),
+        _ => None,
+    });
+    rows.filter(|r| {
+        filter.plugin.as_deref().is_none_or(|p| p == r.source)
+            && filter.symbol.as_deref().is_none_or(|s| s == r.symbol)
+            && filter.from.is_none_or(|t| r.time >= t)
+            && filter.to.is_none_or(|t| r.time < t)
+    })
+    .collect()
+}
+
 /// The fills of `entries` that pass `filter`, with what the reports need.
 pub fn trades(entries: &[Entry], filter: &Filter) -> Vec<TradeRow> {
     let mut symbols: Vec<String> = Vec::new();

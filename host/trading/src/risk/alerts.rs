@@ -64,7 +64,7 @@ impl AlertSink {
     /// Logs the alert and queues it for the webhooks; never waits.
     pub fn raise(&self, alert: Alert) {
         self.stats.raised.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(scope = %alert.scope, kind = %alert.kind, "risk alert: {}", alert.message);
+        tracing::warn!(market_time = %stratbox_market::format_time(alert.time), scope = %alert.scope, kind = %alert.kind, "risk alert: {}", alert.message);
         if let Some(tx) = &self.tx {
             match tx.try_send(alert) {
                 Ok(()) => {}

@@ -113,6 +113,16 @@ pub enum AlarmLevelName {
     Critical,
 }
 
+/// An alarm level as logs, the journal and reports name it.
+pub fn level_name(level: AlarmLevel) -> &'static str {
+    match level {
+        AlarmLevel::Normal => "normal",
+        AlarmLevel::Elevated => "elevated",
+        AlarmLevel::Severe => "severe",
+        AlarmLevel::Critical => "critical",
+    }
+}
+
 impl Default for CircuitBreakerConfig {
     fn default() -> Self {
         Self { alarm_level: Some(AlarmLevelName::Critical), reference: None, drop: 0.07, halt_secs: 900 }
@@ -434,7 +444,7 @@ impl RiskEngine {
             return;
         }
         *slot = record;
-        tracing::warn!(scope = %label, state = ?state, reason = %reason, "trading state changed");
+        tracing::warn!(market_time = %stratbox_market::format_time(now), scope = %label, state = ?state, reason = %reason, "trading state changed");
         self.alerts.push(Alert { time: now, scope: label, kind: format!("{state:?}").to_lowercase(), message: reason, state: Some(state) });
     }
 
@@ -498,7 +508,7 @@ impl RiskEngine {
         };
         let Some(threshold) = self.config.circuit_breaker.alarm_level else { return };
         if rank(level) > threshold as u8 {
-            self.halt_for(format!("circuit breaker: {level:?} alarm from {detector}: {reason}"), now);
+            self.halt_for(format!("circuit breaker: {} alarm from {detector}: {reason}", level_name(level)), now);
         }
     }
 
