@@ -5,10 +5,9 @@
 //! components through the sandbox's own load-time checks; it never runs a
 //! plugin against market data or a broker.
 
-mod build;
 mod inspect;
 mod scaffold;
 
-pub use build::{BuildError, BuildOutput, BuildRoute, build_plugin, componentize};
+pub use stratbox_plugin_build::{BuildError, BuildOutput, BuildRoute, WASM_TARGET, build_plugin, build_plugin_in, componentize};
 pub use inspect::{InspectReport, inspect};
 pub use scaffold::{ScaffoldError, default_sdk_path, scaffold};

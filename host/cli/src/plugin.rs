@@ -10,6 +10,7 @@ use stratbox_engine::config::{OrderPolicy, ParamInput};
 use stratbox_engine::{ControlClient, LoadRequest};
 
 use crate::print_json;
+use crate::run::{PluginRow, print_plugin_table};
 
 #[derive(Subcommand)]
 pub enum PluginCmd {
@@ -130,22 +131,26 @@ pub fn plugin(cmd: PluginCmd, data_dir: &Path) -> Result<()> {
             if json {
                 return print_json(&plugins);
             }
-            println!("{:<16} {:<12} {:<8} {:<26} {:>9} {:>14} {:>8} {:>7}  reason", "name", "health", "version", "roles", "calls", "fuel used", "intents", "faults");
-            for p in &plugins {
-                let roles: Vec<&str> = p["roles"].as_array().into_iter().flatten().filter_map(|r| r.as_str()).collect();
-                println!(
-                    "{:<16} {:<12} {:<8} {:<26} {:>9} {:>14} {:>8} {:>7}  {}",
-                    p["name"].as_str().unwrap_or("?"),
-                    p["health"].as_str().unwrap_or("?"),
-                    p["version"].as_str().unwrap_or("?"),
-                    roles.join(","),
-                    p["stats"]["calls"],
-                    p["stats"]["fuel_used"],
-                    p["stats"]["intents"],
-                    p["faults"],
-                    p["reason"].as_str().unwrap_or("")
-                );
-            }
+            let text = |v: &serde_json::Value| v.as_str().unwrap_or("?").to_owned();
+            let count = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+            let rows: Vec<PluginRow> = plugins
+                .iter()
+                .map(|p| PluginRow {
+                    name: text(&p["name"]),
+                    health: text(&p["health"]),
+                    version: text(&p["version"]),
+                    roles: p["roles"].as_array().into_iter().flatten().filter_map(|r| r.as_str()).collect::<Vec<_>>().join(","),
+                    calls: count(&p["stats"]["calls"]),
+                    fuel_used: count(&p["stats"]["fuel_used"]),
+                    intents: count(&p["stats"]["intents"]),
+                    faults: count(&p["faults"]),
+                    restarts: count(&p["restarts"]),
+                    pnl: p["book"]["realised_pnl"].as_f64().unwrap_or(0.0) + p["book"]["unrealised_pnl"].as_f64().unwrap_or(0.0),
+                    reason: p["reason"].as_str().map(str::to_owned),
+                    last_alarm: p["last_alarm"].as_str().map(|a| (count(&p["alarms"]), a.to_owned())),
+                })
+                .collect();
+            print_plugin_table(&rows);
         }
         PluginCmd::Load { file, load, name, on_fault } => {
             let req = LoadRequest { path: file, name, params: load.params.into_iter().collect(), on_fault, ..Default::default() };

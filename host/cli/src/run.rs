@@ -1,16 +1,16 @@
 //! `stratbox run`: the host, on the simulator, a replay or Capital.com, until the feed
 //! ends, the duration passes, Ctrl-C, or `stratbox shutdown`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use stratbox_trading::{Broker, CapitalBroker};
 use stratbox_capital::CapitalFeed;
-use stratbox_engine::config::{BUNDLED_PLUGIN_DIR, FeedConfig, HostConfig};
+use stratbox_engine::config::{FeedConfig, HostConfig};
 use stratbox_engine::ControlServer;
 use stratbox_market::{Feed, ReplayFeed, SimulatedMarket};
 use stratbox_engine::{Host, HostError, RunOptions, RunSummary, format_time};
@@ -19,19 +19,43 @@ use crate::capital::CapitalArgs;
 use crate::credentials::load_capital;
 use crate::print_json;
 
+mod bundled {
+    include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
+}
+
+/// Where the bundled plugins are read from: `STRATBOX_PLUGIN_DIR` when set,
+/// else the components embedded in this binary at build time, written to
+/// `<data_dir>/bundled-plugins/` (rewritten only when they differ).
+fn bundled_plugin_dir(data_dir: &Path) -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("STRATBOX_PLUGIN_DIR") {
+        return Ok(dir.into());
+    }
+    if bundled::BUNDLED.is_empty() {
+        bail!(
+            "this binary was built without its bundled plugins (there was no wasm toolchain when it was built): \
+             build them with `scripts/build-plugins.sh` and set STRATBOX_PLUGIN_DIR=target/plugins"
+        );
+    }
+    let dir = data_dir.join("bundled-plugins");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    for (file, component) in bundled::BUNDLED {
+        let path = dir.join(file);
+        if std::fs::read(&path).ok().as_deref() != Some(*component) {
+            stratbox_contract::util::write_atomic(&path, component, false).with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
+    Ok(dir)
+}
+
 #[allow(clippy::too_many_arguments)]
 pub fn run(config: Option<PathBuf>, data_dir: Option<PathBuf>, duration: Option<f64>, json: bool, feed: Option<String>, orders: Option<String>, capital: CapitalArgs) -> Result<()> {
     let mut config = match &config {
         Some(path) => HostConfig::load(path)?,
         None => {
-            let dir = std::env::var_os("STRATBOX_PLUGIN_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(BUNDLED_PLUGIN_DIR));
+            let dir = bundled_plugin_dir(data_dir.as_deref().unwrap_or(&HostConfig::default().data_dir))?;
             let config = HostConfig::bundled(&dir);
             if let Some(missing) = config.plugins.iter().find(|p| !p.path.exists()) {
-                bail!(
-                    "bundled plugin {} not found: build the bundled plugins first with `scripts/build-plugins.sh` \
-                     (or set STRATBOX_PLUGIN_DIR)",
-                    missing.path.display()
-                );
+                bail!("bundled plugin {} not found (STRATBOX_PLUGIN_DIR={}): build them with `scripts/build-plugins.sh`", missing.path.display(), dir.display());
             }
             config
         }
@@ -137,18 +161,70 @@ fn print_summary(s: &RunSummary) {
     for r in &st.stats.refused {
         println!("refused: {r}");
     }
-    println!("{:<14} {:<12} {:<18} {:>8} {:>14} {:>8} {:>6} {:>8} {:>12}", "plugin", "health", "roles", "calls", "fuel used", "intents", "faults", "restarts", "P&L");
-    for p in &s.plugins {
-        println!(
-            "{:<14} {:<12} {:<18} {:>8} {:>14} {:>8} {:>6} {:>8} {:>12.2}",
-            p.name, format!("{:?}", p.health).to_lowercase(), p.roles.join(","), p.stats.calls, p.stats.fuel_used, p.stats.intents,
-            p.faults, p.restarts, p.book.realised_pnl + p.book.unrealised_pnl
-        );
-        if let Some(reason) = &p.reason {
+    let rows: Vec<PluginRow> = s
+        .plugins
+        .iter()
+        .map(|p| PluginRow {
+            name: p.name.clone(),
+            health: format!("{:?}", p.health).to_lowercase(),
+            version: p.version.clone(),
+            roles: p.roles.join(","),
+            calls: p.stats.calls,
+            fuel_used: p.stats.fuel_used,
+            intents: p.stats.intents,
+            faults: p.faults,
+            restarts: p.restarts.into(),
+            pnl: p.book.realised_pnl + p.book.unrealised_pnl,
+            reason: p.reason.clone(),
+            last_alarm: p.last_alarm.clone().map(|a| (p.alarms, a)),
+        })
+        .collect();
+    print_plugin_table(&rows);
+}
+
+/// One plugin's line in the run summary and in `stratbox plugin list`.
+pub(crate) struct PluginRow {
+    pub name: String,
+    pub health: String,
+    pub version: String,
+    pub roles: String,
+    pub calls: u64,
+    pub fuel_used: u64,
+    pub intents: u64,
+    pub faults: u64,
+    pub restarts: u64,
+    pub pnl: f64,
+    pub reason: Option<String>,
+    /// (alarms raised, the last one).
+    pub last_alarm: Option<(u64, String)>,
+}
+
+/// The plugins as an aligned table, each column as wide as its widest cell.
+pub(crate) fn print_plugin_table(rows: &[PluginRow]) {
+    let header = ["plugin", "health", "version", "roles", "calls", "fuel used", "intents", "faults", "restarts", "P&L"];
+    let cells: Vec<[String; 10]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.name.clone(), r.health.clone(), r.version.clone(), r.roles.clone(), r.calls.to_string(), r.fuel_used.to_string(),
+                r.intents.to_string(), r.faults.to_string(), r.restarts.to_string(), format!("{:.2}", r.pnl),
+            ]
+        })
+        .collect();
+    let width: Vec<usize> = (0..header.len()).map(|c| cells.iter().map(|r| r[c].len()).chain([header[c].len()]).max().unwrap_or(0)).collect();
+    // Text left, numbers right.
+    let line = |row: &[&str]| {
+        let out: Vec<String> = row.iter().enumerate().map(|(c, v)| if c < 4 { format!("{v:<w$}", w = width[c]) } else { format!("{v:>w$}", w = width[c]) }).collect();
+        println!("{}", out.join("  ").trim_end());
+    };
+    line(&header);
+    for (r, c) in rows.iter().zip(&cells) {
+        line(&c.iter().map(String::as_str).collect::<Vec<_>>());
+        if let Some(reason) = &r.reason {
             println!("    quarantined: {reason}");
         }
-        if let Some(alarm) = &p.last_alarm {
-            println!("    last alarm ({} in all): {alarm}", p.alarms);
+        if let Some((n, alarm)) = &r.last_alarm {
+            println!("    last alarm ({n} in all): {alarm}");
         }
     }
 }

@@ -165,6 +165,14 @@ fn operate_a_running_host_over_the_control_api() {
 
     let table = host.cli(&["plugin", "list"]);
     assert!(table.contains("sma-cross") && table.contains("zscore-guard") && table.contains("running"), "{table}");
+    // A table: every numeric column ends where its header does.
+    let lines: Vec<&str> = table.lines().filter(|l| !l.starts_with(' ')).collect();
+    for column in ["calls", "fuel used", "intents", "faults", "restarts", "P&L"] {
+        let end = lines[0].find(column).unwrap_or_else(|| panic!("no `{column}` column: {table}")) + column.len();
+        for row in &lines[1..] {
+            assert!(row.len() >= end && row.as_bytes()[end - 1] != b' ' && row.as_bytes().get(end).is_none_or(|b| *b == b' '), "`{column}` is not aligned in:\n{table}");
+        }
+    }
 
     // A broken plugin loaded at run time is quarantined; the host runs on.
     let hostile = component("tests/plugins/hostile");
@@ -268,7 +276,27 @@ fn data_import_stats_and_export() {
     let data = dir.path().join("data");
     let d = data.to_str().unwrap();
     let out = ok(&["data", "import", csv.to_str().unwrap(), "--tz", "UTC", "--data-dir", d]);
-    assert!(out.contains("4 rows, 3 accepted, 1 rejected {NotFinite: 1}"), "{out}");
+    assert!(out.contains("4 rows, 3 accepted (0 of them flagged {}), 1 rejected {NotFinite: 1}"), "{out}");
+    // The quarantine, listed: the record, its file and line, and why.
+    let listed = ok(&["data", "quarantine", "--data-dir", d]);
+    assert!(listed.contains("ABC") && listed.contains("not-finite") && listed.contains("dropped") && listed.contains("abc_trades.csv"), "{listed}");
+    let rows: serde_json::Value = serde_json::from_str(&ok(&["data", "quarantine", "--reason", "not-finite", "--format", "json", "--data-dir", d])).unwrap();
+    assert_eq!((rows[0]["line"].as_u64(), rows[0]["symbol"].as_str()), (Some(5), Some("ABC")));
+    assert_eq!(ok(&["data", "quarantine", "--symbol", "XYZ", "--format", "csv", "--data-dir", d]), "", "no row of another symbol");
+    // A single-symbol daily file, named by --symbol; a jump in it is kept and flagged.
+    let index = dir.path().join("index.csv");
+    let mut text = String::from("Date,Open,High,Low,Close,Adj Close,Volume\n");
+    for day in 1..=28 {
+        let c = if day < 25 { 100.0 + (day % 2) as f64 } else { 300.0 };
+        text.push_str(&format!("2021-02-{day:02},{c},{},{},{c},{},1000\n", c + 1.0, c - 1.0, c * 0.9));
+    }
+    std::fs::write(&index, text).unwrap();
+    let out = ok(&["data", "import", index.to_str().unwrap(), "--symbol", "IDX", "--data-dir", d]);
+    assert!(out.contains("28 rows, 28 accepted (1 of them flagged {Spike: 1})"), "{out}");
+    let spikes = ok(&["data", "quarantine", "--reason", "spike", "--format", "csv", "--data-dir", d]);
+    assert!(spikes.lines().nth(1).is_some_and(|l| l.starts_with("IDX,") && l.contains(",true,")), "{spikes}");
+    let bad = stratbox(&["data", "import", index.to_str().unwrap(), "--spikes", "sometimes", "--data-dir", d]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("`sometimes`: expected drop, flag or off"));
     let stats: serde_json::Value = serde_json::from_str(&ok(&["data", "stats", "--json", "--data-dir", d])).unwrap();
     let trades = stats.as_array().unwrap().iter().find(|s| s["series"] == "trades").unwrap();
     assert_eq!((trades["symbol"].as_str(), trades["rows"].as_u64()), (Some("ABC"), Some(3)));
@@ -377,4 +405,27 @@ fn credentials_are_prompted_for_encrypted_and_never_shown() {
     assert!(secrets.iter().all(|s| !file.contains(s)), "nothing in clear at rest");
     // There is no way to pass a secret as an argument.
     assert!(!stratbox(&["credentials", "set", "capital", "--password", "x", "--data-dir", d]).status.success());
+}
+
+/// The binary carries its bundled plugins: copied out of the repository and
+/// run from an empty folder, its main job runs (it used to stop with
+/// "bundled plugin target/plugins/sma_cross.wasm not found").
+#[test]
+fn the_binary_runs_its_main_job_from_any_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("stratbox");
+    std::fs::copy(env!("CARGO_BIN_EXE_stratbox"), &bin).unwrap();
+    let out = Command::new(&bin)
+        .args(["run", "--duration", "3", "--json"])
+        .current_dir(dir.path())
+        .env_remove("STRATBOX_PLUGIN_DIR")
+        .env_remove("STRATBOX_DATA")
+        .env("STRATBOX_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = summary["plugins"].as_array().unwrap().iter().filter(|p| p["health"] == "running").filter_map(|p| p["name"].as_str()).collect();
+    assert_eq!(names, ["sma-cross", "atr-stop", "zscore-guard"], "{summary:#}");
+    assert!(dir.path().join("stratbox-data/bundled-plugins/sma_cross.wasm").is_file(), "written where the data lives");
 }

@@ -1,6 +1,9 @@
 //! `stratbox plugin build`: cargo to a `wasm32-unknown-unknown` core module,
 //! then `wit-component` to a component. The target has no WASI imports at
 //! all, so the component imports exactly what the SDK's WIT world grants.
+//!
+//! Its own crate, with no host dependency, because the `stratbox` binary's
+//! build script builds the bundled plugins with it (and embeds them).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -116,6 +119,13 @@ pub fn componentize(core: &[u8]) -> Result<Vec<u8>, String> {
 /// Builds the plugin crate in `dir` (release) and writes its component to
 /// `output` (default: next to the core module, as `<crate>.component.wasm`).
 pub fn build_plugin(dir: &Path, output: Option<&Path>) -> Result<BuildOutput, BuildError> {
+    build_plugin_in(dir, output, None)
+}
+
+/// [`build_plugin`] with cargo's target directory set (`None`: the crate's
+/// own). A build script must give one: it runs inside another cargo, whose
+/// target directory is locked.
+pub fn build_plugin_in(dir: &Path, output: Option<&Path>, target_dir: Option<&Path>) -> Result<BuildOutput, BuildError> {
     let manifest = dir.join("Cargo.toml");
     if !manifest.is_file() {
         return Err(BuildError::NoManifest(dir.to_owned()));
@@ -127,6 +137,10 @@ pub fn build_plugin(dir: &Path, output: Option<&Path>) -> Result<BuildOutput, Bu
         .arg(&manifest)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
+    if let Some(t) = target_dir {
+        // The outer build's settings are for the host, not for wasm.
+        cmd.arg("--target-dir").arg(t).env_remove("CARGO_TARGET_DIR").env_remove("CARGO_ENCODED_RUSTFLAGS").env_remove("CARGO_BUILD_TARGET");
+    }
     if let BuildRoute::DebianBuildStd { rustc, lld } = &route {
         cmd.args(["-Zbuild-std=std,panic_abort"])
             .env("RUSTC", rustc)
@@ -152,6 +166,12 @@ pub fn build_plugin(dir: &Path, output: Option<&Path>) -> Result<BuildOutput, Bu
         std::fs::create_dir_all(parent).map_err(|source| BuildError::Io { path: parent.to_owned(), source })?;
     }
     // Atomic: a concurrent reader (parallel tests) never sees half a file.
-    stratbox_contract::util::write_atomic(&target, &component, false).map_err(|source| BuildError::Io { path: target.clone(), source })?;
+    write_atomic(&target, &component).map_err(|source| BuildError::Io { path: target.clone(), source })?;
     Ok(BuildOutput { route, core_module, component: target, component_bytes: component.len() })
+}
+
+fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, data)?;
+    std::fs::rename(tmp, path)
 }

@@ -3,6 +3,12 @@
 //! alarm, `|z| >= severe` a severe one. Market-wide, when at least
 //! `breadth` of the instruments in one cross-section fall by `drop` or more,
 //! a critical alarm (the kind that trips a circuit breaker).
+//!
+//! The scale of a z-score has a floor, `min_sigma` (a standard deviation of
+//! returns, as a fraction): a window of almost identical closes has a
+//! standard deviation near zero but not zero, which would turn the next
+//! ordinary move into an alarm of absurd size. Below the floor the move is
+//! measured against the floor, and the alarm says so.
 
 use stratbox_sdk::prelude::*;
 
@@ -12,6 +18,7 @@ pub struct ZScoreGuard {
     severe: f64,
     breadth: f64,
     drop: f64,
+    min_sigma: f64,
     /// Indexed by instrument id: (last close, return statistics).
     legs: Vec<Option<(f64, RollingStats)>>,
 }
@@ -25,6 +32,7 @@ impl Plugin for ZScoreGuard {
             .param_number("severe", "|z| for a severe alarm", 6.0, 1.0, 100.0)
             .param_number("breadth", "fraction of instruments falling for a critical alarm", 0.6, 0.0, 1.0)
             .param_number("drop", "fall, as a fraction, that counts towards breadth", 0.05, 0.0, 1.0)
+            .param_number("min_sigma", "floor on the standard deviation of returns (a fraction; 0.0002 is 0.02%)", 0.0002, 1e-6, 1.0)
     }
 
     fn init(_ctx: &mut Ctx<'_>, init: &Init) -> Result<Self, String> {
@@ -39,6 +47,7 @@ impl Plugin for ZScoreGuard {
             severe,
             breadth: p.number("breadth")?,
             drop: p.number("drop")?,
+            min_sigma: p.number("min_sigma")?,
             legs: Vec::new(),
         })
     }
@@ -64,9 +73,11 @@ impl AnomalyDetector for ZScoreGuard {
             if ret <= (1.0 - self.drop).ln() {
                 falling += 1;
             }
-            let z = stats.zscore(ret);
+            let (mean, sigma) = (stats.mean(), stats.stddev());
             stats.update(ret);
-            let Some(z) = z else { continue };
+            let (Some(mean), Some(sigma)) = (mean, sigma) else { continue };
+            let floored = sigma < self.min_sigma;
+            let z = (ret - mean) / sigma.max(self.min_sigma);
             let level = if z.abs() >= self.severe {
                 AlarmLevel::Severe
             } else if z.abs() >= self.elevated {
@@ -78,7 +89,14 @@ impl AnomalyDetector for ZScoreGuard {
                 worst = Some(Alarm {
                     level,
                     instrument: Some(bar.instrument),
-                    reason: format!("return {:.2}% is {z:.1} standard deviations from the last {window}", ret * 100.0),
+                    reason: if floored {
+                        format!(
+                            "return {:.2}% is {z:.1} times the floor of {:.2}% from the last {window} (their own deviation, {:.4}%, is below it)",
+                            ret * 100.0, self.min_sigma * 100.0, sigma * 100.0
+                        )
+                    } else {
+                        format!("return {:.2}% is {z:.1} standard deviations from the last {window}", ret * 100.0)
+                    },
                 });
             }
         }
@@ -120,6 +138,23 @@ mod tests {
     #[test]
     fn an_ordinary_move_raises_nothing() {
         assert_eq!(quiet_then(1.0005), None);
+    }
+
+    /// A window of almost identical closes: their deviation is near zero but
+    /// not zero. The next move is measured against the floor, not against it
+    /// (which made -8.70% "-206811150.9 standard deviations").
+    #[test]
+    fn a_flat_window_does_not_turn_a_move_into_an_absurd_alarm() {
+        let mut h = Harness::<ZScoreGuard>::new(vec![instrument(0, "AAA")], &[]).unwrap();
+        for day in 0..60 {
+            let close = 100.0 + if day % 7 == 0 { 1e-9 } else { 0.0 };
+            assert_eq!(h.observe(&[bar(0, day * 86_400, 86_400, close)]), None, "day {day}");
+        }
+        let alarm = h.observe(&[bar(0, 60 * 86_400, 86_400, 100.0 * (1.0 - 0.087))]).expect("a fall of 8.7% is still an alarm");
+        assert_eq!(alarm.level, AlarmLevel::Severe);
+        let z: f64 = alarm.reason.split(" is ").nth(1).and_then(|r| r.split(' ').next()).and_then(|z| z.parse().ok()).expect(&alarm.reason);
+        assert!(z.abs() <= 0.0911 / 0.0002 + 1.0, "z {z} is bounded by the floor: {}", alarm.reason);
+        assert!(alarm.reason.contains("times the floor of 0.02%"), "{}", alarm.reason);
     }
 
     #[test]
