@@ -7,7 +7,7 @@ use clap::Subcommand;
 
 use stratbox_market::{SpikePolicy, ValidatorConfig, parse_datetime};
 use stratbox_engine::format_time;
-use stratbox_market::store::{ImportOptions, MarketStore, PriceSource, QuarantineFilter, Series, StoreConfig, import_file_with_progress, restore};
+use stratbox_market::store::{ImportOptions, MarketStore, PriceSource, QuarantineFilter, Series, StoreConfig, compact, import_file_with_progress, restore};
 
 use crate::print_json;
 use crate::report::{Output, TimeRange, emit};
@@ -32,7 +32,12 @@ pub enum DataCmd {
         /// After each commit is on disk, print `durable <records accepted>` to stderr.
         #[arg(long)]
         progress: bool,
+        /// Skip the compaction that follows an import (leaves sled's superseded data on disk).
+        #[arg(long)]
+        no_compact: bool,
     },
+    /// Rewrite the store with only its live data (an import does this itself).
+    Compact,
     /// Write one compressed, checksummed archive of the store.
     Backup {
         /// Archive path (default: <data-dir>/backups/market-<UTC time>.sbxbak).
@@ -107,7 +112,12 @@ pub fn data(cmd: DataCmd, data_dir: &Path) -> Result<()> {
             let r = store.backup(&out)?;
             println!("backup {}: {} trees, {} entries, {} bytes, sha256 {}", r.path.display(), r.trees, r.entries, r.bytes, r.sha256);
         }
-        DataCmd::Import { files, tz, symbol, spikes, json, progress } => {
+        DataCmd::Compact => {
+            drop(store);
+            let r = compact(&path, StoreConfig::default().cache_bytes)?;
+            println!("compacted {}: {} -> {} bytes on disk ({} keys, {} bytes of them)", path.display(), r.bytes_before, r.bytes_after, r.keys, r.live_bytes);
+        }
+        DataCmd::Import { files, tz, symbol, spikes, json, progress, no_compact } => {
             if symbol.is_some() && files.len() > 1 {
                 bail!("--symbol names the symbol of one file; {} files were given", files.len());
             }
@@ -131,12 +141,18 @@ pub fn data(cmd: DataCmd, data_dir: &Path) -> Result<()> {
                 }
                 reports.push(r);
             }
+            let quarantined = store.quarantined();
+            let mut bytes = store.size_on_disk()?;
+            drop(store);
+            if !no_compact {
+                bytes = compact(&path, StoreConfig::default().cache_bytes)?.bytes_after;
+            }
             if json {
                 print_json(&reports)?;
             } else {
                 println!(
-                    "store {}: {} bytes on disk, {} records quarantined or flagged (`stratbox data quarantine` lists them)",
-                    path.display(), store.size_on_disk()?, store.quarantined()
+                    "store {}: {bytes} bytes on disk, {quarantined} records quarantined or flagged (`stratbox data quarantine` lists them)",
+                    path.display()
                 );
             }
         }

@@ -2,9 +2,17 @@
 //! prices and sizes as integers at a 1e-8 resolution. Consecutive ticks differ
 //! little, so most fields take one or two bytes.
 //!
-//! Layout: `kind u8, count varint, then per record: time delta from the
-//! previous record (the first from 0), then each field as a delta from the
-//! previous record's same field`.
+//! Layout (the kind byte's top bit set): `kind u8, count varint, first time,
+//! time unit, one unit per field, then per record: time delta from the
+//! previous record in time units (the first record's is 0), then each field
+//! as a delta from the previous record's same field, in that field's unit`.
+//! A unit is the greatest common divisor of what it divides (the time
+//! deltas; a field's fixed-point values), so the division is exact: daily
+//! bars step in units of a day, not of a nanosecond, and a price quoted to
+//! three decimals in thousandths, not in 1e-8. That halves a daily bar.
+//!
+//! Blocks written before units (top bit clear) have no units: every unit is 1
+//! and the first time delta is from 0. Both decode.
 
 use super::StoreError;
 
@@ -95,20 +103,51 @@ pub fn fixed(x: f64) -> Result<i64, StoreError> {
     Ok(v as i64)
 }
 
+/// Marks a block with units (see the module's header).
+const WITH_UNITS: u8 = 0x80;
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
 /// Encodes rows (in time order) of `kind`.
 pub fn encode(kind: Kind, rows: &[Row]) -> Result<Vec<u8>, StoreError> {
     let w = kind.width();
-    let mut out = Vec::with_capacity(8 + rows.len() * (2 + 2 * w));
-    out.push(kind as u8);
+    let values: Vec<[i64; 5]> = rows
+        .iter()
+        .map(|r| {
+            let mut v = [0i64; 5];
+            for (slot, &field) in v.iter_mut().zip(&r.fields[..w]) {
+                *slot = fixed(field)?;
+            }
+            Ok(v)
+        })
+        .collect::<Result<_, StoreError>>()?;
+    // Units: gcds, never 0 (an all-zero column has unit 1).
+    let time_unit = rows.windows(2).fold(0, |g, p| gcd(g, p[1].time.wrapping_sub(p[0].time).unsigned_abs())).max(1);
+    let mut units = [1u64; 5];
+    for (k, unit) in units.iter_mut().enumerate().take(w) {
+        *unit = values.iter().fold(0, |g, v| gcd(g, v[k].unsigned_abs())).max(1);
+    }
+    let mut out = Vec::with_capacity(16 + rows.len() * (1 + 2 * w));
+    out.push(kind as u8 | WITH_UNITS);
     put_varint(&mut out, rows.len() as u64);
-    let (mut time, mut prev) = (0i64, [0i64; 5]);
-    for r in rows {
-        put_signed(&mut out, r.time.wrapping_sub(time));
+    let first = rows.first().map_or(0, |r| r.time);
+    put_signed(&mut out, first);
+    put_varint(&mut out, time_unit);
+    for unit in &units[..w] {
+        put_varint(&mut out, *unit);
+    }
+    let (mut time, mut prev) = (first, [0i64; 5]);
+    for (r, v) in rows.iter().zip(&values) {
+        put_signed(&mut out, r.time.wrapping_sub(time) / time_unit as i64);
         time = r.time;
-        for (k, p) in prev.iter_mut().enumerate().take(w) {
-            let v = fixed(r.fields[k])?;
-            put_signed(&mut out, v.wrapping_sub(*p));
-            *p = v;
+        for k in 0..w {
+            put_signed(&mut out, v[k].wrapping_sub(prev[k]) / units[k] as i64);
+            prev[k] = v[k];
         }
     }
     Ok(out)
@@ -116,20 +155,29 @@ pub fn encode(kind: Kind, rows: &[Row]) -> Result<Vec<u8>, StoreError> {
 
 /// Decodes a block.
 pub fn decode(bytes: &[u8]) -> Result<(Kind, Vec<Row>), StoreError> {
-    let kind = Kind::from_u8(*bytes.first().ok_or_else(|| StoreError::Corrupt("empty block".into()))?)?;
+    let head = *bytes.first().ok_or_else(|| StoreError::Corrupt("empty block".into()))?;
+    let kind = Kind::from_u8(head & !WITH_UNITS)?;
     let mut at = 1;
     let n = get_varint(bytes, &mut at)? as usize;
     if n > bytes.len() {
         return Err(StoreError::Corrupt(format!("block claims {n} rows in {} bytes", bytes.len())));
     }
     let w = kind.width();
+    let (mut time, mut time_unit, mut units) = (0i64, 1i64, [1i64; 5]);
+    if head & WITH_UNITS != 0 {
+        time = get_signed(bytes, &mut at)?;
+        time_unit = get_varint(bytes, &mut at)? as i64;
+        for unit in units.iter_mut().take(w) {
+            *unit = get_varint(bytes, &mut at)? as i64;
+        }
+    }
     let mut rows = Vec::with_capacity(n);
-    let (mut time, mut prev) = (0i64, [0i64; 5]);
+    let mut prev = [0i64; 5];
     for _ in 0..n {
-        time = time.wrapping_add(get_signed(bytes, &mut at)?);
+        time = time.wrapping_add(get_signed(bytes, &mut at)?.wrapping_mul(time_unit));
         let mut fields = [0.0; 5];
         for k in 0..w {
-            prev[k] = prev[k].wrapping_add(get_signed(bytes, &mut at)?);
+            prev[k] = prev[k].wrapping_add(get_signed(bytes, &mut at)?.wrapping_mul(units[k]));
             fields[k] = prev[k] as f64 / SCALE;
         }
         rows.push(Row { time, fields });
@@ -176,6 +224,34 @@ mod tests {
     }
 
     #[test]
+    fn daily_bars_step_in_days_and_prices_in_their_quoted_decimals() {
+        let day = 86_400_000_000_000i64;
+        let rows: Vec<Row> = (0..1000)
+            .map(|i| {
+                let p = 28.751 + (i % 13) as f64 * 0.137;
+                Row { time: 1_356_998_400_000_000_000 + (i + 2 * (i / 5)) * day, fields: [p, p + 0.5, p - 0.25, p + 0.125, 9_225_779.0 + (i * 1_000) as f64] }
+            })
+            .collect();
+        let bytes = encode(Kind::Bar, &rows).unwrap();
+        assert!(bytes.len() < 1000 * 14, "{} bytes for 1000 daily bars", bytes.len());
+        let back = decode(&bytes).unwrap().1;
+        let exact = |r: &Row| (r.time, r.fields.map(|f| fixed(f).unwrap()));
+        assert_eq!(back.iter().map(exact).collect::<Vec<_>>(), rows.iter().map(exact).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn blocks_written_before_units_still_decode() {
+        // kind 1 (trade), 2 rows: time deltas 5 and 3; price 1.5 then 2.0 (x 1e8), sizes 10 then 10.
+        let mut old = vec![1u8, 2];
+        for v in [5i64, 150_000_000, 1_000_000_000, 3, 50_000_000, 0] {
+            put_signed(&mut old, v);
+        }
+        let (kind, rows) = decode(&old).unwrap();
+        assert_eq!(kind, Kind::Trade);
+        assert_eq!((rows[1].time, rows[1].fields[0], rows[1].fields[1]), (8, 2.0, 10.0));
+    }
+
+    #[test]
     fn damage_is_detected_not_misread() {
         let rows = [Row { time: 5, fields: [1.5, 2.0, 0.0, 0.0, 0.0] }];
         let bytes = encode(Kind::Trade, &rows).unwrap();
@@ -184,6 +260,7 @@ mod tests {
         extra.push(0);
         assert!(matches!(decode(&extra), Err(StoreError::Corrupt(_))));
         assert!(matches!(decode(&[9]), Err(StoreError::Corrupt(_))));
+        assert!(matches!(decode(&[9 | WITH_UNITS]), Err(StoreError::Corrupt(_))));
         assert!(matches!(encode(Kind::Trade, &[Row { time: 0, fields: [1e12, 0.0, 0.0, 0.0, 0.0] }]), Err(StoreError::Unrepresentable(_))));
     }
 }

@@ -23,6 +23,7 @@
 
 mod backup;
 mod codec;
+mod compact;
 mod import;
 mod quarantine;
 
@@ -33,6 +34,7 @@ use serde::Serialize;
 
 pub use backup::{BackupError, BackupReport, restore};
 pub use codec::{Kind, Row, SCALE};
+pub use compact::{CompactReport, compact};
 pub use import::{Format, ImportError, ImportOptions, ImportReport, RESAMPLE_PERIODS, default_zone, import_file, import_file_with_progress};
 pub use quarantine::{QuarantineEntry, QuarantineFilter};
 
@@ -141,7 +143,7 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { tick_bucket_secs: 60, bars_per_block: 1440, seal_grace_secs: 5, seal_per_commit: 32, flush_every_ms: 200, cache_bytes: 256 << 20 }
+        Self { tick_bucket_secs: 60, bars_per_block: 1440, seal_grace_secs: 5, seal_per_commit: 32, flush_every_ms: 200, cache_bytes: 64 << 20 }
     }
 }
 
@@ -185,6 +187,9 @@ pub struct MarketStore {
     data: sled::Tree,
     symbols: sled::Tree,
     quarantine: sled::Tree,
+    /// Key of the next quarantine entry (kept in the data, not in sled's id
+    /// generator, which a compaction's copy does not carry over).
+    quarantine_next: std::sync::atomic::AtomicU64,
     /// Records of unsealed buckets (journaled, not yet in a block).
     open: BTreeMap<OpenKey, Vec<Row>>,
     /// Appended since the last commit, by series.
@@ -199,6 +204,7 @@ impl MarketStore {
     /// Opens (or creates) the store in `path` and replays its journal.
     pub fn open(path: &Path, config: StoreConfig) -> Result<Self, StoreError> {
         let open_err = |source| StoreError::Open { path: path.to_owned(), source };
+        compact::recover(path)?;
         let sled_config = sled::Config::new().path(path).cache_capacity(config.cache_bytes).flush_every_ms(Some(config.flush_every_ms));
         // sled releases its lock a moment after the last handle is dropped:
         // retry briefly before calling the store busy.
@@ -229,6 +235,10 @@ impl MarketStore {
                 return Err(StoreError::Format { path: path.to_owned(), found });
             }
         }
+        let quarantine_next = match quarantine.last().map_err(open_err)? {
+            Some((k, _)) => k.as_ref().try_into().map(u64::from_be_bytes).map_err(|_| StoreError::Corrupt("a quarantine key is not 8 bytes".into()))? + 1,
+            None => 0,
+        };
         let mut store = Self {
             path: path.to_owned(),
             config,
@@ -236,6 +246,7 @@ impl MarketStore {
             data,
             symbols,
             quarantine,
+            quarantine_next: quarantine_next.into(),
             open: BTreeMap::new(),
             pending: BTreeMap::new(),
             watermark: HashMap::new(),

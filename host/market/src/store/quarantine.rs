@@ -66,7 +66,7 @@ impl QuarantineFilter {
 impl MarketStore {
     /// Keeps a rejected (or flagged) record for inspection.
     pub fn quarantine(&self, entry: &QuarantineEntry) -> Result<(), StoreError> {
-        let id = self.db.generate_id()?;
+        let id = self.quarantine_next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.quarantine.insert(id.to_be_bytes(), serde_json::to_vec(entry).expect("serialisable"))?;
         Ok(())
     }
