@@ -10,25 +10,80 @@ pub mod duration_ms {
 }
 
 /// Writes `data` to `path` atomically (a temporary file beside it, synced,
-/// then renamed): a reader never sees half a file. `private` makes the file
-/// readable by its owner only (mode 0600), from the moment it is created.
+/// then renamed): a reader never sees half a file. The temporary file has an
+/// unpredictable name and is created new (never an existing file or a
+/// symlink someone planted), readable by its owner only; `private` keeps the
+/// result that way (mode 0600), otherwise it becomes 0644 before the rename.
 pub fn write_atomic(path: &std::path::Path, data: &[u8], private: bool) -> std::io::Result<()> {
     use std::io::Write;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new().prefix(".stratbox-").suffix(".tmp").tempfile_in(dir)?;
+    tmp.write_all(data)?;
+    tmp.as_file().sync_all()?;
     #[cfg(unix)]
-    if private {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+    if !private {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
     }
-    let mut f = options.open(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    std::fs::rename(tmp, path)
+    #[cfg(not(unix))]
+    let _ = private;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
+
+/// Nanoseconds in `secs` seconds, saturating at the end of time instead of
+/// wrapping (a `u64` of seconds from the CLI, config or control API can be
+/// anything).
+pub fn secs_to_nanos(secs: u64) -> i64 {
+    i64::try_from(secs).ok().and_then(|s| s.checked_mul(1_000_000_000)).unwrap_or(i64::MAX)
+}
+
+/// Nanoseconds in `ms` milliseconds, saturating.
+pub fn ms_to_nanos(ms: u64) -> i64 {
+    i64::try_from(ms).ok().and_then(|s| s.checked_mul(1_000_000)).unwrap_or(i64::MAX)
+}
+
+/// A span of market time a setting may ask for: a year.
+pub const MAX_SPAN_SECS: u64 = 366 * 86_400;
 
 /// Milliseconds since the Unix epoch, for reports.
 pub fn unix_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_saturate_instead_of_wrapping() {
+        assert_eq!(secs_to_nanos(60), 60_000_000_000);
+        assert_eq!(secs_to_nanos(u64::MAX), i64::MAX);
+        assert_eq!(secs_to_nanos(9_300_000_000), i64::MAX, "past i64 nanoseconds (292 years)");
+        assert_eq!(ms_to_nanos(5), 5_000_000);
+        assert_eq!(ms_to_nanos(u64::MAX), i64::MAX);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn atomic_writes_never_follow_a_planted_file_and_keep_their_modes() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("control.json");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"keep me").unwrap();
+        // The old helper wrote through `<name>.tmp<pid>`: a symlink there sent the data elsewhere.
+        std::os::unix::fs::symlink(&victim, target.with_extension(format!("tmp{}", std::process::id()))).unwrap();
+        write_atomic(&target, b"secret", true).unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
+        assert_eq!(std::fs::read(&target).unwrap(), b"secret");
+        assert_eq!(std::fs::metadata(&target).unwrap().permissions().mode() & 0o777, 0o600);
+        write_atomic(&target, b"public", false).unwrap();
+        assert_eq!(std::fs::metadata(&target).unwrap().permissions().mode() & 0o777, 0o644);
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left.len(), 3, "no temporary file left behind: {left:?}");
+    }
 }

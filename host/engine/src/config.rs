@@ -71,11 +71,20 @@ pub struct SandboxConfig {
     pub max_instances: u32,
     /// CPU metering; by default fuel in backtests, epochs live, both in paper mode.
     pub metering: Option<Metering>,
+    /// sled's page cache for the plugins' key-value stores (one database), in bytes.
+    pub store_cache_bytes: u64,
 }
 
 impl Default for SandboxConfig {
     fn default() -> Self {
-        Self { defaults: PluginLimits::default(), maxima: PluginLimits::host_maxima(), max_component_bytes: 32 << 20, max_instances: 64, metering: None }
+        Self {
+            defaults: PluginLimits::default(),
+            maxima: PluginLimits::host_maxima(),
+            max_component_bytes: 32 << 20,
+            max_instances: 64,
+            metering: None,
+            store_cache_bytes: 8 << 20,
+        }
     }
 }
 
@@ -106,11 +115,15 @@ pub struct JournalConfig {
     pub flush_every_ms: u64,
     /// Market seconds between two points of the equity curve (0: none).
     pub equity_every_secs: u64,
+    /// sled's page cache for the journal, in bytes. The journal is written
+    /// far more than read (a restart reads it once), so a small cache is
+    /// enough; sled's own default (1 GiB) lets a long run grow towards it.
+    pub cache_bytes: u64,
 }
 
 impl Default for JournalConfig {
     fn default() -> Self {
-        Self { resume: None, flush_every_ms: 50, equity_every_secs: 60 }
+        Self { resume: None, flush_every_ms: 50, equity_every_secs: 60, cache_bytes: 16 << 20 }
     }
 }
 
@@ -191,7 +204,25 @@ impl HostConfig {
                 p.path = base.join(&p.path);
             }
         }
+        config.check_spans().map_err(|message| ConfigError::Invalid { path: path.to_owned(), message })?;
         Ok(config)
+    }
+
+    /// Spans of time must fit the market clock (nanoseconds in an `i64`):
+    /// each is bounded where it enters, and saturates inside.
+    pub fn check_spans(&self) -> Result<(), String> {
+        const DAY_MS: u64 = 86_400_000;
+        let year = stratbox_contract::util::MAX_SPAN_SECS;
+        let spans = [
+            ("risk.circuit_breaker.halt_secs", self.risk.circuit_breaker.halt_secs, year),
+            ("journal.equity_every_secs", self.journal.equity_every_secs, year),
+            ("broker.latency_ms", self.broker.latency_ms, DAY_MS),
+            ("risk.duplicate_window_ms", self.risk.duplicate_window_ms, DAY_MS),
+        ];
+        match spans.iter().find(|(_, v, max)| v > max) {
+            Some((key, v, max)) => Err(format!("`{key}` is {v}: at most {max}")),
+            None => Ok(()),
+        }
     }
 
     /// The main job's default: simulator, paper broker, the bundled plugins
@@ -256,5 +287,18 @@ on_fault = "keep"
         std::fs::write(&path, "pace_ms = 0\nfuel = 3\n").unwrap();
         let e = HostConfig::load(&path).unwrap_err().to_string();
         assert!(e.contains("host.toml") && e.contains("unknown field `fuel`") && e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn spans_past_the_market_clock_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("host.toml");
+        for (table, key) in [("[risk.circuit_breaker]", "halt_secs"), ("[journal]", "equity_every_secs"), ("[broker]", "latency_ms"), ("[risk]", "duplicate_window_ms")] {
+            std::fs::write(&path, format!("{table}\n{key} = 9223372036854775807\n")).unwrap();
+            let e = HostConfig::load(&path).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains("at most"), "{e}");
+        }
+        std::fs::write(&path, "[risk.circuit_breaker]\nhalt_secs = 3600\n").unwrap();
+        assert_eq!(HostConfig::load(&path).unwrap().risk.circuit_breaker.halt_secs, 3600);
     }
 }

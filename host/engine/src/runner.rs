@@ -16,7 +16,7 @@ use stratbox_contract::{BarBatch, Intent, RunMode};
 use stratbox_market::{Feed, FeedPoll, MarketEvent, Timestamp};
 use stratbox_sandbox::{Fault, PluginFactory, Sandbox, SandboxSettings, Started, Supervisor, SwapReport};
 use stratbox_trading::{
-    Broker, BrokerStats, DeleveragePlan, Entry, FlattenReport, Journal, JournalError, OrderPath, OrderPathConfig, PaperBroker, PathStats, RiskView, SharedWorld, TrackerStats,
+    AccountCheck, Broker, BrokerStats, DeleveragePlan, Entry, FlattenReport, Journal, JournalError, OrderPath, OrderPathConfig, PaperBroker, PathStats, RiskView, SharedWorld, TrackerStats,
     TradingState, Violation,
 };
 
@@ -84,6 +84,10 @@ pub struct StatusView {
     /// Live feeds: from the frame read off the network to the event fully
     /// dispatched (every plugin callback returned), over the last events.
     pub feed_latency: Option<LatencySummary>,
+    /// Trading a broker's account: its balance and how the host's equity
+    /// agrees with it (absent with the paper broker).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<AccountCheck>,
 }
 
 /// Percentiles of recent latencies, in microseconds.
@@ -178,6 +182,7 @@ impl Host {
         let kv_path = dir.join("plugin-store");
         let kv = sled::Config::new()
             .path(&kv_path)
+            .cache_capacity(config.sandbox.store_cache_bytes)
             .flush_every_ms(Some(500))
             .open()
             .map_err(|source| HostError::Store { path: kv_path, source })?;
@@ -218,9 +223,14 @@ impl Host {
             let _ = std::fs::remove_dir_all(&previous);
             std::fs::rename(&journal_path, &previous).map_err(|source| HostError::DataDir { path: journal_path.clone(), source })?;
         }
-        let journal = Journal::open(&journal_path, config.journal.flush_every_ms)?;
+        let journal = Journal::open_with_cache(&journal_path, config.journal.flush_every_ms, config.journal.cache_bytes)?;
         let hours = (0..instruments.len()).map(|i| feed.trading_hours(i as u32).cloned()).collect();
-        let path_config = OrderPathConfig { risk: config.risk.clone(), alerts: config.alerts.clone(), equity_every_secs: config.journal.equity_every_secs };
+        let path_config = OrderPathConfig {
+            risk: config.risk.clone(),
+            alerts: config.alerts.clone(),
+            equity_every_secs: config.journal.equity_every_secs,
+            equity_tolerance: config.capital_broker.as_ref().map(|c| c.equity_tolerance).unwrap_or_default(),
+        };
         let (order_path, rebuilt) = OrderPath::open(broker, journal, world.clone(), instruments, hours, path_config)?;
         let mut host =
             Self { config, feed, supervisor, order_path, world, commands, stats, started: Instant::now(), latencies: Latencies::default() };
@@ -491,6 +501,7 @@ impl Host {
             risk: self.order_path.risk_view(),
             plugins_running: self.supervisor.running(),
             feed_latency: self.latencies.summary(),
+            account: self.order_path.account_check(),
         }
     }
 

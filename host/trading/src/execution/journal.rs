@@ -167,9 +167,15 @@ pub struct Journal {
 }
 
 impl Journal {
+    /// Opens with a small page cache (for reading: reports, tests).
     pub fn open(path: &Path, flush_every_ms: u64) -> Result<Self, JournalError> {
+        Self::open_with_cache(path, flush_every_ms, 16 << 20)
+    }
+
+    /// Opens with sled's page cache bounded at `cache_bytes`.
+    pub fn open_with_cache(path: &Path, flush_every_ms: u64, cache_bytes: u64) -> Result<Self, JournalError> {
         let open = |source| JournalError::Open { path: path.to_owned(), source };
-        let db = sled::Config::new().path(path).flush_every_ms(Some(flush_every_ms.max(1))).open().map_err(|e| {
+        let db = sled::Config::new().path(path).cache_capacity(cache_bytes).flush_every_ms(Some(flush_every_ms.max(1))).open().map_err(|e| {
             if e.to_string().contains("could not acquire lock") { JournalError::Locked(path.to_owned()) } else { open(e) }
         })?;
         let events = db.open_tree("events").map_err(open)?;
