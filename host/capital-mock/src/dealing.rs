@@ -15,7 +15,12 @@
 //!   execution, expiry and cancellation are `WORKING_ORDER` activities with the
 //!   order's own reference (`ACCEPTED`, `EXECUTED`, `EXPIRED`, `CANCELLED`);
 //! - limit orders trigger when the price reaches their level and stop orders when it
-//!   crosses it; both fill at that quote's price.
+//!   crosses it; both fill at that quote's price;
+//! - the account's cash: a deposit of 10,000 USD; each (partial) close realises
+//!   `(exit - entry) x size` (sign by direction) into the balance, as a `TRADE`
+//!   transaction; `profitLoss` is the open positions' P&L at the last quotes;
+//!   margin is 5% of their notional (leverage 20, as positions report), and
+//!   `available` is balance + P&L - margin; no fees or overnight financing.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -23,9 +28,13 @@ use std::time::Instant;
 use rand::Rng;
 use serde::Serialize;
 
-use stratbox_capital::wire::{self, Activity, ActivityDetails, AffectedDeal, Confirm};
+use stratbox_capital::wire::{self, AccountInfo, Activity, ActivityDetails, AffectedDeal, Confirm, Transaction};
 
 const EPS: f64 = 1e-9;
+/// The account's opening deposit, USD.
+pub(super) const DEPOSIT: f64 = 10_000.0;
+/// Margin per unit of notional (positions report leverage 20).
+const MARGIN: f64 = 0.05;
 
 #[derive(Debug, Clone)]
 pub(super) struct MockPosition {
@@ -96,6 +105,10 @@ pub(super) struct Dealing {
     last_opening: Option<Instant>,
     pub deals: Vec<DealRecord>,
     pub fills: u64,
+    /// Cash paid in (the deposit and top-ups) and realised P&L, USD.
+    pub deposit: f64,
+    pub realised: f64,
+    pub transactions: Vec<(i64, Transaction)>,
 }
 
 pub(super) fn direction(buy: bool) -> &'static str {
@@ -120,7 +133,48 @@ impl Dealing {
             last_opening: None,
             deals: Vec::new(),
             fills: 0,
+            deposit: DEPOSIT,
+            realised: 0.0,
+            transactions: Vec::new(),
         }
+    }
+
+    /// Books a transaction (a deposit, top-up or closed trade).
+    pub fn transact(&mut self, now_ms: i64, kind: &str, note: &str, instrument: Option<usize>, amount: f64) {
+        let (date, date_utc) = self.times(now_ms);
+        self.seq += 1;
+        let t = Transaction {
+            date,
+            date_utc,
+            instrument_name: instrument.map(|e| self.epics[e].clone()),
+            transaction_type: kind.into(),
+            note: note.into(),
+            reference: format!("{:08}", self.seq),
+            size: format!("{amount:.2}"),
+            currency: "USD".into(),
+            status: "PROCESSED".into(),
+        };
+        self.transactions.push((now_ms, t));
+    }
+
+    /// Realises the P&L of closing `size` of a position opened at `entry`.
+    fn realise(&mut self, now_ms: i64, epic: usize, long: bool, entry: f64, exit: f64, size: f64) {
+        let pnl = if long { exit - entry } else { entry - exit } * size;
+        self.realised += pnl;
+        self.transact(now_ms, "TRADE", "Trade closed", Some(epic), pnl);
+    }
+
+    /// The account's balance as `GET /accounts` and logins report it.
+    pub fn account(&self) -> AccountInfo {
+        let (mut upl, mut margin) = (0.0, 0.0);
+        for p in &self.positions {
+            let exit = self.price(p.epic, !p.buy).unwrap_or(p.level);
+            upl += if p.buy { exit - p.level } else { p.level - exit } * p.size;
+            margin += MARGIN * p.size * exit;
+        }
+        let balance = self.deposit + self.realised;
+        let round = |x: f64| (x * 100.0).round() / 100.0;
+        AccountInfo { balance: round(balance), deposit: round(self.deposit), profit_loss: round(upl), available: round(balance + upl - margin) }
     }
 
     /// A new deal id in Capital.com's shape (`00018509-0001-54c4-0000-000080430164`).
@@ -198,6 +252,7 @@ impl Dealing {
         let mut left = size;
         let mut affected = Vec::new();
         let mut touched = Vec::new();
+        let mut closed = Vec::new();
         if !self.hedging {
             for p in self.positions.iter_mut().filter(|p| p.epic == epic && p.buy != buy) {
                 if left <= EPS {
@@ -209,8 +264,12 @@ impl Dealing {
                 let status = if p.size <= EPS { "FULLY_CLOSED" } else { "PARTIALLY_CLOSED" };
                 affected.push(AffectedDeal { deal_id: p.deal_id.clone(), status: status.into() });
                 touched.push((p.deal_id.clone(), take));
+                closed.push((p.buy, p.level, take));
             }
             self.positions.retain(|p| p.size > EPS);
+        }
+        for (long, entry, take) in closed {
+            self.realise(now_ms, epic, long, entry, level, take);
         }
         if left > EPS {
             let deal_id = self.next_deal_id();
@@ -263,6 +322,7 @@ impl Dealing {
         let p = self.positions.remove(k);
         let reference = format!("p_{}", p.deal_id);
         let level = self.price(p.epic, !p.buy).unwrap_or(p.level);
+        self.realise(now_ms, p.epic, p.buy, p.level, level, p.size);
         self.record_activity(now_ms, p.epic, &p.deal_id, source, "POSITION", "ACCEPTED", &reference, p.size, !p.buy, level);
         self.fills += 1;
         let c = Confirm {
@@ -333,18 +393,38 @@ impl Dealing {
         }
     }
 
+    /// The epics, in the mock's order.
+    pub fn epics(&self) -> &[String] {
+        &self.epics
+    }
+
     pub fn market_summary(&self, epic: usize, now_ms: i64) -> wire::MarketSummary {
         let (bid, offer) = self.quotes[epic].unwrap_or((0.0, 0.0));
+        let (update_time, update_time_utc) = self.times(now_ms);
+        let name = &self.epics[epic];
         wire::MarketSummary {
-            epic: self.epics[epic].clone(),
-            instrument_name: self.epics[epic].clone(),
+            epic: name.clone(),
+            symbol: name.clone(),
+            instrument_name: name.clone(),
+            instrument_type: super::account::instrument_type(name).into(),
             expiry: "-".into(),
             market_status: if self.closed[epic] { "CLOSED" } else { "TRADEABLE" }.into(),
             lot_size: 1.0,
             bid,
             offer,
-            update_time_utc: wire::format_time_ms(now_ms),
+            // The mock keeps no session statistics: the day's range is the current quote.
+            high: offer,
+            low: bid,
+            net_change: 0.0,
+            percentage_change: 0.0,
+            update_time,
+            update_time_utc,
+            delay_time: 0,
             streaming_prices_available: true,
+            scaling_factor: 1,
+            market_modes: vec!["REGULAR".into()],
+            pip_position: 2,
+            tick_size: 0.01,
         }
     }
 

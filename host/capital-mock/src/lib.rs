@@ -27,9 +27,13 @@
 // response); its size does not matter on this path.
 #![allow(clippy::result_large_err)]
 
+mod account;
 mod dealing;
 mod market;
 mod trading;
+
+/// The mock's one account.
+const ACCOUNT_ID: &str = "12345678901234567";
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -54,7 +58,7 @@ pub use dealing::{DealRecord, DealingSnapshot};
 pub use market::{MockBar, MockMarket, MockQuote, Ohlc, Publication, QuoteSource, RESOLUTIONS, ReplayedQuotes, SimulatedQuotes};
 
 use stratbox_capital::ApiCode;
-use stratbox_capital::wire::{self, AccountInfo, AccountSummary, BidAsk, ClientFrame, EncryptionKey, PriceBar, Prices, SessionRequest, SessionResponse};
+use stratbox_capital::wire::{self, AccountSummary, BidAsk, ClientFrame, EncryptionKey, PriceBar, Prices, SessionRequest, SessionResponse};
 use stratbox_market::SimulatorConfig;
 
 /// The account the mock accepts.
@@ -237,6 +241,7 @@ struct Shared {
     logins: Mutex<VecDeque<Instant>>,
     burst: Mutex<Burst>,
     publications: broadcast::Sender<Arc<Publication>>,
+    watchlists: Mutex<account::Watchlists>,
     wall_start: Instant,
     market_start: i64,
     stats: MockStats,
@@ -301,7 +306,8 @@ impl MockServer {
         let public_key = B64.encode(private_key.to_public_key().to_public_key_der().map_err(|e| MockError::Config(e.to_string()))?.as_bytes());
         let closed: Vec<bool> = config.epics.iter().map(|e| config.faults.closed_epics.contains(e)).collect();
         let market = MockMarket::new(config.epics.len(), source, closed.clone());
-        let dealing = dealing::Dealing::new(config.epics.clone(), closed, config.timezone_offset);
+        let mut dealing = dealing::Dealing::new(config.epics.clone(), closed, config.timezone_offset);
+        dealing.transact(market.now_ms(), "DEPOSIT", "Opening deposit", None, dealing::DEPOSIT);
         let listener = tokio::net::TcpListener::bind(listen).await.map_err(|source| MockError::Listen { addr: listen.into(), source })?;
         let addr = listener.local_addr().map_err(|source| MockError::Listen { addr: listen.into(), source })?;
         let (publications, _) = broadcast::channel(1 << 16);
@@ -319,6 +325,7 @@ impl MockServer {
             // The first burst meets the first request.
             burst: Mutex::new(Burst { next: Instant::now(), left: 0 }),
             publications,
+            watchlists: Mutex::new(account::Watchlists::new(&config.epics)),
             wall_start: Instant::now(),
             stats: MockStats::default(),
             config,
@@ -327,7 +334,17 @@ impl MockServer {
             .route("/api/v1/time", get(time))
             .route("/api/v1/ping", get(ping))
             .route("/api/v1/session/encryptionKey", get(encryption_key))
-            .route("/api/v1/session", get(session_details).post(login).delete(logout))
+            .route("/api/v1/session", get(session_details).post(login).put(account::switch).delete(logout))
+            .route("/api/v1/accounts", get(account::accounts))
+            .route("/api/v1/accounts/topUp", axum::routing::post(account::top_up))
+            .route("/api/v1/history/transactions", get(account::transactions))
+            .route("/api/v1/marketnavigation", get(account::navigation))
+            .route("/api/v1/marketnavigation/{node}", get(account::navigation_node))
+            .route("/api/v1/clientsentiment", get(account::sentiments))
+            .route("/api/v1/clientsentiment/{market}", get(account::sentiment))
+            .route("/api/v1/watchlists", get(account::watchlists).post(account::create_watchlist))
+            .route("/api/v1/watchlists/{id}", get(account::watchlist).put(account::add_to_watchlist).delete(account::delete_watchlist))
+            .route("/api/v1/watchlists/{id}/{epic}", axum::routing::delete(account::remove_from_watchlist))
             .route("/api/v1/markets", get(markets))
             .route("/api/v1/markets/{epic}", get(market_details))
             .route("/api/v1/prices/{epic}", get(prices))
@@ -376,6 +393,11 @@ impl MockServer {
     /// The dealing side of the account: positions, working orders, every deal received.
     pub fn dealing(&self) -> DealingSnapshot {
         self.shared.dealing.lock().expect("dealing lock").snapshot()
+    }
+
+    /// The account's balance now, as `GET /accounts` reports it.
+    pub fn account(&self) -> stratbox_capital::wire::AccountInfo {
+        self.shared.dealing.lock().expect("dealing lock").account()
     }
 
     /// Sets the account's hedging mode (as `PUT /accounts/preferences` does).
@@ -543,7 +565,7 @@ async fn login(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Opti
     }
     let token = |prefix: &str| format!("{prefix}{:032x}", rand::thread_rng().r#gen::<u128>());
     let (cst, security_token) = (token("cst"), token("xst"));
-    let account_id = "12345678901234567".to_owned();
+    let account_id = ACCOUNT_ID.to_owned();
     shared.issued.lock().expect("issued lock").extend([cst.clone(), security_token.clone()]);
     let now = Instant::now();
     shared
@@ -554,7 +576,7 @@ async fn login(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Opti
     shared.stats.logins.fetch_add(1, Ordering::Relaxed);
     let body = SessionResponse {
         account_type: "CFD".into(),
-        account_info: AccountInfo { balance: 10_000.0, deposit: 10_000.0, profit_loss: 0.0, available: 10_000.0 },
+        account_info: shared.dealing.lock().expect("dealing lock").account(),
         currency_iso_code: "USD".into(),
         currency_symbol: "$".into(),
         current_account_id: account_id.clone(),
@@ -600,7 +622,7 @@ fn details(shared: &Shared, i: usize) -> wire::MarketDetails {
             name: epic.clone(),
             expiry: "-".into(),
             lot_size: 1.0,
-            instrument_type: "SHARES".into(),
+            instrument_type: account::instrument_type(epic).into(),
             currency: "USD".into(),
             streaming_prices_available: true,
             // The simulated market trades around the clock, every day.
@@ -630,28 +652,19 @@ struct MarketsQuery {
 
 async fn markets(State(shared): State<Arc<Shared>>, headers: HeaderMap, Query(q): Query<MarketsQuery>) -> Reply {
     let tokens = gate(&shared, &headers, true).await?;
-    if let Some(term) = q.search_term {
-        if term.is_empty() {
+    // searchTerm wins over epics; neither lists every market.
+    if q.search_term.is_some() || q.epics.is_none() {
+        if q.search_term.as_deref() == Some("") {
             return Err(error(StatusCode::BAD_REQUEST, ApiCode::NullSearchTerm));
         }
-        let found: Vec<_> = shared
-            .config
-            .epics
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.to_lowercase().contains(&term.to_lowercase()))
-            .map(|(i, e)| {
-                let d = details(&shared, i);
-                serde_json::json!({ "epic": e, "symbol": e, "instrumentName": e, "instrumentType": "SHARES", "expiry": "-", "lotSize": 1,
-                    "marketStatus": d.snapshot.market_status, "bid": d.snapshot.bid, "offer": d.snapshot.offer, "tickSize": 0.01, "pipPosition": 2,
-                    "streamingPricesAvailable": true, "scalingFactor": 1, "delayTime": 0 })
-            })
-            .collect();
-        return Ok(ok(tokens, &serde_json::json!({ "markets": found })));
+        let term = q.search_term.unwrap_or_default().to_lowercase();
+        let now = shared.now_ms();
+        let d = shared.dealing.lock().expect("dealing lock");
+        let found: Vec<_> =
+            d.epics().iter().enumerate().filter(|(_, e)| e.to_lowercase().contains(&term)).map(|(i, _)| d.market_summary(i, now)).collect();
+        return Ok(ok(tokens, &wire::MarketList { markets: found }));
     }
-    let Some(epics) = q.epics else {
-        return Err(error(StatusCode::BAD_REQUEST, ApiCode::NullSearchTerm));
-    };
+    let epics = q.epics.unwrap_or_default();
     let wanted: Vec<&str> = epics.split(',').map(str::trim).filter(|e| !e.is_empty()).collect();
     if wanted.is_empty() {
         return Err(error(StatusCode::BAD_REQUEST, ApiCode::NullEpic));

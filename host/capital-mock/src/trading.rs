@@ -242,6 +242,27 @@ pub(super) async fn set_preferences(State(shared): State<Arc<Shared>>, headers: 
     Ok(ok(tokens, &wire::Status { status: "SUCCESS".into() }))
 }
 
+/// The window (ms) of a history query: `from` (and `to`, default now) as
+/// wire times, else the last `lastPeriod` seconds (default 600, at most a day).
+pub(super) fn history_window(from: Option<&str>, to: Option<&str>, last_period: Option<i64>, now: i64) -> Result<(i64, i64), axum::response::Response> {
+    let parse = |t: Option<&str>, code: ApiCode| t.map(|t| wire::parse_wire_time(t).ok_or_else(|| bad(code))).transpose();
+    let (from, to) = match (parse(from, ApiCode::InvalidFrom)?, parse(to, ApiCode::InvalidTo)?) {
+        (Some(f), to) => (f, to.unwrap_or(now)),
+        (None, Some(_)) => return Err(bad(ApiCode::InvalidFrom)),
+        (None, None) => {
+            let period = last_period.unwrap_or(600);
+            if !(1..=86_400).contains(&period) {
+                return Err(bad(ApiCode::Other("error.invalid.lastPeriod".into())));
+            }
+            (now - period * 1000, now)
+        }
+    };
+    if to < from {
+        return Err(bad(ApiCode::InvalidDateRange));
+    }
+    Ok((from, to))
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct ActivityQuery {
@@ -254,22 +275,8 @@ pub(super) struct ActivityQuery {
 
 pub(super) async fn activity(State(shared): State<Arc<Shared>>, headers: HeaderMap, Query(q): Query<ActivityQuery>) -> Reply {
     let tokens = gate(&shared, &headers, true).await?;
-    let now = shared.now_ms();
-    let parse = |t: &Option<String>, code: ApiCode| t.as_deref().map(|t| wire::parse_wire_time(t).ok_or_else(|| bad(code))).transpose();
-    let from = parse(&q.from, ApiCode::InvalidFrom)?;
-    let to = parse(&q.to, ApiCode::InvalidTo)?;
-    let (from, to) = match (from, to) {
-        (Some(f), to) => (f, to.unwrap_or(now)),
-        (None, Some(_)) => return Err(bad(ApiCode::InvalidFrom)),
-        (None, None) => {
-            let period = q.last_period.unwrap_or(600);
-            if !(1..=86_400).contains(&period) {
-                return Err(bad(ApiCode::Other("error.invalid.lastPeriod".into())));
-            }
-            (now - period * 1000, now)
-        }
-    };
-    if to < from || to - from > 86_400_000 {
+    let (from, to) = history_window(q.from.as_deref(), q.to.as_deref(), q.last_period, shared.now_ms())?;
+    if to - from > 86_400_000 {
         return Err(bad(ApiCode::InvalidDateRange));
     }
     let d = shared.dealing.lock().expect("dealing lock");

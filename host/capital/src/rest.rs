@@ -405,6 +405,19 @@ impl RestClient {
         self.call(Method::GET, "/accounts/preferences", None::<&()>, &[], CallKind::General).await
     }
 
+    /// The accounts of the login, with their balances (`GET /accounts`).
+    pub async fn accounts(&self) -> Result<Vec<wire::Account>, CapitalError> {
+        let r: wire::Accounts = self.call(Method::GET, "/accounts", None::<&()>, &[], CallKind::General).await?;
+        Ok(r.accounts)
+    }
+
+    /// Cash movements of the last `period_secs` seconds (server time, at most a day).
+    pub async fn transactions_last(&self, period_secs: i64) -> Result<Vec<wire::Transaction>, CapitalError> {
+        let query = [("lastPeriod", period_secs.to_string())];
+        let r: wire::Transactions = self.call(Method::GET, "/history/transactions", None::<&()>, &query, CallKind::General).await?;
+        Ok(r.transactions)
+    }
+
     /// Detailed activities of the last `period_secs` seconds (server time, at most a day).
     pub async fn activity_last(&self, period_secs: i64) -> Result<Vec<wire::Activity>, CapitalError> {
         let query = [("lastPeriod", period_secs.to_string()), ("detailed", "true".to_owned())];

@@ -343,19 +343,45 @@ impl Confirm {
     }
 }
 
-/// The market part of a position or working order (a subset of MarketSummary).
+/// A market as `GET /markets`, navigation leaves, watchlists, positions and working orders show it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct MarketSummary {
     pub epic: String,
+    #[serde(default)]
+    pub symbol: String,
     pub instrument_name: String,
+    /// COMMODITIES, CURRENCIES, INDICES, SHARES, CRYPTOCURRENCIES.
+    #[serde(default)]
+    pub instrument_type: String,
     pub expiry: String,
     pub market_status: String,
     pub lot_size: f64,
     pub bid: f64,
     pub offer: f64,
+    #[serde(default)]
+    pub high: f64,
+    #[serde(default)]
+    pub low: f64,
+    #[serde(default)]
+    pub net_change: f64,
+    #[serde(default)]
+    pub percentage_change: f64,
+    #[serde(default)]
+    pub update_time: String,
+    #[serde(rename = "updateTimeUTC", alias = "updateTimeUtc", default)]
     pub update_time_utc: String,
+    #[serde(default)]
+    pub delay_time: i64,
     pub streaming_prices_available: bool,
+    #[serde(default)]
+    pub scaling_factor: i32,
+    #[serde(default)]
+    pub market_modes: Vec<String>,
+    #[serde(default)]
+    pub pip_position: i32,
+    #[serde(default)]
+    pub tick_size: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -473,6 +499,160 @@ pub struct Activity {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Activities {
     pub activities: Vec<Activity>,
+}
+
+/// One account of `GET /accounts`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Account {
+    pub account_id: String,
+    pub account_name: String,
+    /// ENABLED, DISABLED, SUSPENDED_FROM_DEALING.
+    pub status: String,
+    /// CFD, PHYSICAL, SPREADBET.
+    pub account_type: String,
+    pub preferred: bool,
+    pub balance: AccountInfo,
+    pub currency: String,
+    /// In the reference, not in every Postman sample.
+    #[serde(default)]
+    pub symbol: String,
+}
+
+/// `GET /accounts`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Accounts {
+    pub accounts: Vec<Account>,
+}
+
+/// `POST /accounts/topUp` body (demo accounts).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TopUp {
+    pub amount: f64,
+}
+
+/// `POST /accounts/topUp` 200 body.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TopUpResult {
+    pub successful: bool,
+}
+
+/// `PUT /session` body: switch the active account.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SwitchAccount {
+    pub account_id: String,
+}
+
+/// `PUT /session` 200 body.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountSwitched {
+    pub trailing_stops_enabled: bool,
+    pub dealing_enabled: bool,
+    pub has_active_demo_accounts: bool,
+    pub has_active_live_accounts: bool,
+}
+
+/// One entry of `GET /history/transactions` (note `dateUtc`, and `size` as a string).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Transaction {
+    pub date: String,
+    pub date_utc: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instrument_name: Option<String>,
+    /// DEPOSIT, WITHDRAWAL, TRADE, SWAP, ...
+    pub transaction_type: String,
+    pub note: String,
+    pub reference: String,
+    pub size: String,
+    pub currency: String,
+    /// In the reference, not in every Postman sample; PROCESSED is the mock's only state.
+    #[serde(default)]
+    pub status: String,
+}
+
+/// `GET /history/transactions`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Transactions {
+    pub transactions: Vec<Transaction>,
+}
+
+/// A node of the market navigation tree.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NavigationNode {
+    pub id: String,
+    pub name: String,
+}
+
+/// `GET /marketnavigation[/{nodeId}]`: sub-nodes, or at a leaf the markets.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Navigation {
+    pub nodes: Vec<NavigationNode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub markets: Option<Vec<MarketSummary>>,
+}
+
+/// Clients' long and short split of one market.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Sentiment {
+    pub market_id: String,
+    pub long_position_percentage: f64,
+    pub short_position_percentage: f64,
+}
+
+/// `GET /clientsentiment?marketIds=`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Sentiments {
+    pub client_sentiments: Vec<Sentiment>,
+}
+
+/// One watchlist of `GET /watchlists`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Watchlist {
+    pub id: String,
+    pub name: String,
+    pub editable: bool,
+    pub deleteable: bool,
+    pub default_system_watchlist: bool,
+}
+
+/// `GET /watchlists`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Watchlists {
+    pub watchlists: Vec<Watchlist>,
+}
+
+/// `POST /watchlists` body.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NewWatchlist {
+    pub name: String,
+    #[serde(default)]
+    pub epics: Vec<String>,
+}
+
+/// `POST /watchlists` 200 body (`SUCCESS` or `SUCCESS_NOT_ALL_INSTRUMENTS_ADDED`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WatchlistCreated {
+    pub watchlist_id: String,
+    pub status: String,
+}
+
+/// `PUT /watchlists/{id}` body.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WatchlistEpic {
+    pub epic: String,
+}
+
+/// `GET /watchlists/{id}` and a navigation leaf: market summaries.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MarketList {
+    pub markets: Vec<MarketSummary>,
 }
 
 /// Date-times in queries and responses: `YYYY-MM-DDTHH:MM:SS`, UTC, no zone.

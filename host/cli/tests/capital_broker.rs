@@ -323,7 +323,7 @@ fn hedging_mode_closes_opposite_positions_and_ends_equal_to_the_account() {
     config.feed = FeedConfig::Capital(Box::new(feed_config));
     config.control.enabled = false;
     config.risk.duplicate_window_ms = 0;
-    let broker_config = CapitalBrokerConfig { poll_ms: 300, ..CapitalBrokerConfig::default() };
+    let broker_config = CapitalBrokerConfig { poll_ms: 300, account_every_ms: 300, ..CapitalBrokerConfig::default() };
     let make = move |world| CapitalBroker::start(rest, handle, epics, world, broker_config).map(|b| Box::new(b) as Box<dyn Broker>).map_err(|e| HostError::Broker(e.to_string()));
     let (_tx, rx) = std::sync::mpsc::channel();
     let mut host = Host::with_broker(config, Box::new(feed), make, rx).unwrap();
@@ -345,4 +345,21 @@ fn hedging_mode_closes_opposite_positions_and_ends_equal_to_the_account() {
     // a remainder smaller than every opposite position (which must open a hedge).
     eprintln!("hedging: {} deals ({closes} closes), {} positions open, net {:?}", account.deals.len(), account.positions, account.net);
     assert!(host.order_path.tracker_stats().illegal_transitions == 0, "{:?}", host.order_path.tracker_stats());
+
+    // The host reads the balance and its equity agrees with the account's
+    // (what differs is the broker's bid/offer marks, within the tolerance).
+    let check = host.status().account.expect("trading an account, the status shows its balance");
+    eprintln!("account check: {check:?}");
+    assert_eq!(check.account.balance, mock.account().balance, "the latest balance");
+    assert!(check.within && check.mismatches == 0, "{check:?}");
+    assert!(check.broker_change != 0.0, "the trades moved the account");
+    // Money the host did not trade for (a deposit) is a difference beyond costs: reported.
+    let client = RestClient::new(RestConfig { base_url: mock.base_url(), ..RestConfig::default() }, credentials()).unwrap();
+    let topped: serde_json::Value =
+        rt.block_on(client.call(reqwest::Method::POST, "/accounts/topUp", Some(&serde_json::json!({"amount": 1000})), &[], stratbox_capital::CallKind::General)).unwrap();
+    assert_eq!(topped["successful"], true);
+    host.run(&RunOptions { duration: Some(Duration::from_secs(2)), ..RunOptions::default() });
+    let check = host.status().account.unwrap();
+    assert!(!check.within && (check.difference - 1000.0).abs() < check.tolerance, "{check:?}");
+    assert_eq!(check.mismatches, 1, "reported once, not at every read");
 }

@@ -20,7 +20,7 @@ mod validation;
 mod world;
 
 pub use broker::{
-    Book, BookSummary, Broker, BrokerNote, BrokerStats, CapitalBroker, CapitalBrokerConfig, Ledger, OrderRequest, PaperBroker, PaperConfig, Plan,
+    Book, BookSummary, Broker, BrokerAccount, BrokerNote, BrokerStats, CapitalBroker, CapitalBrokerConfig, Ledger, OrderRequest, PaperBroker, PaperConfig, Plan,
     Reconciliation, Submission,
 };
 pub use execution::journal::{OrderKind, SideName, TifName};
@@ -28,7 +28,7 @@ pub use execution::{
     Entry, IllegalTransition, Journal, JournalError, JournalEvent, OrderEvent, OrderState, OrderTracker, Rebuilt, Restored, Slippage, TrackedOrder,
     TrackerStats, rebuild, report, transition,
 };
-pub use order_path::{DeleveragePlan, FlattenReport, OrderPath, OrderPathConfig, PathStats, RECONCILIATION_FAILED, Violation};
+pub use order_path::{AccountCheck, DeleveragePlan, EquityTolerance, FlattenReport, OrderPath, OrderPathConfig, PathStats, RECONCILIATION_FAILED, Violation};
 pub use risk::{
     Alert, AlertConfig, AlertSink, AlertStats, AlarmLevelName, CircuitBreakerConfig, OrderCheck, RiskConfig, RiskEngine, RiskReject, RiskRule, RiskStats,
     RiskView, StateRecord, TradingState,

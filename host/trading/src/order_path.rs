@@ -16,14 +16,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use stratbox_contract::util::{MAX_SPAN_SECS, secs_to_nanos};
 use stratbox_contract::{Alarm, Bar, Fill, Instrument, InstrumentId, Intent, Quote, StopDecision, TargetPosition, Timestamp};
-use stratbox_market::{NANOS_PER_SEC, TradingHours};
+use stratbox_market::TradingHours;
 
-use crate::broker::{Broker, BrokerNote, BrokerStats, Plan, Reconciliation, Submission};
+use crate::broker::{Broker, BrokerAccount, BrokerNote, BrokerStats, Plan, Reconciliation, Submission};
 use crate::execution::{Entry, Journal, JournalError, JournalEvent, OrderEvent, OrderTracker, Rebuilt, TrackerStats, rebuild};
 use stratbox_market::format_time;
-use crate::risk::{AlertConfig, AlertSink, OrderCheck, RiskConfig, RiskEngine, RiskView, TradingState};
+use crate::risk::{Alert, AlertConfig, AlertSink, OrderCheck, RiskConfig, RiskEngine, RiskView, TradingState};
 use crate::validation::{self, IntentBounds};
 use crate::world::SharedWorld;
 
@@ -81,6 +82,53 @@ pub struct OrderPathConfig {
     pub alerts: AlertConfig,
     /// Market seconds between two points of the equity curve (0: none).
     pub equity_every_secs: u64,
+    /// How far the host's P&L may drift from a remote broker's account.
+    pub equity_tolerance: EquityTolerance,
+}
+
+/// How far the host's P&L (its fills, marked at its prices) may differ from
+/// the broker's account before the difference is reported. The broker marks
+/// open positions at its bid or offer and may charge what the host does not
+/// model, so some difference is costs: a fixed amount plus basis points of
+/// the notional traded and held.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EquityTolerance {
+    /// In the account's currency.
+    pub absolute: f64,
+    /// Of the notional traded since the first read plus the gross exposure held.
+    pub bps_of_notional: f64,
+}
+
+impl Default for EquityTolerance {
+    fn default() -> Self {
+        Self { absolute: 5.0, bps_of_notional: 10.0 }
+    }
+}
+
+/// The host's equity reconciled against the broker's account balance.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct AccountCheck {
+    /// The broker's latest read.
+    pub account: BrokerAccount,
+    /// Change of the broker's equity (balance + open P&L) since the first read.
+    pub broker_change: f64,
+    /// Change of the host's P&L over the same time.
+    pub host_change: f64,
+    /// `broker_change - host_change`.
+    pub difference: f64,
+    pub tolerance: f64,
+    pub within: bool,
+    /// Reads at which the difference went past the tolerance (each reported once).
+    pub mismatches: u64,
+}
+
+/// What the account check compares from: the first read, and the host then.
+#[derive(Debug, Clone, Copy)]
+struct AccountBase {
+    broker_equity: f64,
+    host_pnl: f64,
+    traded_notional: f64,
 }
 
 /// Everything between a plugin's intent and the broker's order, and back.
@@ -104,6 +152,11 @@ pub struct OrderPath {
     deleverage: Option<DeleveragePlan>,
     capital: f64,
     equity_every_secs: u64,
+    equity_tolerance: EquityTolerance,
+    /// Notional of every fill so far (the account check's cost allowance).
+    traded_notional: f64,
+    account_base: Option<AccountBase>,
+    account_check: Option<AccountCheck>,
     /// Market time of the next equity-curve point.
     next_equity_at: Timestamp,
     stats: PathStats,
@@ -124,7 +177,7 @@ impl OrderPath {
         hours: Vec<Option<TradingHours>>,
         config: OrderPathConfig,
     ) -> Result<(Self, Option<Rebuilt>), JournalError> {
-        let OrderPathConfig { risk, alerts, equity_every_secs } = config;
+        let OrderPathConfig { risk, alerts, equity_every_secs, equity_tolerance } = config;
         let capital = risk.capital;
         let mut risk = RiskEngine::new(risk);
         let mut orders = OrderTracker::default();
@@ -161,6 +214,10 @@ impl OrderPath {
             deleverage: None,
             capital,
             equity_every_secs,
+            equity_tolerance,
+            traded_notional: 0.0,
+            account_base: None,
+            account_check: None,
             next_equity_at: Timestamp::MIN,
             stats: PathStats::default(),
             intent_log: None,
@@ -235,6 +292,7 @@ impl OrderPath {
         let now = self.world.clock.now();
         let fills = self.broker.poll();
         let notes = self.broker.take_notes();
+        self.check_account(now);
         if fills.is_empty() && notes.is_empty() {
             self.apply_broker_events(now);
             return None;
@@ -381,6 +439,9 @@ impl OrderPath {
         if !(fraction > 0.0 && fraction <= 1.0) || steps == 0 {
             return Err(format!("de-leveraging needs a fraction in (0, 1] and at least one step (got {fraction} in {steps})"));
         }
+        if every_secs > MAX_SPAN_SECS {
+            return Err(format!("de-leveraging `every_secs` is {every_secs}: at most {MAX_SPAN_SECS} (a year of market time)"));
+        }
         let now = self.world.clock.now();
         let mut start = Vec::new();
         for plugin in plugins {
@@ -395,6 +456,11 @@ impl OrderPath {
         self.step_deleverage(now);
         self.commit();
         Ok(self.deleverage.clone().unwrap_or_else(|| DeleveragePlan { fraction, steps, steps_done: steps, every_secs, next_at: now, start: Vec::new() }))
+    }
+
+    /// The de-leveraging in progress, if any.
+    pub fn deleverage_plan(&self) -> Option<&DeleveragePlan> {
+        self.deleverage.as_ref()
     }
 
     /// Takes the de-leveraging steps that are due.
@@ -412,7 +478,7 @@ impl OrderPath {
                     self.route(&plugin, &Intent::Target(TargetPosition { instrument, quantity: target }), now, true);
                 }
             }
-            plan.next_at += plan.every_secs as i64 * NANOS_PER_SEC;
+            plan.next_at = plan.next_at.saturating_add(secs_to_nanos(plan.every_secs));
             tracing::info!(step = plan.steps_done, of = plan.steps, keep = format!("{:.0}%", keep * 100.0), "de-leveraging step");
         }
         if plan.steps_done < plan.steps {
@@ -481,6 +547,50 @@ impl OrderPath {
 
     pub fn risk_view(&self) -> RiskView {
         self.risk.view()
+    }
+
+    /// The latest reconciliation of the host's equity with a remote broker's
+    /// account (`None` with the paper broker).
+    pub fn account_check(&self) -> Option<AccountCheck> {
+        self.account_check
+    }
+
+    /// The host's P&L and gross exposure over every plugin.
+    fn host_pnl(&self) -> (f64, f64) {
+        let ledger = self.world.ledger();
+        ledger.plugins().map(|p| ledger.summary(p)).fold((0.0, 0.0), |(pnl, g), s| (pnl + s.realised_pnl + s.unrealised_pnl, g + s.gross_exposure))
+    }
+
+    /// Compares a new read of the broker's account with the host's P&L: both
+    /// are measured from the first read, so the host's configured capital and
+    /// the account's deposit need not agree. A difference past the tolerance
+    /// is logged and raised as an alert when it starts, not at every read.
+    fn check_account(&mut self, now: Timestamp) {
+        let Some(account) = self.broker.account() else { return };
+        if self.account_check.is_some_and(|c| c.account.read_at_ms == account.read_at_ms) {
+            return;
+        }
+        let (host_pnl, gross) = self.host_pnl();
+        let base = *self.account_base.get_or_insert(AccountBase { broker_equity: account.equity(), host_pnl, traded_notional: self.traded_notional });
+        let broker_change = account.equity() - base.broker_equity;
+        let host_change = host_pnl - base.host_pnl;
+        let difference = broker_change - host_change;
+        let t = self.equity_tolerance;
+        let tolerance = t.absolute + t.bps_of_notional * 1e-4 * (self.traded_notional - base.traded_notional + gross);
+        let within = difference.abs() <= tolerance;
+        let was_within = self.account_check.is_none_or(|c| c.within);
+        let mut mismatches = self.account_check.map_or(0, |c| c.mismatches);
+        if !within && was_within {
+            mismatches += 1;
+            let message = format!(
+                "the broker's equity moved {broker_change:.2} since the first read and the host's P&L {host_change:.2}: {difference:.2} apart, past the {tolerance:.2} costs allow (balance {:.2}, open P&L {:.2})",
+                account.balance, account.profit_loss
+            );
+            self.alerts.raise(Alert { time: now, scope: "global".into(), kind: "equity_mismatch".into(), message, state: None });
+        } else if within && !was_within {
+            tracing::info!(market_time = %format_time(now), difference = format!("{difference:.2}"), "the host's equity agrees with the broker's account again");
+        }
+        self.account_check = Some(AccountCheck { account, broker_change, host_change, difference, tolerance, within, mismatches });
     }
 
     fn symbol(&self, instrument: InstrumentId) -> String {
@@ -603,6 +713,7 @@ impl OrderPath {
                 },
             );
             let _ = self.orders.fill(&client_id, fill.quantity, fill.price, fill.time);
+            self.traded_notional += fill.quantity * fill.price.abs();
         }
     }
 
@@ -675,11 +786,11 @@ impl OrderPath {
 
     /// A point of the equity curve into the journal, every `equity_every_secs` of market time.
     fn sample_equity(&mut self, now: Timestamp) {
-        let every = self.equity_every_secs as i64 * NANOS_PER_SEC;
+        let every = secs_to_nanos(self.equity_every_secs);
         if every <= 0 || now < self.next_equity_at {
             return;
         }
-        self.next_equity_at = (now.div_euclid(every) + 1) * every;
+        self.next_equity_at = now.div_euclid(every).saturating_add(1).saturating_mul(every);
         let (realised, unrealised, gross_exposure) = {
             let ledger = self.world.ledger();
             ledger.plugins().map(|p| ledger.summary(p)).fold((0.0, 0.0, 0.0), |(r, u, g), s| (r + s.realised_pnl, u + s.unrealised_pnl, g + s.gross_exposure))

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{BrokerNote, BrokerStats, OrderRequest, Plan, Submission, signed};
+use super::{BrokerAccount, BrokerNote, BrokerStats, OrderRequest, Plan, Submission, signed};
 use stratbox_capital::{CapitalError, RestClient, wire};
 use crate::execution::{OrderEvent, Restored};
 use stratbox_contract::{Bar, Fill, InstrumentId, Intent, OrderStatus, OrderType, OrderView, Quote, Side, StopLevels, TimeInForce, Timestamp};
@@ -46,11 +46,15 @@ pub struct CapitalBrokerConfig {
     pub match_window_secs: i64,
     /// Longest wait for the broker while reconciling after a restart.
     pub reconcile_timeout_secs: u64,
+    /// How often the account's balance is read (`GET /accounts`) to reconcile equity.
+    pub account_every_ms: u64,
+    /// How far the host's P&L may drift from the account's before it is reported.
+    pub equity_tolerance: crate::EquityTolerance,
 }
 
 impl Default for CapitalBrokerConfig {
     fn default() -> Self {
-        Self { poll_ms: 1000, confirm_attempts: 10, match_window_secs: 120, reconcile_timeout_secs: 60 }
+        Self { poll_ms: 1000, confirm_attempts: 10, match_window_secs: 120, reconcile_timeout_secs: 60, account_every_ms: 10_000, equity_tolerance: crate::EquityTolerance::default() }
     }
 }
 
@@ -107,6 +111,7 @@ enum Reply {
     Expired { id: u64 },
     CancelFailed { id: u64, reason: String },
     Account { positions: Vec<(String, f64)>, working: Vec<String> },
+    Balance(BrokerAccount),
     Failed { reason: String },
 }
 
@@ -136,6 +141,8 @@ pub struct CapitalBroker {
     /// Last mid per instrument, and (order id, mid) of orders sent since `take_arrivals`.
     last_mid: Vec<Option<f64>>,
     arrivals: Vec<(u64, f64)>,
+    /// The latest read of the account's balance.
+    account: Option<BrokerAccount>,
     pub stats: BrokerStats,
 }
 
@@ -143,7 +150,9 @@ impl CapitalBroker {
     /// Starts the worker on `runtime` with the feed's client; `epics` are indexed by instrument id.
     pub fn start(rest: Arc<RestClient>, runtime: tokio::runtime::Handle, epics: Vec<String>, world: Arc<SharedWorld>, config: CapitalBrokerConfig) -> Result<Self, CapitalError> {
         let hedging = runtime.block_on(rest.preferences())?.hedging_mode;
-        tracing::info!(hedging, epics = epics.len(), "Capital.com broker ready");
+        // The first balance before any order: the baseline equity is reconciled against.
+        let account = read_account(&runtime.block_on(rest.accounts())?);
+        tracing::info!(hedging, epics = epics.len(), balance = account.map(|a| a.balance), "Capital.com broker ready");
         let (requests, rx) = tokio::sync::mpsc::unbounded_channel();
         let (tx, replies) = std::sync::mpsc::channel();
         let worker = Worker { rest, replies: tx, hedging, config: config.clone(), order_of_deal: HashMap::new(), pending_confirms: Vec::new(), claimed: HashSet::new() };
@@ -164,6 +173,7 @@ impl CapitalBroker {
             held: Vec::new(),
             now: 0,
             arrivals: Vec::new(),
+            account,
             stats: BrokerStats::default(),
         })
     }
@@ -249,6 +259,7 @@ impl CapitalBroker {
             Reply::CancelFailed { id, reason } => tracing::info!(order = id, reason = %reason, "cancel not done at Capital.com; the order's fate comes with the activity"),
             // Only reconciliation asks for the account, and waits for it there.
             Reply::Account { .. } => tracing::debug!("an account read after reconciliation ended; ignored"),
+            Reply::Balance(a) => self.account = Some(a),
             Reply::Failed { reason } => tracing::warn!(reason = %reason, "Capital.com broker"),
         }
     }
@@ -419,6 +430,10 @@ impl super::Broker for CapitalBroker {
         std::mem::take(&mut self.notes)
     }
 
+    fn account(&self) -> Option<BrokerAccount> {
+        self.account
+    }
+
     /// Sends the restored orders' lookups and an account read, and waits for
     /// the account: by then every lookup before it has been answered (the
     /// worker works in order). Fills and events stay queued for `poll`.
@@ -470,6 +485,14 @@ struct Worker {
     claimed: HashSet<String>,
 }
 
+/// The preferred account's balance (the one a login trades), else the first.
+fn read_account(accounts: &[wire::Account]) -> Option<BrokerAccount> {
+    let a = accounts.iter().find(|a| a.preferred).or(accounts.first())?;
+    let read_at_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let b = &a.balance;
+    Some(BrokerAccount { balance: b.balance, deposit: b.deposit, profit_loss: b.profit_loss, available: b.available, read_at_ms })
+}
+
 fn direction(buy: bool) -> &'static str {
     if buy { "BUY" } else { "SELL" }
 }
@@ -478,8 +501,19 @@ impl Worker {
     async fn run(mut self, mut rx: tokio::sync::mpsc::UnboundedReceiver<Request>) {
         let mut tick = tokio::time::interval(Duration::from_millis(self.config.poll_ms.max(50)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let every = Duration::from_millis(self.config.account_every_ms.max(100));
+        let mut balance = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        balance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                _ = balance.tick() => match self.rest.accounts().await {
+                    Ok(accounts) => {
+                        if let Some(a) = read_account(&accounts) {
+                            self.send(Reply::Balance(a));
+                        }
+                    }
+                    Err(e) => self.send(Reply::Failed { reason: format!("account balance: {e}") }),
+                },
                 r = rx.recv() => match r {
                     Some(r) => self.handle(r).await,
                     None => return,

@@ -27,6 +27,27 @@ pub enum BrokerNote {
     Rejected { order_id: u64, reason: String },
 }
 
+/// The account as a remote broker last reported it (Capital.com's `GET /accounts`).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct BrokerAccount {
+    /// Cash: deposits plus realised P&L, after the broker's own costs.
+    pub balance: f64,
+    pub deposit: f64,
+    /// The open positions' P&L at the broker's prices.
+    pub profit_loss: f64,
+    /// What is free for new margin.
+    pub available: f64,
+    /// Wall-clock time of the read, ms since the epoch.
+    pub read_at_ms: i64,
+}
+
+impl BrokerAccount {
+    /// Balance plus open P&L: what the account is worth now.
+    pub fn equity(&self) -> f64 {
+        self.balance + self.profit_loss
+    }
+}
+
 /// The one interface the runner trades through. Order ids are the host's
 /// (`u64`, stable across restarts through the journal); a remote broker maps
 /// them to its own references.
@@ -82,6 +103,11 @@ pub trait Broker: Send {
     /// has nothing to compare: the journal replay was its state.
     fn reconcile(&mut self, _now: Timestamp, _known_references: &[String]) -> Result<Reconciliation, String> {
         Ok(Reconciliation::default())
+    }
+    /// The broker's latest account read; `None` for the paper broker, whose
+    /// account is the ledger itself.
+    fn account(&self) -> Option<BrokerAccount> {
+        None
     }
 }
 
