@@ -77,3 +77,23 @@ fn deleveraging_sheds_the_fraction_in_steps() {
     }
     assert!(host.start_deleverage(1.5, 1, 60).unwrap_err().contains("fraction in (0, 1]"));
 }
+
+/// A span too long for the market clock is refused where it enters, and the
+/// longest one allowed waits instead of wrapping round (`u64::MAX` seconds
+/// used to take every step at once in a release build and panic in debug).
+#[test]
+fn deleveraging_spans_are_bounded_and_never_wrap() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut host, _tx) = Scenario::new(vec![sma_cross()]).host(dir.path());
+    for _ in 0..60 {
+        assert!(host.step());
+    }
+    let e = host.start_deleverage(0.5, 5, u64::MAX).unwrap_err();
+    assert!(e.contains("every_secs") && e.contains("at most"), "{e}");
+    let plan = host.start_deleverage(0.5, 5, stratbox_contract::util::MAX_SPAN_SECS).unwrap();
+    assert_eq!(plan.steps_done, 1, "the first step at once, the next a year of market time away");
+    for _ in 0..5 {
+        assert!(host.step());
+    }
+    assert_eq!(host.order_path.deleverage_plan().map(|p| p.steps_done), Some(1), "no step taken early");
+}

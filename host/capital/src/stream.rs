@@ -50,6 +50,10 @@ pub struct StreamConfig {
     pub reconnect_min_ms: u64,
     pub reconnect_max_ms: u64,
     pub backfill: bool,
+    /// How far ahead of the market's clock a frame may be stamped. Beyond it
+    /// the frame is rejected and counted, and moves no watermark: one
+    /// future-dated quote must not silence an instrument for the session.
+    pub max_skew_ms: i64,
 }
 
 impl Default for StreamConfig {
@@ -65,6 +69,7 @@ impl Default for StreamConfig {
             reconnect_min_ms: 100,
             reconnect_max_ms: 30_000,
             backfill: true,
+            max_skew_ms: 60_000,
         }
     }
 }
@@ -106,6 +111,8 @@ pub struct StreamStats {
     pub duplicate_bars: AtomicU64,
     pub stale_quotes: AtomicU64,
     pub malformed_frames: AtomicU64,
+    /// Frames stamped past the clock by more than `max_skew_ms` (or out of range).
+    pub future_frames: AtomicU64,
     pub pings: AtomicU64,
 }
 
@@ -125,6 +132,11 @@ pub struct PriceStream {
     /// Open time (ms) of the newest bar passed on, per (instrument, side).
     last_bar: HashMap<(InstrumentId, PriceSource), i64>,
     last_quote: HashMap<InstrumentId, (i64, f64, f64)>,
+    /// The server's time (ms) when it was last read, and when that was.
+    server_clock: Option<(i64, Instant)>,
+    /// The newest time (ms) of any frame accepted: the clock when the
+    /// server runs faster than the wall (the mock, accelerated).
+    newest_ms: i64,
     correlation: u64,
     pub stats: Arc<StreamStats>,
     stop: Arc<AtomicBool>,
@@ -147,8 +159,10 @@ impl PriceStream {
             config,
             epics,
             index,
+            newest_ms: resume.values().copied().max().unwrap_or(i64::MIN),
             last_bar: resume,
             last_quote: HashMap::new(),
+            server_clock: None,
             correlation: 0,
             stats: Arc::default(),
             stop: Arc::default(),
@@ -252,6 +266,9 @@ impl PriceStream {
         }
         if self.config.bars && self.config.backfill {
             self.backfill(tx).await?;
+        } else {
+            // The clock frames are judged against (backfilling reads it too).
+            self.server_clock = Some((self.rest.server_time().await?, Instant::now()));
         }
 
         let ping_every = Duration::from_secs(self.config.ping_secs.max(1));
@@ -381,6 +398,7 @@ impl PriceStream {
                     Err(e) => return malformed(self, "quote", e),
                 };
                 let Some(&instrument) = self.index.get(q.epic) else { return Ok(Vec::new()) };
+                let Some(time) = self.admit(q.timestamp) else { return Ok(Vec::new()) };
                 let key = (q.timestamp, q.bid, q.ofr);
                 if let Some(last) = self.last_quote.get(&instrument)
                     && (q.timestamp < last.0 || key == *last)
@@ -390,7 +408,7 @@ impl PriceStream {
                 }
                 self.last_quote.insert(instrument, key);
                 self.stats.quotes.fetch_add(1, Ordering::Relaxed);
-                let quote = Quote { instrument, time: q.timestamp * 1_000_000, bid: q.bid, bid_size: q.bid_qty, ask: q.ofr, ask_size: q.ofr_qty };
+                let quote = Quote { instrument, time, bid: q.bid, bid_size: q.bid_qty, ask: q.ofr, ask_size: q.ofr_qty };
                 Ok(vec![StreamEvent::Quote { quote, received }])
             }
             "ohlc.event" => {
@@ -407,11 +425,28 @@ impl PriceStream {
                     "ask" | "ofr" => PriceSource::Ask,
                     _ => return Ok(Vec::new()),
                 };
-                let bar = Bar { instrument, start: o.t * 1_000_000, period_secs: (self.period_ms / 1000) as u32, open: o.o, high: o.h, low: o.l, close: o.c, volume: 0.0 };
+                let Some(start) = self.admit(o.t) else { return Ok(Vec::new()) };
+                let bar = Bar { instrument, start, period_secs: (self.period_ms / 1000) as u32, open: o.o, high: o.h, low: o.l, close: o.c, volume: 0.0 };
                 Ok(self.pass_bar(bar, side, false, received).into_iter().collect())
             }
             _ => Ok(Vec::new()), // replies to pings, unknown pushes
         }
+    }
+
+    /// A frame's time (ms) in nanoseconds, unless it is further ahead of the
+    /// market's clock than `max_skew_ms` or out of range: then it is counted
+    /// and `None`, and nothing it says moves a watermark.
+    fn admit(&mut self, t_ms: i64) -> Option<i64> {
+        let wall = self.server_clock.map(|(server, at)| server.saturating_add(at.elapsed().as_millis() as i64));
+        let now = wall.into_iter().chain((self.newest_ms > i64::MIN).then_some(self.newest_ms)).max();
+        let ns = t_ms.checked_mul(1_000_000);
+        if ns.is_none() || now.is_some_and(|now| t_ms > now.saturating_add(self.config.max_skew_ms)) {
+            self.stats.future_frames.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(t_ms, clock_ms = now, "frame stamped past the clock; rejected");
+            return None;
+        }
+        self.newest_ms = self.newest_ms.max(t_ms);
+        ns
     }
 
     /// The bar, unless one at or after its open time was already passed on.
@@ -434,6 +469,7 @@ impl PriceStream {
     /// from `GET /prices` in pages of at most 1000.
     async fn backfill(&mut self, tx: &std::sync::mpsc::Sender<StreamEvent>) -> Result<(), CapitalError> {
         let now = self.rest.server_time().await?;
+        self.server_clock = Some((now, Instant::now()));
         let p = self.period_ms;
         // The newest bar that has closed by `now`.
         let last_closed = (now.div_euclid(p) - 1) * p;
@@ -488,4 +524,43 @@ impl PriceStream {
 fn error_code(frame: &ServerFrame) -> ApiCode {
     let text = frame.error_code.clone().or_else(|| frame.payload.get("errorCode").and_then(|c| c.as_str()).map(str::to_owned)).unwrap_or_default();
     ApiCode::parse(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream() -> PriceStream {
+        let credentials = crate::CapitalCredentials { api_key: "k".into(), identifier: "i".into(), password: "p".into() };
+        let rest = Arc::new(RestClient::new(crate::RestConfig::default(), credentials).unwrap());
+        PriceStream::new(rest, StreamConfig::default(), vec!["GOLD".into()], HashMap::new()).unwrap()
+    }
+
+    fn quote(t_ms: i64, bid: f64) -> String {
+        format!(r#"{{"status":"OK","destination":"quote","payload":{{"epic":"GOLD","product":"CFD","bid":{bid},"bidQty":1,"ofr":{},"ofrQty":1,"timestamp":{t_ms}}}}}"#, bid + 0.1)
+    }
+
+    fn times(events: Vec<StreamEvent>) -> Vec<i64> {
+        events.into_iter().filter_map(|e| if let StreamEvent::Quote { quote, .. } = e { Some(quote.time / 1_000_000) } else { None }).collect()
+    }
+
+    /// A quote stamped a day ahead used to become the instrument's watermark,
+    /// so every real quote after it was dropped as stale for the session; and
+    /// a timestamp near `i64::MAX` overflowed into nanoseconds.
+    #[test]
+    fn a_future_dated_frame_is_rejected_and_silences_nothing() {
+        let mut s = stream();
+        let tokens = Tokens { cst: String::from("c").into(), security_token: String::from("x").into() };
+        let t0 = 1_700_000_000_000i64;
+        s.server_clock = Some((t0, Instant::now()));
+        let mut seen = Vec::new();
+        for (t, bid) in [(t0, 10.0), (t0 + 86_400_000, 11.0), (i64::MAX / 2, 12.0), (t0 + 1_000, 10.5), (t0 + 2_000, 10.6)] {
+            seen.extend(times(s.on_frame(&quote(t, bid), Instant::now(), &tokens).ok().unwrap()));
+        }
+        assert_eq!(seen, [t0, t0 + 1_000, t0 + 2_000], "the real quotes pass, before and after the bad ones");
+        assert_eq!(s.stats.future_frames.load(Ordering::Relaxed), 2);
+        assert_eq!(s.stats.stale_quotes.load(Ordering::Relaxed), 0);
+        // Within the skew, an early clock is not a reason to drop anything.
+        assert_eq!(times(s.on_frame(&quote(t0 + 50_000, 10.7), Instant::now(), &tokens).ok().unwrap()), [t0 + 50_000]);
+    }
 }

@@ -99,8 +99,8 @@ enum Cmd {
         fraction: f64,
         #[arg(long, default_value_t = 1)]
         steps: u32,
-        /// Market seconds between steps.
-        #[arg(long, default_value_t = 60)]
+        /// Market seconds between steps (at most a year).
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=stratbox_contract::util::MAX_SPAN_SECS))]
         every_secs: u64,
     },
     /// Stop the running host.

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use stratbox_contract::{Bar, Instrument, RunMode};
 use stratbox_engine::PluginWorld;
 use stratbox_engine::config::{Mode, ParamInput, PluginSpec};
-use stratbox_sandbox::{Fault, ImportCosts, PluginFactory, Sandbox, SandboxSettings, WorldView};
+use stratbox_sandbox::{Fault, ImportCosts, PluginFactory, Sandbox, SandboxSettings};
 use stratbox_trading::SharedWorld;
 
 const BARS: usize = 1_000;

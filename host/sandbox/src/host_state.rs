@@ -173,7 +173,7 @@ impl HostState {
     /// hook, the one place that sees both the state and the fuel). Owing more
     /// than is left traps as running out of fuel.
     pub(crate) fn settle_import(mut store: wasmtime::StoreContextMut<'_, Self>, metered: bool) -> wasmtime::Result<()> {
-        let (charge, import) = std::mem::replace(&mut store.data_mut().pending_charge, (0, ""));
+        let (charge, import) = std::mem::take(&mut store.data_mut().pending_charge);
         if charge == 0 || !metered {
             return Ok(());
         }

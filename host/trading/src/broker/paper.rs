@@ -287,7 +287,7 @@ impl PaperBroker {
 
     /// When an order placed at `placed_at` can first fill.
     fn live_from(&self, placed_at: Timestamp) -> Timestamp {
-        placed_at + self.config.latency_ms as i64 * 1_000_000
+        placed_at.saturating_add(stratbox_contract::util::ms_to_nanos(self.config.latency_ms))
     }
 
     /// Financing of every open position at each UTC day change (positions at their marks).

@@ -421,7 +421,7 @@ impl RiskEngine {
             return reject(RiskRule::GlobalThrottle, format!("{all} orders in the last second from all plugins (maximum {})", c.orders_per_sec));
         }
         if c.duplicate_window_ms > 0 {
-            let span = c.duplicate_window_ms as i64 * 1_000_000;
+            let span = stratbox_contract::util::ms_to_nanos(c.duplicate_window_ms);
             if let Some(last) = self.last_orders.get_mut(o.plugin) {
                 while last.front().is_some_and(|(t, ..)| o.now - t >= span) {
                     last.pop_front();
@@ -532,7 +532,7 @@ impl RiskEngine {
     }
 
     fn halt_for(&mut self, reason: String, now: Timestamp) {
-        let until = now + self.config.circuit_breaker.halt_secs as i64 * SEC;
+        let until = now.saturating_add(stratbox_contract::util::secs_to_nanos(self.config.circuit_breaker.halt_secs));
         if self.global.state == TradingState::Halted && self.global.until.is_none() {
             return; // a harder halt is already in place
         }
