@@ -520,7 +520,7 @@ impl OrderPath {
     /// pending is committed first).
     pub fn journal_page(&mut self, from: u64, limit: usize) -> Result<Vec<Entry>, JournalError> {
         self.commit();
-        self.journal.entries().filter(|e| e.as_ref().is_ok_and(|e| e.seq >= from) || e.is_err()).take(limit).collect()
+        self.journal.entries_from(from).take(limit).collect()
     }
 
     /// Makes everything journaled durable (at the end of a run).
