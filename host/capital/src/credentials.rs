@@ -133,7 +133,7 @@ impl CredentialStore {
         let sealed = cipher.encrypt(&nonce, Payload { msg: &plain, aad: &aad }).expect("AES-GCM encryption does not fail");
         envelope.ciphertext = hex::encode(sealed);
         if let Some(parent) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(io)?;
+            stratbox_contract::util::create_private_dir(parent).map_err(io)?;
         }
         stratbox_contract::util::write_atomic(&self.path, &serde_json::to_vec_pretty(&envelope).expect("serialisable"), true).map_err(io)
     }

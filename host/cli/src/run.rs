@@ -37,7 +37,7 @@ fn bundled_plugin_dir(data_dir: &Path) -> Result<PathBuf> {
         );
     }
     let dir = data_dir.join("bundled-plugins");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    stratbox_contract::util::create_private_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
     for (file, component) in bundled::BUNDLED {
         let path = dir.join(file);
         if std::fs::read(&path).ok().as_deref() != Some(*component) {

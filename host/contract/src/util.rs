@@ -34,6 +34,20 @@ pub fn write_atomic(path: &std::path::Path, data: &[u8], private: bool) -> std::
     Ok(())
 }
 
+/// Creates `path` and any missing parents readable by their owner only
+/// (0700): data directories hold journals, credentials and control tokens.
+/// Folders that already exist keep their modes.
+pub fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(path)
+}
+
 /// Nanoseconds in `secs` seconds, saturating at the end of time instead of
 /// wrapping (a `u64` of seconds from the CLI, config or control API can be
 /// anything).
@@ -65,6 +79,19 @@ mod tests {
         assert_eq!(secs_to_nanos(9_300_000_000), i64::MAX, "past i64 nanoseconds (292 years)");
         assert_eq!(ms_to_nanos(5), 5_000_000);
         assert_eq!(ms_to_nanos(u64::MAX), i64::MAX);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn data_directories_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("a/b/stratbox-data");
+        create_private_dir(&data).unwrap();
+        for p in [dir.path().join("a"), dir.path().join("a/b"), data.clone()] {
+            assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o700, "{}", p.display());
+        }
+        create_private_dir(&data).unwrap(); // exists: fine
     }
 
     #[cfg(unix)]

@@ -178,7 +178,7 @@ impl Host {
         commands: Receiver<Command>,
     ) -> Result<Self, HostError> {
         let dir = &config.data_dir;
-        std::fs::create_dir_all(dir).map_err(|source| HostError::DataDir { path: dir.clone(), source })?;
+        stratbox_contract::util::create_private_dir(dir).map_err(|source| HostError::DataDir { path: dir.clone(), source })?;
         let kv_path = dir.join("plugin-store");
         let kv = sled::Config::new()
             .path(&kv_path)

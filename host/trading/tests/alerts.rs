@@ -62,7 +62,7 @@ fn alerts_reach_webhooks_once_within_the_rate_and_never_block() {
 
     // A hung webhook: raising still returns at once; the queue fills and further alerts are dropped, counted.
     let hold = rt.block_on(received.hang.clone().acquire_owned()).unwrap();
-    let sink = AlertSink::new(AlertConfig { webhooks: vec![url], per_minute: 1_000, queue: 3, timeout_ms: 60_000, ..AlertConfig::default() });
+    let sink = AlertSink::new(AlertConfig { webhooks: vec![url.clone()], per_minute: 1_000, queue: 3, timeout_ms: 60_000, ..AlertConfig::default() });
     for n in 0..50 {
         sink.raise(alert(n, &format!("alert {n}")));
     }
@@ -70,4 +70,21 @@ fn alerts_reach_webhooks_once_within_the_rate_and_never_block() {
     wait("drops counted", || sink.stats.dropped.load(Ordering::Relaxed) >= 40);
     drop(hold);
     drop(sink); // sends what was queued, then ends
+
+    // Shutting down while the webhook never answers: the sink lets go after
+    // `drain_ms` instead of waiting queue x timeout (here 20 x 60 s), and what
+    // it did not send is dropped.
+    let hold = rt.block_on(received.hang.clone().acquire_owned()).unwrap();
+    let before = received.alerts.lock().unwrap().len();
+    let sink = AlertSink::new(AlertConfig { webhooks: vec![url], per_minute: 1_000, queue: 20, timeout_ms: 60_000, drain_ms: 200, ..AlertConfig::default() });
+    for n in 0..20 {
+        sink.raise(alert(n, &format!("late alert {n}")));
+    }
+    let stats = sink.stats.clone();
+    let dropping = std::thread::spawn(move || drop(sink));
+    wait("the sink to let go with a hung webhook", || dropping.is_finished());
+    drop(hold);
+    let sent = || received.alerts.lock().unwrap().len() - before;
+    wait("every late alert sent or dropped", || stats.dropped.load(Ordering::Relaxed) as usize + sent() == 20);
+    assert!(sent() <= 1, "only a send in flight at the deadline may still go out: {} sent", sent());
 }

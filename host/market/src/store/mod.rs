@@ -205,6 +205,8 @@ impl MarketStore {
     pub fn open(path: &Path, config: StoreConfig) -> Result<Self, StoreError> {
         let open_err = |source| StoreError::Open { path: path.to_owned(), source };
         compact::recover(path)?;
+        // Private from the start (sled would create it 0755).
+        stratbox_contract::util::create_private_dir(path).map_err(|e| StoreError::Open { path: path.to_owned(), source: sled::Error::Io(e) })?;
         let sled_config = sled::Config::new().path(path).cache_capacity(config.cache_bytes).flush_every_ms(Some(config.flush_every_ms));
         // sled releases its lock a moment after the last handle is dropped:
         // retry briefly before calling the store busy.

@@ -2,7 +2,8 @@
 //! to the configured webhooks by a thread of its own. Handing one over never
 //! blocks (a full queue drops the alert and counts it); the same alert again
 //! within `dedupe_secs` is sent once; at most `per_minute` are sent a minute,
-//! the rest counted as suppressed.
+//! the rest counted as suppressed. Shutting down waits at most `drain_ms`
+//! for what is queued: a hung webhook cannot hold the host's exit.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -24,11 +25,13 @@ pub struct AlertConfig {
     pub timeout_ms: u64,
     /// Alerts waiting to be sent at most; more are dropped (and counted).
     pub queue: usize,
+    /// At shutdown, how long queued alerts may still be sent; the rest are dropped.
+    pub drain_ms: u64,
 }
 
 impl Default for AlertConfig {
     fn default() -> Self {
-        Self { webhooks: Vec::new(), dedupe_secs: 300, per_minute: 30, timeout_ms: 5_000, queue: 1_000 }
+        Self { webhooks: Vec::new(), dedupe_secs: 300, per_minute: 30, timeout_ms: 5_000, queue: 1_000, drain_ms: 5_000 }
     }
 }
 
@@ -47,18 +50,24 @@ pub struct AlertSink {
     tx: Option<SyncSender<Alert>>,
     pub stats: Arc<AlertStats>,
     worker: Option<std::thread::JoinHandle<()>>,
+    /// Set at shutdown: past it the worker sends nothing more.
+    closing: Arc<std::sync::OnceLock<Instant>>,
+    drain: Duration,
 }
 
 impl AlertSink {
     pub fn new(config: AlertConfig) -> Self {
         let stats = Arc::new(AlertStats::default());
+        let closing = Arc::new(std::sync::OnceLock::new());
+        let drain = Duration::from_millis(config.drain_ms);
         if config.webhooks.is_empty() {
-            return Self { tx: None, stats, worker: None };
+            return Self { tx: None, stats, worker: None, closing, drain };
         }
         let (tx, rx) = std::sync::mpsc::sync_channel(config.queue.max(1));
-        let worker_stats = stats.clone();
-        let worker = std::thread::Builder::new().name("alerts".into()).spawn(move || deliver(config, rx, worker_stats)).expect("alert thread");
-        Self { tx: Some(tx), stats, worker: Some(worker) }
+        let (worker_stats, worker_closing) = (stats.clone(), closing.clone());
+        let worker =
+            std::thread::Builder::new().name("alerts".into()).spawn(move || deliver(config, rx, worker_stats, worker_closing)).expect("alert thread");
+        Self { tx: Some(tx), stats, worker: Some(worker), closing, drain }
     }
 
     /// Logs the alert and queues it for the webhooks; never waits.
@@ -78,15 +87,25 @@ impl AlertSink {
 
 impl Drop for AlertSink {
     fn drop(&mut self) {
-        // Closing the queue ends the worker once it has sent what is queued.
+        // Closing the queue ends the worker once it has sent what is queued,
+        // or at the deadline; a send stuck past it is left behind, not waited for.
+        let deadline = Instant::now() + self.drain;
+        let _ = self.closing.set(deadline);
         self.tx.take();
         if let Some(w) = self.worker.take() {
+            while !w.is_finished() {
+                if Instant::now() >= deadline {
+                    tracing::warn!(drain_ms = self.drain.as_millis() as u64, "alert webhooks still busy at shutdown; undelivered alerts dropped");
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
             let _ = w.join();
         }
     }
 }
 
-fn deliver(config: AlertConfig, rx: Receiver<Alert>, stats: Arc<AlertStats>) {
+fn deliver(config: AlertConfig, rx: Receiver<Alert>, stats: Arc<AlertStats>, closing: Arc<std::sync::OnceLock<Instant>>) {
     let http = match reqwest::blocking::Client::builder().timeout(Duration::from_millis(config.timeout_ms)).build() {
         Ok(c) => c,
         Err(e) => {
@@ -99,6 +118,10 @@ fn deliver(config: AlertConfig, rx: Receiver<Alert>, stats: Arc<AlertStats>) {
     let dedupe = Duration::from_secs(config.dedupe_secs);
     for alert in rx {
         let now = Instant::now();
+        if closing.get().is_some_and(|d| now >= *d) {
+            stats.dropped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         let key = (alert.scope.clone(), alert.kind.clone(), alert.message.clone());
         if seen.get(&key).is_some_and(|t| now.duration_since(*t) < dedupe) {
             stats.duplicates.fetch_add(1, Ordering::Relaxed);
