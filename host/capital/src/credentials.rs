@@ -87,8 +87,20 @@ impl Envelope {
     }
 }
 
+/// The most work a credentials file may ask of the key derivation: the file
+/// is read before it is authenticated, so its costs are an attacker's word.
+const MAX_M_COST_KIB: u32 = 1 << 20; // 1 GiB
+const MAX_T_COST: u32 = 64;
+const MAX_P_COST: u32 = 16;
+
 /// Key and verifier from the passphrase.
 fn derive(passphrase: &str, kdf: &Kdf) -> Result<(Zeroizing<[u8; 32]>, String), String> {
+    if kdf.m_cost_kib > MAX_M_COST_KIB || kdf.t_cost > MAX_T_COST || kdf.p_cost > MAX_P_COST {
+        return Err(format!(
+            "argon2 costs m={} KiB, t={}, p={} are past what this host accepts (m <= {MAX_M_COST_KIB}, t <= {MAX_T_COST}, p <= {MAX_P_COST})",
+            kdf.m_cost_kib, kdf.t_cost, kdf.p_cost
+        ));
+    }
     let salt = hex::decode(&kdf.salt).map_err(|e| format!("salt: {e}"))?;
     let params = Params::new(kdf.m_cost_kib, kdf.t_cost, kdf.p_cost, Some(64)).map_err(|e| format!("argon2 parameters: {e}"))?;
     let mut out = Zeroizing::new([0u8; 64]);
@@ -210,6 +222,14 @@ mod tests {
         env["nonce"] = "00".repeat(12).into();
         std::fs::write(store.path(), env.to_string()).unwrap();
         assert!(matches!(store.load("correct horse battery staple"), Err(CredentialsError::Tampered { .. })));
+
+        // Costs are read before the file is authenticated: a tampered file asking for
+        // 4 TiB of memory is refused before any is allocated.
+        let mut env: serde_json::Value = serde_json::from_str(&text).unwrap();
+        env["kdf"]["m_cost_kib"] = u32::MAX.into();
+        std::fs::write(store.path(), env.to_string()).unwrap();
+        let e = store.load("correct horse battery staple").unwrap_err();
+        assert!(matches!(&e, CredentialsError::Tampered { why, .. } if why.contains("past what this host accepts")), "{e}");
     }
 
     #[test]

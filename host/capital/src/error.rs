@@ -145,6 +145,9 @@ pub enum CapitalError {
     Stream(String),
     #[error("Capital.com {endpoint}: no answer within {timeout:?}")]
     Timeout { endpoint: String, timeout: Duration },
+    /// A base URL the client will not send the API key to.
+    #[error("Capital.com base URL `{url}`: {why}")]
+    BaseUrl { url: String, why: String },
 }
 
 impl CapitalError {

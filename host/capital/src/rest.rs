@@ -127,12 +127,28 @@ pub struct RestClient {
     pub stats: RestStats,
 }
 
+/// Every request carries the API key: plain HTTP only to this machine (the
+/// mock), HTTPS anywhere else.
+fn check_base_url(base: &str) -> Result<(), CapitalError> {
+    let refuse = |why: &str| CapitalError::BaseUrl { url: base.to_owned(), why: why.to_owned() };
+    let url = reqwest::Url::parse(base).map_err(|e| refuse(&e.to_string()))?;
+    let host = url.host_str().unwrap_or("").trim_start_matches('[').trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => Err(refuse("plain http would send the API key and tokens in clear to another machine; use https")),
+        other => Err(refuse(&format!("scheme `{other}` (https, or http to 127.0.0.1 only)"))),
+    }
+}
+
 fn even_quota(per_sec: u32) -> Quota {
     Quota::with_period(Duration::from_secs(1) / per_sec.max(1)).expect("non-zero period")
 }
 
 impl RestClient {
     pub fn new(config: RestConfig, credentials: CapitalCredentials) -> Result<Self, CapitalError> {
+        check_base_url(&config.base_url)?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(config.timeout_ms))
             .user_agent(concat!("stratbox/", env!("CARGO_PKG_VERSION")))
@@ -491,4 +507,23 @@ pub fn encrypt_password(password: &str, key: &EncryptionKey) -> Result<String, C
         .encrypt(&mut rand::thread_rng(), rsa::Pkcs1v15Encrypt, plain.as_bytes())
         .map_err(|e| CapitalError::Encryption(format!("RSA encryption failed: {e}")))?;
     Ok(B64.encode(sealed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_api_key_goes_in_clear_only_to_this_machine() {
+        for ok in ["https://demo-api-capital.backend-capital.com", "http://127.0.0.1:18080", "http://localhost:1", "http://[::1]:8080"] {
+            assert!(check_base_url(ok).is_ok(), "{ok}");
+        }
+        for (bad, why) in [("http://demo-api-capital.backend-capital.com", "in clear"), ("http://10.0.0.5:18080", "in clear"), ("ftp://127.0.0.1", "scheme"), ("not a url", "")] {
+            let e = check_base_url(bad).unwrap_err().to_string();
+            assert!(e.contains(bad) && e.contains(why), "{e}");
+        }
+        let credentials = crate::CapitalCredentials { api_key: "k".into(), identifier: "i".into(), password: "p".into() };
+        let config = RestConfig { base_url: "http://192.0.2.1".into(), ..RestConfig::default() };
+        assert!(matches!(RestClient::new(config, credentials), Err(CapitalError::BaseUrl { .. })));
+    }
 }

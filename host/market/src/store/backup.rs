@@ -65,8 +65,14 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
+/// Largest key, value or tree name an archive holds (the store's are a few KiB).
+const MAX_ENTRY_BYTES: u32 = 64 << 20;
+
 fn put(w: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
-    w.write_all(&(bytes.len() as u32).to_be_bytes())?;
+    let n = u32::try_from(bytes.len()).ok().filter(|n| *n <= MAX_ENTRY_BYTES).ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("an entry of {} bytes (an archive holds at most {MAX_ENTRY_BYTES})", bytes.len()))
+    })?;
+    w.write_all(&n.to_be_bytes())?;
     w.write_all(bytes)
 }
 
@@ -115,8 +121,17 @@ fn get(r: &mut impl Read, path: &Path) -> Result<Vec<u8>, BackupError> {
     let damaged = |why: String| BackupError::Damaged { path: path.to_owned(), why };
     let mut len = [0u8; 4];
     r.read_exact(&mut len).map_err(|e| damaged(format!("truncated ({e})")))?;
-    let mut buf = vec![0u8; u32::from_be_bytes(len) as usize];
-    r.read_exact(&mut buf).map_err(|e| damaged(format!("truncated ({e})")))?;
+    // The length is the archive's word, checksum or not (anyone can compute a
+    // SHA-256): bounded, and memory grows only with bytes actually read.
+    let n = u32::from_be_bytes(len);
+    if n > MAX_ENTRY_BYTES {
+        return Err(damaged(format!("an entry claims {n} bytes (at most {MAX_ENTRY_BYTES})")));
+    }
+    let mut buf = Vec::new();
+    r.take(u64::from(n)).read_to_end(&mut buf).map_err(|e| damaged(format!("truncated ({e})")))?;
+    if buf.len() as u64 != u64::from(n) {
+        return Err(damaged(format!("truncated: an entry of {n} bytes ends after {}", buf.len())));
+    }
     Ok(buf)
 }
 
@@ -230,5 +245,25 @@ mod tests {
         std::fs::write(&path, b"hello").unwrap();
         assert!(matches!(restore(&path, &target), Err(BackupError::NotABackup(_))));
         assert!(matches!(restore(&path, &dir.path().join("db")), Err(BackupError::TargetNotEmpty(_))));
+    }
+
+    /// An archive with a valid checksum whose entry claims 4 GiB: refused by
+    /// name, without allocating it (the reader used to allocate the length).
+    #[test]
+    fn a_crafted_length_is_refused_without_allocating_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+        gz.write_all(&[1]).unwrap();
+        gz.write_all(&u32::MAX.to_be_bytes()).unwrap();
+        gz.write_all(b"short").unwrap();
+        let body = gz.finish().unwrap();
+        let mut archive = MAGIC.to_vec();
+        archive.extend_from_slice(&Sha256::digest(&body));
+        archive.extend_from_slice(&body);
+        let path = dir.path().join("crafted.sbxbak");
+        std::fs::write(&path, archive).unwrap();
+        let e = restore(&path, &dir.path().join("restored")).unwrap_err();
+        assert!(matches!(&e, BackupError::Damaged { why, .. } if why.contains("claims 4294967295 bytes")), "{e}");
+        assert!(!dir.path().join("restored").exists(), "nothing written");
     }
 }
