@@ -18,6 +18,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 
+use super::trading::{bad, history_window};
 use super::{ACCOUNT_ID, Reply, Shared, error, gate, ok};
 use stratbox_capital::ApiCode;
 use stratbox_capital::wire::{self, Account, AccountSwitched, Accounts, MarketList, Navigation, NavigationNode, Sentiment, Sentiments, Status};
@@ -27,10 +28,6 @@ const MAX_TOP_UP: f64 = 400_000.0;
 const DEMO_BALANCE_CAP: f64 = 100_000.0;
 /// Most nodes or markets one navigation call returns (and its default).
 const MAX_NAVIGATION: usize = 500;
-
-fn bad(code: ApiCode) -> axum::response::Response {
-    error(StatusCode::BAD_REQUEST, code)
-}
 
 fn not_found(code: ApiCode) -> axum::response::Response {
     error(StatusCode::NOT_FOUND, code)
@@ -59,7 +56,7 @@ pub(super) async fn top_up(State(shared): State<Arc<Shared>>, headers: HeaderMap
     }
     let now = shared.now_ms();
     let mut d = shared.dealing.lock().expect("dealing lock");
-    let balance = d.deposit + d.realised;
+    let balance = d.balance();
     // Up to the cap, down to nothing: never past either.
     let credited = if r.amount >= 0.0 { r.amount.min((DEMO_BALANCE_CAP - balance).max(0.0)) } else { r.amount.max(-balance.max(0.0)) };
     if credited != 0.0 {
@@ -96,7 +93,7 @@ pub(super) struct TransactionQuery {
 
 pub(super) async fn transactions(State(shared): State<Arc<Shared>>, headers: HeaderMap, Query(q): Query<TransactionQuery>) -> Reply {
     let tokens = gate(&shared, &headers, true).await?;
-    let (from, to) = super::trading::history_window(q.from.as_deref(), q.to.as_deref(), q.last_period, shared.now_ms())?;
+    let (from, to) = history_window(q.from.as_deref(), q.to.as_deref(), q.last_period, shared.now_ms())?;
     let d = shared.dealing.lock().expect("dealing lock");
     let transactions = d
         .transactions

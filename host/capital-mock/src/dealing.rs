@@ -164,6 +164,11 @@ impl Dealing {
         self.transact(now_ms, "TRADE", "Trade closed", Some(epic), pnl);
     }
 
+    /// Cash: deposits plus realised P&L.
+    pub fn balance(&self) -> f64 {
+        self.deposit + self.realised
+    }
+
     /// The account's balance as `GET /accounts` and logins report it.
     pub fn account(&self) -> AccountInfo {
         let (mut upl, mut margin) = (0.0, 0.0);
@@ -172,7 +177,7 @@ impl Dealing {
             upl += if p.buy { exit - p.level } else { p.level - exit } * p.size;
             margin += MARGIN * p.size * exit;
         }
-        let balance = self.deposit + self.realised;
+        let balance = self.balance();
         let round = |x: f64| (x * 100.0).round() / 100.0;
         AccountInfo { balance: round(balance), deposit: round(self.deposit), profit_loss: round(upl), available: round(balance + upl - margin) }
     }

@@ -16,7 +16,7 @@ use stratbox_capital::wire::{self, AmendRequest, DealReference, DealRequest, Pre
 /// Largest deal the mock's markets take (their `maxDealSize`).
 const MAX_DEAL_SIZE: f64 = 10_000.0;
 
-fn bad(code: ApiCode) -> axum::response::Response {
+pub(super) fn bad(code: ApiCode) -> axum::response::Response {
     error(StatusCode::BAD_REQUEST, code)
 }
 

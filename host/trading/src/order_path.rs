@@ -555,10 +555,10 @@ impl OrderPath {
         self.account_check
     }
 
-    /// The host's P&L and gross exposure over every plugin.
-    fn host_pnl(&self) -> (f64, f64) {
+    /// Realised P&L, unrealised P&L and gross exposure over every plugin.
+    fn ledger_totals(&self) -> (f64, f64, f64) {
         let ledger = self.world.ledger();
-        ledger.plugins().map(|p| ledger.summary(p)).fold((0.0, 0.0), |(pnl, g), s| (pnl + s.realised_pnl + s.unrealised_pnl, g + s.gross_exposure))
+        ledger.plugins().map(|p| ledger.summary(p)).fold((0.0, 0.0, 0.0), |(r, u, g), s| (r + s.realised_pnl, u + s.unrealised_pnl, g + s.gross_exposure))
     }
 
     /// Compares a new read of the broker's account with the host's P&L: both
@@ -570,7 +570,8 @@ impl OrderPath {
         if self.account_check.is_some_and(|c| c.account.read_at_ms == account.read_at_ms) {
             return;
         }
-        let (host_pnl, gross) = self.host_pnl();
+        let (realised, unrealised, gross) = self.ledger_totals();
+        let host_pnl = realised + unrealised;
         let base = *self.account_base.get_or_insert(AccountBase { broker_equity: account.equity(), host_pnl, traded_notional: self.traded_notional });
         let broker_change = account.equity() - base.broker_equity;
         let host_change = host_pnl - base.host_pnl;
@@ -791,10 +792,7 @@ impl OrderPath {
             return;
         }
         self.next_equity_at = now.div_euclid(every).saturating_add(1).saturating_mul(every);
-        let (realised, unrealised, gross_exposure) = {
-            let ledger = self.world.ledger();
-            ledger.plugins().map(|p| ledger.summary(p)).fold((0.0, 0.0, 0.0), |(r, u, g), s| (r + s.realised_pnl, u + s.unrealised_pnl, g + s.gross_exposure))
-        };
+        let (realised, unrealised, gross_exposure) = self.ledger_totals();
         let equity = self.capital + realised + unrealised;
         self.journal(now, JournalEvent::Equity { equity, realised, unrealised, gross_exposure });
     }
