@@ -99,6 +99,17 @@ pub struct Faults {
     pub malformed_every: Option<u64>,
     /// Epics whose market is closed: no quotes, no bars, status CLOSED.
     pub closed_epics: Vec<String>,
+    /// Every Nth dealing request (`POST /positions`, `POST /workingorders`)
+    /// is carried out, then answered 502 with no `errorCode`: a gateway error
+    /// after the deal was made.
+    pub executed_then_502_every: Option<u64>,
+    /// Every Nth dealing request is carried out, then its reply is held back
+    /// `lost_reply_ms` (past the client's timeout): the reply is lost.
+    pub lost_reply_every: Option<u64>,
+    pub lost_reply_ms: u64,
+    /// Activities show in `GET /history/activity` only this many wall ms
+    /// after they happened (the real activity feed lags by seconds).
+    pub activity_lag_ms: Option<u64>,
 }
 
 /// Prices from stored bars instead of the simulator (the clock starts at the first bar).
@@ -212,6 +223,11 @@ pub struct MockStats {
     pub quotes_sent: AtomicU64,
     pub bars_sent: AtomicU64,
     pub prices_requests: AtomicU64,
+    /// Dealing requests carried out (`POST /positions`, `POST /workingorders`).
+    pub dealing_requests: AtomicU64,
+    /// Of those, answered 502 after the deal, and answered too late.
+    pub executed_then_502: AtomicU64,
+    pub lost_replies: AtomicU64,
 }
 
 struct Session {
@@ -403,6 +419,12 @@ impl MockServer {
     /// Sets the account's hedging mode (as `PUT /accounts/preferences` does).
     pub fn set_hedging(&self, hedging: bool) {
         self.shared.dealing.lock().expect("dealing lock").hedging = hedging;
+    }
+
+    /// Ends every session now: the next request of each gets
+    /// `error.invalid.session.token` (as after an idle timeout).
+    pub fn expire_sessions(&self) {
+        self.shared.sessions.lock().expect("sessions lock").clear();
     }
 
     /// From now on resting orders, stops and targets never trigger (market deals still fill).

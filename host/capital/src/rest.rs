@@ -119,6 +119,10 @@ pub struct RestClient {
     config: RestConfig,
     credentials: CapitalCredentials,
     session: Mutex<Option<Session>>,
+    /// Held from "is a login needed?" to the new session being in place, so
+    /// callers that find the session dead together (the stream, the broker
+    /// worker, the feed) log in once: single flight.
+    login_gate: Mutex<()>,
     general: DefaultDirectRateLimiter,
     trading: DefaultDirectRateLimiter,
     login_limit: DefaultDirectRateLimiter,
@@ -163,6 +167,7 @@ impl RestClient {
             config,
             credentials,
             session: Mutex::new(None),
+            login_gate: Mutex::new(()),
             generation: AtomicU64::new(0),
             last_used: Mutex::new(tokio::time::Instant::now()),
             stats: RestStats::default(),
@@ -202,17 +207,28 @@ impl RestClient {
 
     /// The current tokens and streaming host, logging in first if needed.
     pub async fn session(&self) -> Result<(Tokens, String), CapitalError> {
-        if let Some(s) = &*self.session.lock().await {
-            return Ok((s.tokens.clone(), s.streaming_host.clone()));
+        loop {
+            if let Some(s) = &*self.session.lock().await {
+                return Ok((s.tokens.clone(), s.streaming_host.clone()));
+            }
+            self.ensure_session().await?;
         }
-        self.login().await?;
-        let guard = self.session.lock().await;
-        let s = guard.as_ref().expect("just logged in");
-        Ok((s.tokens.clone(), s.streaming_host.clone()))
     }
 
-    /// Logs in again unless another caller already did since `seen`.
+    /// Logs in if there is no session, once however many callers find none.
+    async fn ensure_session(&self) -> Result<(), CapitalError> {
+        let _gate = self.login_gate.lock().await;
+        if self.session.lock().await.is_some() {
+            return Ok(());
+        }
+        self.login().await.map(drop)
+    }
+
+    /// Logs in again unless another caller already did since `seen`. The
+    /// gate makes the check and the login one step: a caller that waited on
+    /// it finds the new generation and returns without logging in.
     async fn relogin(&self, seen: u64) -> Result<(), CapitalError> {
+        let _gate = self.login_gate.lock().await;
         let current = self.session.lock().await.as_ref().map(|s| s.generation);
         if current.is_some_and(|g| g != seen) {
             return Ok(());
@@ -247,13 +263,10 @@ impl RestClient {
     ) -> Result<T, CapitalError> {
         let mut relogged = false;
         loop {
-            let (tokens, generation) = {
-                if self.session.lock().await.is_none() {
-                    self.login().await?;
-                }
-                let guard = self.session.lock().await;
-                let s = guard.as_ref().expect("logged in");
-                (s.tokens.clone(), s.generation)
+            let current = self.session.lock().await.as_ref().map(|s| (s.tokens.clone(), s.generation));
+            let Some((tokens, generation)) = current else {
+                self.ensure_session().await?;
+                continue;
             };
             if kind == CallKind::Trading {
                 self.trading.until_ready().await;
@@ -502,7 +515,9 @@ pub fn encrypt_password(password: &str, key: &EncryptionKey) -> Result<String, C
     use rsa::pkcs8::DecodePublicKey;
     let der = B64.decode(key.encryption_key.trim()).map_err(|e| CapitalError::Encryption(format!("the encryption key is not base64: {e}")))?;
     let public = rsa::RsaPublicKey::from_public_key_der(&der).map_err(|e| CapitalError::Encryption(format!("the encryption key is not an RSA SPKI key: {e}")))?;
-    let plain = Zeroizing::new(B64.encode(format!("{password}|{}", key.time_stamp)));
+    // Both the joined text and its base64 hold the password: both are zeroised.
+    let joined = Zeroizing::new(format!("{password}|{}", key.time_stamp));
+    let plain = Zeroizing::new(B64.encode(joined.as_bytes()));
     let sealed = public
         .encrypt(&mut rand::thread_rng(), rsa::Pkcs1v15Encrypt, plain.as_bytes())
         .map_err(|e| CapitalError::Encryption(format!("RSA encryption failed: {e}")))?;

@@ -41,14 +41,14 @@ fn login_plain_and_encrypted_tokens_ping_and_typed_errors() {
         let mock = MockServer::start(MockConfig { epics: vec!["AAPL".into(), "GOLD".into()], start_ms: yesterday(), ..MockConfig::default() }, "127.0.0.1:0")
             .await
             .unwrap();
+        // One login per second per key: each new client backs off on the 429 until it may log in.
+        let patient = |encrypt| RestConfig { backoff_ms: 300, backoff_max_ms: 1_200, ..rest_config(&mock, encrypt) };
         for encrypt in [false, true] {
-            let client = RestClient::new(rest_config(&mock, encrypt), credentials()).unwrap();
+            let client = RestClient::new(patient(encrypt), credentials()).unwrap();
             let session = client.login().await.unwrap();
             assert_eq!(session.account_type, "CFD");
             assert_eq!(session.streaming_host, mock.streaming_host());
             client.ping().await.unwrap();
-            // Wait out the one-login-per-second limit before the next login.
-            tokio::time::sleep(Duration::from_millis(1100)).await;
         }
         assert_eq!(mock.stats().logins.load(Ordering::Relaxed), 2);
 
@@ -56,10 +56,9 @@ fn login_plain_and_encrypted_tokens_ping_and_typed_errors() {
         for encrypt in [false, true] {
             let mut wrong = credentials();
             wrong.password = "not-it".into();
-            let err = RestClient::new(rest_config(&mock, encrypt), wrong).unwrap().login().await.unwrap_err();
+            let err = RestClient::new(patient(encrypt), wrong).unwrap().login().await.unwrap_err();
             assert_eq!(err.code(), Some(&ApiCode::InvalidDetails), "{err}");
             assert!(err.to_string().contains("POST /session") && err.to_string().contains("401"), "{err}");
-            tokio::time::sleep(Duration::from_millis(1100)).await;
         }
         let mut no_key = credentials();
         no_key.api_key.clear();
@@ -116,6 +115,40 @@ fn expired_tokens_relogin_and_429s_back_off_while_the_limiter_keeps_under_the_li
         let client = RestClient::new(RestConfig { max_retries: 3, ..rest_config(&flooded, false) }, credentials()).unwrap();
         let err = client.server_time().await.unwrap_err();
         assert!(matches!(err, CapitalError::RateLimited { attempts: 4, .. }), "{err}");
+    });
+}
+
+#[test]
+fn callers_that_find_the_session_dead_at_once_log_in_once() {
+    let rt = runtime();
+    rt.block_on(async {
+        let mock = MockServer::start(MockConfig { epics: vec!["AAPL".into()], start_ms: yesterday(), ..MockConfig::default() }, "127.0.0.1:0").await.unwrap();
+        let client = Arc::new(RestClient::new(rest_config(&mock, false), credentials()).unwrap());
+        client.login().await.unwrap();
+        let callers = 6;
+        for round in 1..=3u64 {
+            mock.expire_sessions();
+            let before = mock.stats().logins.load(Ordering::Relaxed);
+            // Released together: each finds the session dead (401) and asks for a re-login.
+            let start = Arc::new(tokio::sync::Barrier::new(callers));
+            let tasks: Vec<_> = (0..callers)
+                .map(|_| {
+                    let (client, start) = (client.clone(), start.clone());
+                    tokio::spawn(async move {
+                        start.wait().await;
+                        client.call::<(), serde_json::Value>(reqwest::Method::GET, "/session", None, &[], CallKind::General).await
+                    })
+                })
+                .collect();
+            for t in tasks {
+                let s = tokio::time::timeout(Duration::from_secs(20), t).await.expect("bounded").unwrap().unwrap();
+                assert_eq!(s["accountId"], "12345678901234567");
+            }
+            let logins = mock.stats().logins.load(Ordering::Relaxed) - before;
+            assert_eq!(logins, 1, "round {round}: {callers} callers, one login");
+            assert_eq!(mock.stats().expired_tokens.load(Ordering::Relaxed) + mock.stats().failed_logins.load(Ordering::Relaxed), 0, "sessions were dropped, not expired by time");
+            assert_eq!(client.stats.relogins.load(Ordering::Relaxed), round);
+        }
     });
 }
 
