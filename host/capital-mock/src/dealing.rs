@@ -100,6 +100,8 @@ pub(super) struct Dealing {
     pub working: Vec<MockWorkingOrder>,
     pub confirms: HashMap<String, Confirm>,
     pub activity: Vec<(i64, Activity)>,
+    /// When each activity happened, in wall time (for the lag fault).
+    pub activity_at: Vec<Instant>,
     /// Last published (bid, ask) per epic.
     quotes: Vec<Option<(f64, f64)>>,
     last_opening: Option<Instant>,
@@ -129,6 +131,7 @@ impl Dealing {
             working: Vec::new(),
             confirms: HashMap::new(),
             activity: Vec::new(),
+            activity_at: Vec::new(),
             quotes: vec![None; n],
             last_opening: None,
             deals: Vec::new(),
@@ -223,6 +226,7 @@ impl Dealing {
         let details = ActivityDetails { deal_reference: reference.into(), market_name: epic.clone(), currency: "USD".into(), size, direction: direction(buy).into(), level, guaranteed_stop: false };
         let a = Activity { date, date_utc, epic, deal_id: deal_id.into(), source: source.into(), activity_type: kind.into(), status: status.into(), details: Some(details) };
         self.activity.push((now_ms, a));
+        self.activity_at.push(Instant::now());
     }
 
     /// An accepted confirm with no affected deal yet (callers add them, and the status).

@@ -47,20 +47,45 @@ fn too_fast() -> axum::response::Response {
     error(StatusCode::TOO_MANY_REQUESTS, ApiCode::TooManyRequests)
 }
 
+/// A dealing request was carried out: the faults that hit its reply (a 502
+/// from the gateway, or a reply held back past the client's timeout).
+async fn after_deal(shared: &Shared, reply: Reply) -> Reply {
+    use axum::response::IntoResponse;
+    use std::sync::atomic::Ordering;
+    let n = shared.stats.dealing_requests.fetch_add(1, Ordering::Relaxed) + 1;
+    let faults = &shared.config.faults;
+    let every = |k: Option<u64>| k.is_some_and(|k| k > 0 && n.is_multiple_of(k));
+    if every(faults.executed_then_502_every) {
+        shared.stats.executed_then_502.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(request = n, "fault: the deal is done, the gateway answers 502");
+        return Err((StatusCode::BAD_GATEWAY, "<html><body>502 Bad Gateway</body></html>").into_response());
+    }
+    if every(faults.lost_reply_every) {
+        shared.stats.lost_replies.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(request = n, ms = faults.lost_reply_ms, "fault: the deal is done, its reply is held back");
+        tokio::time::sleep(std::time::Duration::from_millis(faults.lost_reply_ms)).await;
+    }
+    reply
+}
+
 pub(super) async fn open_position(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json(r): Json<DealRequest>) -> Reply {
     let tokens = gate(&shared, &headers, true).await?;
     let (epic, buy) = check_deal(&shared, &r)?;
     let now = shared.now_ms();
-    // One lock from the rate check to the stored confirm: a deal happens whole or not at all.
-    let mut d = shared.dealing.lock().expect("dealing lock");
-    if !d.opening_allowed() {
-        return Err(too_fast());
-    }
-    let reference = d.next_order_reference();
-    let order_id = d.next_deal_id();
-    let confirm = d.deal(now, epic, buy, r.size, &reference, &order_id, None, "USER");
-    d.deals.push(DealRecord { deal_reference: reference.clone(), epic: r.epic, direction: r.direction, size: r.size, kind: "MARKET".into(), accepted: confirm.accepted(), filled: if confirm.accepted() { confirm.size } else { 0.0 } });
-    Ok(ok(tokens, &DealReference { deal_reference: reference }))
+    let reference = {
+        // One lock from the rate check to the stored confirm: a deal happens whole or not at all.
+        let mut d = shared.dealing.lock().expect("dealing lock");
+        if !d.opening_allowed() {
+            return Err(too_fast());
+        }
+        let reference = d.next_order_reference();
+        let order_id = d.next_deal_id();
+        let confirm = d.deal(now, epic, buy, r.size, &reference, &order_id, None, "USER");
+        let filled = if confirm.accepted() { confirm.size } else { 0.0 };
+        d.deals.push(DealRecord { deal_reference: reference.clone(), epic: r.epic, direction: r.direction, size: r.size, kind: "MARKET".into(), accepted: confirm.accepted(), filled });
+        reference
+    };
+    after_deal(&shared, Ok(ok(tokens, &DealReference { deal_reference: reference }))).await
 }
 
 pub(super) async fn confirm(State(shared): State<Arc<Shared>>, headers: HeaderMap, Path(reference): Path<String>) -> Reply {
@@ -165,20 +190,23 @@ pub(super) async fn create_working_order(State(shared): State<Arc<Shared>>, head
     let level = r.level.filter(|l| l.is_finite() && *l > 0.0).ok_or_else(|| bad(ApiCode::Other("error.invalid.level".into())))?;
     let now = shared.now_ms();
     let good_till_ms = good_till(r.good_till_date.as_deref(), now)?;
-    let mut d = shared.dealing.lock().expect("dealing lock");
-    if !d.opening_allowed() {
-        return Err(too_fast());
-    }
-    let reference = d.next_order_reference();
-    let deal_id = d.next_deal_id();
-    let kind = if limit { "LIMIT" } else { "STOP" };
-    d.deals.push(DealRecord { deal_reference: reference.clone(), epic: r.epic.clone(), direction: r.direction.clone(), size: r.size, kind: kind.into(), accepted: true, filled: 0.0 });
-    d.working.push(MockWorkingOrder { deal_id: deal_id.clone(), reference: reference.clone(), epic, buy, size: r.size, level, limit, good_till_ms, created_ms: now });
-    d.record_activity(now, epic, &deal_id, "USER", "WORKING_ORDER", "ACCEPTED", &reference, r.size, buy, level);
-    let c = d.confirm(now, epic, &reference, &deal_id, buy, r.size).settled("OPEN", level, "OPENED");
-    d.confirms.insert(reference.clone(), c);
+    let reference = {
+        let mut d = shared.dealing.lock().expect("dealing lock");
+        if !d.opening_allowed() {
+            return Err(too_fast());
+        }
+        let reference = d.next_order_reference();
+        let deal_id = d.next_deal_id();
+        let kind = if limit { "LIMIT" } else { "STOP" };
+        d.deals.push(DealRecord { deal_reference: reference.clone(), epic: r.epic.clone(), direction: r.direction.clone(), size: r.size, kind: kind.into(), accepted: true, filled: 0.0 });
+        d.working.push(MockWorkingOrder { deal_id: deal_id.clone(), reference: reference.clone(), epic, buy, size: r.size, level, limit, good_till_ms, created_ms: now });
+        d.record_activity(now, epic, &deal_id, "USER", "WORKING_ORDER", "ACCEPTED", &reference, r.size, buy, level);
+        let c = d.confirm(now, epic, &reference, &deal_id, buy, r.size).settled("OPEN", level, "OPENED");
+        d.confirms.insert(reference.clone(), c);
+        reference
+    };
     // A working order already at its level triggers on the next quote, not in this call.
-    Ok(ok(tokens, &DealReference { deal_reference: reference }))
+    after_deal(&shared, Ok(ok(tokens, &DealReference { deal_reference: reference }))).await
 }
 
 pub(super) async fn amend_working_order(State(shared): State<Arc<Shared>>, headers: HeaderMap, Path(deal_id): Path<String>, Json(r): Json<AmendRequest>) -> Reply {
@@ -280,9 +308,15 @@ pub(super) async fn activity(State(shared): State<Arc<Shared>>, headers: HeaderM
         return Err(bad(ApiCode::InvalidDateRange));
     }
     let d = shared.dealing.lock().expect("dealing lock");
+    // With the lag fault, what happened in the last `lag` wall ms is not shown yet.
+    let lag = shared.config.faults.activity_lag_ms.map(std::time::Duration::from_millis);
+    let shown = |k: usize| lag.is_none_or(|lag| d.activity_at.get(k).is_none_or(|at| at.elapsed() >= lag));
     let activities = d
         .activity
         .iter()
+        .enumerate()
+        .filter(|(k, _)| shown(*k))
+        .map(|(_, x)| x)
         // `to` has whole seconds: the rest of its second is in the range.
         .filter(|(t, a)| *t >= from && *t < to + 1000 && q.deal_id.as_ref().is_none_or(|id| &a.deal_id == id))
         .map(|(_, a)| {

@@ -114,6 +114,12 @@ impl ApiCode {
         }
     }
 
+    /// The reply carried an `errorCode` (known to this client or not, it is
+    /// the API's answer), rather than a body without one (a gateway's page).
+    pub fn is_from_the_api(&self) -> bool {
+        !matches!(self, ApiCode::Other(s) if !s.starts_with("error."))
+    }
+
     /// The session is gone: log in again and retry.
     pub fn is_session_expired(&self) -> bool {
         matches!(self, ApiCode::InvalidSessionToken | ApiCode::NullClientToken | ApiCode::ClientTokenMissing)
@@ -148,6 +154,21 @@ pub enum CapitalError {
     /// A base URL the client will not send the API key to.
     #[error("Capital.com base URL `{url}`: {why}")]
     BaseUrl { url: String, why: String },
+}
+
+impl CapitalError {
+    /// The broker said, in its documented terms, that it did not take the
+    /// request: a 4xx with an `errorCode`, or still rate-limited (429 is
+    /// answered before anything is done). Anything else (a 5xx, a reply
+    /// without a code, a timeout, a broken connection, a 2xx that does not
+    /// parse) may come after the deal was made: its outcome is unknown.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            CapitalError::Api { status, code, .. } => (400..500).contains(status) && code.is_from_the_api(),
+            CapitalError::RateLimited { .. } => true,
+            _ => false,
+        }
+    }
 }
 
 impl CapitalError {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use stratbox_trading::{PaperBroker, PaperConfig, Plan};
 use stratbox_market::NANOS_PER_SEC;
-use stratbox_trading::{OrderCheck, RiskConfig, RiskEngine};
+use stratbox_trading::{Exposure, OrderCheck, RiskConfig, RiskEngine};
 use stratbox_contract::{Intent, OrderIntent, OrderType, Side, TimeInForce};
 use stratbox_trading::SharedWorld;
 
@@ -43,7 +43,12 @@ fn main() {
     for i in 0..POSITIONS {
         world.ledger_mut().apply_fill(&plugin, i, 10.0, 100.0 + f64::from(i), 0.0);
     }
-    let positions: Vec<(u32, f64, f64)> = world.ledger().positions(&plugin).iter().map(|p| (p.instrument, p.quantity, p.average_price)).collect();
+    let positions: Vec<Exposure> = world
+        .ledger()
+        .positions(&plugin)
+        .iter()
+        .map(|p| Exposure { instrument: p.instrument, quantity: p.quantity, mark: p.average_price, buying: 0.0, selling: 0.0 })
+        .collect();
     let symbols: Vec<String> = (0..POSITIONS).map(|i| format!("S{i:03}")).collect();
     let config = RiskConfig { duplicate_window_ms: 100, orders_per_sec_per_plugin: 1_000_000, orders_per_sec: 1_000_000, ..RiskConfig::default() };
     let t0 = 1_704_103_200 * NANOS_PER_SEC;
@@ -72,11 +77,13 @@ fn main() {
                     quantity: o.quantity,
                     order_type: o.order_type,
                     position: world.ledger().quantity(&plugin, o.instrument),
+                    working: (0.0, 0.0),
                     last_price: Some(100.0 + f64::from(o.instrument)),
                     market_open: Some(true),
                     positions: &positions,
                     open_orders: 0,
                     exit: false,
+                    in_doubt: None,
                     now,
                 };
                 if risk.check(&check).is_err() {

@@ -28,9 +28,9 @@ pub use execution::{
     Entry, IllegalTransition, Journal, JournalError, JournalEvent, OrderEvent, OrderState, OrderTracker, Rebuilt, Restored, Slippage, TrackedOrder,
     TrackerStats, rebuild, report, transition,
 };
-pub use order_path::{AccountCheck, DeleveragePlan, EquityTolerance, FlattenReport, OrderPath, OrderPathConfig, PathStats, RECONCILIATION_FAILED, Violation};
+pub use order_path::{ADOPTED, AccountCheck, AdoptReport, DeleveragePlan, EquityTolerance, FlattenReport, OrderPath, OrderPathConfig, PathStats, RECONCILIATION_FAILED, Violation};
 pub use risk::{
-    Alert, AlertConfig, AlertSink, AlertStats, AlarmLevelName, CircuitBreakerConfig, OrderCheck, RiskConfig, RiskEngine, RiskReject, RiskRule, RiskStats,
+    Alert, AlertConfig, AlertSink, AlertStats, AlarmLevelName, Cause, CircuitBreakerConfig, Exposure, OrderCheck, RiskConfig, RiskEngine, RiskReject, RiskRule, RiskStats,
     RiskView, StateRecord, TradingState,
 };
 pub use world::{MarketClock, SharedWorld};

@@ -24,9 +24,17 @@ use stratbox_market::TradingHours;
 use crate::broker::{Broker, BrokerAccount, BrokerNote, BrokerStats, Plan, Reconciliation, Submission};
 use crate::execution::{Entry, Journal, JournalError, JournalEvent, OrderEvent, OrderTracker, Rebuilt, TrackerStats, rebuild};
 use stratbox_market::format_time;
-use crate::risk::{Alert, AlertConfig, AlertSink, OrderCheck, RiskConfig, RiskEngine, RiskView, TradingState};
+use crate::risk::{Alert, AlertConfig, AlertSink, Cause, Exposure, OrderCheck, RiskConfig, RiskEngine, RiskView, TradingState};
 use crate::validation::{self, IntentBounds};
 use crate::world::SharedWorld;
+
+/// A limit or stop order's price, if it has one.
+fn order_price(t: stratbox_contract::OrderType) -> Option<f64> {
+    match t {
+        stratbox_contract::OrderType::Limit(p) | stratbox_contract::OrderType::Stop(p) => Some(p),
+        stratbox_contract::OrderType::Market => None,
+    }
+}
 
 /// How a halt for a failed reconciliation starts its reason.
 pub const RECONCILIATION_FAILED: &str = "reconciliation failed: ";
@@ -54,6 +62,21 @@ pub struct FlattenReport {
     pub risk: RiskView,
 }
 
+/// The book positions found at the broker are adopted into, unless the operator names another.
+pub const ADOPTED: &str = "adopted";
+
+/// What adopting the broker's account did.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdoptReport {
+    /// The book that took the positions.
+    pub into: String,
+    /// Positions taken on: (symbol, signed quantity, price booked at).
+    pub adopted: Vec<(String, f64, f64)>,
+    /// Working orders at the broker no order of the host owned, asked to be cancelled.
+    pub cancelled_orders: Vec<String>,
+    pub risk: RiskView,
+}
+
 /// Counters of the order path.
 #[derive(Debug, Default, Clone, Copy, Serialize)]
 pub struct PathStats {
@@ -69,11 +92,9 @@ pub struct PathStats {
 /// engine quarantines it (none of that batch reached the broker).
 pub type Violation = (Arc<str>, String);
 
-/// A position as the risk checks see it: instrument, signed quantity, mark.
-type RiskPosition = (InstrumentId, f64, f64);
-
-/// Per plugin: the (event, fill) counts a position list reflects, and the list.
-type PositionsCache = HashMap<Arc<str>, ((u64, u64), Vec<RiskPosition>)>;
+/// Per plugin: the (event, fill) counts a position list reflects, and the
+/// list (filled positions only: working orders are added per check).
+type PositionsCache = HashMap<Arc<str>, ((u64, u64), Vec<Exposure>)>;
 
 /// The order path's settings (from the host configuration).
 #[derive(Debug, Clone, Default)]
@@ -184,8 +205,9 @@ impl OrderPath {
         let mut rebuilt = None;
         if !journal.is_empty() {
             // Fail closed: nothing trades until the journal is replayed and the broker reconciled.
-            risk.restore_state(None, TradingState::Halted, "reconciling with the broker after a restart", 0);
-            let r = rebuild(&journal, &mut world.ledger_mut(), &mut orders)?;
+            risk.restore_state(None, Cause::Reconciliation, TradingState::Halted, "reconciling with the broker after a restart", 0, None);
+            let symbols: Vec<String> = instruments.iter().map(|i| i.symbol.clone()).collect();
+            let r = rebuild(&journal, &symbols, &mut world.ledger_mut(), &mut orders)?;
             for o in &r.working {
                 broker.restore(o);
             }
@@ -254,35 +276,117 @@ impl OrderPath {
             if !r.unknown_working_orders.is_empty() {
                 mismatches.push(format!("working orders at the broker that the journal does not know: {}", r.unknown_working_orders.join(", ")));
             }
-            if mismatches.is_empty() { Ok(r) } else { Err(format!("positions differ from the broker's: {}", mismatches.join("; "))) }
+            if mismatches.is_empty() {
+                Ok(r)
+            } else {
+                Err(format!(
+                    "positions differ from the broker's: {} (adopt them with `stratbox adopt`, or close them at the broker and restart)",
+                    mismatches.join("; ")
+                ))
+            }
         });
         match verdict {
+            // A first start on a broker without an account of its own: nothing to say.
+            Ok(r) if !r.compared && rebuilt.entries == 0 => {}
             Ok(r) => {
-                let reason = format!(
-                    "reconciled after a restart: {} journal entries, {} fills, {} orders restored, {} looked up at the broker",
-                    rebuilt.entries,
-                    rebuilt.fills,
-                    rebuilt.working.len(),
-                    r.resolved
-                );
-                self.risk.restore_state(None, TradingState::Active, &reason, now);
-                for (scope, (state, reason, since)) in &rebuilt.states {
+                let reason = if rebuilt.entries == 0 {
+                    "reconciled at a first start: the broker's account holds nothing the journal does not know".to_owned()
+                } else {
+                    format!(
+                        "reconciled after a restart: {} journal entries, {} fills, {} orders restored, {} looked up at the broker",
+                        rebuilt.entries,
+                        rebuilt.fills,
+                        rebuilt.working.len(),
+                        r.resolved
+                    )
+                };
+                self.risk.restore_state(None, Cause::Reconciliation, TradingState::Active, &reason, now, None);
+                for ((scope, cause), (state, reason, since, until)) in &rebuilt.states {
                     // A halt for an earlier failed reconciliation ends with this one.
-                    if scope.is_none() && reason.starts_with(RECONCILIATION_FAILED) {
-                        self.set_trading_state(None, TradingState::Active, "reconciled: the earlier reconciliation failure is resolved");
+                    if *cause == Cause::Reconciliation || (scope.is_none() && reason.starts_with(RECONCILIATION_FAILED)) {
+                        if *state != TradingState::Active {
+                            self.risk.restore_state(scope.as_deref(), *cause, *state, reason, *since, *until);
+                            self.risk.set_cause(scope.as_deref(), *cause, TradingState::Active, "reconciled: the earlier reconciliation failure is resolved", now);
+                        }
                         continue;
                     }
-                    self.risk.restore_state(scope.as_deref(), *state, reason, *since);
+                    self.risk.restore_state(scope.as_deref(), *cause, *state, reason, *since, *until);
                 }
+                self.raise_alerts();
                 tracing::info!(reason, "reconciled");
             }
             Err(why) => {
                 tracing::error!(reason = %why, "reconciliation failed: trading stays halted");
-                self.risk.set_state(None, TradingState::Halted, &format!("{RECONCILIATION_FAILED}{why}"), now);
+                self.risk.set_cause(None, Cause::Reconciliation, TradingState::Halted, &format!("{RECONCILIATION_FAILED}{why}"), now);
                 self.raise_alerts();
             }
         }
         self.commit();
+    }
+
+    /// `stratbox adopt`, first half: reads the broker's account again (its
+    /// fills and events reach the plugins through the engine's drain before
+    /// the second half compares).
+    pub fn begin_adopt(&mut self) -> Result<Reconciliation, String> {
+        let now = self.world.clock.now();
+        let r = self.broker.reconcile(now, &[])?;
+        if !r.compared {
+            return Err("this broker has no account of its own (paper): there is nothing to adopt".into());
+        }
+        Ok(r)
+    }
+
+    /// `stratbox adopt`, second half: every difference between the broker's
+    /// positions and the host's becomes a journaled order and fill of the
+    /// book `into` (at the last price: its P&L counts from there), working
+    /// orders nobody here owns are cancelled at the broker, and a halt for a
+    /// failed reconciliation ends. The positions are then the account's.
+    pub fn finish_adopt(&mut self, into: &str, outcome: Result<Reconciliation, String>) -> Result<AdoptReport, String> {
+        let r = outcome?;
+        let now = self.world.clock.now();
+        let owner: Arc<str> = Arc::from(into);
+        let broker: HashMap<InstrumentId, f64> = r.broker_positions.iter().copied().collect();
+        let ledger = self.world.ledger().net_positions();
+        let mut instruments: Vec<InstrumentId> = broker.keys().chain(ledger.keys()).copied().collect();
+        instruments.sort_unstable();
+        instruments.dedup();
+        let mut differences = Vec::new();
+        for i in instruments {
+            let diff = broker.get(&i).copied().unwrap_or(0.0) - ledger.get(&i).copied().unwrap_or(0.0);
+            if diff.abs() > 1e-9 {
+                let price = self.last_prices.get(i as usize).copied().flatten().ok_or_else(|| format!("no price yet for {}: adopt once the feed has priced it", self.symbol(i)))?;
+                differences.push((i, diff, price));
+            }
+        }
+        let mut adopted = Vec::new();
+        for (instrument, diff, price) in differences {
+            let side = if diff > 0.0 { stratbox_contract::Side::Buy } else { stratbox_contract::Side::Sell };
+            let client_id = self.orders.next_client_id(&owner);
+            let _ = self.orders.create(client_id.clone(), &owner, instrument, side, diff.abs(), Some(price), now);
+            let order_type = stratbox_contract::OrderType::Market;
+            let (tif, tag) = (stratbox_contract::TimeInForce::Gtc, 0);
+            self.journal(now, JournalEvent::Order { client_id: client_id.clone(), plugin: into.to_owned(), instrument, side: side.into(), quantity: diff.abs(), order_type: order_type.into(), time_in_force: tif.into(), tag, decision_price: Some(price) });
+            self.journal(now, JournalEvent::Risk { client_id: client_id.clone(), accepted: true, reason: Some("adopted from the broker's account by the operator".into()) });
+            let _ = self.orders.apply(&client_id, OrderEvent::RiskAccepted, now, Some("adopted"));
+            self.journal(now, JournalEvent::Fill { client_id: client_id.clone(), broker_id: 0, plugin: into.to_owned(), instrument, side: side.into(), quantity: diff.abs(), price, fee: 0.0 });
+            self.world.ledger_mut().apply_fill(&owner, instrument, diff, price, 0.0);
+            let _ = self.orders.fill(&client_id, diff.abs(), price, now);
+            tracing::warn!(market_time = %format_time(now), into, instrument = %self.symbol(instrument), quantity = diff, price, "adopted a position found at the broker");
+            adopted.push((self.symbol(instrument), diff, price));
+        }
+        // The positions changed outside a fill of the broker's: the risk view is rebuilt.
+        self.events += 1;
+        let cancelled_orders = r.unknown_working_orders.clone();
+        self.broker.cancel_foreign(&cancelled_orders);
+        let reason = format!(
+            "reconciled: the operator adopted {} position(s) into `{into}` and cancelled {} unknown working order(s)",
+            adopted.len(),
+            cancelled_orders.len()
+        );
+        self.risk.set_cause(None, Cause::Reconciliation, TradingState::Active, &reason, now);
+        self.raise_alerts();
+        self.commit();
+        Ok(AdoptReport { into: into.to_owned(), adopted, cancelled_orders, risk: self.risk.view() })
     }
 
     /// What the broker did since the last call: references and rejections
@@ -293,6 +397,12 @@ impl OrderPath {
         let fills = self.broker.poll();
         let notes = self.broker.take_notes();
         self.check_account(now);
+        let differences = self.broker.take_discrepancies();
+        if !differences.is_empty() {
+            let why = format!("{RECONCILIATION_FAILED}positions differ from the broker's while running: {}", differences.join("; "));
+            self.risk.set_cause(None, Cause::Reconciliation, TradingState::Halted, &why, now);
+            self.raise_alerts();
+        }
         if fills.is_empty() && notes.is_empty() {
             self.apply_broker_events(now);
             return None;
@@ -343,6 +453,7 @@ impl OrderPath {
         let fills: Vec<_> = bars.iter().flat_map(|b| self.broker.on_bar(b)).collect();
         self.track_fills(&fills, now);
         self.apply_broker_events(now);
+        self.route_protective_exits(now);
         fills
     }
 
@@ -355,6 +466,7 @@ impl OrderPath {
             self.track_fills(&fills, now);
         }
         self.apply_broker_events(now);
+        self.route_protective_exits(now);
         fills
     }
 
@@ -450,7 +562,7 @@ impl OrderPath {
             }
         }
         let reason = format!("de-leveraging {:.0}% in {steps} steps every {every_secs} s (operator)", fraction * 100.0);
-        self.risk.set_state(None, TradingState::ReduceOnly, &reason, now);
+        self.risk.set_cause(None, Cause::Deleverage, TradingState::ReduceOnly, &reason, now);
         self.raise_alerts();
         self.deleverage = Some(DeleveragePlan { fraction, steps, steps_done: 0, every_secs, next_at: now, start });
         self.step_deleverage(now);
@@ -486,8 +598,13 @@ impl OrderPath {
         }
     }
 
-    /// Sets a trading state now (journaled, alerted).
+    /// Sets a trading state now (journaled, alerted). Active is the
+    /// operator's resume: every cause in the scope ends but a failed
+    /// reconciliation, and a global resume ends a de-leveraging in progress.
     pub fn set_trading_state(&mut self, plugin: Option<&str>, state: TradingState, reason: &str) {
+        if plugin.is_none() && state == TradingState::Active && self.deleverage.take().is_some() {
+            tracing::info!("de-leveraging ended by the operator's resume");
+        }
         self.risk.set_state(plugin, state, reason, self.world.clock.now());
         self.raise_alerts();
         self.commit();
@@ -497,10 +614,18 @@ impl OrderPath {
     /// for every open position of every one of `plugins`.
     pub fn flatten<'a>(&mut self, plugins: impl IntoIterator<Item = &'a Arc<str>>) -> FlattenReport {
         let now = self.world.clock.now();
-        self.risk.set_state(None, TradingState::Halted, "emergency flatten by the operator", now);
+        self.risk.set_cause(None, Cause::Flatten, TradingState::Halted, "emergency flatten by the operator", now);
         let mut cancelled = 0;
         let mut closing = Vec::new();
-        for plugin in plugins {
+        // Every book with a position, loaded plugin or not (adopted positions too).
+        let mut books: Vec<Arc<str>> = plugins.into_iter().cloned().collect();
+        {
+            let ledger = self.world.ledger();
+            books.extend(ledger.plugins().filter(|p| !ledger.positions(p).is_empty()).cloned());
+        }
+        books.sort();
+        books.dedup();
+        for plugin in &books {
             cancelled += self.cancel_all(plugin);
             let positions = self.world.ledger().positions(plugin);
             for p in positions {
@@ -545,6 +670,16 @@ impl OrderPath {
         &self.orders
     }
 
+    /// Comparisons of a remote broker's positions with the host's made while running.
+    pub fn position_checks(&self) -> u64 {
+        self.broker.position_checks()
+    }
+
+    /// Why `plugin` may send no new order in `instrument` now (an earlier one is in doubt at the broker).
+    pub fn in_doubt(&self, plugin: &str, instrument: InstrumentId) -> Option<String> {
+        self.broker.unresolved(plugin, instrument)
+    }
+
     pub fn risk_view(&self) -> RiskView {
         self.risk.view()
     }
@@ -587,7 +722,7 @@ impl OrderPath {
                 "the broker's equity moved {broker_change:.2} since the first read and the host's P&L {host_change:.2}: {difference:.2} apart, past the {tolerance:.2} costs allow (balance {:.2}, open P&L {:.2})",
                 account.balance, account.profit_loss
             );
-            self.alerts.raise(Alert { time: now, scope: "global".into(), kind: "equity_mismatch".into(), message, state: None });
+            self.alerts.raise(Alert { time: now, scope: "global".into(), kind: "equity_mismatch".into(), message, state: None, cause: None });
         } else if within && !was_within {
             tracing::info!(market_time = %format_time(now), difference = format!("{difference:.2}"), "the host's equity agrees with the broker's account again");
         }
@@ -631,12 +766,43 @@ impl OrderPath {
         // Positions change with fills, marks with events: rebuild once per event (or fill), not per order.
         let version = (self.events, self.broker.stats().fills);
         if self.positions_cache.get(plugin).is_none_or(|(v, _)| *v != version) {
-            let positions: Vec<RiskPosition> =
-                self.world.ledger().positions(plugin).iter().map(|p| (p.instrument, p.quantity, p.average_price + p.unrealised_pnl / p.quantity)).collect();
+            let positions: Vec<Exposure> = self
+                .world
+                .ledger()
+                .positions(plugin)
+                .iter()
+                .map(|p| Exposure { instrument: p.instrument, quantity: p.quantity, mark: p.average_price + p.unrealised_pnl / p.quantity, buying: 0.0, selling: 0.0 })
+                .collect();
             self.positions_cache.insert(plugin.clone(), (version, positions));
         }
-        let positions = &self.positions_cache[plugin].1;
-        let open_orders = self.world.ledger().book(plugin).map_or(0, |b| b.orders.len());
+        // Every working and in-flight order of the plugin counts, at its worst
+        // (orders change within an event, so this part is never cached).
+        let mut positions = self.positions_cache[plugin].1.clone();
+        let mut working = (0.0, 0.0);
+        let mut open_orders = 0;
+        if let Some(book) = self.world.ledger().book(plugin) {
+            open_orders = book.orders.len();
+            for v in book.orders.values() {
+                let left = (v.quantity - v.filled_quantity).max(0.0);
+                let (b, s) = if v.side == stratbox_contract::Side::Buy { (left, 0.0) } else { (0.0, left) };
+                if v.instrument == o.instrument {
+                    working.0 += b;
+                    working.1 += s;
+                    continue;
+                }
+                let e = match positions.iter().position(|e| e.instrument == v.instrument) {
+                    Some(k) => &mut positions[k],
+                    None => {
+                        let mark = self.last_prices.get(v.instrument as usize).copied().flatten().or(order_price(v.order_type)).unwrap_or(0.0);
+                        positions.push(Exposure { instrument: v.instrument, quantity: 0.0, mark, buying: 0.0, selling: 0.0 });
+                        positions.last_mut().expect("just pushed")
+                    }
+                };
+                e.buying += b;
+                e.selling += s;
+            }
+        }
+        let in_doubt = self.broker.unresolved(plugin, o.instrument);
         let check = OrderCheck {
             plugin,
             instrument: o.instrument,
@@ -645,11 +811,13 @@ impl OrderPath {
             quantity: o.quantity,
             order_type: o.order_type,
             position: self.world.ledger().quantity(plugin, o.instrument),
+            working,
             last_price,
             market_open: self.hours.get(i).and_then(Option::as_ref).map(|h| h.is_open(now)),
-            positions,
+            positions: &positions,
             open_orders,
             exit,
+            in_doubt: in_doubt.as_deref(),
             now,
         };
         if let Err(reject) = self.risk.check(&check) {
@@ -685,7 +853,8 @@ impl OrderPath {
     }
 
     /// Fills into the order tracker; a fill of an order the host did not
-    /// place through `route` (a protective exit) gets its record first.
+    /// place through `route` (the paper broker's simulated broker-held stop,
+    /// filled at its level) gets its record and journaled order first.
     fn track_fills(&mut self, fills: &[(Arc<str>, Fill)], now: Timestamp) {
         // Financing was charged before these fills (at the day's first bar or quote).
         self.journal_broker_facts(now);
@@ -695,6 +864,23 @@ impl OrderPath {
                 None => {
                     let id = self.orders.next_client_id(owner);
                     self.orders.adopt(id.clone(), owner, fill.instrument, fill.side, fill.quantity, fill.order_id, now);
+                    // The journal holds every order before its fill, whoever made it.
+                    self.journal(
+                        fill.time,
+                        JournalEvent::Order {
+                            client_id: id.clone(),
+                            plugin: owner.to_string(),
+                            instrument: fill.instrument,
+                            side: fill.side.into(),
+                            quantity: fill.quantity,
+                            order_type: stratbox_contract::OrderType::Market.into(),
+                            time_in_force: stratbox_contract::TimeInForce::Ioc.into(),
+                            tag: 0,
+                            decision_price: None,
+                        },
+                    );
+                    self.journal(fill.time, JournalEvent::Risk { client_id: id.clone(), accepted: true, reason: Some("protective exit at the broker's level".into()) });
+                    self.journal(fill.time, JournalEvent::Acknowledged { client_id: id.clone(), broker_id: fill.order_id });
                     id
                 }
             };
@@ -739,7 +925,9 @@ impl OrderPath {
         for alert in self.risk.take_alerts() {
             if let Some(state) = alert.state {
                 let plugin = (alert.scope != "global").then(|| alert.scope.clone());
-                self.journal(alert.time, JournalEvent::TradingState { plugin, state, reason: alert.message.clone() });
+                let cause = alert.cause.unwrap_or_default();
+                let until = if state == TradingState::Halted && cause == Cause::CircuitBreaker { self.risk.until_of(plugin.as_deref(), cause) } else { None };
+                self.journal(alert.time, JournalEvent::TradingState { plugin, state, reason: alert.message.clone(), cause, until });
             }
             self.alerts.raise(alert);
         }
@@ -761,7 +949,7 @@ impl OrderPath {
     fn journal(&mut self, time: Timestamp, event: JournalEvent) {
         if let Err(e) = self.journal.append(time, event) {
             tracing::error!(error = %e, "the execution journal cannot be written; halting trading");
-            self.risk.set_state(None, TradingState::Halted, &format!("the execution journal cannot be written: {e}"), time);
+            self.risk.set_cause(None, Cause::Journal, TradingState::Halted, &format!("the execution journal cannot be written: {e}"), time);
         }
     }
 
@@ -778,8 +966,9 @@ impl OrderPath {
                 })
                 .collect()
         };
-        let total = per_plugin.iter().map(|(_, p)| p).sum();
-        self.risk.on_pnl(total, &per_plugin, now);
+        // The account's P&L is every book's, a plugin's unloaded since or an adopted one too.
+        let (realised, unrealised, _) = self.ledger_totals();
+        self.risk.on_pnl(realised + unrealised, &per_plugin, now);
         self.risk.tick(now);
         self.raise_alerts();
         self.sample_equity(now);
@@ -810,9 +999,18 @@ impl OrderPath {
             Ok(()) => self.broker.dispatch(),
             Err(e) => {
                 tracing::error!(error = %e, "the execution journal cannot be written; halting trading");
-                self.risk.set_state(None, TradingState::Halted, &format!("the execution journal cannot be written: {e}"), self.world.clock.now());
+                self.risk.set_cause(None, Cause::Journal, TradingState::Halted, &format!("the execution journal cannot be written: {e}"), self.world.clock.now());
                 self.broker.discard_queued(&e.to_string());
             }
+        }
+    }
+
+    /// Routes the exits a broker's protective levels asked for (a stop-loss or
+    /// take-profit reached): each one an exit through the path like any other.
+    fn route_protective_exits(&mut self, now: Timestamp) {
+        for (owner, instrument) in self.broker.take_protective_exits() {
+            tracing::info!(market_time = %format_time(now), plugin = %owner, instrument = %self.symbol(instrument), "protective level reached: exit");
+            self.route(&owner, &Intent::Target(TargetPosition { instrument, quantity: 0.0 }), now, true);
         }
     }
 

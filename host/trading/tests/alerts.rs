@@ -24,7 +24,7 @@ async fn receive(State(r): State<Received>, Json(body): Json<serde_json::Value>)
 }
 
 fn alert(n: usize, message: &str) -> Alert {
-    Alert { time: n as i64, scope: "global".into(), kind: "halted".into(), message: message.into(), state: None }
+    Alert { time: n as i64, scope: "global".into(), kind: "halted".into(), message: message.into(), state: None, cause: None }
 }
 
 /// Waits (bounded) until `f` holds.

@@ -16,11 +16,23 @@
 //!   executed or expired, which the activity poll then reports.
 //!
 //! Capital.com has no client order id, so a request whose reply was lost
-//! (timeout, broken connection, a crash of the host) is looked up in the
-//! activity history: a deal of the same epic, direction and size, made after
-//! the request, that no known order claims. Found, the order takes its
-//! reference; not found, it never reached the broker and is rejected. Orders
-//! are never sent twice.
+//! (timeout, broken connection, a 5xx from a gateway, a crash of the host) is
+//! looked up in the activity history: a deal of the same epic, direction and
+//! size, made after the request, that no known order claims. Only a
+//! documented refusal (a 4xx with an `errorCode`, or 429) is a refusal;
+//! anything else leaves the order *unknown*, and it is looked for at every
+//! poll for `unknown_grace_secs` (the activity lags by seconds). Found, the
+//! order takes its reference; not found by then, it never reached the broker
+//! and is rejected. While it is unknown, no new order of that plugin in that
+//! instrument is sent ([`super::Broker::unresolved`]). Orders are never sent twice.
+//!
+//! The worker polls on its own schedule (ticks come before requests, so a
+//! busy queue cannot starve them): the activity from a cursor (the newest
+//! activity seen, less an overlap for the feed's lag), and every
+//! `positions_every_ms` a consistent read of `GET /positions`, which the
+//! broker compares with the ledger when nothing is in flight; a difference
+//! is handed to the order path, which halts trading naming the instrument
+//! and both sizes.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -48,13 +60,29 @@ pub struct CapitalBrokerConfig {
     pub reconcile_timeout_secs: u64,
     /// How often the account's balance is read (`GET /accounts`) to reconcile equity.
     pub account_every_ms: u64,
+    /// How often positions are read (`GET /positions`) and compared with the host's while running.
+    pub positions_every_ms: u64,
+    /// How long an order with no clear answer (5xx, timeout) is looked for in the activity.
+    pub unknown_grace_secs: u64,
+    /// Market seconds the activity cursor reads back over (the activity feed lags).
+    pub activity_overlap_secs: i64,
     /// How far the host's P&L may drift from the account's before it is reported.
     pub equity_tolerance: crate::EquityTolerance,
 }
 
 impl Default for CapitalBrokerConfig {
     fn default() -> Self {
-        Self { poll_ms: 1000, confirm_attempts: 10, match_window_secs: 120, reconcile_timeout_secs: 60, account_every_ms: 10_000, equity_tolerance: crate::EquityTolerance::default() }
+        Self {
+            poll_ms: 1000,
+            confirm_attempts: 10,
+            match_window_secs: 120,
+            reconcile_timeout_secs: 60,
+            account_every_ms: 10_000,
+            positions_every_ms: 15_000,
+            unknown_grace_secs: 30,
+            activity_overlap_secs: 120,
+            equity_tolerance: crate::EquityTolerance::default(),
+        }
     }
 }
 
@@ -84,6 +112,8 @@ enum Request {
     Claim(Vec<String>),
     /// Read the account's positions and working orders (the end of reconciliation).
     Account,
+    /// Cancel working orders no order of the host owns (the operator's adopt).
+    CancelForeign(Vec<String>),
 }
 
 /// An order from before a restart, as the journal left it.
@@ -104,6 +134,11 @@ struct Lookup {
 #[derive(Debug, Clone)]
 enum Reply {
     Referenced { id: u64, deal_reference: String },
+    /// No clear answer: the order may or may not be at the broker (looked for until the grace ends).
+    Unknown { id: u64, why: String },
+    /// A consistent read of the account while running; `settled` when no
+    /// request was in doubt at the worker (then it must match the ledger).
+    Positions { positions: Vec<(String, f64)>, working: Vec<String>, settled: bool },
     Working { id: u64, deal_id: String },
     Filled { id: u64, size: f64, level: f64 },
     Rejected { id: u64, reason: String },
@@ -133,6 +168,8 @@ pub struct CapitalBroker {
     events: Vec<(u64, OrderEvent)>,
     notes: Vec<BrokerNote>,
     protections: BTreeMap<(InstrumentId, Arc<str>), StopLevels>,
+    /// Protective levels reached, for the order path to exit.
+    due_exits: Vec<(Arc<str>, InstrumentId)>,
     config: CapitalBrokerConfig,
     /// Replies read while reconciling, applied at the next poll.
     held: Vec<Reply>,
@@ -143,6 +180,13 @@ pub struct CapitalBroker {
     arrivals: Vec<(u64, f64)>,
     /// The latest read of the account's balance.
     account: Option<BrokerAccount>,
+    /// Orders with no clear answer yet, and why.
+    unknown: BTreeMap<u64, String>,
+    /// Differences found by the running position checks, for the order path.
+    discrepancies: Vec<String>,
+    /// Position checks done while running, and those skipped (something in doubt).
+    pub position_checks: u64,
+    pub position_checks_skipped: u64,
     pub stats: BrokerStats,
 }
 
@@ -155,7 +199,17 @@ impl CapitalBroker {
         tracing::info!(hedging, epics = epics.len(), balance = account.map(|a| a.balance), "Capital.com broker ready");
         let (requests, rx) = tokio::sync::mpsc::unbounded_channel();
         let (tx, replies) = std::sync::mpsc::channel();
-        let worker = Worker { rest, replies: tx, hedging, config: config.clone(), order_of_deal: HashMap::new(), pending_confirms: Vec::new(), claimed: HashSet::new() };
+        let worker = Worker {
+            rest,
+            replies: tx,
+            hedging,
+            config: config.clone(),
+            order_of_deal: HashMap::new(),
+            pending_confirms: Vec::new(),
+            claimed: HashSet::new(),
+            unresolved: Vec::new(),
+            cursor: None,
+        };
         runtime.spawn(worker.run(rx));
         Ok(Self {
             world,
@@ -169,11 +223,16 @@ impl CapitalBroker {
             events: Vec::new(),
             notes: Vec::new(),
             protections: BTreeMap::new(),
+            due_exits: Vec::new(),
             config,
             held: Vec::new(),
             now: 0,
             arrivals: Vec::new(),
             account,
+            unknown: BTreeMap::new(),
+            discrepancies: Vec::new(),
+            position_checks: 0,
+            position_checks_skipped: 0,
             stats: BrokerStats::default(),
         })
     }
@@ -218,7 +277,17 @@ impl CapitalBroker {
 
     fn apply(&mut self, reply: Reply, fills: &mut Vec<(Arc<str>, Fill)>) {
         match reply {
-            Reply::Referenced { id, deal_reference } => self.notes.push(BrokerNote::Reference { order_id: id, deal_reference }),
+            Reply::Referenced { id, deal_reference } => {
+                if self.unknown.remove(&id).is_some() {
+                    tracing::info!(order = id, deal_reference = %deal_reference, "an order in doubt was found at the broker");
+                }
+                self.notes.push(BrokerNote::Reference { order_id: id, deal_reference });
+            }
+            Reply::Unknown { id, why } => {
+                tracing::warn!(order = id, why = %why, "no clear answer from Capital.com: the order is in doubt; new orders for its plugin and instrument wait");
+                self.unknown.insert(id, why);
+            }
+            Reply::Positions { positions, working, settled } => self.check_positions(positions, working, settled),
             Reply::Working { id, deal_id } => self.notes.push(BrokerNote::DealId { order_id: id, deal_id }),
             Reply::Filled { id, size, level } => {
                 let Some(o) = self.orders.get_mut(&id) else {
@@ -239,6 +308,7 @@ impl CapitalBroker {
                 fills.push((owner, fill));
             }
             Reply::Rejected { id, reason } => {
+                self.unknown.remove(&id);
                 tracing::warn!(order = id, reason = %reason, "Capital.com refused an order");
                 if self.orders.get(&id).is_some_and(|o| o.view.filled_quantity > 0.0) {
                     // Part of it was done (hedged closes): the rest ends as cancelled.
@@ -261,6 +331,40 @@ impl CapitalBroker {
             Reply::Account { .. } => tracing::debug!("an account read after reconciliation ended; ignored"),
             Reply::Balance(a) => self.account = Some(a),
             Reply::Failed { reason } => tracing::warn!(reason = %reason, "Capital.com broker"),
+        }
+    }
+
+    /// A running read of the account against the ledger. Only when nothing
+    /// is in doubt: no order unknown, none sent and not yet answered (the
+    /// worker's `settled`, and every market order here filled or refused).
+    fn check_positions(&mut self, positions: Vec<(String, f64)>, working: Vec<String>, settled: bool) {
+        let in_flight = self.orders.values().any(|o| o.market);
+        if !settled || in_flight || !self.unknown.is_empty() || !self.queue.is_empty() {
+            self.position_checks_skipped += 1;
+            return;
+        }
+        self.position_checks += 1;
+        let mut broker: BTreeMap<String, f64> = BTreeMap::new();
+        for (epic, size) in positions {
+            *broker.entry(epic).or_default() += size;
+        }
+        let host = self.world.ledger().net_positions();
+        let mut found = Vec::new();
+        for (i, epic) in self.epics.iter().enumerate() {
+            let (h, b) = (host.get(&(i as InstrumentId)).copied().unwrap_or(0.0), broker.remove(epic).unwrap_or(0.0));
+            if (h - b).abs() > 1e-6 {
+                found.push(format!("{epic}: host {h}, broker {b}"));
+            }
+        }
+        for (epic, b) in broker.into_iter().filter(|(_, b)| b.abs() > 1e-9) {
+            found.push(format!("{epic}: host 0 (not traded here), broker {b}"));
+        }
+        if !working.is_empty() {
+            found.push(format!("working orders at the broker that the host does not know: {}", working.join(", ")));
+        }
+        if !found.is_empty() {
+            tracing::error!(differences = %found.join("; "), "the account's positions differ from the host's while running");
+            self.discrepancies.extend(found);
         }
     }
 
@@ -297,7 +401,9 @@ impl super::Broker for CapitalBroker {
         }
     }
 
-    /// Marks positions; protective levels are watched here and exit with a market order.
+    /// Marks positions; protective levels are watched here. A level reached
+    /// is handed to the order path (`take_protective_exits`), which sends the
+    /// exit like any other order: risk-checked, with a client id, journaled first.
     fn on_quote(&mut self, quote: &Quote) -> Vec<(Arc<str>, Fill)> {
         self.now = self.now.max(quote.time);
         let mid = 0.5 * (quote.bid + quote.ask);
@@ -320,9 +426,7 @@ impl super::Broker for CapitalBroker {
         for (owner, instrument, qty) in exits {
             self.protections.remove(&(instrument, owner.clone()));
             if qty != 0.0 {
-                let side = if qty > 0.0 { Side::Sell } else { Side::Buy };
-                let request = OrderRequest { instrument, side, quantity: qty.abs(), order_type: OrderType::Market, time_in_force: TimeInForce::Gtc, tag: 0 };
-                self.place(&owner, request, quote.time);
+                self.due_exits.push((owner, instrument));
                 self.stats.protective_exits += 1;
             }
         }
@@ -361,6 +465,31 @@ impl super::Broker for CapitalBroker {
 
     fn take_arrivals(&mut self) -> Vec<(u64, f64)> {
         std::mem::take(&mut self.arrivals)
+    }
+
+    fn take_protective_exits(&mut self) -> Vec<(Arc<str>, InstrumentId)> {
+        std::mem::take(&mut self.due_exits)
+    }
+
+    fn position_checks(&self) -> u64 {
+        self.position_checks
+    }
+
+    fn cancel_foreign(&mut self, deal_ids: &[String]) {
+        if !deal_ids.is_empty() {
+            self.queue.push(Request::CancelForeign(deal_ids.to_vec()));
+        }
+    }
+
+    fn unresolved(&self, owner: &str, instrument: InstrumentId) -> Option<String> {
+        self.unknown.iter().find_map(|(id, why)| {
+            let o = self.orders.get(id)?;
+            (&*o.owner == owner && o.view.instrument == instrument).then(|| format!("order {id} is in doubt at Capital.com ({why})"))
+        })
+    }
+
+    fn take_discrepancies(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.discrepancies)
     }
 
     fn restore(&mut self, o: &Restored) {
@@ -483,6 +612,23 @@ struct Worker {
     pending_confirms: Vec<(u64, String, bool)>,
     /// References that belong to known orders (never matched to a lost reply).
     claimed: HashSet<String>,
+    /// Requests with no clear answer, looked for at every poll until their deadline.
+    unresolved: Vec<Unresolved>,
+    /// The newest activity seen (server ms) and when, for reading on from it.
+    cursor: Option<(i64, std::time::Instant)>,
+}
+
+/// A request with no clear answer (5xx, timeout, broken connection).
+#[derive(Debug, Clone)]
+struct Unresolved {
+    id: u64,
+    epic: String,
+    buy: bool,
+    size: f64,
+    working: bool,
+    placed_ms: i64,
+    deadline: tokio::time::Instant,
+    why: String,
 }
 
 /// The preferred account's balance (the one a login trades), else the first.
@@ -504,8 +650,25 @@ impl Worker {
         let every = Duration::from_millis(self.config.account_every_ms.max(100));
         let mut balance = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         balance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let every = Duration::from_millis(self.config.positions_every_ms.max(100));
+        let mut positions = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        positions.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // Biased: a due poll goes before the next request, so a busy queue never starves it.
             tokio::select! {
+                biased;
+                _ = tick.tick() => {
+                    if !self.order_of_deal.is_empty() || !self.pending_confirms.is_empty() || !self.unresolved.is_empty() {
+                        self.poll().await;
+                    }
+                }
+                _ = positions.tick() => match self.account().await {
+                    Ok((positions, working, explained)) => {
+                        let settled = explained && self.pending_confirms.is_empty() && self.unresolved.is_empty();
+                        self.send(Reply::Positions { positions, working, settled });
+                    }
+                    Err(e) => self.send(Reply::Failed { reason: format!("positions: {e}") }),
+                },
                 _ = balance.tick() => match self.rest.accounts().await {
                     Ok(accounts) => {
                         if let Some(a) = read_account(&accounts) {
@@ -518,11 +681,6 @@ impl Worker {
                     Some(r) => self.handle(r).await,
                     None => return,
                 },
-                _ = tick.tick() => {
-                    if !self.order_of_deal.is_empty() || !self.pending_confirms.is_empty() {
-                        self.poll().await;
-                    }
-                }
             }
         }
     }
@@ -549,10 +707,29 @@ impl Worker {
                 }
             }
             Request::Resolve(lookup) => self.resolve_all(vec![lookup]).await,
-            Request::ResolveAll(lookups) => self.resolve_all(lookups).await,
+            Request::ResolveAll(lookups) => {
+                self.resolve_all(lookups).await;
+                // The account is read only once every order in doubt is settled
+                // (each ends by its deadline), so it can be compared.
+                while !self.unresolved.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(self.config.poll_ms.max(50))).await;
+                    self.resolve_unknown().await;
+                }
+            }
             Request::Claim(references) => self.claimed.extend(references),
+            Request::CancelForeign(deal_ids) => {
+                for deal_id in deal_ids {
+                    match self.rest.delete_working_order(&deal_id).await {
+                        Ok(_) => tracing::warn!(deal_id = %deal_id, "cancelled a working order the host did not own"),
+                        Err(e) => self.send(Reply::Failed { reason: format!("cancelling the unknown working order {deal_id}: {e}") }),
+                    }
+                }
+            }
             Request::Account => match self.account().await {
-                Ok((positions, working)) => self.send(Reply::Account { positions, working }),
+                Ok((positions, working, true)) => self.send(Reply::Account { positions, working }),
+                Ok((_, _, false)) => self.send(Reply::Failed {
+                    reason: format!("a resting order left the broker's book and the activity did not say how within {} s", self.config.unknown_grace_secs),
+                }),
                 Err(e) => self.send(Reply::Failed { reason: e.to_string() }),
             },
         }
@@ -561,26 +738,37 @@ impl Worker {
     /// The account's positions (epic, signed size) and the working orders no known order
     /// claims, consistent with the executions applied: resting orders keep trading while
     /// we read, so the positions are read before and after the activity, until both agree.
-    async fn account(&mut self) -> Result<(Vec<(String, f64)>, Vec<String>), CapitalError> {
+    /// The activity lags: a resting order of ours that left the broker's book with no
+    /// activity saying how is waited for (up to the grace window); the flag says whether
+    /// every such order was explained (if not, the positions may hold fills not yet seen).
+    async fn account(&mut self) -> Result<(Vec<(String, f64)>, Vec<String>, bool), CapitalError> {
         let signed = |p: wire::Positions| -> Vec<(String, String, f64)> {
             let mut v: Vec<_> = p.positions.into_iter().map(|p| (p.position.deal_id, p.market.epic, if p.position.direction == "BUY" { p.position.size } else { -p.position.size })).collect();
             v.sort_by(|a, b| a.0.cmp(&b.0));
             v
         };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(self.config.unknown_grace_secs.max(1));
         let mut before = signed(self.rest.positions().await?);
-        for _ in 0..5 {
+        loop {
             let activities = self.rest.activity_last(600).await?;
             let (after, working) = tokio::try_join!(self.rest.positions(), self.rest.working_orders())?;
             let after = signed(after);
+            let late = tokio::time::Instant::now() >= deadline;
             if after == before {
                 // Nothing traded while the activity was read: it covers these positions.
                 self.apply_activity(&activities);
-                let working = working.working_orders.into_iter().map(|w| w.working_order_data.deal_id).filter(|d| !self.order_of_deal.contains_key(d)).collect();
-                return Ok((after.into_iter().map(|(_, epic, size)| (epic, size)).collect(), working));
+                let resting: HashSet<String> = working.working_orders.into_iter().map(|w| w.working_order_data.deal_id).collect();
+                let explained = self.order_of_deal.keys().all(|d| resting.contains(d));
+                if explained || late {
+                    let foreign = resting.into_iter().filter(|d| !self.order_of_deal.contains_key(d)).collect();
+                    return Ok((after.into_iter().map(|(_, epic, size)| (epic, size)).collect(), foreign, explained));
+                }
+            } else if late {
+                return Err(CapitalError::Protocol { endpoint: "GET /positions".into(), why: "the account kept changing while it was read".into() });
             }
+            tokio::time::sleep(Duration::from_millis(self.config.poll_ms.clamp(50, 1000))).await;
             before = after;
         }
-        Err(CapitalError::Protocol { endpoint: "GET /positions".into(), why: "the account kept changing while it was read".into() })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -605,15 +793,16 @@ impl Worker {
         };
         let reference = match sent {
             Ok(r) => r,
-            // Refused with a code: the broker did not take it.
-            Err(e @ (CapitalError::Api { .. } | CapitalError::RateLimited { .. })) => return self.send(Reply::Rejected { id, reason: e.to_string() }),
-            // No answer: it may or may not have arrived. Look before deciding.
+            // Refused in the API's own terms: the broker did not take it.
+            Err(e) if e.is_refusal() => return self.send(Reply::Rejected { id, reason: e.to_string() }),
+            // No clear answer (5xx, timeout, broken connection): it may have been dealt.
+            // Unknown until the activity shows it or the grace window ends without it.
             Err(e) => {
-                tracing::warn!(order = id, error = %e, "no reply to a dealing request; looking for it in the activity");
-                match self.find_lost(epic, buy, left, kind != OrderType::Market, placed_ms).await {
-                    Some(r) => r,
-                    None => return self.send(Reply::Rejected { id, reason: format!("not received by Capital.com ({e})") }),
-                }
+                tracing::warn!(order = id, error = %e, "no clear answer to a dealing request; looking for it in the activity");
+                self.send(Reply::Unknown { id, why: e.to_string() });
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(self.config.unknown_grace_secs);
+                self.unresolved.push(Unresolved { id, epic: epic.to_owned(), buy, size: left, working: kind != OrderType::Market, placed_ms, deadline, why: e.to_string() });
+                return self.resolve_unknown().await;
             }
         };
         self.claimed.insert(reference.clone());
@@ -681,15 +870,30 @@ impl Worker {
         }
     }
 
-    /// The deal a lost request made, if any: same epic, direction and size, at
-    /// or after `placed_ms` (less the match window), under a reference no known order claims.
-    async fn find_lost(&mut self, epic: &str, buy: bool, size: f64, working: bool, placed_ms: i64) -> Option<String> {
-        let from = (placed_ms - self.config.match_window_secs * 1000).max(self.rest_now().await - 86_000_000);
-        match self.rest.activity_since(from).await {
-            Ok(activities) => self.match_lost(&activities, epic, buy, size, working),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the activity to find a lost request");
-                None
+    /// Looks for the requests in doubt in the activity: the deal each made, if
+    /// any (same epic, direction and size, at or after the request less the
+    /// match window, under a reference no known order claims). Found, it is
+    /// confirmed; past its deadline without a trace, it never reached the
+    /// broker. An activity that cannot be read decides nothing.
+    async fn resolve_unknown(&mut self) {
+        let Some(earliest) = self.unresolved.iter().map(|u| u.placed_ms).min() else { return };
+        let from = (earliest - self.config.match_window_secs * 1000).max(self.rest_now().await - 86_000_000);
+        let activities = match self.rest.activity_since(from).await {
+            Ok(a) => a,
+            Err(e) => return tracing::warn!(error = %e, in_doubt = self.unresolved.len(), "cannot read the activity to resolve orders in doubt; trying at the next poll"),
+        };
+        let now = tokio::time::Instant::now();
+        for u in std::mem::take(&mut self.unresolved) {
+            if let Some(reference) = self.match_lost(&activities, &u.epic, u.buy, u.size, u.working) {
+                tracing::info!(order = u.id, deal_reference = %reference, "a request whose reply was lost was found at the broker");
+                self.send(Reply::Referenced { id: u.id, deal_reference: reference.clone() });
+                self.confirm(u.id, reference, !u.working).await;
+            } else if now >= u.deadline {
+                let reason = format!("not received by Capital.com: no matching deal in the activity within {} s ({})", self.config.unknown_grace_secs, u.why);
+                tracing::warn!(order = u.id, reason = %reason, "an order in doubt never reached the broker");
+                self.send(Reply::Rejected { id: u.id, reason });
+            } else {
+                self.unresolved.push(u);
             }
         }
     }
@@ -725,7 +929,8 @@ impl Worker {
         }
         lookups.sort_by_key(|l| l.id);
         let earliest = lookups.iter().map(|l| l.placed_ms).min().unwrap_or_default();
-        let from = (earliest - self.config.match_window_secs * 1000).max(self.rest_now().await - 86_000_000);
+        let server_now = self.rest_now().await;
+        let from = (earliest - self.config.match_window_secs * 1000).max(server_now - 86_000_000);
         let activities = match self.rest.activity_since(from).await {
             Ok(a) => a,
             Err(e) => return self.send(Reply::Failed { reason: format!("activity: {e}") }),
@@ -745,6 +950,14 @@ impl Worker {
                         tracing::info!(order = l.id, deal_reference = %r, "a request whose reply was lost was found at the broker");
                         self.send(Reply::Referenced { id: l.id, deal_reference: r.clone() });
                         r
+                    }
+                    // Sent within the grace window: the lagging activity may not show it yet.
+                    None if server_now - l.placed_ms < self.config.unknown_grace_secs as i64 * 1000 => {
+                        let left = Duration::from_millis((self.config.unknown_grace_secs as i64 * 1000 - (server_now - l.placed_ms)).max(0) as u64);
+                        let why = "sent just before the restart; no reply was journaled".to_owned();
+                        self.send(Reply::Unknown { id: l.id, why: why.clone() });
+                        self.unresolved.push(Unresolved { id: l.id, epic: l.epic, buy: l.buy, size: l.size, working, placed_ms: l.placed_ms, deadline: tokio::time::Instant::now() + left, why });
+                        continue;
                     }
                     None => {
                         tracing::info!(order = l.id, "a request the journal holds never reached the broker");
@@ -813,13 +1026,25 @@ impl Worker {
                 Err(_) => self.pending_confirms.push((id, reference, market)),
             }
         }
+        self.resolve_unknown().await;
         if self.order_of_deal.is_empty() {
             return;
         }
-        // A window of the server's own clock, several polls deep; what was applied is not tracked any more.
-        let period = (self.config.poll_ms * 5 / 1000).clamp(30, 86_400) as i64;
-        match self.rest.activity_last(period).await {
-            Ok(activities) => self.apply_activity(&activities),
+        // From the cursor, less an overlap for the feed's lag: applying an
+        // activity twice is harmless (a finished order leaves the map). A
+        // cursor older than the API's one-day reach starts over.
+        let cursor = self.cursor.filter(|(_, at)| at.elapsed() < Duration::from_secs(12 * 3600)).map(|(ms, _)| ms);
+        let read = match cursor {
+            Some(ms) => self.rest.activity_since(ms - self.config.activity_overlap_secs * 1000).await,
+            None => self.rest.activity_last(self.config.activity_overlap_secs.clamp(30, 86_400)).await,
+        };
+        match read {
+            Ok(activities) => {
+                if let Some(newest) = activities.iter().filter_map(|a| wire::parse_wire_time(&a.date_utc)).max() {
+                    self.cursor = Some((newest.max(cursor.unwrap_or(i64::MIN)), std::time::Instant::now()));
+                }
+                self.apply_activity(&activities);
+            }
             Err(e) => self.send(Reply::Failed { reason: format!("activity: {e}") }),
         }
     }

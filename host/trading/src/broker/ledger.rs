@@ -62,7 +62,6 @@ impl Ledger {
         (p.quantity != 0.0).then(|| view(instrument, p, *m))
     }
 
-    /// Signed quantity held (0 when flat or unknown).
     /// Every plugin with a book (loaded now or not).
     pub fn plugins(&self) -> impl Iterator<Item = &Arc<str>> {
         self.books.keys()
@@ -80,6 +79,12 @@ impl Ledger {
         net
     }
 
+    /// Each plugin's signed position in `instrument` (flat ones included).
+    pub fn net_by_plugin(&self, instrument: InstrumentId) -> Vec<(Arc<str>, f64)> {
+        self.books.iter().filter_map(|(name, b)| b.positions.get(&instrument).map(|(p, _)| (name.clone(), p.quantity))).collect()
+    }
+
+    /// Signed quantity held (0 when flat or unknown).
     pub fn quantity(&self, plugin: &str, instrument: InstrumentId) -> f64 {
         self.book(plugin).and_then(|b| b.positions.get(&instrument)).map_or(0.0, |(p, _)| p.quantity)
     }

@@ -73,6 +73,29 @@ pub trait Broker: Send {
     fn take_financing(&mut self) -> Vec<(Arc<str>, InstrumentId, f64)> {
         Vec::new()
     }
+    /// Protective levels (stop-loss, take-profit) reached since the last call
+    /// that the broker does not execute itself: (owner, instrument), for the
+    /// order path to exit through its checks and journal.
+    fn take_protective_exits(&mut self) -> Vec<(Arc<str>, InstrumentId)> {
+        Vec::new()
+    }
+    /// Running comparisons of the broker's positions with the host's that agreed or differed.
+    fn position_checks(&self) -> u64 {
+        0
+    }
+    /// Cancels working orders at a remote broker that no order of the host
+    /// owns (found by reconciliation, cancelled by the operator's adopt).
+    fn cancel_foreign(&mut self, _deal_ids: &[String]) {}
+    /// Why no new order of `owner` in `instrument` may be sent now: an earlier
+    /// one is in doubt at a remote broker (no clear answer yet).
+    fn unresolved(&self, _owner: &str, _instrument: InstrumentId) -> Option<String> {
+        None
+    }
+    /// Differences between the broker's positions and the host's found while
+    /// running, each naming the instrument and both sizes.
+    fn take_discrepancies(&mut self) -> Vec<String> {
+        Vec::new()
+    }
     /// Orders that reached the market since the last call, with its mid then: (order id, mid).
     fn take_arrivals(&mut self) -> Vec<(u64, f64)> {
         Vec::new()

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use stratbox_market::{InstrumentId, Timestamp};
-use crate::risk::TradingState;
+use crate::risk::{Cause, TradingState};
 use stratbox_contract::{OrderType, Side, TimeInForce};
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +30,10 @@ pub enum JournalError {
     Sled(#[from] sled::Error),
     #[error("execution journal entry {seq} is damaged: {why}")]
     Damaged { seq: u64, why: String },
+    /// The journal holds a position or working order in an instrument this
+    /// start does not trade: resuming would lose track of it.
+    #[error("the journal holds {what} in {symbol}, which is not among this start's instruments: add it back (or close it with the instruments it had) before resuming")]
+    MissingInstrument { symbol: String, what: String },
 }
 
 /// Order types as journaled.
@@ -143,8 +147,18 @@ pub enum JournalEvent {
     Financing { plugin: String, instrument: InstrumentId, amount: f64 },
     /// A point of the equity curve: the account's equity, P&L (all plugins) and gross exposure.
     Equity { equity: f64, realised: f64, unrealised: f64, gross_exposure: f64 },
-    /// A trading state set (`plugin` none: global).
-    TradingState { plugin: Option<String>, state: TradingState, reason: String },
+    /// A trading state set or ended for one cause (`plugin` none: global);
+    /// journals from before causes read as the operator's.
+    TradingState {
+        plugin: Option<String>,
+        state: TradingState,
+        reason: String,
+        #[serde(default)]
+        cause: Cause,
+        /// When a circuit-breaker halt ends by itself.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<Timestamp>,
+    },
     /// An anomaly detector's alarm (`symbol` none: market-wide).
     Alarm { detector: String, level: String, symbol: Option<String>, reason: String },
 }

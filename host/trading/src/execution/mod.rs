@@ -119,6 +119,9 @@ impl Restored {
     }
 }
 
+/// The last journaled state of each (scope, cause): (state, reason, since, until).
+pub type RestoredStates = std::collections::BTreeMap<(Option<String>, crate::risk::Cause), (crate::risk::TradingState, String, Timestamp, Option<Timestamp>)>;
+
 /// What a journal replay rebuilt.
 #[derive(Debug, Default)]
 pub struct Rebuilt {
@@ -127,15 +130,27 @@ pub struct Rebuilt {
     pub working: Vec<Restored>,
     /// Every reference a remote broker gave (so a lost reply is never matched to another order's deal).
     pub references: Vec<String>,
-    /// The last state of each scope (`None`: global): (state, reason, since).
-    pub states: std::collections::BTreeMap<Option<String>, (crate::risk::TradingState, String, Timestamp)>,
+    /// The last state of each cause in each scope (`None`: global): (state, reason, since, until).
+    pub states: RestoredStates,
 }
 
 /// Replays `journal` into `ledger` (fills, financing) and `tracker` (every
 /// order's life); returns what is still working and the trading states.
-pub fn rebuild(journal: &Journal, ledger: &mut crate::broker::Ledger, tracker: &mut OrderTracker) -> Result<Rebuilt, JournalError> {
+///
+/// Journal entries name instruments by id in the universe of the last
+/// `Instruments` entry before them; each is mapped by symbol onto `symbols`,
+/// this start's universe, so a reordered or extended universe keeps every
+/// position on its instrument. A position or working order in an instrument
+/// missing from `symbols` is refused ([`JournalError::MissingInstrument`]).
+pub fn rebuild(journal: &Journal, symbols: &[String], ledger: &mut crate::broker::Ledger, tracker: &mut OrderTracker) -> Result<Rebuilt, JournalError> {
     use journal::JournalEvent as J;
     let mut out = Rebuilt::default();
+    // Journal id -> this start's id; identity until the first `Instruments`
+    // entry (journals written before it was). Missing symbols get ids past
+    // the universe so their history replays, then are checked at the end.
+    let mut map: Option<Vec<InstrumentId>> = None;
+    let mut missing: Vec<String> = Vec::new();
+    let id_of = |map: &Option<Vec<InstrumentId>>, i: InstrumentId| map.as_ref().map_or(i, |m| m.get(i as usize).copied().unwrap_or(i));
     // Orders as created, for handing working ones back: client id -> (request, tif, tag, created).
     let mut requests: HashMap<String, (stratbox_contract::OrderType, stratbox_contract::TimeInForce, u32)> = HashMap::new();
     // A remote broker's (reference, id) per client id.
@@ -146,6 +161,7 @@ pub fn rebuild(journal: &Journal, ledger: &mut crate::broker::Ledger, tracker: &
         let t = entry.time;
         match entry.event {
             J::Order { client_id, plugin, instrument, side, quantity, order_type, time_in_force, tag, decision_price } => {
+                let instrument = id_of(&map, instrument);
                 let plugin: Arc<str> = Arc::from(plugin.as_str());
                 let _ = tracker.create(client_id.clone(), &plugin, instrument, side.into(), quantity, decision_price, t);
                 requests.insert(client_id, (order_type.into(), time_in_force.into(), tag));
@@ -169,6 +185,7 @@ pub fn rebuild(journal: &Journal, ledger: &mut crate::broker::Ledger, tracker: &
                 let _ = tracker.apply(&client_id, OrderEvent::BrokerRejected, t, Some(&reason));
             }
             J::Fill { client_id, broker_id, plugin, instrument, side, quantity, price, fee } => {
+                let instrument = id_of(&map, instrument);
                 let plugin: Arc<str> = Arc::from(plugin.as_str());
                 let side: Side = side.into();
                 ledger.apply_fill(&plugin, instrument, if side == Side::Buy { quantity } else { -quantity }, price, fee);
@@ -185,11 +202,27 @@ pub fn rebuild(journal: &Journal, ledger: &mut crate::broker::Ledger, tracker: &
                 let _ = tracker.apply(&client_id, OrderEvent::Expired, t, None);
             }
             J::Financing { plugin, instrument, amount } => {
-                ledger.charge(&Arc::from(plugin.as_str()), instrument, amount);
+                ledger.charge(&Arc::from(plugin.as_str()), id_of(&map, instrument), amount);
             }
-            J::Instruments { .. } | J::Equity { .. } | J::Arrival { .. } | J::Alarm { .. } => {}
-            J::TradingState { plugin, state, reason } => {
-                out.states.insert(plugin, (state, reason, t));
+            J::Instruments { symbols: then } => {
+                let ids = then
+                    .into_iter()
+                    .map(|s| match symbols.iter().position(|x| *x == s) {
+                        Some(k) => k as InstrumentId,
+                        None => {
+                            let k = missing.iter().position(|m| *m == s).unwrap_or_else(|| {
+                                missing.push(s.clone());
+                                missing.len() - 1
+                            });
+                            (symbols.len() + k) as InstrumentId
+                        }
+                    })
+                    .collect();
+                map = Some(ids);
+            }
+            J::Equity { .. } | J::Arrival { .. } | J::Alarm { .. } => {}
+            J::TradingState { plugin, state, reason, cause, until } => {
+                out.states.insert((plugin, cause), (state, reason, t, until));
             }
         }
     }
@@ -213,6 +246,16 @@ pub fn rebuild(journal: &Journal, ledger: &mut crate::broker::Ledger, tracker: &
         });
     }
     out.working.sort_by_key(|r| r.broker_id);
+    // History in an instrument that left the universe is fine; anything still open there is not.
+    for (k, symbol) in missing.iter().enumerate() {
+        let id = (symbols.len() + k) as InstrumentId;
+        if let Some((plugin, q)) = ledger.net_by_plugin(id).into_iter().find(|(_, q)| q.abs() > 1e-9) {
+            return Err(JournalError::MissingInstrument { symbol: symbol.clone(), what: format!("a position of {q} for {plugin}") });
+        }
+        if let Some(o) = out.working.iter().find(|o| o.instrument == id) {
+            return Err(JournalError::MissingInstrument { symbol: symbol.clone(), what: format!("the working order {} of {}", o.client_id, o.plugin) });
+        }
+    }
     Ok(out)
 }
 
@@ -404,5 +447,58 @@ mod tests {
         t.apply(&id, OrderEvent::RiskAccepted, 7, None).unwrap();
         t.fill(&id, 1.0, 99.9, 8).unwrap();
         assert!((t.stats().slippage["sma"].worst_bps - 20.0).abs() < 1e-6);
+    }
+
+    fn fill(client: &str, instrument: InstrumentId, quantity: f64) -> journal::JournalEvent {
+        journal::JournalEvent::Fill {
+            client_id: client.into(),
+            broker_id: 1,
+            plugin: "p".into(),
+            instrument,
+            side: journal::SideName::Buy,
+            quantity,
+            price: 10.0,
+            fee: 0.0,
+        }
+    }
+
+    /// A journal with a universe written at start, then fills by id.
+    fn journal_with(dir: &std::path::Path, events: Vec<journal::JournalEvent>) -> Journal {
+        let mut j = Journal::open(dir, 100).unwrap();
+        for e in events {
+            j.append(1, e).unwrap();
+        }
+        j.commit().unwrap();
+        j
+    }
+
+    #[test]
+    fn a_rebuild_maps_instruments_by_symbol_and_refuses_to_lose_an_open_one() {
+        use journal::JournalEvent as J;
+        let universe = |s: &[&str]| J::Instruments { symbols: s.iter().map(|x| x.to_string()).collect() };
+        let symbols = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let dir = tempfile::tempdir().unwrap();
+        // Started with AAPL, GOLD: bought 3 GOLD (id 1). Restarted with GOLD, AAPL, US500: bought 2 AAPL (now id 1).
+        let j = journal_with(dir.path(), vec![universe(&["AAPL", "GOLD"]), fill("p-1", 1, 3.0), universe(&["GOLD", "AAPL", "US500"]), fill("p-2", 1, 2.0)]);
+        // A third start with yet another order: each position stays on its symbol.
+        let mut ledger = crate::broker::Ledger::default();
+        rebuild(&j, &symbols(&["US500", "AAPL", "GOLD"]), &mut ledger, &mut OrderTracker::default()).unwrap();
+        assert_eq!((ledger.quantity("p", 0), ledger.quantity("p", 1), ledger.quantity("p", 2)), (0.0, 2.0, 3.0));
+        // Without GOLD, its open position would be lost: refused, naming it.
+        let err = rebuild(&j, &symbols(&["AAPL", "US500"]), &mut crate::broker::Ledger::default(), &mut OrderTracker::default()).unwrap_err();
+        assert!(matches!(&err, JournalError::MissingInstrument { symbol, .. } if symbol == "GOLD"), "{err}");
+        assert!(err.to_string().contains("a position of 3"), "{err}");
+        drop(j);
+        // A universe that lost a flat instrument resumes: its history is only history.
+        let dir = tempfile::tempdir().unwrap();
+        let mut sold = fill("p-2", 1, 3.0);
+        if let J::Fill { side, .. } = &mut sold {
+            *side = journal::SideName::Sell;
+        }
+        let j = journal_with(dir.path(), vec![universe(&["AAPL", "GOLD"]), fill("p-1", 1, 3.0), sold, fill("p-3", 0, 1.0)]);
+        let mut ledger = crate::broker::Ledger::default();
+        rebuild(&j, &symbols(&["AAPL"]), &mut ledger, &mut OrderTracker::default()).unwrap();
+        assert_eq!(ledger.quantity("p", 0), 1.0);
+        assert_eq!(ledger.net_positions().len(), 1, "GOLD is flat");
     }
 }

@@ -113,7 +113,7 @@ pub fn alarms(entries: &[Entry], filter: &Filter) -> Vec<AlarmRow> {
             symbol: symbol.clone().unwrap_or_default(),
             reason: reason.clone(),
         }),
-        JournalEvent::TradingState { plugin, state, reason } => Some(AlarmRow {
+        JournalEvent::TradingState { plugin, state, reason, .. } => Some(AlarmRow {
             time: e.time,
             kind: "state",
             source: plugin.clone().unwrap_or_else(|| "global".into()),

@@ -14,11 +14,23 @@
 //! 4. throttles: orders per second per plugin and in all, and a duplicate
 //!    (same plugin, instrument, side, quantity and type) within a window.
 //!
+//! Before all of them: while an earlier order of the plugin in the instrument
+//! is in doubt at a remote broker, only exits pass (a target strategy must
+//! not re-order into a double position).
+//!
+//! Every position check takes the worst case of the whole book: the filled
+//! position plus every working and in-flight order of the plugin, all buys
+//! filling or all sells filling. An order "reduces" only if it shrinks the
+//! position even when every other order on the same side fills too.
+//!
 //! State changes come from losses (a daily loss limit, global and per
 //! plugin, and the maximum drawdown from peak equity, 10% by default), from
 //! the circuit breaker (an anomaly detector's critical alarm, or the
-//! reference instrument falling `drop` intraday) and from the operator. Each
-//! has a reason and a time, and raises an [`Alert`].
+//! reference instrument falling `drop` intraday), from de-leveraging, a
+//! failed reconciliation or journal, and from the operator. Each is a
+//! [`Cause`] that holds and ends on its own (a breaker halt ending does not
+//! lift a daily-loss reduce-only); the strictest cause in force decides.
+//! Each has a reason and a time, and raises an [`Alert`].
 
 mod alerts;
 
@@ -41,6 +53,29 @@ pub enum TradingState {
     Halted,
 }
 
+/// Why a trading state is in force. Causes are independent: each is set
+/// and cleared on its own, and the strictest one in force applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cause {
+    /// Set by hand (`stratbox halt`-like commands); older journals' states read as this.
+    #[default]
+    Operator,
+    /// The operator's emergency flatten.
+    Flatten,
+    /// A de-leveraging in progress (reduce-only until the operator resumes).
+    Deleverage,
+    DailyLoss,
+    Drawdown,
+    /// Ends by itself at its `until`.
+    CircuitBreaker,
+    /// The broker's account did not match the journal (or could not be read):
+    /// lifted by a reconciliation that agrees, not by a plain resume.
+    Reconciliation,
+    /// The execution journal could not be written.
+    Journal,
+}
+
 /// A trading state with why and since when.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StateRecord {
@@ -49,11 +84,40 @@ pub struct StateRecord {
     pub since: Timestamp,
     /// A circuit-breaker halt ends by itself at this time.
     pub until: Option<Timestamp>,
+    /// What set it (none while active).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Cause>,
 }
 
 impl StateRecord {
-    fn active(since: Timestamp) -> Self {
-        Self { state: TradingState::Active, reason: "start".into(), since, until: None }
+    fn active(reason: &str, since: Timestamp) -> Self {
+        Self { state: TradingState::Active, reason: reason.into(), since, until: None, cause: None }
+    }
+}
+
+/// The causes in force in one scope (global or a plugin), and what the scope
+/// shows when none is.
+#[derive(Debug, Clone)]
+struct Scope {
+    causes: BTreeMap<Cause, StateRecord>,
+    idle: StateRecord,
+}
+
+impl Scope {
+    fn new(since: Timestamp) -> Self {
+        Self { causes: BTreeMap::new(), idle: StateRecord::active("start", since) }
+    }
+
+    /// The strictest cause in force (the earliest of equals), else active.
+    fn effective(&self) -> &StateRecord {
+        self.causes.values().fold(None::<&StateRecord>, |best, r| match best {
+            Some(b) if (b.state, std::cmp::Reverse(b.since)) >= (r.state, std::cmp::Reverse(r.since)) => Some(b),
+            _ => Some(r),
+        }).unwrap_or(&self.idle)
+    }
+
+    fn has(&self, cause: Cause) -> bool {
+        self.causes.contains_key(&cause)
     }
 }
 
@@ -174,6 +238,8 @@ pub enum RiskRule {
     PluginThrottle,
     GlobalThrottle,
     Duplicate,
+    /// An earlier order of the plugin in the instrument is in doubt at the broker.
+    InDoubt,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -203,12 +269,37 @@ pub struct OrderCheck<'a> {
     pub last_price: Option<f64>,
     /// `None` when the instrument's hours are unknown.
     pub market_open: Option<bool>,
-    /// The plugin's positions: instrument -> (signed quantity, mark).
-    pub positions: &'a [(InstrumentId, f64, f64)],
+    /// Quantity still to fill of the plugin's working and in-flight orders in
+    /// this instrument: (buying, selling), both positive.
+    pub working: (f64, f64),
+    /// The plugin's book in its other instruments: positions and working orders.
+    pub positions: &'a [Exposure],
     pub open_orders: usize,
     /// An exit (stop policy, operator flatten): allowed whenever it reduces.
     pub exit: bool,
+    /// Why an earlier order of the plugin in this instrument is in doubt (a
+    /// remote broker gave no clear answer): nothing but exits until it is resolved.
+    pub in_doubt: Option<&'a str>,
     pub now: Timestamp,
+}
+
+/// One instrument of a plugin's book as the exposure checks see it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Exposure {
+    pub instrument: InstrumentId,
+    /// Signed filled position.
+    pub quantity: f64,
+    pub mark: f64,
+    /// Still to fill of working and in-flight buys and sells (both positive).
+    pub buying: f64,
+    pub selling: f64,
+}
+
+impl Exposure {
+    /// The position if every buy fills, and if every sell fills.
+    fn extremes(&self) -> (f64, f64) {
+        (self.quantity + self.buying, self.quantity - self.selling)
+    }
 }
 
 /// A state change or a breach, for logs and webhooks.
@@ -219,9 +310,13 @@ pub struct Alert {
     pub scope: String,
     pub kind: String,
     pub message: String,
-    /// The trading state it set, when it is a state change.
+    /// The trading state it set, when it is a state change (the cause's own
+    /// state; `kind` names the state in force after it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<TradingState>,
+    /// What set or cleared that state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Cause>,
 }
 
 /// Counters for status and reports.
@@ -236,8 +331,12 @@ pub struct RiskStats {
 /// What `stratbox status` shows of risk.
 #[derive(Debug, Clone, Serialize)]
 pub struct RiskView {
+    /// The state in force for everyone (the strictest global cause).
     pub global: StateRecord,
+    /// Per plugin, its own strictest cause (only plugins that had one).
     pub plugins: BTreeMap<String, StateRecord>,
+    /// Every cause in force, by scope (`global` or the plugin).
+    pub causes: Vec<(String, StateRecord)>,
     pub equity: f64,
     pub peak_equity: f64,
     pub drawdown: f64,
@@ -247,8 +346,8 @@ pub struct RiskView {
 
 pub struct RiskEngine {
     config: RiskConfig,
-    global: StateRecord,
-    plugins: HashMap<Arc<str>, StateRecord>,
+    global: Scope,
+    plugins: HashMap<Arc<str>, Scope>,
     recent_orders: VecDeque<Timestamp>,
     recent_by_plugin: HashMap<Arc<str>, VecDeque<Timestamp>>,
     last_orders: HashMap<Arc<str>, VecDeque<RecentOrder>>,
@@ -266,10 +365,23 @@ const SEC: i64 = NANOS_PER_SEC;
 
 /// A plugin's entry, allocating its key only the first time (this runs per order).
 fn slot<'a, T: Default>(map: &'a mut HashMap<Arc<str>, T>, plugin: &str) -> &'a mut T {
+    slot_with(map, plugin, T::default)
+}
+
+fn slot_with<'a, T>(map: &'a mut HashMap<Arc<str>, T>, plugin: &str, make: impl FnOnce() -> T) -> &'a mut T {
     if !map.contains_key(plugin) {
-        map.insert(Arc::from(plugin), T::default());
+        map.insert(Arc::from(plugin), make());
     }
     map.get_mut(plugin).expect("just inserted")
+}
+
+/// A state as messages name it.
+pub fn state_name(state: TradingState) -> &'static str {
+    match state {
+        TradingState::Active => "active",
+        TradingState::ReduceOnly => "reduce-only",
+        TradingState::Halted => "halted",
+    }
 }
 
 /// What duplicate detection remembers of an order: when, instrument, side,
@@ -289,7 +401,7 @@ impl RiskEngine {
         let capital = config.capital;
         Self {
             config,
-            global: StateRecord::active(0),
+            global: Scope::new(0),
             plugins: HashMap::new(),
             recent_orders: VecDeque::new(),
             recent_by_plugin: HashMap::new(),
@@ -311,9 +423,10 @@ impl RiskEngine {
 
     /// The state that applies to `plugin`: the stricter of global and its own.
     pub fn state_of(&self, plugin: &str) -> &StateRecord {
-        match self.plugins.get(plugin) {
-            Some(p) if p.state > self.global.state => p,
-            _ => &self.global,
+        let global = self.global.effective();
+        match self.plugins.get(plugin).map(Scope::effective) {
+            Some(p) if p.state > global.state => p,
+            _ => global,
         }
     }
 
@@ -341,13 +454,33 @@ impl RiskEngine {
     fn evaluate(&mut self, o: &OrderCheck<'_>) -> Result<(), RiskReject> {
         let c = &self.config;
         let reject = |rule, detail: String| Err(RiskReject { rule, detail });
-        let after = o.position + signed(o.side, o.quantity);
-        let reduces = after.abs() < o.position.abs() - 1e-12 && after * o.position >= 0.0;
+        // The worst cases once this order and every other working one fill:
+        // all the buys (`long`) or all the sells (`short`).
+        let (buying, selling) = o.working;
+        let order = signed(o.side, o.quantity);
+        let (long, short) = (o.position + buying + order.max(0.0), o.position - selling + order.min(0.0));
+        // Reduces: shrinks the position and cannot flip it, whatever else on its side fills.
+        let reduces = o.quantity > 0.0
+            && match o.side {
+                Side::Sell => o.position > 0.0 && short >= -1e-9,
+                Side::Buy => o.position < 0.0 && long <= 1e-9,
+            };
+        let after = if o.side == Side::Buy { long } else { short };
+        let pending = if o.side == Side::Buy { buying } else { selling };
+        if let Some(why) = o.in_doubt.filter(|_| !o.exit) {
+            return reject(RiskRule::InDoubt, format!("{why}: no new order in {} until it is resolved", o.symbol));
+        }
         let state = self.state_of(o.plugin);
         match state.state {
-            TradingState::Halted if !(o.exit && reduces) => return reject(RiskRule::Halted, format!("trading is halted: {}", state.reason)),
+            TradingState::Halted if !(o.exit && reduces) => {
+                let why = if o.exit { format!(" (an exit may only reduce: the position {} would reach {after} with {pending} more working on that side)", o.position) } else { String::new() };
+                return reject(RiskRule::Halted, format!("trading is halted: {}{why}", state.reason));
+            }
             TradingState::ReduceOnly if !reduces => {
-                return reject(RiskRule::ReduceOnly, format!("reduce-only ({}): the order would take the position from {} to {after}", state.reason, o.position));
+                return reject(
+                    RiskRule::ReduceOnly,
+                    format!("reduce-only ({}): the order would take the position from {} to {after} (with {pending} more working on that side)", state.reason, o.position),
+                );
             }
             _ => {}
         }
@@ -377,24 +510,24 @@ impl RiskEngine {
             return reject(RiskRule::PriceBand, format!("price {p} is more than {:.1}% from the last price {last}", c.price_band * 100.0));
         }
         if !reduces {
-            if (after * last).abs() > c.max_position_notional {
-                return reject(RiskRule::PositionLimit, format!("the position would be {:.2} in notional, above {:.2}", (after * last).abs(), c.max_position_notional));
+            // Working orders count at their worst: the larger side of each instrument.
+            let this = long.abs().max(short.abs()) * last;
+            if this > c.max_position_notional {
+                return reject(RiskRule::PositionLimit, format!("the position could reach {this:.2} in notional with the working orders, above {:.2}", c.max_position_notional));
             }
-            let (mut gross, mut net, this) = (0.0, 0.0, (after * last).abs());
-            for &(i, q, mark) in o.positions {
-                if i == o.instrument {
-                    continue;
-                }
-                gross += (q * mark).abs();
-                net += q * mark;
+            let (mut gross, mut net_long, mut net_short) = (this, long * last, short * last);
+            for e in o.positions.iter().filter(|e| e.instrument != o.instrument) {
+                let (l, s) = e.extremes();
+                gross += l.abs().max(s.abs()) * e.mark;
+                net_long += l * e.mark;
+                net_short += s * e.mark;
             }
-            gross += this;
-            net += after * last;
             if gross > c.max_gross_exposure {
-                return reject(RiskRule::GrossExposure, format!("gross exposure would be {gross:.2}, above {:.2}", c.max_gross_exposure));
+                return reject(RiskRule::GrossExposure, format!("gross exposure could reach {gross:.2} with the working orders, above {:.2}", c.max_gross_exposure));
             }
+            let net = if net_long.abs() >= net_short.abs() { net_long } else { net_short };
             if net.abs() > c.max_net_exposure {
-                return reject(RiskRule::NetExposure, format!("net exposure would be {net:.2}, above {:.2}", c.max_net_exposure));
+                return reject(RiskRule::NetExposure, format!("net exposure could reach {net:.2} with the working orders, above {:.2}", c.max_net_exposure));
             }
             if this > c.max_concentration * self.equity {
                 return reject(
@@ -434,34 +567,84 @@ impl RiskEngine {
         Ok(())
     }
 
-    fn set(&mut self, scope: Option<&str>, state: TradingState, reason: String, now: Timestamp, until: Option<Timestamp>) {
-        let record = StateRecord { state, reason: reason.clone(), since: now, until };
-        let (label, slot) = match scope {
-            None => ("global".to_owned(), &mut self.global),
-            Some(p) => (p.to_owned(), self.plugins.entry(Arc::from(p)).or_insert_with(|| StateRecord::active(now))),
-        };
-        if slot.state == state && slot.reason == reason {
-            return;
+    fn scope_mut(&mut self, scope: Option<&str>, now: Timestamp) -> &mut Scope {
+        match scope {
+            None => &mut self.global,
+            Some(p) => slot_with(&mut self.plugins, p, || Scope::new(now)),
         }
-        *slot = record;
-        tracing::warn!(market_time = %stratbox_market::format_time(now), scope = %label, state = ?state, reason = %reason, "trading state changed");
-        self.alerts.push(Alert { time: now, scope: label, kind: format!("{state:?}").to_lowercase(), message: reason, state: Some(state) });
     }
 
-    /// The operator (or a test) sets a state.
-    pub fn set_state(&mut self, plugin: Option<&str>, state: TradingState, reason: &str, now: Timestamp) {
-        self.set(plugin, state, reason.to_owned(), now, None);
-    }
-
-    /// Puts back a state from the journal after a restart, without an alert.
-    pub fn restore_state(&mut self, plugin: Option<&str>, state: TradingState, reason: &str, since: Timestamp) {
-        let record = StateRecord { state, reason: reason.to_owned(), since, until: None };
-        match plugin {
-            None => self.global = record,
-            Some(p) => {
-                self.plugins.insert(Arc::from(p), record);
+    /// Sets `cause` in `scope` to `state` (active: the cause ends), with an
+    /// alert naming the cause's change and the state in force after it.
+    fn set(&mut self, scope: Option<&str>, cause: Cause, state: TradingState, reason: String, now: Timestamp, until: Option<Timestamp>) {
+        let s = self.scope_mut(scope, now);
+        if state == TradingState::Active {
+            if s.causes.remove(&cause).is_none() {
+                return;
             }
+            if s.causes.is_empty() {
+                s.idle = StateRecord::active(&reason, now);
+            }
+        } else {
+            if s.causes.get(&cause).is_some_and(|r| r.state == state && r.reason == reason && r.until == until) {
+                return;
+            }
+            s.causes.insert(cause, StateRecord { state, reason: reason.clone(), since: now, until, cause: Some(cause) });
         }
+        let in_force = s.effective().clone();
+        let label = scope.unwrap_or("global").to_owned();
+        let message = if state == TradingState::Active && in_force.state != TradingState::Active {
+            format!("{reason}; still {} ({:?}): {}", state_name(in_force.state), in_force.cause.unwrap_or_default(), in_force.reason)
+        } else {
+            reason
+        };
+        tracing::warn!(market_time = %stratbox_market::format_time(now), scope = %label, ?cause, state = ?state, in_force = ?in_force.state, reason = %message, "trading state changed");
+        self.alerts.push(Alert { time: now, scope: label, kind: format!("{:?}", in_force.state).to_lowercase(), message, state: Some(state), cause: Some(cause) });
+    }
+
+    /// Sets a state for `cause` (active: that cause ends).
+    pub fn set_cause(&mut self, plugin: Option<&str>, cause: Cause, state: TradingState, reason: &str, now: Timestamp) {
+        self.set(plugin, cause, state, reason.to_owned(), now, None);
+    }
+
+    /// The operator (or a test) sets a state. Active is a resume: it ends
+    /// every cause in the scope (a running circuit-breaker halt too) except a
+    /// failed reconciliation, which only a reconciliation that agrees lifts.
+    pub fn set_state(&mut self, plugin: Option<&str>, state: TradingState, reason: &str, now: Timestamp) {
+        if state != TradingState::Active {
+            return self.set(plugin, Cause::Operator, state, reason.to_owned(), now, None);
+        }
+        let causes: Vec<Cause> = self.scope_mut(plugin, now).causes.keys().copied().filter(|c| *c != Cause::Reconciliation).collect();
+        for cause in causes {
+            self.set(plugin, cause, TradingState::Active, reason.to_owned(), now, None);
+        }
+    }
+
+    /// Puts back a cause's state from the journal after a restart, without an alert.
+    pub fn restore_state(&mut self, plugin: Option<&str>, cause: Cause, state: TradingState, reason: &str, since: Timestamp, until: Option<Timestamp>) {
+        let s = self.scope_mut(plugin, since);
+        if state == TradingState::Active {
+            s.causes.remove(&cause);
+            if s.causes.is_empty() {
+                s.idle = StateRecord::active(reason, since);
+            }
+        } else {
+            s.causes.insert(cause, StateRecord { state, reason: reason.to_owned(), since, until, cause: Some(cause) });
+        }
+    }
+
+    /// When `cause` in `scope` ends by itself, if it does.
+    pub fn until_of(&self, plugin: Option<&str>, cause: Cause) -> Option<Timestamp> {
+        let scope = match plugin {
+            None => Some(&self.global),
+            Some(p) => self.plugins.get(p),
+        };
+        scope.and_then(|s| s.causes.get(&cause)).and_then(|r| r.until)
+    }
+
+    /// Whether `cause` is in force globally.
+    pub fn holds(&self, cause: Cause) -> bool {
+        self.global.has(cause)
     }
 
     /// Equity update: total and per-plugin P&L (realised + unrealised) at `now`.
@@ -476,23 +659,23 @@ impl RiskEngine {
         self.equity = equity;
         self.peak_equity = self.peak_equity.max(equity);
         let drawdown = if self.peak_equity > 0.0 { (self.peak_equity - equity) / self.peak_equity } else { 0.0 };
-        if drawdown >= self.config.max_drawdown && self.global.state < TradingState::Halted {
+        if drawdown >= self.config.max_drawdown && !self.global.has(Cause::Drawdown) {
             let reason = format!("drawdown {:.1}% from peak equity {:.2} reached the limit {:.1}%", drawdown * 100.0, self.peak_equity, self.config.max_drawdown * 100.0);
-            self.set(None, TradingState::Halted, reason, now, None);
+            self.set(None, Cause::Drawdown, TradingState::Halted, reason, now, None);
         }
         let day_loss = self.day_start_equity - equity;
         if let Some(limit) = self.config.daily_loss_limit
             && day_loss >= limit
-            && self.global.state < TradingState::ReduceOnly
+            && !self.global.has(Cause::DailyLoss)
         {
-            self.set(None, TradingState::ReduceOnly, format!("daily loss {day_loss:.2} reached the limit {limit:.2}"), now, None);
+            self.set(None, Cause::DailyLoss, TradingState::ReduceOnly, format!("daily loss {day_loss:.2} reached the limit {limit:.2}"), now, None);
         }
         if let Some(limit) = self.config.plugin_daily_loss_limit {
             for (plugin, pnl) in plugin_pnl {
                 let start = *self.plugin_day_start.entry(plugin.clone()).or_insert(*pnl);
                 let loss = start - pnl;
-                if loss >= limit && self.plugins.get(plugin).is_none_or(|s| s.state < TradingState::ReduceOnly) {
-                    self.set(Some(plugin), TradingState::ReduceOnly, format!("the plugin's daily loss {loss:.2} reached the limit {limit:.2}"), now, None);
+                if loss >= limit && self.plugins.get(plugin).is_none_or(|s| !s.has(Cause::DailyLoss)) {
+                    self.set(Some(plugin), Cause::DailyLoss, TradingState::ReduceOnly, format!("the plugin's daily loss {loss:.2} reached the limit {limit:.2}"), now, None);
                 }
             }
         }
@@ -526,23 +709,21 @@ impl RiskEngine {
             }
         };
         let fall = (open - price) / open;
-        if fall >= self.config.circuit_breaker.drop && self.global.until.is_none_or(|u| u <= now) && self.global.state != TradingState::Halted {
+        if fall >= self.config.circuit_breaker.drop && !self.global.has(Cause::CircuitBreaker) {
             self.halt_for(format!("circuit breaker: {symbol} down {:.1}% intraday (from {open} to {price})", fall * 100.0), now);
         }
     }
 
+    /// A circuit-breaker halt for `halt_secs`; a new trip restarts the time.
     fn halt_for(&mut self, reason: String, now: Timestamp) {
         let until = now.saturating_add(stratbox_contract::util::secs_to_nanos(self.config.circuit_breaker.halt_secs));
-        if self.global.state == TradingState::Halted && self.global.until.is_none() {
-            return; // a harder halt is already in place
-        }
-        self.set(None, TradingState::Halted, reason, now, Some(until));
+        self.set(None, Cause::CircuitBreaker, TradingState::Halted, reason, now, Some(until));
     }
 
-    /// Ends circuit-breaker halts whose time is up.
+    /// Ends circuit-breaker halts whose time is up (the other causes hold).
     pub fn tick(&mut self, now: Timestamp) {
-        if self.global.until.is_some_and(|u| now >= u) {
-            self.set(None, TradingState::Active, "the circuit-breaker halt ended".into(), now, None);
+        if self.global.causes.get(&Cause::CircuitBreaker).and_then(|r| r.until).is_some_and(|u| now >= u) {
+            self.set(None, Cause::CircuitBreaker, TradingState::Active, "the circuit-breaker halt ended".into(), now, None);
         }
     }
 
@@ -553,8 +734,12 @@ impl RiskEngine {
 
     pub fn view(&self) -> RiskView {
         RiskView {
-            global: self.global.clone(),
-            plugins: self.plugins.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+            global: self.global.effective().clone(),
+            plugins: self.plugins.iter().map(|(k, v)| (k.to_string(), v.effective().clone())).collect(),
+            causes: std::iter::once(("global", &self.global))
+                .chain(self.plugins.iter().map(|(k, v)| (&**k, v)))
+                .flat_map(|(scope, s)| s.causes.values().map(move |r| (scope.to_owned(), r.clone())))
+                .collect(),
             equity: self.equity,
             peak_equity: self.peak_equity,
             drawdown: if self.peak_equity > 0.0 { (self.peak_equity - self.equity) / self.peak_equity } else { 0.0 },

@@ -11,13 +11,20 @@ fn order<'a>(plugin: &'a str, side: Side, quantity: f64, position: f64, now: Tim
         quantity,
         order_type: OrderType::Market,
         position,
+        working: (0.0, 0.0),
         last_price: Some(100.0),
         market_open: Some(true),
         positions: &[],
         open_orders: 0,
         exit: false,
+        in_doubt: None,
         now,
     }
+}
+
+/// A filled position in another instrument, nothing working.
+fn held(instrument: InstrumentId, quantity: f64, mark: f64) -> Exposure {
+    Exposure { instrument, quantity, mark, buying: 0.0, selling: 0.0 }
 }
 
 fn rule(r: Result<(), RiskReject>) -> Option<RiskRule> {
@@ -62,7 +69,7 @@ fn portfolio_limits_count_the_position_after_the_order() {
         ..RiskConfig::default()
     };
     let mut r = RiskEngine::new(config);
-    let others = [(1, 200.0, 100.0), (2, -150.0, 100.0)]; // 20,000 long, 15,000 short
+    let others = [held(1, 200.0, 100.0), held(2, -150.0, 100.0)]; // 20,000 long, 15,000 short
     let with = |q, pos, positions| OrderCheck { positions, ..order("p", Side::Buy, q, pos, T0) };
     // Holding 100 of AAPL already: 200 more makes 30,000 (30% of equity), 201 more is too concentrated.
     assert_eq!(rule(r.check(&with(200.0, 100.0, &others))), None, "gross 65,000, net 35,000");
@@ -71,9 +78,9 @@ fn portfolio_limits_count_the_position_after_the_order() {
     assert_eq!(rule(r.check(&order("p", Side::Sell, 300.0, 350.0, T0))), None);
     let r2 = &mut RiskEngine::new(RiskConfig { max_concentration: 1.0, ..r.config().clone() });
     assert_eq!(rule(r2.check(&with(301.0, 100.0, &[]))), Some(RiskRule::PositionLimit), "40,100 in AAPL");
-    let long = [(1, 300.0, 100.0), (2, -50.0, 100.0)]; // net 25,000
+    let long = [held(1, 300.0, 100.0), held(2, -50.0, 100.0)]; // net 25,000
     assert_eq!(rule(r2.check(&with(260.0, 0.0, &long))), Some(RiskRule::NetExposure), "net 51,000");
-    let both = [(1, 300.0, 100.0), (2, -300.0, 100.0)]; // gross 60,000
+    let both = [held(1, 300.0, 100.0), held(2, -300.0, 100.0)]; // gross 60,000
     assert_eq!(rule(r2.check(&with(210.0, 0.0, &both))), Some(RiskRule::GrossExposure), "gross 81,000");
     assert_eq!(rule(r2.check(&OrderCheck { open_orders: 3, ..order("p", Side::Buy, 1.0, 0.0, T0) })), Some(RiskRule::OpenOrders));
 }
@@ -156,4 +163,82 @@ fn the_circuit_breaker_halts_on_alarms_and_market_moves_for_a_while() {
     r.tick(T0 + 86_400 * SEC);
     r.on_price("US500", 4_500.0, T0 + 86_400 * SEC);
     assert_eq!(r.view().global.state, TradingState::Active);
+}
+
+#[test]
+fn working_orders_count_at_their_worst_for_reduce_only_exits_and_exposure() {
+    let mut r = RiskEngine::new(RiskConfig { max_position_notional: 40_000.0, max_gross_exposure: 60_000.0, max_net_exposure: 50_000.0, max_concentration: 1.0, ..RiskConfig::default() });
+    r.set_state(None, TradingState::ReduceOnly, "test", T0);
+    // Long 10 with a sell 10 already on its way: a second sell 10 would flip the position to -10.
+    let first = order("p", Side::Sell, 10.0, 10.0, T0);
+    assert_eq!(rule(r.check(&first)), None, "the first sell closes");
+    let second = OrderCheck { working: (0.0, 10.0), ..order("p", Side::Sell, 10.0, 10.0, T0) };
+    let e = r.check(&second).unwrap_err();
+    assert_eq!(e.rule, RiskRule::ReduceOnly);
+    assert!(e.detail.contains("to -10") && e.detail.contains("10 more working"), "{}", e.detail);
+    assert_eq!(rule(r.check(&OrderCheck { working: (0.0, 4.0), ..order("p", Side::Sell, 6.0, 10.0, T0) })), None, "4 + 6 still only closes");
+    assert_eq!(rule(r.check(&OrderCheck { working: (25.0, 0.0), ..order("p", Side::Sell, 6.0, 10.0, T0) })), None, "working buys cannot make a sell flip");
+    // Halted: exits pass only if they cannot flip either.
+    r.set_state(None, TradingState::Halted, "test", T0);
+    let exit = |working| OrderCheck { exit: true, working, ..order("p", Side::Sell, 10.0, 10.0, T0) };
+    assert_eq!(rule(r.check(&exit((0.0, 0.0)))), None);
+    let e = r.check(&exit((0.0, 10.0))).unwrap_err();
+    assert_eq!(e.rule, RiskRule::Halted);
+    assert!(e.detail.contains("an exit may only reduce"), "{}", e.detail);
+    r.set_state(None, TradingState::Active, "resume", T0);
+
+    // Exposure: resting buys count as if filled. 300 resting + 150 more = 45,000 > 40,000.
+    assert_eq!(rule(r.check(&order("p", Side::Buy, 350.0, 0.0, T0))), None, "35,000 alone is within");
+    assert_eq!(rule(r.check(&OrderCheck { working: (300.0, 0.0), ..order("p", Side::Buy, 150.0, 0.0, T0) })), Some(RiskRule::PositionLimit));
+    // The larger side counts: long 100 with 450 resting sells could be short 350.
+    assert_eq!(rule(r.check(&OrderCheck { working: (0.0, 450.0), ..order("p", Side::Buy, 1.0, 100.0, T0) })), None, "short 350 at worst: 35,000");
+    assert_eq!(rule(r.check(&OrderCheck { working: (0.0, 510.0), ..order("p", Side::Buy, 1.0, 100.0, T0) })), Some(RiskRule::PositionLimit));
+    // Other instruments' working orders count toward gross and net.
+    let book = [Exposure { instrument: 1, quantity: 0.0, mark: 100.0, buying: 300.0, selling: 0.0 }];
+    assert_eq!(rule(r.check(&OrderCheck { positions: &book, ..order("p", Side::Buy, 250.0, 0.0, T0) })), Some(RiskRule::NetExposure), "net 55,000 if all buys fill");
+    let hedged = [Exposure { instrument: 1, quantity: 0.0, mark: 100.0, buying: 0.0, selling: 300.0 }];
+    assert_eq!(rule(r.check(&OrderCheck { positions: &hedged, ..order("p", Side::Buy, 250.0, 0.0, T0) })), None, "gross 55,000, net at worst 25,000 or -30,000");
+    assert_eq!(rule(r.check(&OrderCheck { positions: &hedged, ..order("p", Side::Buy, 310.0, 0.0, T0) })), Some(RiskRule::GrossExposure), "gross 61,000");
+}
+
+#[test]
+fn each_cause_holds_and_ends_on_its_own_and_the_strictest_decides() {
+    let config = RiskConfig {
+        daily_loss_limit: Some(1_000.0),
+        circuit_breaker: CircuitBreakerConfig { alarm_level: Some(AlarmLevelName::Severe), halt_secs: 60, ..CircuitBreakerConfig::default() },
+        ..RiskConfig::default()
+    };
+    let mut r = RiskEngine::new(config);
+    r.on_pnl(0.0, &[], T0);
+    r.on_pnl(-1_200.0, &[], T0 + SEC);
+    assert_eq!(r.view().global.state, TradingState::ReduceOnly);
+    r.on_alarm("zscore-guard", AlarmLevel::Critical, "z 9", T0 + 2 * SEC);
+    let v = r.view();
+    assert_eq!((v.global.state, v.global.cause), (TradingState::Halted, Some(Cause::CircuitBreaker)), "the stricter cause shows");
+    assert_eq!(v.causes.len(), 2, "{:?}", v.causes);
+    // The breaker's halt ends; the daily loss's reduce-only was never lifted.
+    r.tick(T0 + 62 * SEC);
+    let v = r.view();
+    assert_eq!((v.global.state, v.global.cause), (TradingState::ReduceOnly, Some(Cause::DailyLoss)));
+    let ended = r.take_alerts().pop().unwrap();
+    assert_eq!((ended.kind.as_str(), ended.state, ended.cause), ("reduceonly", Some(TradingState::Active), Some(Cause::CircuitBreaker)));
+    assert!(ended.message.contains("still reduce-only") && ended.message.contains("daily loss"), "{}", ended.message);
+    // A breaker trip during a de-leveraging leaves the de-leveraging in force too.
+    r.set_cause(None, Cause::Deleverage, TradingState::ReduceOnly, "de-leveraging", T0 + 63 * SEC);
+    r.on_alarm("zscore-guard", AlarmLevel::Critical, "z 9", T0 + 64 * SEC);
+    r.tick(T0 + 124 * SEC);
+    assert!(r.holds(Cause::Deleverage) && r.holds(Cause::DailyLoss) && !r.holds(Cause::CircuitBreaker));
+    // A failed reconciliation is not lifted by the operator's resume; the rest is.
+    r.set_cause(None, Cause::Reconciliation, TradingState::Halted, "reconciliation failed: X", T0 + 125 * SEC);
+    r.set_state(None, TradingState::Active, "resumed by the operator", T0 + 126 * SEC);
+    let v = r.view();
+    assert_eq!((v.global.state, v.global.cause), (TradingState::Halted, Some(Cause::Reconciliation)));
+    assert_eq!(v.causes.len(), 1);
+    r.set_cause(None, Cause::Reconciliation, TradingState::Active, "reconciled", T0 + 127 * SEC);
+    let v = r.view();
+    assert_eq!((v.global.state, v.global.reason.as_str()), (TradingState::Active, "reconciled"));
+    // A plugin's own cause and the global one: the stricter applies to it.
+    r.set_state(Some("p"), TradingState::ReduceOnly, "operator", T0 + 128 * SEC);
+    assert_eq!(r.state_of("p").state, TradingState::ReduceOnly);
+    assert_eq!(r.state_of("q").state, TradingState::Active);
 }
