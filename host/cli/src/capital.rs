@@ -156,6 +156,17 @@ pub struct MockArgs {
     /// Fault: these epics' markets are closed.
     #[arg(long, value_delimiter = ',')]
     closed: Vec<String>,
+    /// Fault: every Nth dealing request is carried out, then answered 502.
+    #[arg(long)]
+    executed_then_502_every: Option<u64>,
+    /// Fault: every Nth dealing request is carried out, then its reply is held back --lost-reply-ms.
+    #[arg(long)]
+    lost_reply_every: Option<u64>,
+    #[arg(long, default_value_t = 15_000)]
+    lost_reply_ms: u64,
+    /// Fault: the activity history shows what happened only this many ms later.
+    #[arg(long)]
+    activity_lag_ms: Option<u64>,
 }
 
 pub fn mock(cmd: MockCmd) -> Result<()> {
@@ -190,6 +201,10 @@ pub fn mock(cmd: MockCmd) -> Result<()> {
             slow_ms: a.slow_ms,
             malformed_every: a.malformed_every,
             closed_epics: a.closed,
+            executed_then_502_every: a.executed_then_502_every,
+            lost_reply_every: a.lost_reply_every,
+            lost_reply_ms: a.lost_reply_ms,
+            activity_lag_ms: a.activity_lag_ms,
         },
         account: account.clone(),
         ..MockConfig::default()

@@ -36,19 +36,24 @@ pub(crate) fn capital_url(url: Option<String>, live: bool) -> String {
 /// The stored Capital.com credentials, decrypted with a prompted passphrase.
 pub(crate) fn load_capital(data_dir: &Path) -> Result<CapitalCredentials> {
     let store = CredentialStore::new(data_dir.join("credentials.json"));
-    let passphrase = zeroize::Zeroizing::new(secret("Passphrase: ")?);
+    let passphrase = secret("Passphrase: ")?;
     Ok(store.load(&passphrase)?)
 }
 
-/// A secret: prompted for without echo on a terminal, else one line of standard input.
-pub(crate) fn secret(prompt: &str) -> Result<String> {
+/// A secret: prompted for without echo on a terminal, else one line of
+/// standard input. It lives in one buffer, zeroised when dropped: read into
+/// room reserved up front (so growing it leaves no copy behind) and trimmed
+/// in place.
+pub(crate) fn secret(prompt: &str) -> Result<zeroize::Zeroizing<String>> {
     use std::io::IsTerminal;
     if std::io::stdin().is_terminal() {
-        return Ok(rpassword::prompt_password(prompt)?);
+        return Ok(zeroize::Zeroizing::new(rpassword::prompt_password(prompt)?));
     }
-    let mut line = String::new();
+    let mut line = zeroize::Zeroizing::new(String::with_capacity(4096));
     std::io::stdin().read_line(&mut line)?;
-    let line = line.trim_end_matches(['\n', '\r']).to_owned();
+    while line.ends_with(['\n', '\r']) {
+        line.pop();
+    }
     if line.is_empty() {
         bail!("no input for `{}` on standard input", prompt.trim_end_matches([':', ' ']));
     }
@@ -62,14 +67,15 @@ pub fn credentials(cmd: CredentialsCmd, data_dir: &Path) -> Result<()> {
             if broker != "capital" {
                 bail!("unknown broker `{broker}`: the supported one is `capital`");
             }
-            let passphrase = zeroize::Zeroizing::new(secret("Passphrase (12+ characters): ")?);
-            if std::io::IsTerminal::is_terminal(&std::io::stdin()) && *passphrase != secret("Passphrase again: ")? {
+            let passphrase = secret("Passphrase (12+ characters): ")?;
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) && *passphrase != *secret("Passphrase again: ")? {
                 bail!("the two passphrases differ; nothing was saved");
             }
+            // Moved out of their buffers (no copy); the credentials zeroise themselves on drop.
             let creds = CapitalCredentials {
-                api_key: secret("Capital.com API key: ")?,
-                identifier: secret("Capital.com login (identifier): ")?,
-                password: secret("Capital.com API key password: ")?,
+                api_key: std::mem::take(&mut *secret("Capital.com API key: ")?),
+                identifier: std::mem::take(&mut *secret("Capital.com login (identifier): ")?),
+                password: std::mem::take(&mut *secret("Capital.com API key password: ")?),
             };
             store.save(&passphrase, &creds)?;
             println!("saved the capital credentials to {} (encrypted, mode 0600)", store.path().display());

@@ -91,7 +91,17 @@ enum Cmd {
         all: bool,
     },
     /// Set trading back to active after a halt (loss limit, circuit breaker, flatten).
+    /// A failed reconciliation is not lifted by this: see `adopt`.
     Resume,
+    /// After a failed reconciliation: take the positions the broker's account
+    /// holds and the journal does not into a book of their own (journaled
+    /// fills at the last price), cancel working orders nobody here owns, and
+    /// lift the halt. Close them later with `flatten` or by hand.
+    Adopt {
+        /// The book that takes them (not a loaded plugin's).
+        #[arg(long, default_value = stratbox_engine::ADOPTED)]
+        into: String,
+    },
     /// Reduce every position by a fraction, in steps; trading is reduce-only meanwhile.
     Deleverage {
         /// Share of each position to shed, in (0, 1].
@@ -153,6 +163,9 @@ fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Shutdown => Ok(ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.shutdown()?),
         Cmd::Flatten { all: _ } => print_json(&ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.flatten()?),
         Cmd::Resume => print_json(&ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.resume()?),
+        Cmd::Adopt { into } => {
+            print_json(&ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.adopt(&stratbox_engine::AdoptRequest { into: Some(into) })?)
+        }
         Cmd::Deleverage { fraction, steps, every_secs } => {
             let request = stratbox_engine::DeleverageRequest { fraction, steps, every_secs };
             print_json(&ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.deleverage(&request)?)

@@ -36,12 +36,56 @@ use tokio::sync::oneshot;
 use crate::config::{OrderPolicy, ParamInput, PluginSpec, RestartPolicy};
 use stratbox_trading::RiskView;
 use crate::runner::{Command, StatusView};
-use stratbox_trading::{DeleveragePlan, FlattenReport};
+use stratbox_trading::{ADOPTED, AdoptReport, DeleveragePlan, FlattenReport};
 use stratbox_sandbox::LimitOverrides;
 use stratbox_sandbox::{PluginFactory, SwapReport};
 use crate::PluginView;
 
 pub const CONTROL_FILE: &str = "control.json";
+
+/// Connections served at once; more are closed at accept (the CLI and a dashboard need a few).
+pub const MAX_CONNECTIONS: usize = 32;
+/// A request's headers must arrive within this (a slow client cannot hold a connection open).
+pub const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// And its body within this.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// No connection lives longer (a plugin load compiles, so this is generous).
+pub const CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Serves `app` until `stop`, with at most [`MAX_CONNECTIONS`] connections,
+/// each with a header timeout and a lifetime bound.
+async fn serve_bounded(listener: tokio::net::TcpListener, app: Router, mut stop: oneshot::Receiver<()>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = &mut stop => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "control API: accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, limit = MAX_CONNECTIONS, "control API: too many connections; closing this one");
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
+            let connection = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            match tokio::time::timeout(CONNECTION_TIMEOUT, connection).await {
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "control API connection ended"),
+                Err(_) => tracing::debug!(%peer, "control API connection closed after its lifetime"),
+                Ok(Ok(())) => {}
+            }
+        });
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
@@ -184,6 +228,19 @@ async fn resume(State(ctl): State<Arc<Ctl>>) -> Result<Json<RiskView>, ApiError>
     ctl.ask(Command::Resume).await.map(Json)
 }
 
+/// `POST /v1/adopt`: the book positions found at the broker go into.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdoptRequest {
+    /// The book (default `adopted`); not a loaded plugin's.
+    pub into: Option<String>,
+}
+
+async fn adopt(State(ctl): State<Arc<Ctl>>, Json(r): Json<AdoptRequest>) -> Result<Json<AdoptReport>, ApiError> {
+    let into = r.into.unwrap_or_else(|| ADOPTED.to_owned());
+    ctl.ask(|reply| Command::Adopt { into, reply }).await?.map(Json).map_err(refused)
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeleverageRequest {
     pub fraction: f64,
@@ -259,9 +316,12 @@ impl ControlServer {
             .route("/v1/shutdown", post(shutdown))
             .route("/v1/flatten", post(flatten))
             .route("/v1/resume", post(resume))
+            .route("/v1/adopt", post(adopt))
             .route("/v1/deleverage", post(deleverage))
             .route("/v1/journal", get(journal))
             .layer(axum::middleware::from_fn_with_state(ctl.clone(), authorise))
+            // A client that starts a body must finish it.
+            .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
             .with_state(ctl);
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
@@ -270,12 +330,7 @@ impl ControlServer {
                 let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("tokio runtime");
                 rt.block_on(async move {
                     let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener from std");
-                    let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-                        let _ = stop_rx.await;
-                    });
-                    if let Err(e) = serve.await {
-                        tracing::error!(error = %e, "control API stopped");
-                    }
+                    serve_bounded(listener, app, stop_rx).await;
                 });
             })
             .expect("spawning the control thread");
@@ -363,6 +418,11 @@ impl ControlClient {
     /// Sets trading back to active after a halt.
     pub fn resume(&self) -> Result<serde_json::Value, ControlError> {
         self.send(self.http.post(self.url("/v1/resume")))
+    }
+
+    /// Takes what the broker's account holds and the journal does not into a book.
+    pub fn adopt(&self, r: &AdoptRequest) -> Result<serde_json::Value, ControlError> {
+        self.send(self.http.post(self.url("/v1/adopt")).json(r))
     }
 
     /// Reduces every position by `fraction` in `steps`, `every_secs` apart.

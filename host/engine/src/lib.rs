@@ -20,7 +20,7 @@ mod control;
 mod runner;
 mod view;
 
-pub use control::{CONTROL_FILE, ControlClient, ControlEndpoint, ControlError, ControlServer, DeleverageRequest, JournalPage, LoadRequest};
+pub use control::{BODY_TIMEOUT, CONNECTION_TIMEOUT, HEADER_TIMEOUT, MAX_CONNECTIONS, CONTROL_FILE, ControlClient, ControlEndpoint, ControlError, ControlServer, AdoptRequest, DeleverageRequest, JournalPage, LoadRequest};
 pub use runner::{Command, Host, HostError, LatencySummary, RunOptions, RunStats, RunSummary, StatusView, format_time};
-pub use stratbox_trading::{DeleveragePlan, FlattenReport, RECONCILIATION_FAILED};
+pub use stratbox_trading::{ADOPTED, AdoptReport, DeleveragePlan, FlattenReport, RECONCILIATION_FAILED};
 pub use view::{PluginView, PluginWorld};

@@ -16,7 +16,7 @@ use stratbox_contract::{BarBatch, Intent, RunMode};
 use stratbox_market::{Feed, FeedPoll, MarketEvent, Timestamp};
 use stratbox_sandbox::{Fault, PluginFactory, Sandbox, SandboxSettings, Started, Supervisor, SwapReport};
 use stratbox_trading::{
-    AccountCheck, Broker, BrokerStats, DeleveragePlan, Entry, FlattenReport, Journal, JournalError, OrderPath, OrderPathConfig, PaperBroker, PathStats, RiskView, SharedWorld, TrackerStats,
+    ADOPTED, AccountCheck, AdoptReport, Broker, BrokerStats, DeleveragePlan, Entry, FlattenReport, Journal, JournalError, OrderPath, OrderPathConfig, PaperBroker, PathStats, RiskView, SharedWorld, TrackerStats,
     TradingState, Violation,
 };
 
@@ -36,6 +36,8 @@ pub enum Command {
     Resume(oneshot::Sender<RiskView>),
     /// Reduce every position by `fraction` in `steps` equal steps, `every_secs` of market time apart.
     Deleverage { fraction: f64, steps: u32, every_secs: u64, reply: oneshot::Sender<Result<DeleveragePlan, String>> },
+    /// Takes what the broker's account holds and the journal does not into the book `into`.
+    Adopt { into: String, reply: oneshot::Sender<Result<AdoptReport, String>> },
     /// Up to `limit` journal entries from sequence number `from` (reports of a running host:
     /// sled lets one process open the journal).
     Journal { from: u64, limit: usize, reply: oneshot::Sender<Result<Vec<Entry>, String>> },
@@ -234,13 +236,15 @@ impl Host {
         let (order_path, rebuilt) = OrderPath::open(broker, journal, world.clone(), instruments, hours, path_config)?;
         let mut host =
             Self { config, feed, supervisor, order_path, world, commands, stats, started: Instant::now(), latencies: Latencies::default() };
-        if let Some(rebuilt) = rebuilt {
-            // After a restart: what the broker did meanwhile is journaled (and
-            // its fills reach the plugins) before the positions are compared.
-            let outcome = host.order_path.begin_reconcile(&rebuilt);
-            host.drain_broker();
-            host.order_path.finish_reconcile(rebuilt, outcome);
-        }
+        // At every start, a first one too: a remote broker's account is compared
+        // with the journal before anything trades (an account that already
+        // holds positions or orders the host does not know halts trading).
+        // After a restart, what the broker did meanwhile is journaled (and its
+        // fills reach the plugins) before the positions are compared.
+        let rebuilt = rebuilt.unwrap_or_default();
+        let outcome = host.order_path.begin_reconcile(&rebuilt);
+        host.drain_broker();
+        host.order_path.finish_reconcile(rebuilt, outcome);
         Ok(host)
     }
 
@@ -388,6 +392,9 @@ impl Host {
             Command::Deleverage { fraction, steps, every_secs, reply } => {
                 let _ = reply.send(self.start_deleverage(fraction, steps, every_secs));
             }
+            Command::Adopt { into, reply } => {
+                let _ = reply.send(self.adopt(&into));
+            }
             Command::Journal { from, limit, reply } => {
                 let _ = reply.send(self.order_path.journal_page(from, limit).map_err(|e| e.to_string()));
             }
@@ -405,6 +412,18 @@ impl Host {
     /// Sets a trading state now (journaled, alerted).
     pub fn set_trading_state(&mut self, plugin: Option<&str>, state: TradingState, reason: &str) {
         self.order_path.set_trading_state(plugin, state, reason);
+    }
+
+    /// Adopts what the broker's account holds and the journal does not (after
+    /// a failed reconciliation): its fills first reach their plugins, then the
+    /// rest becomes positions of the book `into`, and the halt ends.
+    pub fn adopt(&mut self, into: &str) -> Result<AdoptReport, String> {
+        if self.supervisor.names().any(|n| &**n == into) {
+            return Err(format!("`{into}` is a loaded plugin: adopt into a book of its own (the default is `{ADOPTED}`)"));
+        }
+        let outcome = self.order_path.begin_adopt();
+        self.drain_broker();
+        self.order_path.finish_adopt(into, outcome)
     }
 
     /// Emergency flatten: halt, cancel every working order, and send an exit
