@@ -1,9 +1,11 @@
 //! The Capital.com broker against the mock on 127.0.0.1: the dealing
 //! endpoints (confirms, netting and hedging, working orders, amend and
-//! close, typed errors), and the host killed with `kill -9` at random points
-//! while it trades, many times over: after each restart it reconciles, and in
-//! the end no order reached the broker twice, no fill was lost and the
-//! positions are the broker's.
+//! close, typed errors), and the host killed with `kill -9` at seeded random
+//! points while it trades against a mock that also answers deals with 502s,
+//! loses replies and lags its activity, 30 times over: after each restart it
+//! reconciles equal, and in the end no order reached the broker twice, every
+//! deal is a journaled order's, no fill was lost and the positions are the
+//! broker's. Also: a first start on an account that holds positions.
 
 #[path = "../../../tests/support/mod.rs"]
 mod support;
@@ -51,7 +53,11 @@ fn dealing_endpoints_confirms_netting_hedging_working_orders_and_typed_errors() 
         let rest = RestClient::new(RestConfig { base_url: mock.base_url(), backoff_ms: 20, backoff_max_ms: 200, ..RestConfig::default() }, credentials()).unwrap();
         rest.login().await.unwrap();
         // Wait for the first quotes: deals fill at the published price.
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while mock.ground_truth().quotes_published < 2 {
+            assert!(Instant::now() < deadline, "no quotes from the mock");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         assert!(!rest.preferences().await.unwrap().hedging_mode, "netting by default, as a new account");
 
         // A market deal: a reference, then the confirm with the fill.
@@ -164,7 +170,8 @@ fn spawn_host(data: &std::path::Path, config: &std::path::Path, url: &str, log: 
 
 fn write_config(path: &std::path::Path, data: &std::path::Path, plugin: Option<&std::path::Path>) {
     let mut text = format!(
-        "data_dir = {data:?}\nstatus_secs = 0\n\n[control]\nenabled = false\n\n[capital_broker]\npoll_ms = 500\n\n\
+        "data_dir = {data:?}\nstatus_secs = 0\n\n[control]\nenabled = false\n\n\
+         [capital_broker]\npoll_ms = 500\nunknown_grace_secs = 6\npositions_every_ms = 2000\n\n\
          [risk]\norders_per_sec_per_plugin = 20\norders_per_sec = 20\nduplicate_window_ms = 0\n"
     );
     if let Some(p) = plugin {
@@ -177,7 +184,16 @@ fn write_config(path: &std::path::Path, data: &std::path::Path, plugin: Option<&
 fn kill_dash_nine_in_a_loop_loses_no_fill_and_duplicates_no_order() {
     let rt = runtime();
     // Quotes at 1.5 per epic per wall second, an intent each: inside the rate limits.
-    let mock = rt.block_on(MockServer::start(mock_config(1.5), "127.0.0.1:0")).unwrap();
+    // Every 7th deal answers 502 after it is made, every 11th reply comes after
+    // the client's 10 s timeout, and the activity shows deals 1.5 s late.
+    let faults = stratbox_capital_mock::Faults {
+        executed_then_502_every: Some(7),
+        lost_reply_every: Some(11),
+        lost_reply_ms: 11_000,
+        activity_lag_ms: Some(1_500),
+        ..Default::default()
+    };
+    let mock = rt.block_on(MockServer::start(MockConfig { faults, ..mock_config(1.5) }, "127.0.0.1:0")).unwrap();
     let url = mock.base_url();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -198,17 +214,20 @@ fn kill_dash_nine_in_a_loop_loses_no_fill_and_duplicates_no_order() {
     let trading = dir.path().join("trading.toml");
     write_config(&trading, &data, Some(&plugin));
 
-    // Kill at random points: while logging in, reconciling, sending, confirming.
-    let kills = 8;
+    // Kill at seeded random points: while logging in, reconciling, sending, confirming.
+    let seed: u64 = std::env::var("STRATBOX_KILL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_0011);
+    eprintln!("kill times from seed {seed} (STRATBOX_KILL_SEED to replay)");
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
+    let kills = 30;
     let started = Instant::now();
     for k in 0..kills {
         let mut child = spawn_host(&data, &trading, &url, &log, &[]);
-        let wait = Duration::from_millis(rand::Rng::gen_range(&mut rand::thread_rng(), 3_000..7_000));
+        let wait = Duration::from_millis(rand::Rng::gen_range(&mut rng, 1_500..5_000));
         std::thread::sleep(wait);
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         eprintln!("kill {} of {kills} after {wait:?}: {} deals at the broker so far", k + 1, mock.dealing().deals.len());
-        assert!(started.elapsed() < Duration::from_secs(120), "the loop is bounded in time");
+        assert!(started.elapsed() < Duration::from_secs(400), "the loop is bounded in time");
     }
     // Let what rests stay resting, then restart without the plugin: the last reconciliation.
     mock.freeze_dealing();
@@ -221,12 +240,16 @@ fn kill_dash_nine_in_a_loop_loses_no_fill_and_duplicates_no_order() {
     let journal = Journal::open(&data.join("journal"), 100).unwrap();
     let mut ledger = Ledger::default();
     let mut tracker = OrderTracker::default();
-    let rebuilt = rebuild(&journal, &mut ledger, &mut tracker).unwrap();
+    let rebuilt = rebuild(&journal, &["AAPL".to_owned(), "GOLD".to_owned()], &mut ledger, &mut tracker).unwrap();
     let log_text = std::fs::read_to_string(&log).unwrap();
     assert!(broker.deals.len() >= 10, "too little trading to test anything: {} deals\n{log_text}", broker.deals.len());
 
     // Every restart reconciled; none found a difference.
     let mut reconciled = 0;
+    // Per client id: the start it was sent in, and the start its answer (reference or refusal) came in.
+    let mut sent_in: HashMap<String, usize> = HashMap::new();
+    let mut answered_in: HashMap<String, usize> = HashMap::new();
+    let mut orders_journaled: std::collections::HashSet<String> = Default::default();
     let mut references: HashMap<String, Vec<String>> = HashMap::new();
     let mut filled: HashMap<String, f64> = HashMap::new();
     let mut symbols = Vec::new();
@@ -234,7 +257,20 @@ fn kill_dash_nine_in_a_loop_loses_no_fill_and_duplicates_no_order() {
     for entry in journal.entries() {
         match entry.unwrap().event {
             JournalEvent::TradingState { reason, .. } => assert!(!reason.starts_with("reconciliation failed"), "{reason}"),
-            JournalEvent::BrokerRef { client_id, deal_reference: Some(r), .. } => references.entry(r).or_default().push(client_id),
+            JournalEvent::Order { client_id, .. } => {
+                orders_journaled.insert(client_id);
+            }
+            JournalEvent::Sent { client_id, .. } => {
+                assert!(orders_journaled.contains(&client_id), "{client_id} was sent before its order was journaled");
+                sent_in.insert(client_id, reconciled);
+            }
+            JournalEvent::BrokerRejected { client_id, .. } => {
+                answered_in.entry(client_id).or_insert(reconciled);
+            }
+            JournalEvent::BrokerRef { client_id, deal_reference: Some(r), .. } => {
+                answered_in.entry(client_id.clone()).or_insert(reconciled);
+                references.entry(r).or_default().push(client_id);
+            }
             JournalEvent::Fill { client_id, quantity, .. } => *filled.entry(client_id).or_default() += quantity,
             JournalEvent::Equity { equity, .. } => {
                 assert!(equity.is_finite());
@@ -249,13 +285,26 @@ fn kill_dash_nine_in_a_loop_loses_no_fill_and_duplicates_no_order() {
     }
     assert!(equity_points >= 2, "the equity curve is journaled: {equity_points} points");
     // Runs killed while logging in never got as far as the journal.
-    assert!(reconciled >= 2 && reconciled <= kills + 1, "{reconciled} starts journaled");
+    assert!(reconciled >= 10 && reconciled <= kills + 1, "{reconciled} starts journaled");
     assert!(log_text.contains("reconciled"), "the restarts reconciled:\n{log_text}");
 
+    // The kills landed mid-send: some orders were sent in one run and answered in a later one.
+    let across = sent_in.iter().filter(|(c, run)| answered_in.get(*c).is_some_and(|a| a > run)).count();
+    assert!(across >= 1, "no kill landed between a send and its answer ({} orders sent)", sent_in.len());
     // No duplicate: each deal at the broker is exactly one journaled order, and the reverse.
     for (r, clients) in &references {
         assert_eq!(clients.len(), 1, "reference {r} claimed by {clients:?}");
     }
+    // At most one opening deal per client order id (netting: one deal per order).
+    let mut deals_of: HashMap<&str, usize> = HashMap::new();
+    for clients in references.values() {
+        *deals_of.entry(clients[0].as_str()).or_default() += 1;
+    }
+    assert!(deals_of.values().all(|n| *n == 1), "a client id with two deals: {:?}", deals_of.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>());
+    // The faults were met: deals answered 502 and replies lost, each resolved from the activity.
+    let stats = mock.stats();
+    let (gateway, lost) = (stats.executed_then_502.load(std::sync::atomic::Ordering::Relaxed), stats.lost_replies.load(std::sync::atomic::Ordering::Relaxed));
+    assert!(gateway >= 2 && lost >= 1, "faults injected: {gateway} 502s after a deal, {lost} lost replies");
     let at_broker: BTreeMap<&str, &stratbox_capital_mock::DealRecord> = broker.deals.iter().map(|d| (d.deal_reference.as_str(), d)).collect();
     assert_eq!(at_broker.len(), broker.deals.len(), "the broker never saw one reference twice");
     for d in &broker.deals {
@@ -283,7 +332,7 @@ fn kill_dash_nine_in_a_loop_loses_no_fill_and_duplicates_no_order() {
         log_text.matches("never reached the broker").count()
     );
     eprintln!(
-        "{kills} kills: {} deals at the broker ({} fills), {} journaled references, positions {:?}",
+        "{kills} kills ({reconciled} journaled starts, {across} orders answered after a restart): {} deals at the broker ({} fills), {} journaled references, {gateway} 502s after a deal, {lost} lost replies, positions {:?}",
         broker.deals.len(),
         broker.fills,
         references.len(),
@@ -291,42 +340,51 @@ fn kill_dash_nine_in_a_loop_loses_no_fill_and_duplicates_no_order() {
     );
 }
 
-/// In hedging mode an order that reduces closes whole opposite positions
-/// first (and opens only the rest), so the account does not pile up hedged
-/// pairs; the host's positions end equal to the account's.
-#[test]
-fn hedging_mode_closes_opposite_positions_and_ends_equal_to_the_account() {
-    use stratbox_trading::{Broker, CapitalBroker, CapitalBrokerConfig};
+/// A `Host` trading Capital.com (the mock) through its feed's session, in `dir`.
+fn capital_host(mock: &MockServer, dir: &std::path::Path, plugins: Vec<stratbox_engine::config::PluginSpec>, broker: stratbox_trading::CapitalBrokerConfig) -> stratbox_engine::Host {
     use stratbox_capital::{CapitalFeed, CapitalFeedConfig};
-    use stratbox_engine::config::{FeedConfig, HostConfig, ParamInput, PluginSpec};
+    use stratbox_engine::config::{FeedConfig, HostConfig};
+    use stratbox_engine::{Host, HostError};
     use stratbox_market::Feed;
-    use stratbox_engine::{Host, HostError, RunOptions};
-
-    let rt = runtime();
-    let mock = rt.block_on(MockServer::start(mock_config(1.5), "127.0.0.1:0")).unwrap();
-    mock.set_hedging(true);
-    let dir = tempfile::tempdir().unwrap();
+    use stratbox_trading::{Broker, CapitalBroker};
     let feed_config = CapitalFeedConfig {
         epics: vec!["AAPL".into(), "GOLD".into()],
-        rest: RestConfig { base_url: mock.base_url(), backoff_ms: 20, backoff_max_ms: 200, ..RestConfig::default() },
+        // One login per second per key: a restart right after the last one backs off on 429.
+        rest: RestConfig { base_url: mock.base_url(), backoff_ms: 250, backoff_max_ms: 1_000, ..RestConfig::default() },
         ..CapitalFeedConfig::default()
     };
     let feed = CapitalFeed::connect(&feed_config, credentials(), None).unwrap();
     let (rest, handle) = feed.session();
     let epics: Vec<String> = feed.instruments().iter().map(|i| i.symbol.clone()).collect();
+    let mut config = HostConfig { data_dir: dir.to_owned(), status_secs: 0, plugins, ..HostConfig::default() };
+    config.feed = FeedConfig::Capital(Box::new(feed_config));
+    config.control.enabled = false;
+    config.risk.duplicate_window_ms = 0;
+    let make = move |world| CapitalBroker::start(rest, handle, epics, world, broker).map(|b| Box::new(b) as Box<dyn Broker>).map_err(|e| HostError::Broker(e.to_string()));
+    let (_tx, rx) = std::sync::mpsc::channel();
+    Host::with_broker(config, Box::new(feed), make, rx).unwrap()
+}
+
+/// In hedging mode an order that reduces closes whole opposite positions
+/// first (and opens only the rest), so the account does not pile up hedged
+/// pairs; the host's positions end equal to the account's.
+#[test]
+fn hedging_mode_closes_opposite_positions_and_ends_equal_to_the_account() {
+    use stratbox_engine::RunOptions;
+    use stratbox_engine::config::{ParamInput, PluginSpec};
+    use stratbox_trading::CapitalBrokerConfig;
+
+    let rt = runtime();
+    let mock = rt.block_on(MockServer::start(mock_config(1.5), "127.0.0.1:0")).unwrap();
+    mock.set_hedging(true);
+    let dir = tempfile::tempdir().unwrap();
     // A bounded churn: 24 intents, then quiet.
     let plugin = PluginSpec::new(support::component("tests/plugins/hostile"))
         .named("churn")
         .param("mode", ParamInput::Text("churn".into()))
         .param("orders", ParamInput::Integer(24));
-    let mut config = HostConfig { data_dir: dir.path().to_owned(), status_secs: 0, plugins: vec![plugin], ..HostConfig::default() };
-    config.feed = FeedConfig::Capital(Box::new(feed_config));
-    config.control.enabled = false;
-    config.risk.duplicate_window_ms = 0;
     let broker_config = CapitalBrokerConfig { poll_ms: 300, account_every_ms: 300, ..CapitalBrokerConfig::default() };
-    let make = move |world| CapitalBroker::start(rest, handle, epics, world, broker_config).map(|b| Box::new(b) as Box<dyn Broker>).map_err(|e| HostError::Broker(e.to_string()));
-    let (_tx, rx) = std::sync::mpsc::channel();
-    let mut host = Host::with_broker(config, Box::new(feed), make, rx).unwrap();
+    let mut host = capital_host(&mock, dir.path(), vec![plugin], broker_config);
     // 24 intents at 3 quotes/s take ~8 s; then resting orders may still trigger until frozen.
     host.run(&RunOptions { duration: Some(Duration::from_secs(11)), ..RunOptions::default() });
     mock.freeze_dealing();
@@ -362,4 +420,56 @@ fn hedging_mode_closes_opposite_positions_and_ends_equal_to_the_account() {
     let check = host.status().account.unwrap();
     assert!(!check.within && (check.difference - 1000.0).abs() < check.tolerance, "{check:?}");
     assert_eq!(check.mismatches, 1, "reported once, not at every read");
+}
+
+/// A first start on an account that already holds a position the journal
+/// does not know: the host reconciles anyway (an empty journal too), halts
+/// naming it, and trades again only once the operator adopts it; the adopted
+/// book is then flattened like any other, and a restart agrees with the account.
+#[test]
+fn a_first_start_on_a_busy_account_halts_until_the_operator_adopts_what_it_holds() {
+    use stratbox_engine::RunOptions;
+    use stratbox_trading::{CapitalBrokerConfig, Cause, TradingState};
+
+    let rt = runtime();
+    let mock = rt.block_on(MockServer::start(mock_config(1.0), "127.0.0.1:0")).unwrap();
+    let client = RestClient::new(RestConfig { base_url: mock.base_url(), ..RestConfig::default() }, credentials()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while mock.ground_truth().quotes_published < 2 {
+        assert!(Instant::now() < deadline, "no quotes from the mock");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Bought by hand before the host ever ran.
+    rt.block_on(client.confirm(&rt.block_on(client.open_position(&deal("AAPL", true, 3.0))).unwrap())).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let start = |mock: &MockServer| capital_host(mock, dir.path(), Vec::new(), CapitalBrokerConfig { poll_ms: 300, ..CapitalBrokerConfig::default() });
+    let mut host = start(&mock);
+    let risk = host.status().risk;
+    assert_eq!((risk.global.state, risk.global.cause), (TradingState::Halted, Some(Cause::Reconciliation)), "{:?}", risk.global);
+    assert!(risk.global.reason.contains("AAPL: journal 0, broker 3") && risk.global.reason.contains("stratbox adopt"), "{}", risk.global.reason);
+    // A plain resume does not lift it.
+    host.set_trading_state(None, TradingState::Active, "resumed by the operator");
+    assert_eq!(host.status().risk.global.state, TradingState::Halted);
+    // Adopt needs a price: let the feed bring one.
+    host.run(&RunOptions { duration: Some(Duration::from_secs(2)), ..RunOptions::default() });
+    let report = host.adopt(stratbox_engine::ADOPTED).unwrap();
+    assert_eq!(report.adopted.len(), 1, "{report:?}");
+    assert_eq!((report.adopted[0].0.as_str(), report.adopted[0].1), ("AAPL", 3.0));
+    assert_eq!(report.risk.global.state, TradingState::Active, "{:?}", report.risk.global);
+    assert_eq!(host.world().ledger().quantity(stratbox_engine::ADOPTED, 0), 3.0);
+    drop(host);
+
+    // A restart agrees with the account: the adopted position is journaled.
+    let mut host = start(&mock);
+    let risk = host.status().risk;
+    assert_eq!(risk.global.state, TradingState::Active, "{:?}", risk.causes);
+    assert_eq!(host.world().ledger().quantity(stratbox_engine::ADOPTED, 0), 3.0);
+    // Flatten closes the adopted book like a plugin's.
+    let flat = host.flatten();
+    assert_eq!(flat.closing_orders, vec![(stratbox_engine::ADOPTED.to_owned(), "AAPL".to_owned(), -3.0)]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while mock.dealing().net.contains_key("AAPL") || host.world().ledger().quantity(stratbox_engine::ADOPTED, 0) != 0.0 {
+        assert!(Instant::now() < deadline, "the adopted position was not closed: {:?}", mock.dealing().net);
+        host.run(&RunOptions { duration: Some(Duration::from_millis(300)), ..RunOptions::default() });
+    }
 }

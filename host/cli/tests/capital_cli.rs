@@ -1,6 +1,10 @@
-//! `stratbox credentials check`, `collect` and `run --feed capital` against
-//! the mock Capital.com on 127.0.0.1, with every log line of the session
-//! captured at trace level and searched for the secrets.
+//! `stratbox credentials check`, `collect` and `run --feed capital --orders
+//! capital` against the mock Capital.com on 127.0.0.1 (re-logins, dropped
+//! streams, 429s, deals answered 502, replies lost), with every log line of
+//! the session captured at trace level and searched for the secrets.
+
+#[path = "../../../tests/support/mod.rs"]
+mod support;
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
@@ -38,7 +42,17 @@ fn a_whole_mock_session_logs_no_secret() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let account = MockAccount { api_key: random("key"), identifier: format!("{}@example.com", random("id")), password: random("pw") };
     // Faults that make the client log in again and reconnect during the session.
-    let faults = Faults { token_expiry_ms: Some(2_500), drop_stream_every_ms: Some(1_500), rate_limit_every_ms: Some(1_000), rate_limit_burst: 1, ..Faults::default() };
+    // And, for the trading run, deals answered 502 after they are made and replies held back past the timeout.
+    let faults = Faults {
+        token_expiry_ms: Some(2_500),
+        drop_stream_every_ms: Some(1_500),
+        rate_limit_every_ms: Some(1_000),
+        rate_limit_burst: 1,
+        executed_then_502_every: Some(3),
+        lost_reply_every: Some(5),
+        lost_reply_ms: 11_000,
+        ..Faults::default()
+    };
     let config = MockConfig {
         epics: vec!["AAPL".into(), "GOLD".into()],
         speed: 60.0,
@@ -79,6 +93,30 @@ fn a_whole_mock_session_logs_no_secret() {
     for line in ["AAPL       quotes", "AAPL       bars 60s bid", "GOLD       bars 60s ask"] {
         assert!(stats.contains(line), "missing `{line}` in:\n{stats}");
     }
+
+    // Trading through Capital.com: orders, confirms, re-logins, 502s and lost replies, all logged.
+    let before = mock.issued_tokens().len();
+    let plugin = support::component("tests/plugins/hostile");
+    let config = data.join("trading.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {data:?}\nstatus_secs = 0\n[control]\nenabled = false\n[capital_broker]\npoll_ms = 300\nunknown_grace_secs = 5\n\
+             [risk]\nduplicate_window_ms = 0\n[[plugin]]\npath = {plugin:?}\nname = \"churn\"\nparams = {{ mode = \"churn\", orders = 12 }}\n"
+        ),
+    )
+    .unwrap();
+    let args = ["run", "--config", config.to_str().unwrap(), "--feed", "capital", "--epics", "AAPL,GOLD", "--url", &url, "--orders", "capital", "--duration", "15"];
+    let out = stratbox(data, &args, &format!("{PASSPHRASE}\n"));
+    let run = text(&out);
+    assert!(out.status.success(), "{run}");
+    log += &run;
+    let deals = mock.dealing().deals.len();
+    let stats = mock.stats();
+    let (gateway, lost) = (stats.executed_then_502.load(std::sync::atomic::Ordering::Relaxed), stats.lost_replies.load(std::sync::atomic::Ordering::Relaxed));
+    assert!(deals >= 3 && gateway >= 1 && lost >= 1, "{deals} deals, {gateway} 502s after a deal, {lost} lost replies:\n{run}");
+    assert!(mock.issued_tokens().len() > before + 2, "the trading run logged in again");
+    assert!(run.contains("no clear answer"), "the faults were met and logged:\n{run}");
 
     let tokens = mock.issued_tokens();
     assert!(tokens.len() >= 6, "several sessions were opened ({} tokens)", tokens.len());

@@ -203,6 +203,27 @@ fn operate_a_running_host_over_the_control_api() {
     let resp = reqwest::blocking::Client::builder().no_proxy().build().unwrap()
         .get(format!("{}/v1/plugins", endpoint["url"].as_str().unwrap())).bearer_auth("wrong").send().unwrap();
     assert_eq!(resp.status(), reqwest::StatusCode::UNAUTHORIZED);
+    // Idle connections hold at most the connection limit, and only until the header timeout.
+    {
+        use std::io::Read;
+        let addr = endpoint["url"].as_str().unwrap().trim_start_matches("http://").to_owned();
+        let closed_within = |s: &mut std::net::TcpStream, d: Duration| {
+            s.set_read_timeout(Some(d)).unwrap();
+            matches!(s.read(&mut [0u8; 64]), Ok(0)) || matches!(s.read(&mut [0u8; 64]), Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset)
+        };
+        let opened = Instant::now();
+        let mut idle: Vec<std::net::TcpStream> = (0..stratbox_engine::MAX_CONNECTIONS).map(|_| std::net::TcpStream::connect(&addr).unwrap()).collect();
+        std::thread::sleep(Duration::from_millis(300));
+        let mut one_more = std::net::TcpStream::connect(&addr).unwrap();
+        assert!(closed_within(&mut one_more, Duration::from_secs(2)), "a connection past the limit is closed at once");
+        // A partial request line never completes: closed by the header timeout, as are the silent ones.
+        std::io::Write::write_all(&mut idle[0], b"GET /v1/status HTTP/1.1\r\nHost: x\r\n").unwrap();
+        for s in &mut idle {
+            assert!(closed_within(s, stratbox_engine::HEADER_TIMEOUT * 3), "an idle connection outlived the header timeout");
+        }
+        assert!(opened.elapsed() >= stratbox_engine::HEADER_TIMEOUT - Duration::from_millis(500), "closed by the timeout, not at once");
+        assert!(!host.list().is_empty(), "the API serves again once they are gone");
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -217,11 +238,18 @@ fn operate_a_running_host_over_the_control_api() {
     assert!(!curve.is_empty() && curve[0]["equity"].is_number(), "the equity curve of the running host: {curve:?}");
 
     // Emergency flatten halts trading (everything working cancelled, every position
-    // closing); resume makes it active again.
+    // closed); resume makes it active again. There is something to flatten first.
+    host.wait_for("sma-cross to hold a position", |l| find(l, "sma-cross").is_some_and(|p| p["book"]["open_positions"].as_u64() > Some(0)));
     let flat: serde_json::Value = serde_json::from_str(&host.cli(&["flatten", "--all"])).unwrap();
     assert_eq!(flat["risk"]["global"]["state"], "halted", "{flat}");
     assert_eq!(flat["risk"]["global"]["reason"], "emergency flatten by the operator");
-    assert!(flat["closing_orders"].is_array() && flat["cancelled_orders"].is_u64(), "{flat}");
+    let closing = flat["closing_orders"].as_array().unwrap();
+    assert!(!closing.is_empty() && closing.iter().all(|c| c[0] == "sma-cross" && c[2].as_f64().is_some_and(|q| q != 0.0)), "{flat}");
+    assert!(flat["cancelled_orders"].is_u64(), "{flat}");
+    let l = host.wait_for("every position closed and every order cancelled", |l| {
+        !l.is_empty() && l.iter().all(|p| p["book"]["open_positions"] == 0 && p["book"]["working_orders"] == 0)
+    });
+    assert!(find(&l, "sma-cross").is_some(), "{l:#?}");
     let status: serde_json::Value = serde_json::from_str(&host.cli(&["status"])).unwrap();
     assert_eq!(status["risk"]["global"]["state"], "halted");
     let resumed: serde_json::Value = serde_json::from_str(&host.cli(&["resume"])).unwrap();
@@ -368,6 +396,10 @@ fn kill_9_during_import_never_breaks_the_store_or_loses_a_durable_commit() {
         outcomes.push((delay.as_millis(), durable, rows.len()));
     }
     eprintln!("kill -9 rounds (delay ms, durable, stored): {outcomes:?}");
+    // The kills landed mid-import: part of the file stored, part of it reported durable.
+    let mid_store = outcomes.iter().filter(|(_, _, stored)| *stored > 0 && (*stored as i64) < ROWS).count();
+    let mid_durable = outcomes.iter().filter(|(_, durable, _)| *durable > 0 && (*durable as i64) < ROWS).count();
+    assert!(mid_store >= 2 && mid_durable >= 1, "too few kills landed mid-import: {outcomes:?}");
 }
 
 #[test]
