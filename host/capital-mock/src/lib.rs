@@ -97,6 +97,9 @@ pub struct Faults {
     pub slow_ms: Option<u64>,
     /// Before every Nth push, a malformed frame.
     pub malformed_every: Option<u64>,
+    /// Before every Nth quote push, a copy of it stamped a day ahead (a
+    /// broken clock upstream): it must not silence the epic's later quotes.
+    pub future_frame_every: Option<u64>,
     /// Epics whose market is closed: no quotes, no bars, status CLOSED.
     pub closed_epics: Vec<String>,
     /// Every Nth dealing request (`POST /positions`, `POST /workingorders`)
@@ -220,6 +223,7 @@ pub struct MockStats {
     pub streams_opened: AtomicU64,
     pub streams_dropped: AtomicU64,
     pub malformed_sent: AtomicU64,
+    pub future_frames_sent: AtomicU64,
     pub quotes_sent: AtomicU64,
     pub bars_sent: AtomicU64,
     pub prices_requests: AtomicU64,
@@ -822,8 +826,15 @@ async fn serve_stream(shared: Arc<Shared>, socket: WebSocket) {
                 let msg = match &*p {
                     Publication::Quote(q) if quotes.contains(&q.epic) => {
                         shared.stats.quotes_sent.fetch_add(1, Ordering::Relaxed);
-                        let push = wire::QuotePush { epic: &shared.config.epics[q.epic], product: "CFD", bid: q.bid, bid_qty: q.bid_qty, ofr: q.ask, ofr_qty: q.ask_qty, timestamp: q.time_ms };
-                        vec![frame("quote", None, "OK", serde_json::to_value(push).expect("push"))]
+                        let push = |time_ms| wire::QuotePush { epic: &shared.config.epics[q.epic], product: "CFD", bid: q.bid, bid_qty: q.bid_qty, ofr: q.ask, ofr_qty: q.ask_qty, timestamp: time_ms };
+                        let quote = frame("quote", None, "OK", serde_json::to_value(push(q.time_ms)).expect("push"));
+                        let sent = shared.stats.quotes_sent.load(Ordering::Relaxed);
+                        if shared.config.faults.future_frame_every.is_some_and(|n| n > 0 && sent.is_multiple_of(n)) {
+                            shared.stats.future_frames_sent.fetch_add(1, Ordering::Relaxed);
+                            vec![frame("quote", None, "OK", serde_json::to_value(push(q.time_ms + 86_400_000)).expect("push")), quote]
+                        } else {
+                            vec![quote]
+                        }
                     }
                     Publication::Bar { epic, resolution_secs, bar } if ohlc.contains(&(*epic, *resolution_secs)) => {
                         shared.stats.bars_sent.fetch_add(1, Ordering::Relaxed);

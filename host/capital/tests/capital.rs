@@ -66,7 +66,7 @@ fn login_plain_and_encrypted_tokens_ping_and_typed_errors() {
         assert_eq!(err.code(), Some(&ApiCode::NullApiKey), "{err}");
 
         // Market data errors come back typed.
-        let client = RestClient::new(rest_config(&mock, true), credentials()).unwrap();
+        let client = RestClient::new(patient(true), credentials()).unwrap();
         let market = client.market("GOLD").await.unwrap();
         assert_eq!(market.instrument.epic, "GOLD");
         let err = client.market("NOPE").await.unwrap_err();
@@ -173,6 +173,7 @@ fn thirty_forced_disconnects_lose_and_duplicate_nothing() {
         rate_limit_burst: 2,
         token_expiry_ms: Some(5_000),
         malformed_every: Some(97),
+        future_frame_every: Some(41),
         ..Faults::default()
     };
     // Five market minutes per wall second.
@@ -192,11 +193,15 @@ fn thirty_forced_disconnects_lose_and_duplicate_nothing() {
     assert!(feed.trading_hours(1).is_some_and(|h| h.is_open(chrono::Utc::now().timestamp_nanos_opt().unwrap())), "the mock trades around the clock");
     let started = Instant::now();
     let (mut quotes, mut bars) = (0u64, 0u64);
+    // The newest quote of each epic that came through (a future-dated frame must not silence one).
+    let mut last_quote = vec![0i64; epics.len()];
     // Bounded: until 32 drops, or 150 s.
     while mock.stats().streams_dropped.load(Ordering::Relaxed) < 32 && started.elapsed() < Duration::from_secs(150) {
         match feed.poll_event(Duration::from_millis(50)) {
             FeedPoll::Event(MarketEvent::Quote(q)) => {
                 assert!(q.bid < q.ask);
+                assert!(q.time / 1_000_000 <= mock.market_time_ms() + 60_000, "a future-dated quote came through: {q:?}");
+                last_quote[q.instrument as usize] = last_quote[q.instrument as usize].max(q.time / 1_000_000);
                 quotes += 1;
             }
             FeedPoll::Event(MarketEvent::Bars(b)) => bars += b.len() as u64,
@@ -209,8 +214,11 @@ fn thirty_forced_disconnects_lose_and_duplicate_nothing() {
     // Let the last reconnect's backfill land, then stop.
     let settle = Instant::now();
     while settle.elapsed() < Duration::from_secs(2) {
-        let _ = feed.poll_event(Duration::from_millis(50));
+        if let FeedPoll::Event(MarketEvent::Quote(q)) = feed.poll_event(Duration::from_millis(50)) {
+            last_quote[q.instrument as usize] = last_quote[q.instrument as usize].max(q.time / 1_000_000);
+        }
     }
+    let now = mock.market_time_ms();
     let stream = feed.stream_stats();
     let (malformed, backfilled, duplicates) =
         (stream.malformed_frames.load(Ordering::Relaxed), stream.backfilled_bars.load(Ordering::Relaxed), stream.duplicate_bars.load(Ordering::Relaxed));
@@ -220,6 +228,12 @@ fn thirty_forced_disconnects_lose_and_duplicate_nothing() {
         mock.stats().logins.load(Ordering::Relaxed)
     );
     assert!(malformed > 0, "malformed frames were injected and skipped");
+    let future = stream.future_frames.load(Ordering::Relaxed);
+    assert!(future > 0 && future <= mock.stats().future_frames_sent.load(Ordering::Relaxed), "future-dated frames were injected and rejected: {future}");
+    // Every epic still quoted at the end: nothing was silenced by a frame from the future.
+    for (e, epic) in epics.iter().enumerate() {
+        assert!(now - last_quote[e] < 10 * 60_000, "{epic}'s last quote is {} market s old", (now - last_quote[e]) / 1000);
+    }
     assert!(backfilled > 0, "gaps were backfilled");
     assert!(mock.stats().expired_tokens.load(Ordering::Relaxed) > 0, "tokens expired and the client logged in again");
     let collector = feed.collector_mut().unwrap();

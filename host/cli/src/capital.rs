@@ -153,6 +153,9 @@ pub struct MockArgs {
     /// Fault: a malformed frame before every Nth push.
     #[arg(long)]
     malformed_every: Option<u64>,
+    /// Fault: before every Nth quote push, a copy stamped a day ahead.
+    #[arg(long)]
+    future_frame_every: Option<u64>,
     /// Fault: these epics' markets are closed.
     #[arg(long, value_delimiter = ',')]
     closed: Vec<String>,
@@ -200,6 +203,7 @@ pub fn mock(cmd: MockCmd) -> Result<()> {
             token_expiry_ms: a.token_expiry_ms,
             slow_ms: a.slow_ms,
             malformed_every: a.malformed_every,
+            future_frame_every: a.future_frame_every,
             closed_epics: a.closed,
             executed_then_502_every: a.executed_then_502_every,
             lost_reply_every: a.lost_reply_every,

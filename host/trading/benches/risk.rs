@@ -81,6 +81,7 @@ fn main() {
                     last_price: Some(100.0 + f64::from(o.instrument)),
                     market_open: Some(true),
                     positions: &positions,
+                    elsewhere: &[],
                     open_orders: 0,
                     exit: false,
                     in_doubt: None,

@@ -777,9 +777,10 @@ impl OrderPath {
         }
         // Every working and in-flight order of the plugin counts, at its worst
         // (orders change within an event, so this part is never cached).
-        let mut positions = self.positions_cache[plugin].1.clone();
+        let positions = &self.positions_cache[plugin].1;
         let mut working = (0.0, 0.0);
         let mut open_orders = 0;
+        let mut elsewhere: std::collections::BTreeMap<InstrumentId, Exposure> = Default::default();
         if let Some(book) = self.world.ledger().book(plugin) {
             open_orders = book.orders.len();
             for v in book.orders.values() {
@@ -790,18 +791,21 @@ impl OrderPath {
                     working.1 += s;
                     continue;
                 }
-                let e = match positions.iter().position(|e| e.instrument == v.instrument) {
-                    Some(k) => &mut positions[k],
-                    None => {
-                        let mark = self.last_prices.get(v.instrument as usize).copied().flatten().or(order_price(v.order_type)).unwrap_or(0.0);
-                        positions.push(Exposure { instrument: v.instrument, quantity: 0.0, mark, buying: 0.0, selling: 0.0 });
-                        positions.last_mut().expect("just pushed")
+                let e = elsewhere.entry(v.instrument).or_insert_with(|| {
+                    // The filled position there (the cache is in instrument order), else flat at the last price.
+                    match positions.binary_search_by_key(&v.instrument, |e| e.instrument) {
+                        Ok(k) => positions[k],
+                        Err(_) => {
+                            let mark = self.last_prices.get(v.instrument as usize).copied().flatten().or(order_price(v.order_type)).unwrap_or(0.0);
+                            Exposure { instrument: v.instrument, quantity: 0.0, mark, buying: 0.0, selling: 0.0 }
+                        }
                     }
-                };
+                });
                 e.buying += b;
                 e.selling += s;
             }
         }
+        let elsewhere: Vec<Exposure> = elsewhere.into_values().collect();
         let in_doubt = self.broker.unresolved(plugin, o.instrument);
         let check = OrderCheck {
             plugin,
@@ -814,7 +818,8 @@ impl OrderPath {
             working,
             last_price,
             market_open: self.hours.get(i).and_then(Option::as_ref).map(|h| h.is_open(now)),
-            positions: &positions,
+            positions,
+            elsewhere: &elsewhere,
             open_orders,
             exit,
             in_doubt: in_doubt.as_deref(),

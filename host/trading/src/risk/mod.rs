@@ -272,8 +272,12 @@ pub struct OrderCheck<'a> {
     /// Quantity still to fill of the plugin's working and in-flight orders in
     /// this instrument: (buying, selling), both positive.
     pub working: (f64, f64),
-    /// The plugin's book in its other instruments: positions and working orders.
+    /// The plugin's filled positions (its other instruments' working orders are in `elsewhere`).
     pub positions: &'a [Exposure],
+    /// The plugin's other instruments with working or in-flight orders, in
+    /// instrument order, each with its filled position: these replace their
+    /// entry in `positions`.
+    pub elsewhere: &'a [Exposure],
     pub open_orders: usize,
     /// An exit (stop policy, operator flatten): allowed whenever it reduces.
     pub exit: bool,
@@ -516,7 +520,8 @@ impl RiskEngine {
                 return reject(RiskRule::PositionLimit, format!("the position could reach {this:.2} in notional with the working orders, above {:.2}", c.max_position_notional));
             }
             let (mut gross, mut net_long, mut net_short) = (this, long * last, short * last);
-            for e in o.positions.iter().filter(|e| e.instrument != o.instrument) {
+            let replaced = |i: InstrumentId| o.elsewhere.binary_search_by_key(&i, |w| w.instrument).is_ok();
+            for e in o.positions.iter().filter(|e| e.instrument != o.instrument && !replaced(e.instrument)).chain(o.elsewhere) {
                 let (l, s) = e.extremes();
                 gross += l.abs().max(s.abs()) * e.mark;
                 net_long += l * e.mark;
