@@ -760,6 +760,10 @@ impl Worker {
                 let resting: HashSet<String> = working.working_orders.into_iter().map(|w| w.working_order_data.deal_id).collect();
                 let explained = self.order_of_deal.keys().all(|d| resting.contains(d));
                 if explained || late {
+                    if !explained {
+                        let gone: Vec<&String> = self.order_of_deal.keys().filter(|d| !resting.contains(*d)).collect();
+                        tracing::warn!(?gone, "resting orders left the broker's book with no activity saying how; the account read is not trusted");
+                    }
                     let foreign = resting.into_iter().filter(|d| !self.order_of_deal.contains_key(d)).collect();
                     return Ok((after.into_iter().map(|(_, epic, size)| (epic, size)).collect(), foreign, explained));
                 }
