@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use stratbox_trading::{PaperBroker, PaperConfig, Plan};
 use stratbox_market::NANOS_PER_SEC;
-use stratbox_trading::{Exposure, OrderCheck, RiskConfig, RiskEngine};
+use stratbox_trading::{BookTotals, Exposure, OrderCheck, RiskConfig, RiskEngine};
 use stratbox_contract::{Intent, OrderIntent, OrderType, Side, TimeInForce};
 use stratbox_trading::SharedWorld;
 
@@ -49,6 +49,8 @@ fn main() {
         .iter()
         .map(|p| Exposure { instrument: p.instrument, quantity: p.quantity, mark: p.average_price, buying: 0.0, selling: 0.0 })
         .collect();
+    // The book's totals once; each check takes out the instrument it is about (as the order path does).
+    let totals = BookTotals::of(&positions);
     let symbols: Vec<String> = (0..POSITIONS).map(|i| format!("S{i:03}")).collect();
     let config = RiskConfig { duplicate_window_ms: 100, orders_per_sec_per_plugin: 1_000_000, orders_per_sec: 1_000_000, ..RiskConfig::default() };
     let t0 = 1_704_103_200 * NANOS_PER_SEC;
@@ -69,6 +71,7 @@ fn main() {
             let now = t0 + (k as i64) * 1_000_000; // 1,000 orders per market second
             let plan = broker.plan(&plugin, &intent(k));
             if with_risk && let Plan::Place(o) = &plan {
+                let others = totals.minus(positions[o.instrument as usize].contribution());
                 let check = OrderCheck {
                     plugin: &plugin,
                     instrument: o.instrument,
@@ -80,8 +83,7 @@ fn main() {
                     working: (0.0, 0.0),
                     last_price: Some(100.0 + f64::from(o.instrument)),
                     market_open: Some(true),
-                    positions: &positions,
-                    elsewhere: &[],
+                    others,
                     open_orders: 0,
                     exit: false,
                     in_doubt: None,

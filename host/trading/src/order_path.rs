@@ -24,7 +24,7 @@ use stratbox_market::TradingHours;
 use crate::broker::{Broker, BrokerAccount, BrokerNote, BrokerStats, Plan, Reconciliation, Submission};
 use crate::execution::{Entry, Journal, JournalError, JournalEvent, OrderEvent, OrderTracker, Rebuilt, TrackerStats, rebuild};
 use stratbox_market::format_time;
-use crate::risk::{Alert, AlertConfig, AlertSink, Cause, Exposure, OrderCheck, RiskConfig, RiskEngine, RiskView, TradingState};
+use crate::risk::{Alert, AlertConfig, AlertSink, BookTotals, Cause, Exposure, OrderCheck, RiskConfig, RiskEngine, RiskView, TradingState};
 use crate::validation::{self, IntentBounds};
 use crate::world::SharedWorld;
 
@@ -92,9 +92,20 @@ pub struct PathStats {
 /// engine quarantines it (none of that batch reached the broker).
 pub type Violation = (Arc<str>, String);
 
-/// Per plugin: the (event, fill) counts a position list reflects, and the
-/// list (filled positions only: working orders are added per check).
-type PositionsCache = HashMap<Arc<str>, ((u64, u64), Vec<Exposure>)>;
+/// One plugin's book as the risk checks see it: every instrument with a
+/// position or a working order, and their totals at the worst.
+#[derive(Debug, Default)]
+struct BookCache {
+    /// The (event, fill, book change) counts it reflects.
+    version: (u64, u64, u64),
+    by_instrument: HashMap<InstrumentId, Exposure>,
+    totals: BookTotals,
+}
+
+/// Per plugin. Rebuilt when an event, a fill or a book change (cancel,
+/// expiry, rejection) makes it stale; an order the path places is added in
+/// place, so a check costs the same however many orders work.
+type PositionsCache = HashMap<Arc<str>, BookCache>;
 
 /// The order path's settings (from the host configuration).
 #[derive(Debug, Clone, Default)]
@@ -170,6 +181,9 @@ pub struct OrderPath {
     positions_cache: PositionsCache,
     /// Market events seen (the positions cache's clock).
     events: u64,
+    /// Changes of the books that are not fills or events (cancels, expiries,
+    /// rejections, discarded requests): the positions cache's third clock.
+    book_changes: u64,
     deleverage: Option<DeleveragePlan>,
     capital: f64,
     equity_every_secs: u64,
@@ -233,6 +247,7 @@ impl OrderPath {
             bounds: IntentBounds::default(),
             positions_cache: Default::default(),
             events: 0,
+            book_changes: 0,
             deleverage: None,
             capital,
             equity_every_secs,
@@ -375,7 +390,7 @@ impl OrderPath {
             adopted.push((self.symbol(instrument), diff, price));
         }
         // The positions changed outside a fill of the broker's: the risk view is rebuilt.
-        self.events += 1;
+        self.book_changes += 1;
         let cancelled_orders = r.unknown_working_orders.clone();
         self.broker.cancel_foreign(&cancelled_orders);
         let reason = format!(
@@ -396,6 +411,10 @@ impl OrderPath {
         let now = self.world.clock.now();
         let fills = self.broker.poll();
         let notes = self.broker.take_notes();
+        if !notes.is_empty() {
+            // A rejection takes an order off its book.
+            self.book_changes += 1;
+        }
         self.check_account(now);
         let differences = self.broker.take_discrepancies();
         if !differences.is_empty() {
@@ -533,6 +552,7 @@ impl OrderPath {
     /// with the cancel policy); how many were cancelled.
     pub fn cancel_all(&mut self, plugin: &str) -> usize {
         let n = self.broker.cancel_all(plugin);
+        self.book_changes += 1;
         self.apply_broker_events(self.world.clock.now());
         n
     }
@@ -740,6 +760,7 @@ impl OrderPath {
         let plan = self.broker.plan(plugin, intent);
         let Plan::Place(o) = &plan else {
             let done = !matches!(self.broker.execute(plugin, plan, now), Submission::Nothing);
+            self.book_changes += 1;
             self.apply_broker_events(now);
             return done;
         };
@@ -763,49 +784,18 @@ impl OrderPath {
                 decision_price: last_price,
             },
         );
-        // Positions change with fills, marks with events: rebuild once per event (or fill), not per order.
-        let version = (self.events, self.broker.stats().fills);
-        if self.positions_cache.get(plugin).is_none_or(|(v, _)| *v != version) {
-            let positions: Vec<Exposure> = self
-                .world
-                .ledger()
-                .positions(plugin)
-                .iter()
-                .map(|p| Exposure { instrument: p.instrument, quantity: p.quantity, mark: p.average_price + p.unrealised_pnl / p.quantity, buying: 0.0, selling: 0.0 })
-                .collect();
-            self.positions_cache.insert(plugin.clone(), (version, positions));
+        // Positions change with fills, marks with events, working orders with
+        // cancels and rejections: rebuilt then, not per order.
+        let version = (self.events, self.broker.stats().fills, self.book_changes);
+        if self.positions_cache.get(plugin).is_none_or(|c| c.version != version) {
+            let cache = self.book_cache(plugin, version);
+            self.positions_cache.insert(plugin.clone(), cache);
         }
-        // Every working and in-flight order of the plugin counts, at its worst
-        // (orders change within an event, so this part is never cached).
-        let positions = &self.positions_cache[plugin].1;
-        let mut working = (0.0, 0.0);
-        let mut open_orders = 0;
-        let mut elsewhere: std::collections::BTreeMap<InstrumentId, Exposure> = Default::default();
-        if let Some(book) = self.world.ledger().book(plugin) {
-            open_orders = book.orders.len();
-            for v in book.orders.values() {
-                let left = (v.quantity - v.filled_quantity).max(0.0);
-                let (b, s) = if v.side == stratbox_contract::Side::Buy { (left, 0.0) } else { (0.0, left) };
-                if v.instrument == o.instrument {
-                    working.0 += b;
-                    working.1 += s;
-                    continue;
-                }
-                let e = elsewhere.entry(v.instrument).or_insert_with(|| {
-                    // The filled position there (the cache is in instrument order), else flat at the last price.
-                    match positions.binary_search_by_key(&v.instrument, |e| e.instrument) {
-                        Ok(k) => positions[k],
-                        Err(_) => {
-                            let mark = self.last_prices.get(v.instrument as usize).copied().flatten().or(order_price(v.order_type)).unwrap_or(0.0);
-                            Exposure { instrument: v.instrument, quantity: 0.0, mark, buying: 0.0, selling: 0.0 }
-                        }
-                    }
-                });
-                e.buying += b;
-                e.selling += s;
-            }
-        }
-        let elsewhere: Vec<Exposure> = elsewhere.into_values().collect();
+        let cache = &self.positions_cache[plugin];
+        let here = cache.by_instrument.get(&o.instrument).copied();
+        let working = here.map_or((0.0, 0.0), |e| (e.buying, e.selling));
+        let others = here.map_or(cache.totals, |e| cache.totals.minus(e.contribution()));
+        let open_orders = self.world.ledger().book(plugin).map_or(0, |b| b.orders.len());
         let in_doubt = self.broker.unresolved(plugin, o.instrument);
         let check = OrderCheck {
             plugin,
@@ -818,8 +808,7 @@ impl OrderPath {
             working,
             last_price,
             market_open: self.hours.get(i).and_then(Option::as_ref).map(|h| h.is_open(now)),
-            positions,
-            elsewhere: &elsewhere,
+            others,
             open_orders,
             exit,
             in_doubt: in_doubt.as_deref(),
@@ -835,7 +824,13 @@ impl OrderPath {
         // Journaled before the broker sees it.
         self.journal(now, JournalEvent::Risk { client_id: client_id.clone(), accepted: true, reason: None });
         let _ = self.orders.apply(&client_id, OrderEvent::RiskAccepted, now, None);
-        match self.broker.execute(plugin, plan, now) {
+        let (instrument, side, quantity) = (o.instrument, o.side, o.quantity);
+        let mark = last_price.or(order_price(o.order_type)).unwrap_or(0.0);
+        let placed = self.broker.execute(plugin, plan, now);
+        if matches!(placed, Submission::Placed(_) | Submission::Queued(_)) {
+            self.add_working(plugin, version, instrument, side, quantity, mark);
+        }
+        match placed {
             Submission::Placed(id) => {
                 self.journal(now, JournalEvent::Acknowledged { client_id: client_id.clone(), broker_id: id });
                 self.orders.bind(&client_id, id);
@@ -855,6 +850,45 @@ impl OrderPath {
                 false
             }
         }
+    }
+
+    /// `plugin`'s book for the risk checks: positions at their marks and
+    /// working orders (an instrument with orders only is marked at its last
+    /// price, else the order's).
+    fn book_cache(&self, plugin: &str, version: (u64, u64, u64)) -> BookCache {
+        let ledger = self.world.ledger();
+        let mut by_instrument: HashMap<InstrumentId, Exposure> = ledger
+            .positions(plugin)
+            .iter()
+            .map(|p| (p.instrument, Exposure { instrument: p.instrument, quantity: p.quantity, mark: p.average_price + p.unrealised_pnl / p.quantity, buying: 0.0, selling: 0.0 }))
+            .collect();
+        for v in ledger.book(plugin).map(|b| b.orders.values()).into_iter().flatten() {
+            let left = (v.quantity - v.filled_quantity).max(0.0);
+            let e = by_instrument.entry(v.instrument).or_insert_with(|| {
+                let mark = self.last_prices.get(v.instrument as usize).copied().flatten().or(order_price(v.order_type)).unwrap_or(0.0);
+                Exposure { instrument: v.instrument, quantity: 0.0, mark, buying: 0.0, selling: 0.0 }
+            });
+            if v.side == stratbox_contract::Side::Buy {
+                e.buying += left;
+            } else {
+                e.selling += left;
+            }
+        }
+        let totals = by_instrument.values().fold(BookTotals::default(), |t, e| t.plus(e.contribution()));
+        BookCache { version, by_instrument, totals }
+    }
+
+    /// An order just placed joins its plugin's cached book (if the cache is current).
+    fn add_working(&mut self, plugin: &Arc<str>, version: (u64, u64, u64), instrument: InstrumentId, side: stratbox_contract::Side, quantity: f64, mark: f64) {
+        let Some(cache) = self.positions_cache.get_mut(plugin).filter(|c| c.version == version) else { return };
+        let e = cache.by_instrument.entry(instrument).or_insert(Exposure { instrument, quantity: 0.0, mark, buying: 0.0, selling: 0.0 });
+        cache.totals = cache.totals.minus(e.contribution());
+        if side == stratbox_contract::Side::Buy {
+            e.buying += quantity;
+        } else {
+            e.selling += quantity;
+        }
+        cache.totals = cache.totals.plus(e.contribution());
     }
 
     /// Fills into the order tracker; a fill of an order the host did not
@@ -912,7 +946,11 @@ impl OrderPath {
     /// Cancels and expiries from the broker into the order tracker.
     fn apply_broker_events(&mut self, now: Timestamp) {
         self.journal_broker_facts(now);
-        for (id, event) in self.broker.take_events() {
+        let events = self.broker.take_events();
+        if !events.is_empty() {
+            self.book_changes += 1;
+        }
+        for (id, event) in events {
             if let Some(client_id) = self.orders.client_id_of(id).map(str::to_owned) {
                 match event {
                     OrderEvent::Cancelled => self.journal(now, JournalEvent::Cancelled { client_id: client_id.clone() }),
@@ -1006,6 +1044,7 @@ impl OrderPath {
                 tracing::error!(error = %e, "the execution journal cannot be written; halting trading");
                 self.risk.set_cause(None, Cause::Journal, TradingState::Halted, &format!("the execution journal cannot be written: {e}"), self.world.clock.now());
                 self.broker.discard_queued(&e.to_string());
+                self.book_changes += 1;
             }
         }
     }

@@ -272,12 +272,9 @@ pub struct OrderCheck<'a> {
     /// Quantity still to fill of the plugin's working and in-flight orders in
     /// this instrument: (buying, selling), both positive.
     pub working: (f64, f64),
-    /// The plugin's filled positions (its other instruments' working orders are in `elsewhere`).
-    pub positions: &'a [Exposure],
-    /// The plugin's other instruments with working or in-flight orders, in
-    /// instrument order, each with its filled position: these replace their
-    /// entry in `positions`.
-    pub elsewhere: &'a [Exposure],
+    /// The plugin's book in every other instrument (positions and working
+    /// orders), summed at its worst.
+    pub others: BookTotals,
     pub open_orders: usize,
     /// An exit (stop policy, operator flatten): allowed whenever it reduces.
     pub exit: bool,
@@ -303,6 +300,36 @@ impl Exposure {
     /// The position if every buy fills, and if every sell fills.
     fn extremes(&self) -> (f64, f64) {
         (self.quantity + self.buying, self.quantity - self.selling)
+    }
+
+    /// What it adds to a book's totals: its larger side's notional, and its
+    /// notional if every buy fills and if every sell fills.
+    pub fn contribution(&self) -> BookTotals {
+        let (l, s) = self.extremes();
+        BookTotals { gross: l.abs().max(s.abs()) * self.mark, net_long: l * self.mark, net_short: s * self.mark }
+    }
+}
+
+/// A book's exposure at its worst: gross (each instrument's larger side),
+/// and net if every buy fills (`net_long`) and if every sell fills.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct BookTotals {
+    pub gross: f64,
+    pub net_long: f64,
+    pub net_short: f64,
+}
+
+impl BookTotals {
+    pub fn of(book: &[Exposure]) -> Self {
+        book.iter().fold(Self::default(), |t, e| t.plus(e.contribution()))
+    }
+
+    pub fn plus(self, o: Self) -> Self {
+        Self { gross: self.gross + o.gross, net_long: self.net_long + o.net_long, net_short: self.net_short + o.net_short }
+    }
+
+    pub fn minus(self, o: Self) -> Self {
+        Self { gross: self.gross - o.gross, net_long: self.net_long - o.net_long, net_short: self.net_short - o.net_short }
     }
 }
 
@@ -519,14 +546,7 @@ impl RiskEngine {
             if this > c.max_position_notional {
                 return reject(RiskRule::PositionLimit, format!("the position could reach {this:.2} in notional with the working orders, above {:.2}", c.max_position_notional));
             }
-            let (mut gross, mut net_long, mut net_short) = (this, long * last, short * last);
-            let replaced = |i: InstrumentId| o.elsewhere.binary_search_by_key(&i, |w| w.instrument).is_ok();
-            for e in o.positions.iter().filter(|e| e.instrument != o.instrument && !replaced(e.instrument)).chain(o.elsewhere) {
-                let (l, s) = e.extremes();
-                gross += l.abs().max(s.abs()) * e.mark;
-                net_long += l * e.mark;
-                net_short += s * e.mark;
-            }
+            let (gross, net_long, net_short) = (o.others.gross + this, o.others.net_long + long * last, o.others.net_short + short * last);
             if gross > c.max_gross_exposure {
                 return reject(RiskRule::GrossExposure, format!("gross exposure could reach {gross:.2} with the working orders, above {:.2}", c.max_gross_exposure));
             }

@@ -14,8 +14,7 @@ fn order<'a>(plugin: &'a str, side: Side, quantity: f64, position: f64, now: Tim
         working: (0.0, 0.0),
         last_price: Some(100.0),
         market_open: Some(true),
-        positions: &[],
-        elsewhere: &[],
+        others: BookTotals::default(),
         open_orders: 0,
         exit: false,
         in_doubt: None,
@@ -71,7 +70,7 @@ fn portfolio_limits_count_the_position_after_the_order() {
     };
     let mut r = RiskEngine::new(config);
     let others = [held(1, 200.0, 100.0), held(2, -150.0, 100.0)]; // 20,000 long, 15,000 short
-    let with = |q, pos, positions| OrderCheck { positions, ..order("p", Side::Buy, q, pos, T0) };
+    let with = |q, pos, book: &[Exposure]| OrderCheck { others: BookTotals::of(book), ..order("p", Side::Buy, q, pos, T0) };
     // Holding 100 of AAPL already: 200 more makes 30,000 (30% of equity), 201 more is too concentrated.
     assert_eq!(rule(r.check(&with(200.0, 100.0, &others))), None, "gross 65,000, net 35,000");
     assert_eq!(rule(r.check(&with(201.0, 100.0, &others))), Some(RiskRule::Concentration));
@@ -196,15 +195,14 @@ fn working_orders_count_at_their_worst_for_reduce_only_exits_and_exposure() {
     assert_eq!(rule(r.check(&OrderCheck { working: (0.0, 510.0), ..order("p", Side::Buy, 1.0, 100.0, T0) })), Some(RiskRule::PositionLimit));
     // Other instruments' working orders count toward gross and net.
     let book = [Exposure { instrument: 1, quantity: 0.0, mark: 100.0, buying: 300.0, selling: 0.0 }];
-    assert_eq!(rule(r.check(&OrderCheck { elsewhere: &book, ..order("p", Side::Buy, 250.0, 0.0, T0) })), Some(RiskRule::NetExposure), "net 55,000 if all buys fill");
+    assert_eq!(rule(r.check(&OrderCheck { others: BookTotals::of(&book), ..order("p", Side::Buy, 250.0, 0.0, T0) })), Some(RiskRule::NetExposure), "net 55,000 if all buys fill");
     let hedged = [Exposure { instrument: 1, quantity: 0.0, mark: 100.0, buying: 0.0, selling: 300.0 }];
-    assert_eq!(rule(r.check(&OrderCheck { elsewhere: &hedged, ..order("p", Side::Buy, 250.0, 0.0, T0) })), None, "gross 55,000, net at worst 25,000 or -30,000");
-    assert_eq!(rule(r.check(&OrderCheck { elsewhere: &hedged, ..order("p", Side::Buy, 310.0, 0.0, T0) })), Some(RiskRule::GrossExposure), "gross 61,000");
-    // A working order where a position is held replaces that position's entry (counted once).
-    let held_there = [held(1, 100.0, 100.0)];
+    assert_eq!(rule(r.check(&OrderCheck { others: BookTotals::of(&hedged), ..order("p", Side::Buy, 250.0, 0.0, T0) })), None, "gross 55,000, net at worst 25,000 or -30,000");
+    assert_eq!(rule(r.check(&OrderCheck { others: BookTotals::of(&hedged), ..order("p", Side::Buy, 310.0, 0.0, T0) })), Some(RiskRule::GrossExposure), "gross 61,000");
+    // A position with working orders on top counts once, at its worst.
     let adding = [Exposure { instrument: 1, quantity: 100.0, mark: 100.0, buying: 200.0, selling: 0.0 }];
-    assert_eq!(rule(r.check(&OrderCheck { positions: &held_there, elsewhere: &adding, ..order("p", Side::Buy, 260.0, 0.0, T0) })), Some(RiskRule::NetExposure), "net 56,000: 30,000 there at worst, not 40,000");
-    assert_eq!(rule(r.check(&OrderCheck { positions: &held_there, elsewhere: &adding, ..order("p", Side::Buy, 190.0, 0.0, T0) })), None, "net 49,000");
+    assert_eq!(rule(r.check(&OrderCheck { others: BookTotals::of(&adding), ..order("p", Side::Buy, 260.0, 0.0, T0) })), Some(RiskRule::NetExposure), "net 56,000: 30,000 there at worst");
+    assert_eq!(rule(r.check(&OrderCheck { others: BookTotals::of(&adding), ..order("p", Side::Buy, 190.0, 0.0, T0) })), None, "net 49,000");
 }
 
 #[test]
