@@ -2,7 +2,8 @@
 
 Reads real daily closes from ../shared/data (Lean's IBM and SPY, neither split in the span),
 turns them into close-to-close simple returns over each window below, and writes what
-empyrical-reloaded (and scipy, for skew and kurtosis) says about them to
+empyrical-reloaded (and scipy, for skew, kurtosis and the normal distribution
+of the probabilistic and deflated Sharpe ratios) says about them to
 host/research/tests/fixtures/empyrical.json. The Rust test reads the same closes, computes the
 same windows and compares at 1e-9 relative.
 
@@ -42,6 +43,19 @@ def returns(series, benchmark, first, last):
     return days, r, b
 
 
+def probabilistic_sharpe(r, benchmark):
+    """Bailey and Lopez de Prado (2012), with scipy's normal: per-period Sharpe, raw kurtosis."""
+    sr = r.mean() / r.std(ddof=1)
+    skew, kurt = scipy.stats.skew(r), scipy.stats.kurtosis(r, fisher=False)
+    return scipy.stats.norm.cdf((sr - benchmark) * np.sqrt(len(r) - 1) / np.sqrt(1 - skew * sr + (kurt - 1) / 4 * sr**2))
+
+
+def expected_max_sharpe(trials, variance):
+    """The deflated Sharpe's benchmark (Bailey and Lopez de Prado 2014)."""
+    g = np.euler_gamma
+    return np.sqrt(variance) * ((1 - g) * scipy.stats.norm.ppf(1 - 1 / trials) + g * scipy.stats.norm.ppf(1 - 1 / (trials * np.e)))
+
+
 def metrics(r, b):
     alpha, beta = empyrical.alpha_beta(r, b)
     return {
@@ -66,13 +80,16 @@ def metrics(r, b):
         "information_ratio": empyrical.excess_sharpe(r, b),
         "up_capture": empyrical.up_capture(r, b),
         "down_capture": empyrical.down_capture(r, b),
+        # Not empyrical's: the overfitting guards' formulas, with scipy's normal distribution.
+        "psr_vs_zero": probabilistic_sharpe(r, 0.0),
+        "expected_max_sharpe_100_trials": expected_max_sharpe(100, r.var(ddof=1)),
     }
 
 
 def main():
     data = {s: closes(s) for s in {w[1] for w in WINDOWS} | {w[2] for w in WINDOWS}}
     out = {
-        "reference": f"empyrical-reloaded {empyrical.__version__}, scipy {scipy.__version__} (skew, kurtosis), numpy {np.__version__}",
+        "reference": f"empyrical-reloaded {empyrical.__version__}, scipy {scipy.__version__} (skew, kurtosis, the normal distribution), numpy {np.__version__}",
         "source": "../shared/data/lean/equity_usa_daily/{symbol}.csv, close to close",
         "windows": [],
     }

@@ -3,9 +3,13 @@
 //! [`metrics`] computes the performance and risk statistics of a series of
 //! per-period simple returns (and against a benchmark), with the
 //! conventions of empyrical-reloaded, which the tests check it against on
-//! real return series. The backtest, optimisation and walk-forward commands
-//! build on it (issue 12; not yet here).
+//! real return series. [`overfitting`] has the guards a search needs: the
+//! probabilistic and deflated Sharpe ratios and the probability of backtest
+//! overfitting by CSCV. The backtest, optimisation and walk-forward commands
+//! build on them (issue 12; not yet here).
 
 pub mod metrics;
+pub mod overfitting;
 
 pub use metrics::{Conventions, Metrics, RelativeMetrics};
+pub use overfitting::{DeflatedSharpe, Pbo, deflated_sharpe, expected_max_sharpe, pbo, probabilistic_sharpe};

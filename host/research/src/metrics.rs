@@ -78,12 +78,12 @@ pub struct RelativeMetrics {
     pub down_capture: f64,
 }
 
-fn mean(x: &[f64]) -> f64 {
+pub(crate) fn mean(x: &[f64]) -> f64 {
     x.iter().sum::<f64>() / x.len() as f64
 }
 
 /// Sample standard deviation (ddof = 1).
-fn std(x: &[f64]) -> f64 {
+pub(crate) fn std(x: &[f64]) -> f64 {
     let m = mean(x);
     (x.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / (x.len() as f64 - 1.0)).sqrt()
 }
@@ -196,7 +196,7 @@ fn drawdowns(r: &[f64]) -> (f64, usize, f64) {
 }
 
 /// Biased skew and excess kurtosis (scipy's defaults).
-fn moments(r: &[f64]) -> (f64, f64) {
+pub(crate) fn moments(r: &[f64]) -> (f64, f64) {
     if r.len() < 2 {
         return (f64::NAN, f64::NAN);
     }

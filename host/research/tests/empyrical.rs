@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use stratbox_research::{Conventions, Metrics, RelativeMetrics};
+use stratbox_research::{Conventions, Metrics, RelativeMetrics, expected_max_sharpe, probabilistic_sharpe};
 
 fn closes(symbol: &str) -> BTreeMap<String, f64> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/lean/equity_usa_daily").join(format!("{symbol}.csv"));
@@ -64,6 +64,9 @@ fn every_metric_matches_empyrical_reloaded_on_real_returns() {
             ("information_ratio", rel.information_ratio),
             ("up_capture", rel.up_capture),
             ("down_capture", rel.down_capture),
+            // The overfitting guards' formulas against scipy's normal distribution.
+            ("psr_vs_zero", probabilistic_sharpe(m.sharpe / 252f64.sqrt(), 0.0, r.len(), m.skew, m.excess_kurtosis + 3.0)),
+            ("expected_max_sharpe_100_trials", expected_max_sharpe(100, (m.annual_volatility / 252f64.sqrt()).powi(2))),
         ];
         let theirs = w["metrics"].as_object().unwrap();
         assert_eq!(theirs.len(), ours.len(), "{name}: every reference value is compared");
@@ -73,5 +76,5 @@ fn every_metric_matches_empyrical_reloaded_on_real_returns() {
             compared += 1;
         }
     }
-    eprintln!("{compared} values matched empyrical-reloaded to 1e-9 relative ({})", fixture["reference"]);
+    eprintln!("{compared} values matched the reference to 1e-9 relative ({})", fixture["reference"]);
 }
