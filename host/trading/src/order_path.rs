@@ -28,6 +28,11 @@ use crate::risk::{Alert, AlertConfig, AlertSink, BookTotals, Cause, Exposure, Or
 use crate::validation::{self, IntentBounds};
 use crate::world::SharedWorld;
 
+/// Realised P&L, unrealised P&L and gross exposure summed over books.
+fn totals_of(books: impl Iterator<Item = crate::broker::BookSummary>) -> (f64, f64, f64) {
+    books.fold((0.0, 0.0, 0.0), |(r, u, g), s| (r + s.realised_pnl, u + s.unrealised_pnl, g + s.gross_exposure))
+}
+
 /// A limit or stop order's price, if it has one.
 fn order_price(t: stratbox_contract::OrderType) -> Option<f64> {
     match t {
@@ -276,15 +281,10 @@ impl OrderPath {
         let now = self.world.clock.now();
         let verdict = outcome.and_then(|r| {
             let mut mismatches = Vec::new();
-            let broker: HashMap<InstrumentId, f64> = r.broker_positions.iter().copied().collect();
-            let ledger = self.world.ledger().net_positions();
-            let mut instruments: Vec<InstrumentId> = broker.keys().chain(ledger.keys()).copied().collect();
-            instruments.sort_unstable();
-            instruments.dedup();
             // A paper broker has no account of its own: the journal replay was its state.
-            for i in instruments.into_iter().filter(|_| r.compared) {
-                let (b, j) = (broker.get(&i).copied().unwrap_or(0.0), ledger.get(&i).copied().unwrap_or(0.0));
-                if (b - j).abs() > 1e-6 {
+            if r.compared {
+                let differences = self.world.ledger().net_differences(&r.broker_positions, 1e-6);
+                for (i, j, b) in differences {
                     mismatches.push(format!("{}: journal {j}, broker {b}", self.symbol(i)));
                 }
             }
@@ -360,18 +360,11 @@ impl OrderPath {
         let r = outcome?;
         let now = self.world.clock.now();
         let owner: Arc<str> = Arc::from(into);
-        let broker: HashMap<InstrumentId, f64> = r.broker_positions.iter().copied().collect();
-        let ledger = self.world.ledger().net_positions();
-        let mut instruments: Vec<InstrumentId> = broker.keys().chain(ledger.keys()).copied().collect();
-        instruments.sort_unstable();
-        instruments.dedup();
         let mut differences = Vec::new();
-        for i in instruments {
-            let diff = broker.get(&i).copied().unwrap_or(0.0) - ledger.get(&i).copied().unwrap_or(0.0);
-            if diff.abs() > 1e-9 {
-                let price = self.last_prices.get(i as usize).copied().flatten().ok_or_else(|| format!("no price yet for {}: adopt once the feed has priced it", self.symbol(i)))?;
-                differences.push((i, diff, price));
-            }
+        let at_broker = self.world.ledger().net_differences(&r.broker_positions, 1e-9);
+        for (i, host, broker) in at_broker {
+            let price = self.last_prices.get(i as usize).copied().flatten().ok_or_else(|| format!("no price yet for {}: adopt once the feed has priced it", self.symbol(i)))?;
+            differences.push((i, broker - host, price));
         }
         let mut adopted = Vec::new();
         for (instrument, diff, price) in differences {
@@ -713,7 +706,7 @@ impl OrderPath {
     /// Realised P&L, unrealised P&L and gross exposure over every plugin.
     fn ledger_totals(&self) -> (f64, f64, f64) {
         let ledger = self.world.ledger();
-        ledger.plugins().map(|p| ledger.summary(p)).fold((0.0, 0.0, 0.0), |(r, u, g), s| (r + s.realised_pnl, u + s.unrealised_pnl, g + s.gross_exposure))
+        totals_of(ledger.plugins().map(|p| ledger.summary(p)))
     }
 
     /// Compares a new read of the broker's account with the host's P&L: both
@@ -874,7 +867,7 @@ impl OrderPath {
                 e.selling += left;
             }
         }
-        let totals = by_instrument.values().fold(BookTotals::default(), |t, e| t.plus(e.contribution()));
+        let totals = BookTotals::of(by_instrument.values());
         BookCache { version, by_instrument, totals }
     }
 
@@ -998,33 +991,31 @@ impl OrderPath {
 
     /// Feeds the risk engine the P&L after an event.
     fn update_risk<'a>(&mut self, plugins: impl IntoIterator<Item = &'a Arc<str>>, now: Timestamp) {
-        // Once per event: names and the ledger's totals, not the full plugin views.
-        let per_plugin: Vec<(Arc<str>, f64)> = {
+        // Once per event, one summary per book: the totals (the account's P&L is
+        // every book's, a plugin's unloaded since or an adopted one too) and the
+        // loaded plugins' own P&L.
+        let (per_plugin, totals) = {
             let ledger = self.world.ledger();
-            plugins
-                .into_iter()
-                .map(|name| {
-                    let book = ledger.summary(name);
-                    (name.clone(), book.realised_pnl + book.unrealised_pnl)
-                })
-                .collect()
+            let summaries: HashMap<&str, crate::broker::BookSummary> = ledger.plugins().map(|p| (&**p, ledger.summary(p))).collect();
+            let totals = totals_of(summaries.values().copied());
+            let per_plugin: Vec<(Arc<str>, f64)> =
+                plugins.into_iter().map(|name| (name.clone(), summaries.get(&**name).map_or(0.0, |s| s.realised_pnl + s.unrealised_pnl))).collect();
+            (per_plugin, totals)
         };
-        // The account's P&L is every book's, a plugin's unloaded since or an adopted one too.
-        let (realised, unrealised, _) = self.ledger_totals();
-        self.risk.on_pnl(realised + unrealised, &per_plugin, now);
+        self.risk.on_pnl(totals.0 + totals.1, &per_plugin, now);
         self.risk.tick(now);
         self.raise_alerts();
-        self.sample_equity(now);
+        self.sample_equity(now, totals);
     }
 
-    /// A point of the equity curve into the journal, every `equity_every_secs` of market time.
-    fn sample_equity(&mut self, now: Timestamp) {
+    /// A point of the equity curve into the journal, every `equity_every_secs`
+    /// of market time, from the event's (realised, unrealised, gross exposure).
+    fn sample_equity(&mut self, now: Timestamp, (realised, unrealised, gross_exposure): (f64, f64, f64)) {
         let every = secs_to_nanos(self.equity_every_secs);
         if every <= 0 || now < self.next_equity_at {
             return;
         }
         self.next_equity_at = now.div_euclid(every).saturating_add(1).saturating_mul(every);
-        let (realised, unrealised, gross_exposure) = self.ledger_totals();
         let equity = self.capital + realised + unrealised;
         self.journal(now, JournalEvent::Equity { equity, realised, unrealised, gross_exposure });
     }

@@ -344,19 +344,17 @@ impl CapitalBroker {
             return;
         }
         self.position_checks += 1;
-        let mut broker: BTreeMap<String, f64> = BTreeMap::new();
+        let mut traded = Vec::new();
+        let mut foreign: BTreeMap<String, f64> = BTreeMap::new();
         for (epic, size) in positions {
-            *broker.entry(epic).or_default() += size;
-        }
-        let host = self.world.ledger().net_positions();
-        let mut found = Vec::new();
-        for (i, epic) in self.epics.iter().enumerate() {
-            let (h, b) = (host.get(&(i as InstrumentId)).copied().unwrap_or(0.0), broker.remove(epic).unwrap_or(0.0));
-            if (h - b).abs() > 1e-6 {
-                found.push(format!("{epic}: host {h}, broker {b}"));
+            match self.epic_id(&epic) {
+                Some(i) => traded.push((i, size)),
+                None => *foreign.entry(epic).or_default() += size,
             }
         }
-        for (epic, b) in broker.into_iter().filter(|(_, b)| b.abs() > 1e-9) {
+        let mut found: Vec<String> =
+            self.world.ledger().net_differences(&traded, 1e-6).into_iter().map(|(i, h, b)| format!("{}: host {h}, broker {b}", self.epics[i as usize])).collect();
+        for (epic, b) in foreign.into_iter().filter(|(_, b)| b.abs() > 1e-9) {
             found.push(format!("{epic}: host 0 (not traded here), broker {b}"));
         }
         if !working.is_empty() {
@@ -803,9 +801,8 @@ impl Worker {
             // Unknown until the activity shows it or the grace window ends without it.
             Err(e) => {
                 tracing::warn!(order = id, error = %e, "no clear answer to a dealing request; looking for it in the activity");
-                self.send(Reply::Unknown { id, why: e.to_string() });
                 let deadline = tokio::time::Instant::now() + Duration::from_secs(self.config.unknown_grace_secs);
-                self.unresolved.push(Unresolved { id, epic: epic.to_owned(), buy, size: left, working: kind != OrderType::Market, placed_ms, deadline, why: e.to_string() });
+                self.doubt(Unresolved { id, epic: epic.to_owned(), buy, size: left, working: kind != OrderType::Market, placed_ms, deadline, why: e.to_string() });
                 return self.resolve_unknown().await;
             }
         };
@@ -881,7 +878,7 @@ impl Worker {
     /// broker. An activity that cannot be read decides nothing.
     async fn resolve_unknown(&mut self) {
         let Some(earliest) = self.unresolved.iter().map(|u| u.placed_ms).min() else { return };
-        let from = (earliest - self.config.match_window_secs * 1000).max(self.rest_now().await - 86_000_000);
+        let from = self.activity_from(earliest, self.rest_now().await);
         let activities = match self.rest.activity_since(from).await {
             Ok(a) => a,
             Err(e) => return tracing::warn!(error = %e, in_doubt = self.unresolved.len(), "cannot read the activity to resolve orders in doubt; trying at the next poll"),
@@ -921,6 +918,18 @@ impl Worker {
         found
     }
 
+    /// An order is in doubt: the host is told (its instrument waits) and it is looked for until its deadline.
+    fn doubt(&mut self, u: Unresolved) {
+        self.send(Reply::Unknown { id: u.id, why: u.why.clone() });
+        self.unresolved.push(u);
+    }
+
+    /// Where to read the activity from to find what requests sent from
+    /// `earliest` made: the match window before it, within the API's one-day reach.
+    fn activity_from(&self, earliest: i64, server_now: i64) -> i64 {
+        (earliest - self.config.match_window_secs * 1000).max(server_now - 86_000_000)
+    }
+
     async fn rest_now(&self) -> i64 {
         self.rest.server_time().await.unwrap_or_else(|_| stratbox_contract::util::unix_ms() as i64)
     }
@@ -934,7 +943,7 @@ impl Worker {
         lookups.sort_by_key(|l| l.id);
         let earliest = lookups.iter().map(|l| l.placed_ms).min().unwrap_or_default();
         let server_now = self.rest_now().await;
-        let from = (earliest - self.config.match_window_secs * 1000).max(server_now - 86_000_000);
+        let from = self.activity_from(earliest, server_now);
         let activities = match self.rest.activity_since(from).await {
             Ok(a) => a,
             Err(e) => return self.send(Reply::Failed { reason: format!("activity: {e}") }),
@@ -959,8 +968,7 @@ impl Worker {
                     None if server_now - l.placed_ms < self.config.unknown_grace_secs as i64 * 1000 => {
                         let left = Duration::from_millis((self.config.unknown_grace_secs as i64 * 1000 - (server_now - l.placed_ms)).max(0) as u64);
                         let why = "sent just before the restart; no reply was journaled".to_owned();
-                        self.send(Reply::Unknown { id: l.id, why: why.clone() });
-                        self.unresolved.push(Unresolved { id: l.id, epic: l.epic, buy: l.buy, size: l.size, working, placed_ms: l.placed_ms, deadline: tokio::time::Instant::now() + left, why });
+                        self.doubt(Unresolved { id: l.id, epic: l.epic, buy: l.buy, size: l.size, working, placed_ms: l.placed_ms, deadline: tokio::time::Instant::now() + left, why });
                         continue;
                     }
                     None => {

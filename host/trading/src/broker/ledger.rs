@@ -79,6 +79,25 @@ impl Ledger {
         net
     }
 
+    /// Where the account's net positions (over every plugin) differ from
+    /// `other`'s (a broker's, by instrument) by more than `tolerance`, in
+    /// instrument order: (instrument, ours, theirs).
+    pub fn net_differences(&self, other: &[(InstrumentId, f64)], tolerance: f64) -> Vec<(InstrumentId, f64, f64)> {
+        let mut theirs: HashMap<InstrumentId, f64> = HashMap::new();
+        for &(i, q) in other {
+            *theirs.entry(i).or_default() += q;
+        }
+        let ours = self.net_positions();
+        let mut instruments: Vec<InstrumentId> = theirs.keys().chain(ours.keys()).copied().collect();
+        instruments.sort_unstable();
+        instruments.dedup();
+        instruments
+            .into_iter()
+            .map(|i| (i, ours.get(&i).copied().unwrap_or(0.0), theirs.get(&i).copied().unwrap_or(0.0)))
+            .filter(|(_, o, t)| (t - o).abs() > tolerance)
+            .collect()
+    }
+
     /// Each plugin's signed position in `instrument` (flat ones included).
     pub fn net_by_plugin(&self, instrument: InstrumentId) -> Vec<(Arc<str>, f64)> {
         self.books.iter().filter_map(|(name, b)| b.positions.get(&instrument).map(|(p, _)| (name.clone(), p.quantity))).collect()

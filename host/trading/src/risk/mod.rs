@@ -320,8 +320,8 @@ pub struct BookTotals {
 }
 
 impl BookTotals {
-    pub fn of(book: &[Exposure]) -> Self {
-        book.iter().fold(Self::default(), |t, e| t.plus(e.contribution()))
+    pub fn of<'a>(book: impl IntoIterator<Item = &'a Exposure>) -> Self {
+        book.into_iter().fold(Self::default(), |t, e| t.plus(e.contribution()))
     }
 
     pub fn plus(self, o: Self) -> Self {
