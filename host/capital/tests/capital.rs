@@ -185,7 +185,10 @@ fn thirty_forced_disconnects_lose_and_duplicate_nothing() {
     let feed_config = CapitalFeedConfig {
         epics: epics.clone(),
         rest: rest_config(&mock, true),
-        stream: StreamConfig { reconnect_min_ms: 20, reconnect_max_ms: 500, ..StreamConfig::default() },
+        // The mock's clock runs 300x: the default 60 s of skew is 0.2 s of wall time, which a busy
+        // machine exceeds between two reads. 10 market minutes (2 wall seconds) still rejects the
+        // injected frames, stamped a day ahead.
+        stream: StreamConfig { reconnect_min_ms: 20, reconnect_max_ms: 500, max_skew_ms: 600_000, ..StreamConfig::default() },
         ..CapitalFeedConfig::default()
     };
     let mut feed = CapitalFeed::connect(&feed_config, credentials(), Some(collector)).unwrap();
