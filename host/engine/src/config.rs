@@ -119,11 +119,15 @@ pub struct JournalConfig {
     /// far more than read (a restart reads it once), so a small cache is
     /// enough; sled's own default (1 GiB) lets a long run grow towards it.
     pub cache_bytes: u64,
+    /// Keep the journal (and the plugins' key-value stores) in memory, for
+    /// research runs: nothing survives the run, nothing is written to disk,
+    /// and many runs can share one data directory (for its compiled plugins).
+    pub in_memory: bool,
 }
 
 impl Default for JournalConfig {
     fn default() -> Self {
-        Self { resume: None, flush_every_ms: 50, equity_every_secs: 60, cache_bytes: 16 << 20 }
+        Self { resume: None, flush_every_ms: 50, equity_every_secs: 60, cache_bytes: 16 << 20, in_memory: false }
     }
 }
 

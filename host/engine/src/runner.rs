@@ -181,9 +181,9 @@ impl Host {
     ) -> Result<Self, HostError> {
         let dir = &config.data_dir;
         stratbox_contract::util::create_private_dir(dir).map_err(|source| HostError::DataDir { path: dir.clone(), source })?;
+        let in_memory = config.journal.in_memory;
         let kv_path = dir.join("plugin-store");
-        let kv = sled::Config::new()
-            .path(&kv_path)
+        let kv = if in_memory { sled::Config::new().temporary(true) } else { sled::Config::new().path(&kv_path) }
             .cache_capacity(config.sandbox.store_cache_bytes)
             .flush_every_ms(Some(500))
             .open()
@@ -219,13 +219,17 @@ impl Host {
         }
         let broker = make_broker(world.clone())?;
         let journal_path = dir.join("journal");
-        if !config.resumes_journal() && journal_path.exists() {
-            // A fresh market: keep the last run's journal aside, start a new one.
-            let previous = dir.join("journal.previous");
-            let _ = std::fs::remove_dir_all(&previous);
-            std::fs::rename(&journal_path, &previous).map_err(|source| HostError::DataDir { path: journal_path.clone(), source })?;
-        }
-        let journal = Journal::open_with_cache(&journal_path, config.journal.flush_every_ms, config.journal.cache_bytes)?;
+        let journal = if in_memory {
+            Journal::in_memory()
+        } else {
+            if !config.resumes_journal() && journal_path.exists() {
+                // A fresh market: keep the last run's journal aside, start a new one.
+                let previous = dir.join("journal.previous");
+                let _ = std::fs::remove_dir_all(&previous);
+                std::fs::rename(&journal_path, &previous).map_err(|source| HostError::DataDir { path: journal_path.clone(), source })?;
+            }
+            Journal::open_with_cache(&journal_path, config.journal.flush_every_ms, config.journal.cache_bytes)?
+        };
         let hours = (0..instruments.len()).map(|i| feed.trading_hours(i as u32).cloned()).collect();
         let path_config = OrderPathConfig {
             risk: config.risk.clone(),

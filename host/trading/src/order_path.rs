@@ -661,6 +661,13 @@ impl OrderPath {
         self.journal.entries_from(from).take(limit).collect()
     }
 
+    /// The journal, with what is pending committed (a research run reads its
+    /// in-memory journal at the end).
+    pub fn committed_journal(&mut self) -> &Journal {
+        self.commit();
+        &self.journal
+    }
+
     /// Makes everything journaled durable (at the end of a run).
     pub fn flush(&mut self) -> Result<(), JournalError> {
         self.journal.flush()

@@ -11,6 +11,10 @@
 //! entry, since sled costs about the same per key whatever its size. sled
 //! flushes every `flush_every_ms`; a crash loses at most the event in
 //! progress and that interval, never half a commit.
+//!
+//! Research runs (backtests, studies) keep the journal in memory
+//! ([`Journal::in_memory`]): the same entries, in the same order, read back by
+//! the same reports, with nothing to make durable and no serialisation.
 
 use std::path::{Path, PathBuf};
 
@@ -173,14 +177,26 @@ pub struct Entry {
 
 pub struct Journal {
     path: PathBuf,
-    db: sled::Db,
-    events: sled::Tree,
+    backing: Backing,
     next_seq: u64,
     /// Appended, not yet written (see [`Journal::commit`]).
     pending: Vec<Entry>,
 }
 
+/// Where committed entries go.
+enum Backing {
+    Sled { db: sled::Db, events: sled::Tree },
+    /// A research run's journal: committed entries kept as they are.
+    Memory(Vec<Entry>),
+}
+
 impl Journal {
+    /// A journal that lives only as long as the value (research runs): commits
+    /// keep the entries in memory, flushes do nothing.
+    pub fn in_memory() -> Self {
+        Self { path: PathBuf::from("(in memory)"), backing: Backing::Memory(Vec::new()), next_seq: 0, pending: Vec::new() }
+    }
+
     /// Opens with a small page cache (for reading: reports, tests).
     pub fn open(path: &Path, flush_every_ms: u64) -> Result<Self, JournalError> {
         Self::open_with_cache(path, flush_every_ms, 16 << 20)
@@ -201,7 +217,7 @@ impl Journal {
             }
             None => 0,
         };
-        Ok(Self { path: path.to_owned(), db, events, next_seq, pending: Vec::new() })
+        Ok(Self { path: path.to_owned(), backing: Backing::Sled { db, events }, next_seq, pending: Vec::new() })
     }
 
     pub fn path(&self) -> &Path {
@@ -229,22 +245,29 @@ impl Journal {
     /// a broker outside the process.
     pub fn commit(&mut self) -> Result<usize, JournalError> {
         let Some(first) = self.pending.first().map(|e| e.seq) else { return Ok(0) };
-        // One key per commit: sled costs about the same per key whatever its size.
-        self.events.insert(first.to_be_bytes(), serde_json::to_vec(&self.pending).expect("journal entries serialise"))?;
         let n = self.pending.len();
-        self.pending.clear();
+        match &mut self.backing {
+            // One key per commit: sled costs about the same per key whatever its size.
+            Backing::Sled { events, .. } => {
+                events.insert(first.to_be_bytes(), serde_json::to_vec(&self.pending).expect("journal entries serialise"))?;
+                self.pending.clear();
+            }
+            Backing::Memory(entries) => entries.append(&mut self.pending),
+        }
         Ok(n)
     }
 
     /// Commits, then forces everything to disk now.
     pub fn flush(&mut self) -> Result<(), JournalError> {
         self.commit()?;
-        self.db.flush()?;
+        if let Backing::Sled { db, .. } = &self.backing {
+            db.flush()?;
+        }
         Ok(())
     }
 
     /// Every committed entry, in order.
-    pub fn entries(&self) -> impl Iterator<Item = Result<Entry, JournalError>> + '_ {
+    pub fn entries(&self) -> Box<dyn Iterator<Item = Result<Entry, JournalError>> + '_> {
         self.entries_from(0)
     }
 
@@ -252,12 +275,20 @@ impl Journal {
     /// are the first sequence number of their batch, so this seeks to the
     /// batch holding `from` instead of decoding every batch before it: a page
     /// deep in a long run costs what the first one does.
-    pub fn entries_from(&self, from: u64) -> impl Iterator<Item = Result<Entry, JournalError>> + '_ {
-        let start = match self.events.range(..=from.to_be_bytes()).next_back() {
+    pub fn entries_from(&self, from: u64) -> Box<dyn Iterator<Item = Result<Entry, JournalError>> + '_> {
+        let events = match &self.backing {
+            Backing::Memory(entries) => {
+                // Sequence numbers are the indexes.
+                let at = usize::try_from(from).unwrap_or(usize::MAX).min(entries.len());
+                return Box::new(entries[at..].iter().cloned().map(Ok));
+            }
+            Backing::Sled { events, .. } => events,
+        };
+        let start = match events.range(..=from.to_be_bytes()).next_back() {
             Some(Ok((k, _))) => k.to_vec(),
             _ => from.to_be_bytes().to_vec(),
         };
-        let batches = self.events.range(start..).flat_map(|kv| {
+        let batches = events.range(start..).flat_map(|kv| {
             let batch: Result<Vec<Entry>, JournalError> = kv.map_err(JournalError::from).and_then(|(k, v)| {
                 let seq = k.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(u64::MAX);
                 serde_json::from_slice(&v).map_err(|e| JournalError::Damaged { seq, why: e.to_string() })
@@ -267,7 +298,16 @@ impl Journal {
                 Err(e) => vec![Err(e)],
             }
         });
-        batches.filter(move |e| !matches!(e, Ok(e) if e.seq < from))
+        Box::new(batches.filter(move |e| !matches!(e, Ok(e) if e.seq < from)))
+    }
+
+    /// The committed entries of an in-memory journal, borrowed (`None` for
+    /// one in sled): a research run reads its whole journal without a copy.
+    pub fn in_memory_entries(&self) -> Option<&[Entry]> {
+        match &self.backing {
+            Backing::Memory(entries) => Some(entries),
+            Backing::Sled { .. } => None,
+        }
     }
 }
 
@@ -331,8 +371,25 @@ mod tests {
         assert_eq!(seqs(0).len(), 300);
         assert_eq!(seqs(151), (151..300).collect::<Vec<_>>(), "from the middle of a batch");
         assert!(seqs(300).is_empty());
-        j.events.insert(0u64.to_be_bytes(), b"not json".to_vec()).unwrap();
+        let Backing::Sled { events, .. } = &j.backing else { unreachable!("opened in sled") };
+        events.insert(0u64.to_be_bytes(), b"not json".to_vec()).unwrap();
         assert!(j.entries().any(|e| e.is_err()), "damage is reported to a reader who reaches it");
         assert_eq!(seqs(3).len(), 297, "a reader starting after it never decodes it");
+    }
+
+    #[test]
+    fn an_in_memory_journal_reads_back_what_was_committed() {
+        let mut j = Journal::in_memory();
+        for k in 0..5 {
+            j.append(k, JournalEvent::Cancelled { client_id: format!("p-{k}") }).unwrap();
+        }
+        assert_eq!(j.commit().unwrap(), 5);
+        j.append(5, JournalEvent::Expired { client_id: "p-5".into() }).unwrap();
+        assert_eq!(j.entries().count(), 5, "only what was committed");
+        j.flush().unwrap();
+        let seqs: Vec<u64> = j.entries_from(2).map(|e| e.unwrap().seq).collect();
+        assert_eq!(seqs, [2, 3, 4, 5]);
+        assert_eq!(j.in_memory_entries().map(<[Entry]>::len), Some(6));
+        assert_eq!(j.entries_from(99).count(), 0);
     }
 }
