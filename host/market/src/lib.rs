@@ -19,7 +19,7 @@ pub mod store;
 pub use aggregate::{BarAggregator, Resampler};
 pub use history::BarHistory;
 pub use hours::{InstrumentMeta, Session, TradingHours};
-pub use replay::{ReplayConfig, ReplayError, ReplayFeed};
+pub use replay::{ReplayConfig, ReplayData, ReplayError, ReplayFeed, SharedReplay};
 pub use simulator::{SimulatorConfig, SimulatedMarket};
 pub use validate::{Accepted, Quarantined, Record, Reject, RejectReason, SpikePolicy, Validator, ValidatorConfig};
 

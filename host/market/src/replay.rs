@@ -176,3 +176,172 @@ impl Feed for ReplayFeed {
         self.next_event().map_or(FeedPoll::Ended, FeedPoll::Event)
     }
 }
+
+/// Stored bars loaded once into memory, to be replayed many times (a
+/// study's trials, a walk-forward's windows) by feeds that share them
+/// read-only: one flat list of bars in event order and where each
+/// cross-section starts, so a bar costs `size_of::<Bar>()` and nothing else.
+pub struct ReplayData {
+    instruments: Vec<Instrument>,
+    hours: Vec<Option<TradingHours>>,
+    bars: Vec<Bar>,
+    /// `bars[starts[k]..starts[k + 1]]` is the k-th cross-section.
+    starts: Vec<usize>,
+    /// The k-th cross-section's close time (its event time).
+    times: Vec<Timestamp>,
+    period_secs: u32,
+}
+
+impl ReplayData {
+    /// Everything `config` selects, read through the same [`ReplayFeed`] a
+    /// replay uses (so both see the same cross-sections).
+    pub fn load(store_path: &Path, config: &ReplayConfig) -> Result<Self, ReplayError> {
+        let mut feed = ReplayFeed::open(store_path, &ReplayConfig { speed: None, ..config.clone() })?;
+        let (mut bars, mut starts, mut times) = (Vec::new(), vec![0], Vec::new());
+        // The feed logs and ends on a read error; here it must be an error.
+        while feed.load_window()? {
+            while let Some(event) = feed.ready.pop_front() {
+                if let MarketEvent::Bars(b) = event {
+                    times.push(event_time(&b));
+                    bars.extend(b);
+                    starts.push(bars.len());
+                }
+            }
+        }
+        bars.shrink_to_fit();
+        Ok(Self { instruments: feed.instruments, hours: feed.hours, bars, starts, times, period_secs: config.period_secs })
+    }
+
+    pub fn instruments(&self) -> &[Instrument] {
+        &self.instruments
+    }
+
+    pub fn period_secs(&self) -> u32 {
+        self.period_secs
+    }
+
+    /// Number of bars held.
+    pub fn bars(&self) -> usize {
+        self.bars.len()
+    }
+
+    /// Bytes held in memory: the bars, the cross-section index and the instruments.
+    pub fn bytes(&self) -> usize {
+        self.bars.capacity() * std::mem::size_of::<Bar>()
+            + self.starts.capacity() * std::mem::size_of::<usize>()
+            + self.times.capacity() * std::mem::size_of::<Timestamp>()
+            + self.instruments.iter().map(|i| std::mem::size_of::<Instrument>() + i.symbol.capacity() + i.currency.capacity()).sum::<usize>()
+    }
+
+    /// The cross-sections' close times, in order.
+    pub fn times(&self) -> &[Timestamp] {
+        &self.times
+    }
+
+    /// The first bar's start and the last bar's close.
+    pub fn span(&self) -> Option<(Timestamp, Timestamp)> {
+        let first = self.bars.first()?.start;
+        Some((first, *self.times.last()?))
+    }
+
+    /// A feed over the cross-sections whose bars start in `[from, to)`.
+    pub fn feed(self: &std::sync::Arc<Self>, from: Option<Timestamp>, to: Option<Timestamp>) -> SharedReplay {
+        let period = i64::from(self.period_secs) * NANOS_PER_SEC;
+        // Close times are start + period, so start >= from <=> close >= from + period.
+        let first = from.map_or(0, |f| self.times.partition_point(|&t| t < f.saturating_add(period)));
+        let end = to.map_or(self.times.len(), |t| self.times.partition_point(|&c| c < t.saturating_add(period)));
+        SharedReplay { data: self.clone(), next: first, end: end.max(first) }
+    }
+}
+
+/// A cross-section's close time (what [`MarketEvent::time`] says of it).
+fn event_time(bars: &[Bar]) -> Timestamp {
+    bars.first().map_or(0, |b| b.start + i64::from(b.period_secs) * NANOS_PER_SEC)
+}
+
+/// A replay of part of a [`ReplayData`], as fast as the host takes it.
+pub struct SharedReplay {
+    data: std::sync::Arc<ReplayData>,
+    next: usize,
+    end: usize,
+}
+
+impl SharedReplay {
+    /// Cross-sections left to deliver.
+    pub fn remaining(&self) -> usize {
+        self.end - self.next
+    }
+
+    /// Bars left to deliver.
+    pub fn remaining_bars(&self) -> usize {
+        self.data.starts[self.end] - self.data.starts[self.next]
+    }
+}
+
+impl Feed for SharedReplay {
+    fn instruments(&self) -> &[Instrument] {
+        &self.data.instruments
+    }
+
+    fn trading_hours(&self, instrument: InstrumentId) -> Option<&TradingHours> {
+        self.data.hours.get(instrument as usize)?.as_ref()
+    }
+
+    fn next_event(&mut self) -> Option<MarketEvent> {
+        if self.next >= self.end {
+            return None;
+        }
+        let (a, b) = (self.data.starts[self.next], self.data.starts[self.next + 1]);
+        self.next += 1;
+        Some(MarketEvent::Bars(self.data.bars[a..b].to_vec()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{MarketStore, PriceSource, StoreConfig};
+
+    #[test]
+    fn shared_data_replays_what_the_store_replays_in_any_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("market");
+        {
+            let mut store = MarketStore::open(&path, StoreConfig::default()).unwrap();
+            for s in ["AAA", "BBB"] {
+                let id = store.instrument_id(s).unwrap();
+                for d in 0..40i64 {
+                    // BBB misses every fifth day: cross-sections differ in size.
+                    if s == "BBB" && d % 5 == 0 {
+                        continue;
+                    }
+                    let p = 10.0 + d as f64;
+                    let bar = Bar { instrument: id, start: d * 86_400 * NANOS_PER_SEC, period_secs: 86_400, open: p, high: p, low: p, close: p, volume: 1.0 };
+                    store.append_bar(&bar, PriceSource::Trade).unwrap();
+                }
+                store.commit().unwrap();
+            }
+            store.seal_all().unwrap();
+            store.flush().unwrap();
+        }
+        let config = ReplayConfig::default();
+        let mut replay = ReplayFeed::open(&path, &config).unwrap();
+        let expected: Vec<MarketEvent> = std::iter::from_fn(|| replay.next_event()).collect();
+        let data = std::sync::Arc::new(ReplayData::load(&path, &config).unwrap());
+        assert_eq!(data.bars(), 40 + 32);
+        let all: Vec<MarketEvent> = std::iter::from_fn({
+            let mut f = data.feed(None, None);
+            move || f.next_event()
+        })
+        .collect();
+        assert_eq!(all, expected);
+        // Days 10..20 by bar start: the 10 cross-sections starting then.
+        let day = 86_400 * NANOS_PER_SEC;
+        let mut part = data.feed(Some(10 * day), Some(20 * day));
+        assert_eq!(part.remaining(), 10);
+        let first = part.next_event().unwrap();
+        assert!(matches!(&first, MarketEvent::Bars(b) if b[0].start == 10 * day && b.len() == 1), "day 10: AAA only");
+        assert!(data.bytes() >= data.bars() * std::mem::size_of::<Bar>());
+        assert_eq!(data.feed(Some(30 * day), Some(20 * day)).remaining(), 0, "an empty window");
+    }
+}
