@@ -15,6 +15,8 @@ use stratbox_sandbox::EmptyWorld;
 pub struct ParamReport {
     pub name: String,
     pub description: String,
+    /// integer, number, flag or text.
+    pub kind: &'static str,
     pub default: String,
     pub min: Option<f64>,
     pub max: Option<f64>,
@@ -69,7 +71,19 @@ pub fn inspect(path: &Path) -> Result<InspectReport, String> {
         params: d
             .params
             .iter()
-            .map(|p| ParamReport { name: p.name.clone(), description: p.description.clone(), default: show(&p.default), min: p.min, max: p.max })
+            .map(|p| ParamReport {
+                name: p.name.clone(),
+                description: p.description.clone(),
+                kind: match p.default {
+                    ParamValue::Integer(_) => "integer",
+                    ParamValue::Number(_) => "number",
+                    ParamValue::Flag(_) => "flag",
+                    ParamValue::Text(_) => "text",
+                },
+                default: show(&p.default),
+                min: p.min,
+                max: p.max,
+            })
             .collect(),
         requested_memory_bytes: memory_bytes,
         requested_fuel_per_callback: fuel_per_callback,

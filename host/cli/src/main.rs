@@ -9,6 +9,7 @@ mod credentials;
 mod data;
 mod plugin;
 mod report;
+mod research;
 mod run;
 
 use std::path::PathBuf;
@@ -24,9 +25,10 @@ struct Cli {
     /// Data directory of the host (plugin stores, compiled cache, control file).
     #[arg(long, global = true, env = "STRATBOX_DATA")]
     data_dir: Option<PathBuf>,
-    /// Log filter, e.g. `info`, `debug`, `stratbox_engine=debug,plugin=warn`.
-    #[arg(long, global = true, env = "STRATBOX_LOG", default_value = "info")]
-    log: String,
+    /// Log filter, e.g. `info`, `debug`, `stratbox_engine=debug,plugin=warn`
+    /// (default: info; warn for backtest and optimize, whose every trial loads its plugins anew).
+    #[arg(long, global = true, env = "STRATBOX_LOG")]
+    log: Option<String>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -80,6 +82,10 @@ enum Cmd {
     /// Broker credentials, encrypted at rest (prompted for, never taken as arguments).
     #[command(subcommand)]
     Credentials(credentials::CredentialsCmd),
+    /// Backtest plugins over stored bars through the host's own pipeline; writes a report folder.
+    Backtest(research::BacktestArgs),
+    /// Search a plugin's parameters with many backtests in parallel (TPE, random or grid); `optimize merge` combines shards.
+    Optimize(research::OptimizeArgs),
     /// Trades, P&L and transaction costs from the execution journal (of a stopped host).
     Report(report::ReportArgs),
     /// Counters of the running host.
@@ -129,7 +135,8 @@ fn main() {
     // tungstenite's trace level prints whole frames, and ours carry the
     // session tokens: its trace events are dropped whatever the filter says.
     use tracing_subscriber::prelude::*;
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let default_log = if matches!(cli.command, Cmd::Backtest(_) | Cmd::Optimize(_)) { "warn" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_new(cli.log.as_deref().unwrap_or(default_log)).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let no_frames = tracing_subscriber::filter::filter_fn(|m| !(*m.level() == tracing::Level::TRACE && m.target().contains("tungstenite")));
     tracing_subscriber::registry()
         .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter).with_filter(no_frames))
@@ -159,6 +166,8 @@ fn dispatch(cli: Cli) -> Result<()> {
         }
         Cmd::Mock(m) => capital::mock(m),
         Cmd::Report(r) => report::report(r, &data_dir(&cli.data_dir)),
+        Cmd::Backtest(b) => research::backtest_cmd(b, &data_dir(&cli.data_dir)),
+        Cmd::Optimize(o) => research::optimize_cmd(o, &data_dir(&cli.data_dir)),
         Cmd::Status => print_json(&ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.status()?),
         Cmd::Shutdown => Ok(ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.shutdown()?),
         Cmd::Flatten { all: _ } => print_json(&ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.flatten()?),

@@ -72,7 +72,7 @@ pub struct LoadArgs {
     params: Vec<(String, ParamInput)>,
 }
 
-fn parse_param(s: &str) -> Result<(String, ParamInput), String> {
+pub(crate) fn parse_param(s: &str) -> Result<(String, ParamInput), String> {
     let (k, v) = s.split_once('=').ok_or_else(|| format!("`{s}` is not NAME=VALUE"))?;
     let value = if let Ok(b) = v.parse::<bool>() {
         ParamInput::Flag(b)

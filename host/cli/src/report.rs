@@ -56,7 +56,7 @@ pub struct ReportArgs {
 }
 
 /// `--from` and `--to`, market time in UTC.
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub(crate) struct TimeRange {
     /// From this UTC date-time (YYYY-MM-DD[ HH:MM:SS]), inclusive.
     #[arg(long)]

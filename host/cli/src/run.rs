@@ -26,7 +26,7 @@ mod bundled {
 /// Where the bundled plugins are read from: `STRATBOX_PLUGIN_DIR` when set,
 /// else the components embedded in this binary at build time, written to
 /// `<data_dir>/bundled-plugins/` (rewritten only when they differ).
-fn bundled_plugin_dir(data_dir: &Path) -> Result<PathBuf> {
+pub(crate) fn bundled_plugin_dir(data_dir: &Path) -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("STRATBOX_PLUGIN_DIR") {
         return Ok(dir.into());
     }

@@ -7,12 +7,25 @@
 //! [`overfitting`] has the guards a search needs: the
 //! probabilistic and deflated Sharpe ratios and the probability of backtest
 //! overfitting by CSCV. The backtest, optimisation and walk-forward commands
-//! build on them (issue 12; not yet here).
+//! build on them. [`backtest`] runs the host's own pipeline over data
+//! loaded once; [`report`] and [`html`] write a run's report folder;
+//! [`study`] searches a plugin's parameters ([`space`]) with many backtests in parallel.
 
+pub mod backtest;
+pub mod html;
 pub mod metrics;
+pub mod report;
+pub mod space;
+pub mod study;
 pub mod overfitting;
 pub mod trades;
 
 pub use metrics::{Conventions, Metrics, RelativeMetrics};
 pub use trades::{RoundTrip, TradeStats};
 pub use overfitting::{DeflatedSharpe, Pbo, deflated_sharpe, expected_max_sharpe, pbo, probabilistic_sharpe};
+pub use backtest::{Run, RunMetrics, Window, backtest, research_config, research_risk};
+
+/// `YYYY-MM-DD` of a market timestamp (UTC).
+pub fn date(t: stratbox_market::Timestamp) -> String {
+    stratbox_market::format_time(t)[..10].to_owned()
+}

@@ -1,0 +1,396 @@
+//! `report.html`: one self-contained page. Charts are built with `charming`
+//! (typed ECharts options) and drawn by ECharts, whose script is inlined (from
+//! the npm package pinned in `report/package-lock.json`), so the page needs
+//! no network when it is opened.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use charming::Chart;
+use charming::datatype::DataPoint;
+use charming::component::{Axis, Grid, Legend, Title, VisualMap};
+use charming::element::{AreaStyle, AxisType, Tooltip, Trigger};
+use charming::series::{Bar, Heatmap, Line};
+
+use crate::backtest::{Run, RunMetrics, daily_equity};
+
+const ECHARTS: &str = include_str!(concat!(env!("OUT_DIR"), "/echarts.min.js"));
+
+/// A page of charts and tables, in order.
+pub struct Page {
+    title: String,
+    sections: Vec<String>,
+    charts: Vec<(String, Chart)>,
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+impl Page {
+    pub fn new(title: &str) -> Self {
+        Self { title: title.to_owned(), sections: Vec::new(), charts: Vec::new() }
+    }
+
+    /// A chart in its own panel.
+    pub fn chart(&mut self, chart: Chart) {
+        let id = format!("chart{}", self.charts.len());
+        self.sections.push(format!(r#"<div class="chart" id="{id}"></div>"#));
+        self.charts.push((id, chart));
+    }
+
+    /// A table of (name, value) rows under a heading.
+    pub fn table(&mut self, heading: &str, rows: &[(String, String)]) {
+        let mut t = format!("<h2>{}</h2><table>", escape(heading));
+        for (k, v) in rows {
+            let _ = write!(t, "<tr><th>{}</th><td>{}</td></tr>", escape(k), escape(v));
+        }
+        t.push_str("</table>");
+        self.sections.push(t);
+    }
+
+    /// A table with a header row.
+    pub fn grid(&mut self, heading: &str, header: &[&str], rows: &[Vec<String>]) {
+        let mut t = format!("<h2>{}</h2><table><tr>", escape(heading));
+        for h in header {
+            let _ = write!(t, "<th>{}</th>", escape(h));
+        }
+        t.push_str("</tr>");
+        for r in rows {
+            t.push_str("<tr>");
+            for c in r {
+                let _ = write!(t, "<td>{}</td>", escape(c));
+            }
+            t.push_str("</tr>");
+        }
+        t.push_str("</table>");
+        self.sections.push(t);
+    }
+
+    pub fn note(&mut self, text: &str) {
+        self.sections.push(format!("<p class=\"note\">{}</p>", escape(text)));
+    }
+
+    pub fn render(&self) -> String {
+        let mut html = format!(
+            "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{t}</title><style>\
+             body{{font-family:sans-serif;margin:24px;max-width:1200px}}\
+             .chart{{width:1150px;height:360px;margin:12px 0;border:1px solid #ddd}}\
+             table{{border-collapse:collapse;margin:8px 0}}th,td{{border:1px solid #ccc;padding:3px 8px;text-align:right}}\
+             th{{background:#f4f4f4;text-align:left}}.note{{color:#555;max-width:1100px}}</style>\
+             <script>{ECHARTS}</script></head><body><h1>{t}</h1>",
+            t = escape(&self.title)
+        );
+        for s in &self.sections {
+            html.push_str(s);
+        }
+        html.push_str("<script>");
+        for (id, chart) in &self.charts {
+            // The option is JSON: `</` could end the script element early.
+            let option = chart.to_string().replace("</", "<\\/");
+            let _ = write!(html, "echarts.init(document.getElementById('{id}'),null,{{renderer:'canvas'}}).setOption({option});");
+        }
+        html.push_str("</script></body></html>");
+        html
+    }
+}
+
+fn day(t: i64) -> String {
+    stratbox_market::format_time(t - 1)[..10].to_owned()
+}
+
+fn line_chart(title: &str, x: Vec<String>, series: Vec<(&str, Vec<f64>)>, area: bool) -> Chart {
+    let mut chart = Chart::new()
+        .title(Title::new().text(title))
+        .tooltip(Tooltip::new().trigger(Trigger::Axis))
+        .legend(Legend::new().top("bottom"))
+        .grid(Grid::new().left("8%").right("4%"))
+        .x_axis(Axis::new().type_(AxisType::Category).data(x))
+        .y_axis(Axis::new().type_(AxisType::Value).scale(true));
+    for (name, data) in series {
+        let mut l = Line::new().name(name).show_symbol(false).data(data);
+        if area {
+            l = l.area_style(AreaStyle::new());
+        }
+        chart = chart.series(l);
+    }
+    chart
+}
+
+fn bar_chart(title: &str, x: Vec<String>, data: Vec<f64>) -> Chart {
+    Chart::new()
+        .title(Title::new().text(title))
+        .tooltip(Tooltip::new().trigger(Trigger::Axis))
+        .grid(Grid::new().left("8%").right("4%"))
+        .x_axis(Axis::new().type_(AxisType::Category).data(x))
+        .y_axis(Axis::new().type_(AxisType::Value))
+        .series(Bar::new().data(data))
+}
+
+/// A histogram of `values` in `bins` equal bins.
+fn histogram(title: &str, values: &[f64], bins: usize) -> Chart {
+    let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    let (lo, hi) = finite.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
+    let (lo, hi) = if finite.is_empty() { (0.0, 1.0) } else if hi > lo { (lo, hi) } else { (lo - 0.5, lo + 0.5) };
+    let width = (hi - lo) / bins as f64;
+    let mut counts = vec![0.0; bins];
+    for v in &finite {
+        counts[(((v - lo) / width) as usize).min(bins - 1)] += 1.0;
+    }
+    let labels = (0..bins).map(|k| format!("{:.4}", lo + width * (k as f64 + 0.5))).collect();
+    bar_chart(title, labels, counts)
+}
+
+/// A heatmap: `cells` are (x index, y index, value); NaN cells are left empty.
+pub fn heatmap(title: &str, x: Vec<String>, y: Vec<String>, cells: Vec<(usize, usize, f64)>) -> Chart {
+    let finite: Vec<f64> = cells.iter().map(|c| c.2).filter(|v| v.is_finite()).collect();
+    let (lo, hi) = finite.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
+    let (lo, hi) = if finite.is_empty() { (0.0, 1.0) } else { (lo, hi.max(lo + 1e-12)) };
+    let data: Vec<Vec<DataPoint>> =
+        cells.into_iter().filter(|c| c.2.is_finite()).map(|(i, j, v)| vec![DataPoint::from(i as f64), DataPoint::from(j as f64), DataPoint::from((v * 1e4).round() / 1e4)]).collect();
+    Chart::new()
+        .title(Title::new().text(title))
+        .tooltip(Tooltip::new())
+        .grid(Grid::new().left("10%").right("10%").bottom("15%"))
+        .x_axis(Axis::new().type_(AxisType::Category).data(x))
+        .y_axis(Axis::new().type_(AxisType::Category).data(y))
+        .visual_map(VisualMap::new().min(lo).max(hi).calculable(true).orient(charming::element::Orient::Vertical).right("2%").top("middle"))
+        .series(Heatmap::new().data(data))
+}
+
+/// Rolling annualised Sharpe ratio over `window` periods (empyrical's: mean over sample std x sqrt(252)).
+fn rolling_sharpe(returns: &[f64], window: usize) -> Vec<f64> {
+    (0..returns.len())
+        .map(|k| {
+            if k + 1 < window {
+                return f64::NAN;
+            }
+            let w = &returns[k + 1 - window..=k];
+            let m = w.iter().sum::<f64>() / window as f64;
+            let sd = (w.iter().map(|r| (r - m).powi(2)).sum::<f64>() / (window - 1) as f64).sqrt();
+            if sd > 0.0 { m / sd * 252f64.sqrt() } else { f64::NAN }
+        })
+        .collect()
+}
+
+fn pct(x: f64) -> String {
+    if x.is_finite() { format!("{:.2}%", x * 100.0) } else { "-".into() }
+}
+
+fn num(x: f64) -> String {
+    if x.is_finite() { format!("{x:.4}") } else { "-".into() }
+}
+
+/// The metrics table's rows.
+pub fn metric_rows(m: &RunMetrics) -> Vec<(String, String)> {
+    let r = &m.returns;
+    let mut rows = vec![
+        ("Total return".into(), pct(r.total_return)),
+        ("CAGR".into(), pct(r.annual_return)),
+        ("Annual volatility".into(), pct(r.annual_volatility)),
+        ("Sharpe".into(), num(r.sharpe)),
+        ("Sortino".into(), num(r.sortino)),
+        ("Calmar".into(), num(r.calmar)),
+        ("Omega".into(), num(r.omega)),
+        ("Max drawdown".into(), pct(r.max_drawdown)),
+        ("Max drawdown length (days)".into(), r.max_drawdown_periods.to_string()),
+        ("Time under water".into(), pct(r.time_under_water)),
+        ("Skew".into(), num(r.skew)),
+        ("Excess kurtosis".into(), num(r.excess_kurtosis)),
+        ("Tail ratio".into(), num(r.tail_ratio)),
+        ("VaR 95% / 99% (daily)".into(), format!("{} / {}", pct(r.var_95), pct(r.var_99))),
+        ("CVaR 95% / 99% (daily)".into(), format!("{} / {}", pct(r.cvar_95), pct(r.cvar_99))),
+        ("Stability (R² of log equity)".into(), num(r.stability)),
+        ("Trades (closed)".into(), m.trades.trades.to_string()),
+        ("Win rate".into(), pct(m.trades.win_rate)),
+        ("Profit factor".into(), num(m.trades.profit_factor)),
+        ("Payoff ratio".into(), num(m.trades.payoff_ratio)),
+        ("Expectancy".into(), num(m.trades.expectancy)),
+        ("SQN".into(), num(m.trades.sqn)),
+        ("Average holding (days)".into(), num(m.trades.average_holding_secs / 86_400.0)),
+        ("Time in market".into(), pct(m.time_in_market)),
+        ("Exposure (mean gross / equity)".into(), num(m.exposure)),
+        ("Turnover (annual, x equity)".into(), num(m.annual_turnover)),
+        ("Fills / fees".into(), format!("{} / {:.2}", m.fills, m.fees)),
+        ("Orders refused by risk".into(), m.refused_orders.to_string()),
+    ];
+    if let Some(b) = &m.benchmark {
+        rows.extend([
+            ("Alpha (annual)".into(), num(b.alpha)),
+            ("Beta".into(), num(b.beta)),
+            ("Information ratio".into(), num(b.information_ratio)),
+            ("Up / down capture".into(), format!("{} / {}", num(b.up_capture), num(b.down_capture))),
+        ]);
+    }
+    rows
+}
+
+/// The conventions the numbers follow, as the report states them.
+pub const CONVENTIONS: &str = "Returns are daily simple returns of the end-of-day equity (the first from the starting capital). \
+Conventions follow empyrical-reloaded: 252 periods a year, sample standard deviation (ddof 1), a per-period risk-free rate of 0, \
+historical VaR and CVaR (quantiles of the daily returns), skew and kurtosis as scipy's biased moments, stability the R² of a line fitted \
+to cumulative log returns. Trade statistics follow backtesting.py: a round trip opens from flat and ends flat, net of fees and financing; \
+profit factor = gross wins / gross losses; SQN = sqrt(n) x mean / std. Exposure is the mean of gross exposure over equity at the end of each day; \
+time in market the share of days with a position; turnover the traded notional per year over mean equity.";
+
+/// The page of one backtest.
+pub fn backtest_page(title: &str, run: &Run, m: &RunMetrics, benchmark: Option<(&str, &[f64])>) -> String {
+    let mut page = Page::new(title);
+    let daily = daily_equity(&run.equity);
+    let days: Vec<String> = daily.iter().map(|p| day(p.time)).collect();
+    let returns = run.returns();
+    let mut series = vec![("strategy", daily.iter().map(|p| p.equity / run.capital).collect::<Vec<f64>>())];
+    if let Some((name, b)) = benchmark {
+        let mut growth = 1.0;
+        series.push((name, b.iter().map(|r| { growth *= 1.0 + r; growth }).collect()));
+    }
+    page.table("Metrics", &metric_rows(m));
+    page.note(CONVENTIONS);
+    page.chart(line_chart("Equity (growth of 1) against the benchmark", days.clone(), series, false));
+    let mut peak = run.capital;
+    let underwater: Vec<f64> = daily.iter().map(|p| { peak = peak.max(p.equity); p.equity / peak - 1.0 }).collect();
+    page.chart(line_chart("Underwater (drawdown from the peak)", days.clone(), vec![("drawdown", underwater)], true));
+
+    // Monthly returns: compounded daily returns per calendar month.
+    let mut months: BTreeMap<(i32, u32), f64> = BTreeMap::new();
+    for (p, r) in daily.iter().zip(&returns) {
+        let d = day(p.time);
+        let (y, mo) = (d[..4].parse().unwrap_or(0), d[5..7].parse().unwrap_or(1));
+        let e = months.entry((y, mo)).or_insert(1.0);
+        *e *= 1.0 + r;
+    }
+    let years: Vec<i32> = { let mut y: Vec<i32> = months.keys().map(|k| k.0).collect(); y.dedup(); y };
+    let cells = months.iter().map(|((y, mo), g)| ((*mo - 1) as usize, years.iter().position(|x| x == y).unwrap_or(0), g - 1.0)).collect();
+    let month_names = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"].map(String::from).to_vec();
+    page.chart(heatmap("Monthly returns", month_names, years.iter().map(|y| y.to_string()).collect(), cells));
+    page.chart(line_chart("Rolling Sharpe (126 days)", days.clone(), vec![("sharpe", rolling_sharpe(&returns, 126))], false));
+    page.chart(histogram("Distribution of daily returns", &returns, 50));
+    let pnl: Vec<f64> = run.trades.iter().filter(|t| t.closed.is_some()).map(|t| t.pnl).collect();
+    page.chart(histogram("Distribution of trade P&L (closed round trips)", &pnl, 50));
+    let exposure = daily.iter().map(|p| if p.equity > 0.0 { p.gross_exposure / p.equity } else { 0.0 }).collect();
+    page.chart(line_chart("Exposure (gross / equity)", days, vec![("exposure", exposure)], true));
+
+    let mut by_symbol: Vec<(&String, &f64)> = run.contribution.iter().collect();
+    by_symbol.sort_by(|a, b| b.1.total_cmp(a.1));
+    let n = by_symbol.len().min(10);
+    let mut picked: Vec<(&String, &f64)> = by_symbol[..n].to_vec();
+    picked.extend(by_symbol[by_symbol.len().saturating_sub(10).max(n)..].iter().copied());
+    page.chart(bar_chart("Contribution by symbol: top and bottom 10 (P&L)", picked.iter().map(|p| p.0.clone()).collect(), picked.iter().map(|p| *p.1).collect()));
+
+    let refused: Vec<Vec<String>> = run.refused.iter().map(|(rule, n)| vec![rule.clone(), n.to_string()]).collect();
+    if !refused.is_empty() {
+        page.grid("Orders refused by risk, by rule", &["rule", "orders"], &refused);
+    }
+    if !run.faults.is_empty() {
+        let faults: Vec<Vec<String>> = run.faults.iter().map(|(p, r)| vec![p.clone(), r.clone()]).collect();
+        page.grid("Plugins quarantined", &["plugin", "reason"], &faults);
+    }
+    page.render()
+}
+
+/// A study's page: the leaderboard, the overfitting guards, each
+/// parameter against the objective, and the objective over the first two parameters.
+pub fn study_page(title: &str, file: &crate::study::StudyFile, guards: &crate::study::Guards, note: Option<&str>) -> String {
+    use charming::series::Scatter;
+    use crate::study::{TrialState, leaderboard};
+    let spec = &file.spec;
+    let mut page = Page::new(title);
+    let (complete, infeasible, failed) = file.trials.values().fold((0, 0, 0), |(c, i, f), t| match t.state {
+        TrialState::Complete => (c + 1, i, f),
+        TrialState::Infeasible => (c, i + 1, f),
+        TrialState::Failed => (c, i, f + 1),
+    });
+    let mut rows = vec![
+        ("Plugin".to_owned(), format!("{} {} (sha256 {})", spec.plugin, spec.plugin_version, &spec.plugin_sha256[..16.min(spec.plugin_sha256.len())])),
+        ("Sampler".into(), format!("{:?}, seed {}, batch {}", spec.sampler, spec.seed, spec.batch)),
+        ("Objective".into(), format!("{} ({:?})", spec.objective, spec.direction)),
+        ("Constraints".into(), if spec.constraints.is_empty() { "none".into() } else { spec.constraints.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", ") }),
+        ("Data".into(), spec.data.clone()),
+        ("Trials".into(), format!("{} complete, {infeasible} infeasible, {failed} failed", complete)),
+    ];
+    if let Some(d) = &guards.deflated {
+        rows.push(("Deflated Sharpe of the best".into(), format!("{:.4} (per-period Sharpe {:.4} against {:.4}, the best of {} trials by luck)", d.dsr, d.sharpe, d.benchmark, d.trials)));
+    }
+    if let Some(p) = &guards.pbo {
+        rows.push(("PBO (CSCV)".into(), format!("{:.3} over {} splits of {} blocks", p.pbo, p.logits.len(), p.partitions)));
+    }
+    for n in &guards.notes {
+        rows.push(("Note".into(), n.clone()));
+    }
+    page.table("Study", &rows);
+    if let Some(n) = note {
+        page.note(n);
+    }
+    let names: Vec<&str> = spec.space.dims.iter().map(|d| d.0.as_str()).collect();
+    let board = leaderboard(spec, file.trials.values());
+    let shown = ["sharpe", "annual_return", "max_drawdown", "trades", "win_rate"];
+    let mut header: Vec<&str> = vec!["rank", "trial"];
+    header.extend(&names);
+    header.push(&spec.objective);
+    header.extend(shown.iter().filter(|m| **m != spec.objective));
+    let rows: Vec<Vec<String>> = board
+        .iter()
+        .take(25)
+        .enumerate()
+        .map(|(k, t)| {
+            let mut r = vec![(k + 1).to_string(), t.trial.to_string()];
+            r.extend(names.iter().map(|n| t.params.get(*n).map_or("-".into(), crate::space::show)));
+            r.push(t.value.map_or("-".into(), num));
+            r.extend(shown.iter().filter(|m| **m != spec.objective).map(|m| t.metrics.get(*m).map_or("-".into(), |v| num(*v))));
+            r
+        })
+        .collect();
+    page.grid("Leaderboard (feasible trials, best first)", &header, &rows);
+    let value = |t: &crate::study::TrialRecord| t.value.filter(|_| t.state == TrialState::Complete);
+    for (d, name) in names.iter().enumerate() {
+        let points: Vec<Vec<f64>> = file
+            .trials
+            .values()
+            .filter_map(|t| Some(vec![param_number(t.params.get(*name)?).unwrap_or(t.internal.get(d).copied()?), value(t)?]))
+            .collect();
+        page.chart(
+            Chart::new()
+                .title(Title::new().text(format!("{} against {name}", spec.objective)))
+                .tooltip(Tooltip::new())
+                .x_axis(Axis::new().type_(AxisType::Value).name(*name).scale(true))
+                .y_axis(Axis::new().type_(AxisType::Value).name(spec.objective.as_str()).scale(true))
+                .series(Scatter::new().symbol_size(6).data(points)),
+        );
+    }
+    if names.len() >= 2 {
+        // The best objective seen in each cell of the first two parameters.
+        let levels = |d: usize| -> Vec<String> {
+            let mut v: Vec<(f64, String)> = file.trials.values().filter_map(|t| { let p = t.params.get(names[d])?; Some((param_number(p)?, crate::space::show(p))) }).collect();
+            v.sort_by(|a, b| a.0.total_cmp(&b.0));
+            v.dedup_by(|a, b| a.1 == b.1);
+            v.into_iter().map(|x| x.1).collect()
+        };
+        let (xs, ys) = (levels(0), levels(1));
+        if xs.len() <= 300 && ys.len() <= 300 {
+            let mut best: BTreeMap<(usize, usize), f64> = BTreeMap::new();
+            for t in file.trials.values() {
+                let (Some(v), Some(a), Some(b)) = (value(t), t.params.get(names[0]), t.params.get(names[1])) else { continue };
+                let (Some(i), Some(j)) = (xs.iter().position(|x| *x == crate::space::show(a)), ys.iter().position(|y| *y == crate::space::show(b))) else { continue };
+                let e = best.entry((i, j)).or_insert(v);
+                let better = match spec.direction {
+                    crate::study::Direction::Maximize => v > *e,
+                    crate::study::Direction::Minimize => v < *e,
+                };
+                if better {
+                    *e = v;
+                }
+            }
+            let cells = best.into_iter().map(|((i, j), v)| (i, j, v)).collect();
+            page.chart(heatmap(&format!("{} over {} (x) and {} (y)", spec.objective, names[0], names[1]), xs, ys, cells));
+        }
+    }
+    page.render()
+}
+
+fn param_number(p: &stratbox_engine::config::ParamInput) -> Option<f64> {
+    match p {
+        stratbox_engine::config::ParamInput::Integer(i) => Some(*i as f64),
+        stratbox_engine::config::ParamInput::Number(x) => Some(*x),
+        _ => None,
+    }
+}
