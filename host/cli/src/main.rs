@@ -86,6 +86,8 @@ enum Cmd {
     Backtest(research::BacktestArgs),
     /// Search a plugin's parameters with many backtests in parallel (TPE, random or grid); `optimize merge` combines shards.
     Optimize(research::OptimizeArgs),
+    /// Walk-forward analysis: optimise on each training window, measure the choice on the test window after it.
+    WalkForward(research::WalkForwardArgs),
     /// Trades, P&L and transaction costs from the execution journal (of a stopped host).
     Report(report::ReportArgs),
     /// Counters of the running host.
@@ -135,7 +137,7 @@ fn main() {
     // tungstenite's trace level prints whole frames, and ours carry the
     // session tokens: its trace events are dropped whatever the filter says.
     use tracing_subscriber::prelude::*;
-    let default_log = if matches!(cli.command, Cmd::Backtest(_) | Cmd::Optimize(_)) { "warn" } else { "info" };
+    let default_log = if matches!(cli.command, Cmd::Backtest(_) | Cmd::Optimize(_) | Cmd::WalkForward(_)) { "warn" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_new(cli.log.as_deref().unwrap_or(default_log)).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let no_frames = tracing_subscriber::filter::filter_fn(|m| !(*m.level() == tracing::Level::TRACE && m.target().contains("tungstenite")));
     tracing_subscriber::registry()
@@ -168,6 +170,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Report(r) => report::report(r, &data_dir(&cli.data_dir)),
         Cmd::Backtest(b) => research::backtest_cmd(b, &data_dir(&cli.data_dir)),
         Cmd::Optimize(o) => research::optimize_cmd(o, &data_dir(&cli.data_dir)),
+        Cmd::WalkForward(w) => research::walk_forward_cmd(w, &data_dir(&cli.data_dir)),
         Cmd::Status => print_json(&ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.status()?),
         Cmd::Shutdown => Ok(ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.shutdown()?),
         Cmd::Flatten { all: _ } => print_json(&ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.flatten()?),

@@ -579,3 +579,127 @@ pub fn optimize_cmd(a: OptimizeArgs, data_dir: &Path) -> Result<()> {
     let note = (shard != Shard::WHOLE).then(|| format!("shard {}/{} of the study: merge the shards with `stratbox optimize merge`", shard.k, shard.n));
     summarise(&outcome.file, &a.study_file, outcome.ran, outcome.wall, a.study.partitions, note, a.report.as_deref(), a.json, a.quiet)
 }
+
+#[derive(Args)]
+pub struct WalkForwardArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    #[command(flatten)]
+    study: StudyArgs,
+    /// Training part of each window: 3y, 18m, 26w, 90d.
+    #[arg(long)]
+    train: String,
+    /// Test part that follows it.
+    #[arg(long)]
+    test: String,
+    /// How far each window moves (default: the test part's length).
+    #[arg(long)]
+    step: Option<String>,
+    /// Every training part starts at the data's start (an expanding window).
+    #[arg(long)]
+    anchored: bool,
+    /// Drop this much from the end of each training part.
+    #[arg(long, default_value = "0d")]
+    purge: String,
+    /// Leave this gap between a training part and its test part.
+    #[arg(long, default_value = "0d")]
+    embargo: String,
+    /// The folder for each window's study file, walkforward.json, oos_equity.csv and walkforward.html.
+    #[arg(long)]
+    out: PathBuf,
+    /// Continue the windows' study files in --out.
+    #[arg(long)]
+    resume: bool,
+    #[arg(long)]
+    quiet: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn walk_forward_cmd(a: WalkForwardArgs, data_dir: &Path) -> Result<()> {
+    use stratbox_research::walkforward::{Plan, Span, walk_forward};
+    let span = |flag: &str, s: &str| Span::parse(s).map_err(|e| anyhow::anyhow!("--{flag} {e}"));
+    let (train, test) = (span("train", &a.train)?, span("test", &a.test)?);
+    if train.is_zero() || test.is_zero() {
+        bail!("--train and --test must be longer than zero");
+    }
+    let plan = Plan {
+        train,
+        test,
+        step: a.step.as_deref().map(|s| span("step", s)).transpose()?.unwrap_or(test),
+        anchored: a.anchored,
+        purge: span("purge", &a.purge)?,
+        embargo: span("embargo", &a.embargo)?,
+    };
+    if plan.step.is_zero() {
+        bail!("--step must be longer than zero");
+    }
+    let quiet = a.quiet || a.json;
+    let p = a.run.prepare(data_dir, quiet)?;
+    let spec = a.study.spec(&p, Shard::WHOLE)?;
+    let bar = progress_bar(0, "trials", quiet);
+    let progress = |k: usize, n: usize, done: u64, total: u64| {
+        bar.set_message(format!("window {}/{n}", k + 1));
+        bar.set_length(total);
+        bar.set_position(done);
+    };
+    if !quiet {
+        bar.set_style(
+            ProgressStyle::with_template("{elapsed_precise} {msg} [{bar:40}] {human_pos}/{human_len} trials ({per_sec}, ETA {eta})").expect("a valid template").progress_chars("=> "),
+        );
+    }
+    let bench = Bench { data: &p.data, config: &p.config };
+    let wf = walk_forward(&bench, &spec, &plan, a.study.trials, &a.out, a.resume, a.study.jobs(), &progress)?;
+    bar.finish_and_clear();
+    std::fs::write(a.out.join("walkforward.json"), serde_json::to_string_pretty(&wf)?).with_context(|| format!("cannot write {}", a.out.join("walkforward.json").display()))?;
+    let mut w = csv::Writer::from_path(a.out.join("oos_equity.csv"))?;
+    w.write_record(["date", "window", "return", "equity"])?;
+    let mut equity = 1.0;
+    for win in &wf.windows {
+        for (t, r) in &win.returns {
+            equity *= 1.0 + r;
+            w.write_record([stratbox_research::date(t - 1), win.index.to_string(), r.to_string(), equity.to_string()])?;
+        }
+    }
+    w.flush()?;
+    let title = format!("Walk-forward: {} ({} windows, {} trials each)", spec.plugin, wf.windows.len(), a.study.trials);
+    std::fs::write(a.out.join("walkforward.html"), stratbox_research::html::walk_forward_page(&title, &wf))?;
+    if a.json {
+        return crate::print_json(&wf);
+    }
+    if a.quiet {
+        return Ok(());
+    }
+    for win in &wf.windows {
+        let params = win.params.as_ref().map_or("(no feasible trial: flat)".into(), |p| {
+            spec.space.dims.iter().map(|(n, _)| format!("{n}={}", p.get(n).map_or("-".into(), stratbox_research::space::show))).collect::<Vec<_>>().join(" ")
+        });
+        println!(
+            "window {:>2}: train {} to {}, test {} to {}: {:<24} IS CAGR {:>7.2}%  OOS return {:>7.2}%  OOS Sharpe {:>6.2}",
+            win.index,
+            win.train_dates.0,
+            win.train_dates.1,
+            win.test_dates.0,
+            win.test_dates.1,
+            params,
+            win.in_sample.as_ref().map_or(f64::NAN, |m| m.annual_return) * 100.0,
+            win.out_of_sample.total_return * 100.0,
+            win.out_of_sample.sharpe
+        );
+    }
+    let m = &wf.out_of_sample;
+    println!(
+        "out of sample: total return {:.2}%  CAGR {:.2}%  Sharpe {:.2}  max drawdown {:.2}%; walk-forward efficiency {:.3} (OOS CAGR over mean IS CAGR {:.2}%)",
+        m.total_return * 100.0,
+        m.annual_return * 100.0,
+        m.sharpe,
+        m.max_drawdown * 100.0,
+        wf.efficiency,
+        wf.in_sample_annual_return * 100.0
+    );
+    for s in &wf.stability {
+        println!("{}: mean {:.2}, std {:.2} (std/mean {:.2}), mean change between windows {:.1}% of its range", s.param, s.mean, s.std, s.variation, s.mean_step_of_range * 100.0);
+    }
+    println!("{} s; report: {}", wf.wall_secs.round(), a.out.join("walkforward.html").display());
+    Ok(())
+}

@@ -394,3 +394,56 @@ fn param_number(p: &stratbox_engine::config::ParamInput) -> Option<f64> {
         _ => None,
     }
 }
+
+/// A walk-forward's page: the stitched out-of-sample equity, each window's
+/// choice and results, and the chosen parameters over the windows.
+pub fn walk_forward_page(title: &str, wf: &crate::walkforward::WalkForward) -> String {
+    let mut page = Page::new(title);
+    let m = &wf.out_of_sample;
+    page.table(
+        "Out of sample (stitched test parts)",
+        &[
+            ("Total return".into(), pct(m.total_return)),
+            ("CAGR".into(), pct(m.annual_return)),
+            ("Sharpe".into(), num(m.sharpe)),
+            ("Max drawdown".into(), pct(m.max_drawdown)),
+            ("Mean in-sample CAGR of the chosen trials".into(), pct(wf.in_sample_annual_return)),
+            ("Walk-forward efficiency (OOS CAGR / IS CAGR)".into(), num(wf.efficiency)),
+            ("Windows".into(), wf.windows.len().to_string()),
+        ],
+    );
+    page.note("Each test run starts at its window's training start with the parameters chosen there, so indicators are warm; only its returns inside the test part count. Purge drops the end of the training part; embargo leaves a gap before the test part.");
+    let mut equity = 1.0;
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for w in &wf.windows {
+        for (t, r) in &w.returns {
+            equity *= 1.0 + r;
+            x.push(day(*t));
+            y.push(equity);
+        }
+    }
+    page.chart(line_chart("Out-of-sample equity (growth of 1)", x, vec![("out of sample", y)], false));
+    let names: Vec<String> = wf.stability.iter().map(|s| s.param.clone()).collect();
+    let mut header: Vec<&str> = vec!["window", "train", "test", "trials"];
+    header.extend(names.iter().map(String::as_str));
+    header.extend(["IS CAGR", "IS Sharpe", "OOS return", "OOS Sharpe", "OOS max dd"]);
+    let rows: Vec<Vec<String>> = wf
+        .windows
+        .iter()
+        .map(|w| {
+            let mut r = vec![w.index.to_string(), format!("{} to {}", w.train_dates.0, w.train_dates.1), format!("{} to {}", w.test_dates.0, w.test_dates.1), w.trials.to_string()];
+            r.extend(names.iter().map(|n| w.params.as_ref().and_then(|p| p.get(n)).map_or("(flat)".into(), crate::space::show)));
+            r.push(w.in_sample.as_ref().map_or("-".into(), |m| pct(m.annual_return)));
+            r.push(w.in_sample.as_ref().map_or("-".into(), |m| num(m.sharpe)));
+            r.extend([pct(w.out_of_sample.total_return), num(w.out_of_sample.sharpe), pct(w.out_of_sample.max_drawdown)]);
+            r
+        })
+        .collect();
+    page.grid("Windows", &header, &rows);
+    let stab: Vec<Vec<String>> = wf.stability.iter().map(|s| vec![s.param.clone(), num(s.mean), num(s.std), num(s.variation), num(s.mean_step_of_range)]).collect();
+    page.grid("Parameter stability", &["parameter", "mean", "std", "std / mean", "mean change / range"], &stab);
+    let labels: Vec<String> = wf.windows.iter().map(|w| w.index.to_string()).collect();
+    let series: Vec<(&str, Vec<f64>)> = wf.stability.iter().map(|s| (s.param.as_str(), s.values.iter().map(|v| v.unwrap_or(f64::NAN)).collect())).collect();
+    page.chart(line_chart("Chosen parameters by window", labels, series, false));
+    page.render()
+}

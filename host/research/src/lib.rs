@@ -9,7 +9,8 @@
 //! overfitting by CSCV. The backtest, optimisation and walk-forward commands
 //! build on them. [`backtest`] runs the host's own pipeline over data
 //! loaded once; [`report`] and [`html`] write a run's report folder;
-//! [`study`] searches a plugin's parameters ([`space`]) with many backtests in parallel.
+//! [`study`] searches a plugin's parameters ([`space`]) with many backtests in parallel;
+//! [`walkforward`] chooses parameters on each training window and measures them on the next.
 
 pub mod backtest;
 pub mod html;
@@ -19,6 +20,7 @@ pub mod space;
 pub mod study;
 pub mod overfitting;
 pub mod trades;
+pub mod walkforward;
 
 pub use metrics::{Conventions, Metrics, RelativeMetrics};
 pub use trades::{RoundTrip, TradeStats};

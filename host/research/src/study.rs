@@ -58,6 +58,10 @@ pub enum StudyError {
     NoPlugin,
     #[error("cannot merge: {0}")]
     Merge(String),
+    #[error("walk-forward: {0}")]
+    Walk(String),
+    #[error(transparent)]
+    Research(#[from] crate::backtest::ResearchError),
     #[error(transparent)]
     Space(#[from] crate::space::SpaceError),
 }
