@@ -291,3 +291,27 @@ fn test_days(bench: &Bench, w: Window) -> Vec<(Timestamp, f64)> {
     }
     days.into_iter().map(|t| (t, 0.0)).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Timestamp {
+        chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap().and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_nanos_opt().unwrap()
+    }
+
+    #[test]
+    fn windows_roll_or_anchor_by_calendar_months() {
+        let plan = Plan { train: Span::parse("3y").unwrap(), test: Span::parse("6m").unwrap(), step: Span::parse("6m").unwrap(), anchored: false, purge: Span::Days(0), embargo: Span::Days(0) };
+        let s = splits(&plan, t("2013-01-01"), t("2018-01-01"));
+        assert_eq!(s.len(), 4);
+        assert_eq!((s[0].train.from, s[0].train.to, s[0].test.to), (Some(t("2013-01-01")), Some(t("2016-01-01")), Some(t("2016-07-01"))));
+        assert_eq!((s[3].train.from, s[3].test.from, s[3].test.to), (Some(t("2014-07-01")), Some(t("2017-07-01")), Some(t("2018-01-01"))));
+        let anchored = splits(&Plan { anchored: true, purge: Span::Days(5), embargo: Span::Days(2), ..plan }, t("2013-01-01"), t("2018-01-01"));
+        assert!(anchored.iter().all(|w| w.train.from == Some(t("2013-01-01"))));
+        assert_eq!((anchored[1].train.to, anchored[1].test.from), (Some(t("2016-06-26")), Some(t("2016-07-03"))));
+        assert_eq!(Span::parse("2w"), Ok(Span::Days(14)));
+        assert!(Span::parse("3q").unwrap_err().contains("unit"));
+        assert!(Span::parse("y").unwrap_err().contains("number"));
+    }
+}
