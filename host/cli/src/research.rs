@@ -219,7 +219,8 @@ pub fn backtest_cmd(a: BacktestArgs, data_dir: &Path) -> Result<()> {
         .map(|(v, spec)| PluginInput {
             name: v.name.clone(),
             path: spec.path.display().to_string(),
-            sha256: v.hash.clone(),
+            // The full SHA-256 of the file run (the summary's is a short prefix).
+            sha256: std::fs::read(&spec.path).map(|b| stratbox_sandbox::content_hash(&b)).unwrap_or_else(|_| v.hash.clone()),
             version: v.version.clone(),
             params: serde_json::to_value(&spec.params).unwrap_or_default(),
         })

@@ -470,3 +470,106 @@ fn the_binary_runs_its_main_job_from_any_folder() {
     assert_eq!(names, ["sma-cross", "atr-stop", "zscore-guard"], "{summary:#}");
     assert!(dir.path().join("stratbox-data/bundled-plugins/sma_cross.wasm").is_file(), "written where the data lives");
 }
+
+/// A daily CSV of `symbols` x `days` seeded mean-reverting closes (crossing often).
+fn daily_csv(path: &std::path::Path, symbols: usize, days: i64) {
+    let mut text = String::from("date,open,high,low,close,volume,Name\n");
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let start = chrono::NaiveDate::from_ymd_opt(2015, 1, 1).unwrap();
+    for s in 0..symbols {
+        let base = 40.0 + s as f64;
+        let mut price = base;
+        for d in 0..days {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            price = (price * (1.0 + ((seed % 2001) as f64 - 1000.0) / 1000.0 * 0.03) + 0.05 * (base - price)).max(1.0);
+            let p = (price * 100.0).round() / 100.0;
+            let day = start + chrono::Days::new(d as u64);
+            text.push_str(&format!("{day},{p},{:.2},{:.2},{p},100000,S{s}\n", p * 1.01, p * 0.99));
+        }
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn research_commands_from_import_to_report_and_three_shard_processes_merge_into_the_whole_study() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("daily.csv");
+    daily_csv(&csv, 6, 500);
+    let d = dir.path().join("data");
+    let d = d.to_str().unwrap();
+    ok(&["data", "import", csv.to_str().unwrap(), "--data-dir", d]);
+    // One backtest: headline and the report folder.
+    let out_dir = dir.path().join("bt");
+    let out = ok(&["backtest", "--plugin", "sma-cross", "--param", "fast=3", "--param", "slow=9", "--capital", "1e6", "--out", out_dir.to_str().unwrap(), "--data-dir", d]);
+    assert!(out.contains("3000 bars") && out.contains("Sharpe"), "{out}");
+    for f in ["report.html", "metrics.json", "equity.csv", "trades.csv", "fills.csv", "positions.csv", "inputs.json"] {
+        assert!(out_dir.join(f).is_file(), "{f} written");
+    }
+    let inputs: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("inputs.json")).unwrap()).unwrap();
+    assert_eq!(inputs["plugins"][0]["sha256"].as_str().unwrap().len(), 64);
+
+    let space = dir.path().join("space.toml");
+    std::fs::write(&space, "[fast]\nmin = 2\nmax = 12\n[slow]\nmin = 8\nmax = 40\n").unwrap();
+    let study = |file: &str, extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = ["optimize", "--plugin", "sma-cross", "--space", space.to_str().unwrap(), "--trials", "12", "--sampler", "random", "--seed", "9", "--capital", "1e6", "--quiet", "--data-dir", d]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        a.extend(["--study-file".into(), dir.path().join(file).display().to_string()]);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let whole = study("whole.jsonl", &[]);
+    ok(&whole.iter().map(String::as_str).collect::<Vec<_>>());
+    // Three shards as three processes at once, then merged.
+    let children: Vec<std::process::Child> = (1..=3)
+        .map(|k| {
+            let args = study(&format!("part{k}.jsonl"), &["--shard", &format!("{k}/3"), "--jobs", "1"]);
+            Command::new(env!("CARGO_BIN_EXE_stratbox")).args(&args).env("STRATBOX_LOG", "off").spawn().unwrap()
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+    let parts: Vec<String> = (1..=3).map(|k| dir.path().join(format!("part{k}.jsonl")).display().to_string()).collect();
+    let merged = dir.path().join("merged.jsonl");
+    let report = dir.path().join("study-report");
+    let out = ok(&["optimize", "merge", &parts[0], &parts[1], &parts[2], "--out", merged.to_str().unwrap(), "--report", report.to_str().unwrap()]);
+    assert!(out.contains("3 shards merged: the same trials as the unsharded study"), "{out}");
+    assert!(report.join("study.html").is_file() && report.join("leaderboard.csv").is_file());
+    let trials = |path: &std::path::Path| -> Vec<serde_json::Value> {
+        let mut v: Vec<serde_json::Value> = std::fs::read_to_string(path).unwrap().lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect();
+        for t in &mut v {
+            t.as_object_mut().unwrap().remove("wall_ms");
+        }
+        v.sort_by_key(|t| t["trial"].as_u64());
+        v
+    };
+    assert_eq!(trials(&merged), trials(&dir.path().join("whole.jsonl")));
+    assert_eq!(trials(&merged).len(), 12);
+    // The leaderboard of the merged study is the whole study's.
+    let board = |path: &std::path::Path| ok(&["optimize", "merge", path.to_str().unwrap(), "--out", dir.path().join("x.jsonl").to_str().unwrap(), "--json"]);
+    let lb = |s: String| serde_json::from_str::<serde_json::Value>(&s).unwrap()["leaderboard"].clone();
+    assert_eq!(lb(board(&merged)), lb(board(&dir.path().join("whole.jsonl"))));
+
+    // Bad input, each named before a trial runs.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[fats]\nmin = 2\nmax = 5\n").unwrap();
+    let e = fails(&["optimize", "--plugin", "sma-cross", "--space", bad.to_str().unwrap(), "--study-file", dir.path().join("b.jsonl").to_str().unwrap(), "--data-dir", d]);
+    assert!(e.contains("`fats` is not a parameter of the plugin (it declares: fast, slow, quantity, allow_short)"), "{e}");
+    let e = fails(&["optimize", "--plugin", "sma-cross", "--symbols", "NOPE", "--study-file", dir.path().join("b.jsonl").to_str().unwrap(), "--data-dir", d]);
+    assert!(e.contains("NOPE"), "{e}");
+    assert!(!dir.path().join("b.jsonl").exists(), "no study file for a study that never started");
+    let e = fails(&whole.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(e.contains("exists: --resume continues it"), "{e}");
+
+    // Walk-forward over the same data.
+    let wf = dir.path().join("wf");
+    let out = ok(&["walk-forward", "--plugin", "sma-cross", "--space", space.to_str().unwrap(), "--train", "6m", "--test", "3m", "--purge", "5d", "--embargo", "5d", "--trials", "6", "--capital", "1e6", "--out", wf.to_str().unwrap(), "--data-dir", d]);
+    assert!(out.contains("walk-forward efficiency") && out.contains("window  1"), "{out}");
+    for f in ["walkforward.json", "walkforward.html", "oos_equity.csv", "window-01.jsonl"] {
+        assert!(wf.join(f).is_file(), "{f}");
+    }
+}
