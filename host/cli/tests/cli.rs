@@ -573,3 +573,82 @@ fn research_commands_from_import_to_report_and_three_shard_processes_merge_into_
         assert!(wf.join(f).is_file(), "{f}");
     }
 }
+
+/// Debian's Chromium, if installed (CI installs it; `.ci/run`).
+fn chromium() -> Option<std::path::PathBuf> {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"].iter().map(std::path::PathBuf::from).find(|p| p.is_file())
+}
+
+/// Loads `page` in headless Chromium with a probe run before the page's own
+/// scripts (it records uncaught errors and console errors) and after load
+/// (it counts chart panels and canvases with any ink); returns the probe's JSON.
+fn probe_in_chromium(browser: &std::path::Path, page: &std::path::Path) -> serde_json::Value {
+    let html = std::fs::read_to_string(page).unwrap();
+    let probe = r#"<script>
+window.__errors = [];
+window.addEventListener('error', e => window.__errors.push(String(e.message)));
+const __ce = console.error; console.error = (...a) => { window.__errors.push(a.join(' ')); __ce(...a); };
+window.addEventListener('load', () => setTimeout(() => {
+  const charts = [...document.querySelectorAll('div.chart')];
+  const inked = charts.filter(div => [...div.querySelectorAll('canvas')].some(c => {
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    for (let i = 3; i < d.length; i += 4 * 97) if (d[i] !== 0) return true;
+    return false;
+  }));
+  const out = document.createElement('pre'); out.id = 'probe';
+  out.textContent = JSON.stringify({charts: charts.length, inked: inked.length, errors: window.__errors, echarts: typeof echarts});
+  document.body.appendChild(out);
+}, 1500));
+</script>"#;
+    let probed = page.with_extension("probe.html");
+    std::fs::write(&probed, html.replacen("<head>", &format!("<head>{probe}"), 1)).unwrap();
+    let out = Command::new(browser)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=15000", "--dump-dom"])
+        .arg(format!("file://{}", probed.display()))
+        .output()
+        .expect("chromium runs");
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let start = dom.find("<pre id=\"probe\">").unwrap_or_else(|| panic!("the probe ran ({}): {}", page.display(), String::from_utf8_lossy(&out.stderr))) + "<pre id=\"probe\">".len();
+    let end = start + dom[start..].find("</pre>").unwrap();
+    serde_json::from_str(&dom[start..end].replace("&quot;", "\"").replace("&amp;", "&")).unwrap()
+}
+
+#[test]
+fn research_reports_render_in_headless_chromium_without_errors() {
+    let Some(browser) = chromium() else {
+        eprintln!("skipped: no Chromium (install Debian's chromium package; .ci/run does)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("daily.csv");
+    daily_csv(&csv, 6, 500);
+    let d = dir.path().join("data");
+    let d = d.to_str().unwrap();
+    ok(&["data", "import", csv.to_str().unwrap(), "--data-dir", d]);
+    let bt = dir.path().join("bt");
+    ok(&["backtest", "--plugin", "sma-cross", "--param", "fast=3", "--param", "slow=9", "--capital", "1e6", "--benchmark", "S0", "--out", bt.to_str().unwrap(), "--quiet", "--data-dir", d]);
+    let st = dir.path().join("st");
+    let space = dir.path().join("space.toml");
+    std::fs::write(&space, "[fast]\nmin = 2\nmax = 6\n[slow]\nmin = 8\nmax = 20\nstep = 4\n").unwrap();
+    ok(&["optimize", "--plugin", "sma-cross", "--space", space.to_str().unwrap(), "--sampler", "grid", "--trials", "100", "--capital", "1e6", "--study-file", dir.path().join("s.jsonl").to_str().unwrap(), "--report", st.to_str().unwrap(), "--quiet", "--data-dir", d]);
+    let artifacts = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("research-reports");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    for (page, charts) in [(bt.join("report.html"), 8), (st.join("study.html"), 3)] {
+        let p = probe_in_chromium(&browser, &page);
+        assert_eq!(p["echarts"], "object", "ECharts is inlined: {p}");
+        assert_eq!(p["errors"], serde_json::json!([]), "no script errors in {}: {p}", page.display());
+        assert!(p["charts"].as_u64().unwrap() >= charts, "{}: {p}", page.display());
+        assert_eq!(p["charts"], p["inked"], "every chart drew on its canvas ({}): {p}", page.display());
+        // A screenshot of each page, kept as the test's artifact.
+        let shot = artifacts.join(page.file_name().unwrap()).with_extension("png");
+        let _ = std::fs::remove_file(&shot);
+        let out = Command::new(&browser)
+            .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--virtual-time-budget=15000", "--window-size=1280,2400"])
+            .arg(format!("--screenshot={}", shot.display()))
+            .arg(format!("file://{}", page.display()))
+            .output()
+            .unwrap();
+        assert!(shot.is_file() && std::fs::metadata(&shot).unwrap().len() > 10_000, "screenshot of {}: {}", page.display(), String::from_utf8_lossy(&out.stderr));
+        eprintln!("screenshot: {}", shot.display());
+    }
+}

@@ -260,9 +260,9 @@ pub fn backtest_page(title: &str, run: &Run, m: &RunMetrics, benchmark: Option<(
         *e *= 1.0 + r;
     }
     let years: Vec<i32> = { let mut y: Vec<i32> = months.keys().map(|k| k.0).collect(); y.dedup(); y };
-    let cells = months.iter().map(|((y, mo), g)| ((*mo - 1) as usize, years.iter().position(|x| x == y).unwrap_or(0), g - 1.0)).collect();
+    let cells = months.iter().map(|((y, mo), g)| ((*mo - 1) as usize, years.iter().position(|x| x == y).unwrap_or(0), (g - 1.0) * 100.0)).collect();
     let month_names = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"].map(String::from).to_vec();
-    page.chart(heatmap("Monthly returns", month_names, years.iter().map(|y| y.to_string()).collect(), cells));
+    page.chart(heatmap("Monthly returns (%)", month_names, years.iter().map(|y| y.to_string()).collect(), cells));
     page.chart(line_chart("Rolling Sharpe (126 days)", days.clone(), vec![("sharpe", rolling_sharpe(&returns, 126))], false));
     page.chart(histogram("Distribution of daily returns", &returns, 50));
     let pnl: Vec<f64> = run.trades.iter().filter(|t| t.closed.is_some()).map(|t| t.pnl).collect();
