@@ -327,6 +327,8 @@ mod tests {
         let config = ReplayConfig::default();
         let mut replay = ReplayFeed::open(&path, &config).unwrap();
         let expected: Vec<MarketEvent> = std::iter::from_fn(|| replay.next_event()).collect();
+        // The store is one process's at a time: the feed lets go of it first.
+        drop(replay);
         let data = std::sync::Arc::new(ReplayData::load(&path, &config).unwrap());
         assert_eq!(data.bars(), 40 + 32);
         let all: Vec<MarketEvent> = std::iter::from_fn({
