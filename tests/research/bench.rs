@@ -57,6 +57,34 @@ fn config(data_dir: &Path) -> HostConfig {
     c
 }
 
+/// backtrader 1.9.78 on the same file and rule (host/research/reference/backtrader_sma.py),
+/// with the Python in `BENCH_PYTHON` (a venv with requirements-backtrader.txt) or python3.
+fn backtrader(file: &Path, research_bars_per_sec: f64) {
+    let python = std::env::var("BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = support::repo().join("host/research/reference/backtrader_sma.py");
+    let has = std::process::Command::new(&python).args(["-c", "import backtrader"]).output().is_ok_and(|o| o.status.success());
+    if !has {
+        println!("backtrader: skipped ({python} has no backtrader; pip install -r host/research/reference/requirements-backtrader.txt and set BENCH_PYTHON)");
+        return;
+    }
+    let out = std::process::Command::new(&python).arg(&script).arg(file).output().expect("python runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    match serde_json::from_str::<serde_json::Value>(text.trim()) {
+        Ok(v) => {
+            let bps = v["bars_per_sec"].as_f64().unwrap_or(f64::NAN);
+            println!(
+                "| {:<58} | {:>8.1}s | {:>12.0} | {:>7} |",
+                "backtrader 1.9.78 (same bars, same rule; run only)",
+                v["run_secs"].as_f64().unwrap_or(f64::NAN),
+                bps,
+                v["fills"]
+            );
+            println!("research backtest / backtrader: {:.1}x the bars per second", research_bars_per_sec / bps);
+        }
+        Err(_) => println!("backtrader: failed: {}", String::from_utf8_lossy(&out.stderr)),
+    }
+}
+
 fn main() {
     let file = support::repo().join("../shared/data/daily/us_stocks_1500_2013_2017.csv.gz");
     if !file.exists() {
@@ -105,6 +133,7 @@ fn main() {
     println!("| {:<58} | {:>9.2?} | {:>12.0} | {:>7} |", "replay path: ReplayFeed from sled, journal in sled", a, bars / a.as_secs_f64(), fills.0);
     println!("| {:<58} | {:>9.2?} | {:>12.0} | {:>7} |", "research backtest: ReplayData, journal in memory", b, bars / b.as_secs_f64(), fills.1);
     println!("research / replay wall: {:.2}x", b.as_secs_f64() / a.as_secs_f64());
+    backtrader(&file, bars / b.as_secs_f64());
 
     let one = status_kb("VmRSS:");
     let n: usize = std::env::var("BENCH_SEQUENTIAL").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
