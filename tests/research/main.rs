@@ -212,6 +212,19 @@ fn a_study_repeats_whatever_the_threads_and_resumes_where_it_was_cut() {
     let e = study::optimize(&bench, &other, 20, &cut, true, 2, &quiet).err().unwrap();
     assert!(e.to_string().contains("its plugin (SHA-256) differs"), "{e}");
 
+    // Parameters asked for again are not run again: the repeat carries the
+    // first run's outcome, and counts once in the leaderboard.
+    let tiny = study_spec(Sampler::Random, 1, "[fast]\nmin = 2\nmax = 3\n[slow]\nmin = 8\nmax = 9\n");
+    let small = study::optimize(&bench, &tiny, 12, &dir.path().join("tiny.jsonl"), false, 2, &quiet).unwrap();
+    let repeats: Vec<&TrialRecord> = small.file.trials.values().filter(|t| t.same_as.is_some()).collect();
+    assert!(repeats.len() >= 8, "12 draws from 4 points repeat at least 8 times");
+    for t in &repeats {
+        let first = &small.file.trials[&t.same_as.unwrap()];
+        assert!(first.same_as.is_none() && first.trial < t.trial);
+        assert_eq!((&t.params, &t.returns, &t.metrics, t.state), (&first.params, &first.returns, &first.metrics, first.state));
+    }
+    assert!(study::leaderboard(&tiny, small.file.trials.values()).len() <= 4);
+
     // The guards beside the best: a deflated Sharpe over every trial run, and PBO.
     let g = study::guards(&one.file, 4);
     let d = g.deflated.unwrap();

@@ -509,8 +509,9 @@ fn summarise(file: &StudyFile, path: &Path, ran: usize, wall: std::time::Duratio
     if quiet {
         return Ok(());
     }
+    let repeats = file.trials.values().filter(|t| t.same_as.is_some()).count();
     println!(
-        "{} trials ({} complete, {} infeasible, {} failed); {} run now in {:.1} s; study file {}",
+        "{} trials ({} complete, {} infeasible, {} failed; {repeats} asked again for parameters already run, not run again); {} recorded now in {:.1} s; study file {}",
         outcome.trials, outcome.complete, outcome.infeasible, outcome.failed, ran, outcome.wall_secs, outcome.study_file
     );
     if let Some(n) = &note {

@@ -292,6 +292,11 @@ pub struct TrialRecord {
     #[serde(default)]
     pub returns: Vec<f64>,
     pub wall_ms: u64,
+    /// The sampler asked again for parameters an earlier trial ran: its
+    /// outcome is that trial's (a backtest is deterministic), not run again,
+    /// and it counts once in the leaderboard and the guards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub same_as: Option<u64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -341,7 +346,7 @@ impl StudyFile {
 
 /// The best first: feasible completed trials by objective, ties by trial number.
 pub fn leaderboard<'a>(spec: &StudySpec, trials: impl IntoIterator<Item = &'a TrialRecord>) -> Vec<&'a TrialRecord> {
-    let mut done: Vec<&TrialRecord> = trials.into_iter().filter(|t| t.state == TrialState::Complete && t.value.is_some()).collect();
+    let mut done: Vec<&TrialRecord> = trials.into_iter().filter(|t| t.state == TrialState::Complete && t.value.is_some() && t.same_as.is_none()).collect();
     done.sort_by(|a, b| {
         let (x, y) = (a.value.unwrap_or(f64::NAN), b.value.unwrap_or(f64::NAN));
         let ord = match spec.direction {
@@ -415,23 +420,45 @@ pub fn optimize(bench: &Bench, spec: &StudySpec, trials: u64, path: &Path, resum
     let write_error: Mutex<Option<StudyError>> = Mutex::new(None);
     for batch in mine.chunks(spec.batch.max(1)) {
         let proposals: Vec<(u64, Vec<f64>)> = batch.iter().map(|i| (*i, propose(spec, &mut tpe, *i))).collect();
-        // What the sampler asked, in the batch's order, before any of it is run.
-        let todo: Vec<&(u64, Vec<f64>)> = proposals.iter().filter(|(i, _)| !known.contains_key(i)).collect();
-        let results: Vec<TrialRecord> = pool.install(|| {
+        // What the sampler asked, in the batch's order, before any of it is
+        // run; parameters already run (before, or earlier in this batch) are
+        // not run again.
+        let mut seen: BTreeMap<String, u64> = known.values().filter(|t| t.same_as.is_none()).map(|t| (params_key(&t.params), t.trial)).collect();
+        let mut todo: Vec<&(u64, Vec<f64>)> = Vec::new();
+        let mut repeats: Vec<(u64, Vec<f64>, u64)> = Vec::new();
+        for p in proposals.iter().filter(|(i, _)| !known.contains_key(i)) {
+            match seen.get(&params_key(&spec.space.params(&p.1))) {
+                Some(first) => repeats.push((p.0, p.1.clone(), *first)),
+                None => {
+                    seen.insert(params_key(&spec.space.params(&p.1)), p.0);
+                    todo.push(p);
+                }
+            }
+        }
+        let write = |record: &TrialRecord| {
+            let line = serde_json::to_string(&Line::Trial(Box::new(record.clone()))).expect("serialisable");
+            let mut f = sink.lock().expect("the study file lock");
+            if let Err(source) = writeln!(f, "{line}") {
+                write_error.lock().expect("lock").get_or_insert(StudyError::Io { path: path.into(), source });
+            }
+            drop(f);
+            progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1, total);
+        };
+        let mut results: Vec<TrialRecord> = pool.install(|| {
             todo.par_iter()
                 .map(|(i, x)| {
                     let record = run_trial(bench, spec, *i, x);
-                    let line = serde_json::to_string(&Line::Trial(Box::new(record.clone()))).expect("serialisable");
-                    let mut f = sink.lock().expect("the study file lock");
-                    if let Err(source) = writeln!(f, "{line}") {
-                        write_error.lock().expect("lock").get_or_insert(StudyError::Io { path: path.into(), source });
-                    }
-                    drop(f);
-                    progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1, total);
+                    write(&record);
                     record
                 })
                 .collect()
         });
+        for (i, x, first) in repeats {
+            let original = known.get(&first).or_else(|| results.iter().find(|r| r.trial == first)).expect("the first run of these parameters");
+            let record = TrialRecord { trial: i, internal: x, wall_ms: 0, same_as: Some(first), ..original.clone() };
+            write(&record);
+            results.push(record);
+        }
         if let Some(e) = write_error.lock().expect("lock").take() {
             return Err(e);
         }
@@ -477,6 +504,11 @@ fn check_same(path: &Path, theirs: &StudySpec, ours: &StudySpec) -> Result<(), S
         }
     }
     Ok(())
+}
+
+/// Parameters as a comparable key.
+fn params_key(p: &BTreeMap<String, ParamInput>) -> String {
+    serde_json::to_string(p).unwrap_or_default()
 }
 
 /// A seed for one draw, from the study's seed, the shard and a counter.
@@ -572,7 +604,7 @@ pub fn run_trial(bench: &Bench, spec: &StudySpec, i: u64, x: &[f64]) -> TrialRec
     let started = Instant::now();
     let mut config = bench.config.clone();
     config.plugins[0].params.extend(params.clone());
-    let mut record = TrialRecord { trial: i, params, internal: x.to_vec(), state: TrialState::Failed, value: None, reason: None, metrics: BTreeMap::new(), returns: Vec::new(), wall_ms: 0 };
+    let mut record = TrialRecord { trial: i, params, internal: x.to_vec(), state: TrialState::Failed, value: None, reason: None, metrics: BTreeMap::new(), returns: Vec::new(), wall_ms: 0, same_as: None };
     match backtest(bench.data, &config, spec.window) {
         Ok(run) => fill_record(&mut record, spec, &run),
         Err(e) => record.reason = Some(e.to_string()),
@@ -667,7 +699,7 @@ pub fn guards(file: &StudyFile, partitions: usize) -> Guards {
     let board = leaderboard(&file.spec, file.trials.values());
     let mut notes = Vec::new();
     // Every trial run counts towards the deflation, feasible or not: each was a look at the data.
-    let ran: Vec<&TrialRecord> = file.trials.values().filter(|t| t.returns.len() >= 2).collect();
+    let ran: Vec<&TrialRecord> = file.trials.values().filter(|t| t.returns.len() >= 2 && t.same_as.is_none()).collect();
     let sharpes: Vec<f64> = ran.iter().map(|t| crate::overfitting::sharpe(&t.returns)).filter(|s| s.is_finite()).collect();
     let deflated = board.first().map(|best| crate::deflated_sharpe(&best.returns, &sharpes));
     if deflated.is_none() {
