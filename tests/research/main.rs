@@ -311,3 +311,30 @@ fn walk_forward_measures_each_choice_only_on_the_test_part_after_it() {
     assert!((wf.efficiency - wf.out_of_sample.annual_return / wf.in_sample_annual_return).abs() < 1e-12);
     assert_eq!(wf.stability.len(), 2);
 }
+
+#[test]
+fn a_var_limit_in_the_research_run_moves_to_reduce_only_and_a_loose_one_changes_nothing() {
+    use stratbox_trading::VarLimitConfig;
+    let dir = tempfile::tempdir().unwrap();
+    store(&dir.path().join("market"));
+    let data = Arc::new(ReplayData::load(&dir.path().join("market"), &ReplayConfig::default()).unwrap());
+    let plain = config(dir.path(), 3, 8);
+    let base = backtest(&data, &plain, Window::default()).unwrap();
+    assert!(!base.refused.contains_key("ReduceOnly"), "{:?}", base.refused);
+    let with = |max_fraction: f64| {
+        let mut c = plain.clone();
+        c.risk.var_limit = Some(VarLimitConfig { confidence: 0.99, window_days: 100, min_days: 20, max_fraction, resume_at: 0.9 });
+        backtest(&data, &c, Window::default()).unwrap()
+    };
+    // A limit no book reaches: fill for fill the same run.
+    let loose = with(1.0);
+    assert_eq!(loose.fills, base.fills);
+    // A limit every position breaches: once 20 days are known, only reducing orders pass.
+    let tight = with(1e-6);
+    let refused = tight.refused.get("ReduceOnly").copied().unwrap_or(0);
+    assert!(refused > 0, "{:?}", tight.refused);
+    assert!(tight.fills.len() < base.fills.len());
+    let start = 1_262_304_000 * NANOS_PER_SEC;
+    let first_cut = base.fills.iter().zip(&tight.fills).position(|(a, b)| a != b).expect("the runs part");
+    assert!(base.fills[first_cut].time >= start + 20 * DAY, "no VaR (and no limit) before 20 days of history");
+}

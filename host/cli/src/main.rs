@@ -7,6 +7,7 @@
 mod capital;
 mod credentials;
 mod data;
+mod montecarlo;
 mod plugin;
 mod report;
 mod research;
@@ -88,6 +89,8 @@ enum Cmd {
     Optimize(research::OptimizeArgs),
     /// Walk-forward analysis: optimise on each training window, measure the choice on the test window after it.
     WalkForward(research::WalkForwardArgs),
+    /// Resample a backtest's daily returns or trades into many paths: final equity, CAGR, drawdown, ruin and VaR.
+    Montecarlo(montecarlo::MonteCarloArgs),
     /// Trades, P&L and transaction costs from the execution journal (of a stopped host).
     Report(report::ReportArgs),
     /// Counters of the running host.
@@ -171,6 +174,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Backtest(b) => research::backtest_cmd(b, &data_dir(&cli.data_dir)),
         Cmd::Optimize(o) => research::optimize_cmd(o, &data_dir(&cli.data_dir)),
         Cmd::WalkForward(w) => research::walk_forward_cmd(w, &data_dir(&cli.data_dir)),
+        Cmd::Montecarlo(m) => montecarlo::montecarlo_cmd(m),
         Cmd::Status => print_json(&ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.status()?),
         Cmd::Shutdown => Ok(ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.shutdown()?),
         Cmd::Flatten { all: _ } => print_json(&ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.flatten()?),

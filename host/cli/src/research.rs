@@ -63,6 +63,11 @@ pub struct BacktestArgs {
     /// Print the metrics as JSON.
     #[arg(long)]
     json: bool,
+    /// Also resample the run into this many Monte Carlo paths (montecarlo.html and .json in --out).
+    #[arg(long)]
+    monte_carlo: Option<usize>,
+    #[command(flatten)]
+    mc: crate::montecarlo::McOptions,
 }
 
 fn parse_period(s: &str) -> Result<u32> {
@@ -243,6 +248,10 @@ pub fn backtest_cmd(a: BacktestArgs, data_dir: &Path) -> Result<()> {
     let title = format!("Backtest: {}", p.config.plugins.iter().map(|s| s.path.file_stem().map_or(String::new(), |f| f.to_string_lossy().into_owned())).collect::<Vec<_>>().join(", "));
     let page = html::backtest_page(&title, &run, &metrics, Some((&a.run.benchmark, &bench)));
     write_report(&a.out, &run, &metrics, &inputs, Some(&bench), &page)?;
+    if let Some(paths) = a.monte_carlo {
+        let saved = stratbox_research::report::SavedRun::read(&a.out)?;
+        crate::montecarlo::run(&saved, paths, &a.mc, &a.out, &a.out.display().to_string(), true, false)?;
+    }
     if a.json {
         return crate::print_json(&metrics);
     }
@@ -271,6 +280,9 @@ pub fn backtest_cmd(a: BacktestArgs, data_dir: &Path) -> Result<()> {
             println!("plugin {plugin} was quarantined: {reason}");
         }
         println!("report: {}", a.out.join("report.html").display());
+        if a.monte_carlo.is_some() {
+            println!("Monte Carlo: {}", a.out.join("montecarlo.html").display());
+        }
     }
     Ok(())
 }

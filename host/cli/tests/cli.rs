@@ -261,6 +261,7 @@ fn operate_a_running_host_over_the_control_api() {
     assert!(find(&l, "sma-cross").is_some(), "{l:#?}");
     let status: serde_json::Value = serde_json::from_str(&host.cli(&["status"])).unwrap();
     assert_eq!(status["risk"]["global"]["state"], "halted");
+    assert!(status["risk"].as_object().unwrap().contains_key("var"), "the VaR estimate has its place (null: no [risk.var_limit]): {status}");
     let resumed: serde_json::Value = serde_json::from_str(&host.cli(&["resume"])).unwrap();
     assert_eq!((resumed["global"]["state"].as_str(), resumed["global"]["reason"].as_str()), (Some("active"), Some("resumed by the operator")));
     let out = stratbox(&["flatten", "--data-dir", &host.data_dir]);
@@ -510,6 +511,36 @@ fn research_commands_from_import_to_report_and_three_shard_processes_merge_into_
     let inputs: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("inputs.json")).unwrap()).unwrap();
     assert_eq!(inputs["plugins"][0]["sha256"].as_str().unwrap().len(), 64);
 
+    // Monte Carlo of that run: the same seed gives the same file, the trades resample too.
+    let mc = |out: &str, extra: &[&str]| {
+        let mut a = vec!["montecarlo", "--run", out_dir.to_str().unwrap(), "--paths", "2000", "--out", out];
+        a.extend(extra);
+        ok(&a)
+    };
+    let (m1, m2) = (dir.path().join("mc1"), dir.path().join("mc2"));
+    let out = mc(m1.to_str().unwrap(), &["--mc-seed", "5"]);
+    assert!(out.contains("2000 paths of 500 days") && out.contains("VaR/CVaR 99% 1d: historical"), "{out}");
+    mc(m2.to_str().unwrap(), &["--mc-seed", "5", "--quiet"]);
+    let read = |d: &std::path::Path| -> serde_json::Value {
+        let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("montecarlo.json")).unwrap()).unwrap();
+        v.as_object_mut().unwrap().remove("wall_secs");
+        v
+    };
+    assert_eq!(read(&m1), read(&m2), "seeded: the same paths");
+    let v = read(&m1);
+    assert_eq!(v["var"].as_array().unwrap().len(), 8, "four methods at 95% and 99%");
+    let q = |name: &str, p: usize| v[name]["percentiles"][p][1].as_f64().unwrap();
+    assert!(q("final_multiple", 0) <= q("final_multiple", 4) && q("final_multiple", 4) <= q("final_multiple", 8));
+    assert!(m1.join("montecarlo.html").is_file());
+    let out = mc(m2.to_str().unwrap(), &["--resample", "trades", "--method", "iid"]);
+    assert!(out.contains("trades resampled"), "{out}");
+    let e = fails(&["montecarlo", "--run", out_dir.to_str().unwrap(), "--method", "jackknife"]);
+    assert!(e.contains("--method/--block") && e.contains("jackknife"), "{e}");
+    let e = fails(&["montecarlo", "--run", dir.path().join("nope").to_str().unwrap()]);
+    assert!(e.contains("inputs.json"), "{e}");
+    let e = fails(&["montecarlo", "--run", out_dir.to_str().unwrap(), "--ruin", "1.5"]);
+    assert!(e.contains("ruin 1.5"), "{e}");
+
     let space = dir.path().join("space.toml");
     std::fs::write(&space, "[fast]\nmin = 2\nmax = 12\n[slow]\nmin = 8\nmax = 40\n").unwrap();
     let study = |file: &str, extra: &[&str]| -> Vec<String> {
@@ -626,14 +657,14 @@ fn research_reports_render_in_headless_chromium_without_errors() {
     let d = d.to_str().unwrap();
     ok(&["data", "import", csv.to_str().unwrap(), "--data-dir", d]);
     let bt = dir.path().join("bt");
-    ok(&["backtest", "--plugin", "sma-cross", "--param", "fast=3", "--param", "slow=9", "--capital", "1e6", "--benchmark", "S0", "--out", bt.to_str().unwrap(), "--quiet", "--data-dir", d]);
+    ok(&["backtest", "--plugin", "sma-cross", "--param", "fast=3", "--param", "slow=9", "--capital", "1e6", "--benchmark", "S0", "--monte-carlo", "500", "--out", bt.to_str().unwrap(), "--quiet", "--data-dir", d]);
     let st = dir.path().join("st");
     let space = dir.path().join("space.toml");
     std::fs::write(&space, "[fast]\nmin = 2\nmax = 6\n[slow]\nmin = 8\nmax = 20\nstep = 4\n").unwrap();
     ok(&["optimize", "--plugin", "sma-cross", "--space", space.to_str().unwrap(), "--sampler", "grid", "--trials", "100", "--capital", "1e6", "--study-file", dir.path().join("s.jsonl").to_str().unwrap(), "--report", st.to_str().unwrap(), "--quiet", "--data-dir", d]);
     let artifacts = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("research-reports");
     std::fs::create_dir_all(&artifacts).unwrap();
-    for (page, charts) in [(bt.join("report.html"), 8), (st.join("study.html"), 3)] {
+    for (page, charts) in [(bt.join("report.html"), 8), (st.join("study.html"), 3), (bt.join("montecarlo.html"), 3)] {
         let p = probe_in_chromium(&browser, &page);
         assert_eq!(p["echarts"], "object", "ECharts is inlined: {p}");
         assert_eq!(p["errors"], serde_json::json!([]), "no script errors in {}: {p}", page.display());

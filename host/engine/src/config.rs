@@ -209,6 +209,9 @@ impl HostConfig {
             }
         }
         config.check_spans().map_err(|message| ConfigError::Invalid { path: path.to_owned(), message })?;
+        if let Some(v) = &config.risk.var_limit {
+            v.check().map_err(|message| ConfigError::Invalid { path: path.to_owned(), message })?;
+        }
         Ok(config)
     }
 
@@ -287,6 +290,12 @@ on_fault = "keep"
         for example in ["paper.toml", "backtest.toml", "replay.toml"] {
             HostConfig::load(&examples.join(example)).unwrap_or_else(|e| panic!("{example}: {e}"));
         }
+
+        let paper = HostConfig::load(&examples.join("paper.toml")).unwrap();
+        assert_eq!(paper.risk.var_limit.as_ref().map(|v| v.max_fraction), Some(0.05));
+        std::fs::write(&path, "[risk.var_limit]\nconfidence = 1.5\n").unwrap();
+        let e = HostConfig::load(&path).unwrap_err().to_string();
+        assert!(e.contains("risk.var_limit.confidence 1.5"), "{e}");
 
         std::fs::write(&path, "pace_ms = 0\nfuel = 3\n").unwrap();
         let e = HostConfig::load(&path).unwrap_err().to_string();

@@ -447,3 +447,69 @@ pub fn walk_forward_page(title: &str, wf: &crate::walkforward::WalkForward) -> S
     page.chart(line_chart("Chosen parameters by window", labels, series, false));
     page.render()
 }
+
+/// A Monte Carlo study's page: the outcome table, the equity fan, histograms
+/// of final equity and max drawdown, and the VaR table.
+pub fn montecarlo_page(title: &str, source: &str, mc: &crate::montecarlo::McReport, var: &[crate::var::VarEstimate]) -> String {
+    use crate::montecarlo::{Bootstrap, Resample};
+    let c = &mc.config;
+    let mut page = Page::new(title);
+    let unit = match mc.resample {
+        Resample::Returns => "periods",
+        Resample::Trades => "trades",
+    };
+    let method = match c.bootstrap {
+        Bootstrap::Iid => "iid bootstrap".to_owned(),
+        Bootstrap::Stationary { mean_block } => format!("stationary block bootstrap, mean block {mean_block} {unit}"),
+    };
+    page.table(
+        "Study",
+        &[
+            ("Source".into(), source.to_owned()),
+            ("Resampled".into(), format!("{} {unit} of the run, {method}", mc.sample)),
+            ("Paths".into(), format!("{} of {} {unit} each, seed {}", c.paths, c.horizon, c.seed)),
+            ("Ruin / goal".into(), format!("equity at or below {} / at or above {} of the start", pct(c.ruin), num(c.goal))),
+            ("Probability of ruin".into(), pct(mc.p_ruin)),
+            ("Probability of ending at the goal".into(), pct(mc.p_goal)),
+            ("Probability of touching the goal".into(), pct(mc.p_goal_touched)),
+            ("Wall time".into(), format!("{:.3} s", mc.wall_secs)),
+        ],
+    );
+    let header = ["outcome", "mean", "p1", "p5", "p25", "median", "p75", "p95", "p99"];
+    let row = |name: &str, d: &crate::montecarlo::Distribution, f: fn(f64) -> String| {
+        let mut r = vec![name.to_owned(), f(d.mean)];
+        r.extend([1.0, 5.0, 25.0, 50.0, 75.0, 95.0, 99.0].map(|p| f(d.at(p))));
+        r
+    };
+    let days = |x: f64| if x.is_finite() { format!("{x:.0}") } else { "-".into() };
+    page.grid(
+        "Distributions over paths",
+        &header,
+        &[
+            row("final equity (x start)", &mc.final_multiple, num),
+            row("CAGR", &mc.cagr, pct),
+            row("max drawdown", &mc.max_drawdown, pct),
+            row(&format!("longest drawdown ({unit})"), &mc.max_drawdown_draws, days),
+        ],
+    );
+    let x: Vec<String> = mc.fan.at.iter().map(|a| a.to_string()).collect();
+    let names = ["p5", "p25", "median", "p75", "p95"];
+    let series = mc.fan.bands.iter().zip(names).map(|((_, v), n)| (n, v.clone())).collect();
+    page.chart(line_chart(&format!("Equity over the start, percentiles across paths, by {unit} drawn"), x, series, false));
+    let finals: Vec<f64> = mc.outcomes.iter().map(|o| o.final_multiple).collect();
+    page.chart(histogram("Final equity (x start) over paths", &finals, 60));
+    let dd: Vec<f64> = mc.outcomes.iter().map(|o| o.max_drawdown).collect();
+    page.chart(histogram("Max drawdown over paths", &dd, 60));
+    if !var.is_empty() {
+        let rows: Vec<Vec<String>> = var.iter().map(|v| vec![v.method.to_owned(), format!("{:.0}%", v.confidence * 100.0), v.horizon.to_string(), pct(v.var), pct(v.cvar)]).collect();
+        page.grid("Value at risk of the run's returns (losses, fractions of equity)", &["method", "confidence", "horizon (periods)", "VaR", "CVaR"], &rows);
+        page.note(VAR_NOTE);
+    }
+    page.render()
+}
+
+/// How the VaR table is computed, as the page states it.
+pub const VAR_NOTE: &str = "VaR is the loss exceeded with the table's tail probability, CVaR the mean loss beyond it. \
+Historical: the empirical quantile of the horizon's (overlapping, compounded) returns. Normal: mean and sample standard deviation, \
+square-root-of-time to the horizon. Cornish-Fisher: the normal quantile corrected for skew and excess kurtosis. \
+Monte Carlo: the historical estimator on 100,000 horizon returns drawn by the stationary bootstrap (mean block 5).";

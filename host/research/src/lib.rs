@@ -10,16 +10,20 @@
 //! build on them. [`backtest`] runs the host's own pipeline over data
 //! loaded once; [`report`] and [`html`] write a run's report folder;
 //! [`study`] searches a plugin's parameters ([`space`]) with many backtests in parallel;
-//! [`walkforward`] chooses parameters on each training window and measures them on the next.
+//! [`walkforward`] chooses parameters on each training window and measures them on the next;
+//! [`montecarlo`] resamples a run's returns or trades into many paths, and
+//! [`var`] estimates VaR and CVaR four ways.
 
 pub mod backtest;
 pub mod html;
 pub mod metrics;
+pub mod montecarlo;
 pub mod report;
 pub mod space;
 pub mod study;
 pub mod overfitting;
 pub mod trades;
+pub mod var;
 pub mod walkforward;
 
 pub use metrics::{Conventions, Metrics, RelativeMetrics};

@@ -89,7 +89,7 @@ pub(crate) fn std(x: &[f64]) -> f64 {
 }
 
 /// The `q` quantile (0..1) with linear interpolation between order statistics (numpy's default).
-fn percentile(sorted: &[f64], q: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], q: f64) -> f64 {
     let rank = (sorted.len() - 1) as f64 * q;
     let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
     sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo as f64)

@@ -122,3 +122,54 @@ pub fn write_report(dir: &Path, run: &Run, metrics: &RunMetrics, inputs: &Inputs
 
     write(dir.join("report.html"), html.as_bytes())
 }
+
+/// What Monte Carlo needs of a report folder written by [`write_report`].
+#[derive(Debug, Clone)]
+pub struct SavedRun {
+    pub capital: f64,
+    /// Daily simple returns (equity.csv's `return`).
+    pub returns: Vec<f64>,
+    /// Closed round trips' P&L in the account currency (trades.csv).
+    pub trade_pnl: Vec<f64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {what}")]
+    Bad { path: PathBuf, what: String },
+}
+
+impl SavedRun {
+    pub fn read(dir: &Path) -> Result<Self, ReadError> {
+        let inputs = dir.join("inputs.json");
+        let text = std::fs::read_to_string(&inputs).map_err(|source| ReadError::Io { path: inputs.clone(), source })?;
+        let bad = |path: &Path, what: String| ReadError::Bad { path: path.to_owned(), what };
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(&inputs, format!("not a report's inputs.json: {e}")))?;
+        let config: serde_json::Value = v["config"].as_str().and_then(|c| serde_json::from_str(c).ok()).unwrap_or_default();
+        let capital = config["risk"]["capital"].as_f64().filter(|c| *c > 0.0).ok_or_else(|| bad(&inputs, "no positive risk.capital in its config".into()))?;
+        let column = |file: &str, name: &str, skip_empty: bool| -> Result<Vec<f64>, ReadError> {
+            let path = dir.join(file);
+            let mut r = csv::Reader::from_path(&path).map_err(|e| bad(&path, e.to_string()))?;
+            let idx = r.headers().map_err(|e| bad(&path, e.to_string()))?.iter().position(|h| h == name).ok_or_else(|| bad(&path, format!("no `{name}` column")))?;
+            let closed = r.headers().map_err(|e| bad(&path, e.to_string()))?.iter().position(|h| h == "closed");
+            let mut out = Vec::new();
+            for (line, rec) in r.records().enumerate() {
+                let rec = rec.map_err(|e| bad(&path, e.to_string()))?;
+                // Open trades (no close yet) have no realised P&L to draw.
+                if skip_empty && closed.is_some_and(|c| rec.get(c).is_none_or(str::is_empty)) {
+                    continue;
+                }
+                let cell = rec.get(idx).unwrap_or("");
+                let x: f64 = cell.parse().map_err(|_| bad(&path, format!("row {}: `{name}` is `{cell}`, not a number", line + 2)))?;
+                if !x.is_finite() {
+                    return Err(bad(&path, format!("row {}: `{name}` is {x}", line + 2)));
+                }
+                out.push(x);
+            }
+            Ok(out)
+        };
+        Ok(Self { capital, returns: column("equity.csv", "return", false)?, trade_pnl: column("trades.csv", "pnl", true)? })
+    }
+}

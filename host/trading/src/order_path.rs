@@ -466,6 +466,13 @@ impl OrderPath {
         self.track_fills(&fills, now);
         self.apply_broker_events(now);
         self.route_protective_exits(now);
+        if self.risk.var_enabled() {
+            // After the fills: the estimate is of what is held now.
+            let positions = self.world.ledger().net_positions();
+            let prices = &self.last_prices;
+            self.risk.update_var(&positions, |i| prices.get(i as usize).copied().flatten(), now);
+            self.raise_alerts();
+        }
         fills
     }
 
@@ -1061,6 +1068,7 @@ impl OrderPath {
             *slot = Some(price);
             let symbol = &self.instruments[instrument as usize].symbol;
             self.risk.on_price(symbol, price, now);
+            self.risk.on_var_price(instrument, price, now);
         }
     }
 }

@@ -26,7 +26,8 @@
 //! State changes come from losses (a daily loss limit, global and per
 //! plugin, and the maximum drawdown from peak equity, 10% by default), from
 //! the circuit breaker (an anomaly detector's critical alarm, or the
-//! reference instrument falling `drop` intraday), from de-leveraging, a
+//! reference instrument falling `drop` intraday), from the portfolio's
+//! one-day VaR over its limit ([`var`], reduce-only), from de-leveraging, a
 //! failed reconciliation or journal, and from the operator. Each is a
 //! [`Cause`] that holds and ends on its own (a breaker halt ending does not
 //! lift a daily-loss reduce-only); the strictest cause in force decides.
@@ -74,6 +75,8 @@ pub enum Cause {
     Reconciliation,
     /// The execution journal could not be written.
     Journal,
+    /// The portfolio's one-day VaR over its limit (`[risk.var_limit]`).
+    Var,
 }
 
 /// A trading state with why and since when.
@@ -153,6 +156,8 @@ pub struct RiskConfig {
     /// Drawdown from peak equity (fraction) that halts trading.
     pub max_drawdown: f64,
     pub circuit_breaker: CircuitBreakerConfig,
+    /// Reduce-only while the portfolio's one-day VaR is over a share of equity (`None`: no limit).
+    pub var_limit: Option<VarLimitConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -214,6 +219,7 @@ impl Default for RiskConfig {
             plugin_daily_loss_limit: None,
             max_drawdown: 0.10,
             circuit_breaker: CircuitBreakerConfig::default(),
+            var_limit: None,
         }
     }
 }
@@ -372,6 +378,8 @@ pub struct RiskView {
     pub peak_equity: f64,
     pub drawdown: f64,
     pub day_pnl: f64,
+    /// The portfolio's one-day VaR, when a limit is configured and history allows.
+    pub var: Option<VarView>,
     pub stats: RiskStats,
 }
 
@@ -388,6 +396,7 @@ pub struct RiskEngine {
     day_start_equity: f64,
     plugin_day_start: HashMap<Arc<str>, f64>,
     reference_open: Option<(i64, f64)>,
+    var: Option<PortfolioVar>,
     alerts: Vec<Alert>,
     pub stats: RiskStats,
 }
@@ -430,6 +439,7 @@ fn signed(side: Side, q: f64) -> f64 {
 impl RiskEngine {
     pub fn new(config: RiskConfig) -> Self {
         let capital = config.capital;
+        let var = config.var_limit.clone().map(PortfolioVar::new);
         Self {
             config,
             global: Scope::new(0),
@@ -443,6 +453,7 @@ impl RiskEngine {
             day_start_equity: capital,
             plugin_day_start: HashMap::new(),
             reference_open: None,
+            var,
             alerts: Vec::new(),
             stats: RiskStats::default(),
         }
@@ -739,6 +750,51 @@ impl RiskEngine {
         }
     }
 
+    /// Whether a VaR limit is configured (the order path then feeds it prices and positions).
+    pub fn var_enabled(&self) -> bool {
+        self.var.is_some()
+    }
+
+    /// A price into the VaR limit's daily return history.
+    pub fn on_var_price(&mut self, instrument: InstrumentId, price: f64, now: Timestamp) {
+        if let Some(v) = &mut self.var {
+            v.on_price(instrument, price, now);
+        }
+    }
+
+    /// Re-estimates the portfolio's one-day VaR for the account's net
+    /// `positions` and applies the limit: reduce-only over it, lifted once
+    /// VaR is back under `resume_at` of it (or nothing is held).
+    pub fn update_var(&mut self, positions: &HashMap<InstrumentId, f64>, mark: impl Fn(InstrumentId) -> Option<f64>, now: Timestamp) {
+        let equity = self.equity;
+        let Some(v) = &mut self.var else { return };
+        let (limit, resume) = (v.config.max_fraction, v.config.max_fraction * v.config.resume_at);
+        let estimate = v.estimate(positions, mark, equity, now);
+        let held = self.global.has(Cause::Var);
+        match estimate {
+            Some(e) if e.fraction > limit && !held => {
+                let reason = format!(
+                    "one-day {:.0}% VaR {:.2} is {:.2}% of equity {:.2}, over the limit {:.2}% ({} days of history)",
+                    e.confidence * 100.0,
+                    e.var,
+                    e.fraction * 100.0,
+                    equity,
+                    limit * 100.0,
+                    e.days
+                );
+                self.set(None, Cause::Var, TradingState::ReduceOnly, reason, now, None);
+            }
+            Some(e) if held && e.fraction <= resume => {
+                let reason = format!("one-day VaR back to {:.2}% of equity (resumes at {:.2}%)", e.fraction * 100.0, resume * 100.0);
+                self.set(None, Cause::Var, TradingState::Active, reason, now, None);
+            }
+            None if held && positions.values().all(|q| *q == 0.0) => {
+                self.set(None, Cause::Var, TradingState::Active, "nothing held: no value at risk".into(), now, None);
+            }
+            _ => {}
+        }
+    }
+
     /// A circuit-breaker halt for `halt_secs`; a new trip restarts the time.
     fn halt_for(&mut self, reason: String, now: Timestamp) {
         let until = now.saturating_add(stratbox_contract::util::secs_to_nanos(self.config.circuit_breaker.halt_secs));
@@ -769,10 +825,14 @@ impl RiskEngine {
             peak_equity: self.peak_equity,
             drawdown: if self.peak_equity > 0.0 { (self.peak_equity - self.equity) / self.peak_equity } else { 0.0 },
             day_pnl: self.equity - self.day_start_equity,
+            var: self.var.as_ref().and_then(|v| v.last),
             stats: self.stats.clone(),
         }
     }
 }
+
+pub mod var;
+pub use var::{PortfolioVar, VarLimitConfig, VarView};
 
 #[cfg(test)]
 mod tests;

@@ -246,3 +246,35 @@ fn each_cause_holds_and_ends_on_its_own_and_the_strictest_decides() {
     assert_eq!(r.state_of("p").state, TradingState::ReduceOnly);
     assert_eq!(r.state_of("q").state, TradingState::Active);
 }
+
+#[test]
+fn a_var_over_its_limit_is_reduce_only_with_the_reason_and_lifts_below_the_resume_level() {
+    let limit = VarLimitConfig { confidence: 0.99, window_days: 60, min_days: 20, max_fraction: 0.02, resume_at: 0.9 };
+    let mut r = RiskEngine::new(RiskConfig { var_limit: Some(limit), ..RiskConfig::default() });
+    assert!(r.var_enabled());
+    // 40 days of instrument 0 swinging +-3% a day (one close a day).
+    let day = 86_400 * SEC;
+    let mut price = 100.0;
+    for d in 0..40 {
+        r.on_var_price(0, price, T0 + d * day);
+        price *= if d % 2 == 0 { 1.03 } else { 0.97 };
+    }
+    let now = T0 + 40 * day;
+    // 1,000 shares at 100 on equity 100,000: a -3% day loses 3,000, VaR 3% > 2%.
+    r.update_var(&HashMap::from([(0, 1_000.0)]), |_| Some(100.0), now);
+    assert_eq!(r.state_of("p").state, TradingState::ReduceOnly);
+    let view = r.view();
+    let v = view.var.unwrap();
+    assert!((v.var - 3_000.0).abs() < 1e-6 && v.days == 38, "38 final days of 40 seen: {v:?}");
+    let reason = &r.state_of("p").reason;
+    assert!(reason.contains("99% VaR 3000.00") && reason.contains("over the limit 2.00%"), "{reason}");
+    assert_eq!(rule(r.check(&order("p", Side::Buy, 1.0, 1_000.0, now))), Some(RiskRule::ReduceOnly));
+    assert_eq!(rule(r.check(&order("p", Side::Sell, 500.0, 1_000.0, now))), None, "reducing passes");
+    // 650 shares: VaR 1.95%, under the limit but over the resume level (1.8%); 500: 1.5%, lifted.
+    r.update_var(&HashMap::from([(0, 650.0)]), |_| Some(100.0), now);
+    assert_eq!(r.state_of("p").state, TradingState::ReduceOnly, "1.95% is under the limit but over the resume level");
+    r.update_var(&HashMap::from([(0, 500.0)]), |_| Some(100.0), now);
+    assert_eq!(r.state_of("p").state, TradingState::Active);
+    let alerts = r.take_alerts();
+    assert_eq!(alerts.iter().filter(|a| a.cause == Some(Cause::Var)).count(), 2, "one breach, one lift: {alerts:?}");
+}
