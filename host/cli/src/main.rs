@@ -7,6 +7,7 @@
 mod capital;
 mod credentials;
 mod data;
+mod detect;
 mod montecarlo;
 mod plugin;
 mod report;
@@ -91,6 +92,9 @@ enum Cmd {
     WalkForward(research::WalkForwardArgs),
     /// Resample a backtest's daily returns or trades into many paths: final equity, CAGR, drawdown, ruin and VaR.
     Montecarlo(montecarlo::MonteCarloArgs),
+    /// Anomaly detectors on history: `detect eval` scores one against known events.
+    #[command(subcommand)]
+    Detect(detect::DetectCmd),
     /// Trades, P&L and transaction costs from the execution journal (of a stopped host).
     Report(report::ReportArgs),
     /// Counters of the running host.
@@ -140,7 +144,14 @@ fn main() {
     // tungstenite's trace level prints whole frames, and ours carry the
     // session tokens: its trace events are dropped whatever the filter says.
     use tracing_subscriber::prelude::*;
-    let default_log = if matches!(cli.command, Cmd::Backtest(_) | Cmd::Optimize(_) | Cmd::WalkForward(_)) { "warn" } else { "info" };
+    let default_log = if matches!(cli.command, Cmd::Backtest(_) | Cmd::Optimize(_) | Cmd::WalkForward(_)) {
+        "warn"
+    } else if matches!(cli.command, Cmd::Detect(_)) {
+        // Every alarm is a warning line, and the evaluation is their summary.
+        "error"
+    } else {
+        "info"
+    };
     let filter = tracing_subscriber::EnvFilter::try_new(cli.log.as_deref().unwrap_or(default_log)).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let no_frames = tracing_subscriber::filter::filter_fn(|m| !(*m.level() == tracing::Level::TRACE && m.target().contains("tungstenite")));
     tracing_subscriber::registry()
@@ -175,6 +186,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Optimize(o) => research::optimize_cmd(o, &data_dir(&cli.data_dir)),
         Cmd::WalkForward(w) => research::walk_forward_cmd(w, &data_dir(&cli.data_dir)),
         Cmd::Montecarlo(m) => montecarlo::montecarlo_cmd(m),
+        Cmd::Detect(d) => detect::detect(d, &data_dir(&cli.data_dir)),
         Cmd::Status => print_json(&ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.status()?),
         Cmd::Shutdown => Ok(ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.shutdown()?),
         Cmd::Flatten { all: _ } => print_json(&ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.flatten()?),

@@ -16,6 +16,19 @@ use stratbox_research::{Window, html, metrics::Conventions, research_risk};
 
 use crate::report::TimeRange;
 
+/// Which stored bars a research command replays.
+#[derive(Args, Clone)]
+pub struct DataArgs {
+    /// Symbols, comma-separated (default: every symbol stored with the period).
+    #[arg(long, value_delimiter = ',')]
+    symbols: Vec<String>,
+    #[command(flatten)]
+    range: TimeRange,
+    /// Bar period: 1d, 1h, 15m, 1m or seconds.
+    #[arg(long)]
+    period: Option<String>,
+}
+
 /// What to run and on which data (shared by the research commands).
 #[derive(Args, Clone)]
 pub struct RunArgs {
@@ -30,14 +43,8 @@ pub struct RunArgs {
     /// A parameter of --plugin, `NAME=VALUE` (repeatable).
     #[arg(long = "param", value_parser = crate::plugin::parse_param)]
     params: Vec<(String, ParamInput)>,
-    /// Symbols, comma-separated (default: every symbol stored with the period).
-    #[arg(long, value_delimiter = ',')]
-    symbols: Vec<String>,
     #[command(flatten)]
-    range: TimeRange,
-    /// Bar period: 1d, 1h, 15m, 1m or seconds.
-    #[arg(long)]
-    period: Option<String>,
+    data: DataArgs,
     /// Starting capital (default: the config's risk capital).
     #[arg(long)]
     capital: Option<f64>,
@@ -83,6 +90,13 @@ fn parse_period(s: &str) -> Result<u32> {
     Ok(secs)
 }
 
+impl RunArgs {
+    /// One plugin (a detector, say) over the given data, nothing else.
+    pub fn of_plugin(plugin: PathBuf, params: Vec<(String, ParamInput)>, data: DataArgs) -> Self {
+        Self { config: None, plugin: Some(plugin), params, data, capital: None, risk: "research".into(), benchmark: "equal-weight".into() }
+    }
+}
+
 /// A research run's configuration and data, resolved from the flags.
 pub struct Prepared {
     pub config: HostConfig,
@@ -105,13 +119,13 @@ impl RunArgs {
             FeedConfig::Replay(r) => r.clone(),
             _ => ReplayConfig::default(),
         };
-        if !self.symbols.is_empty() {
-            replay.symbols = self.symbols.clone();
+        if !self.data.symbols.is_empty() {
+            replay.symbols = self.data.symbols.clone();
         }
-        if let Some(p) = &self.period {
+        if let Some(p) = &self.data.period {
             replay.period_secs = parse_period(p)?;
         }
-        let (from, to) = self.range.parse()?;
+        let (from, to) = self.data.range.parse()?;
         let (from, to) = (from.or(replay.from), to.or(replay.to));
         if let (Some(f), Some(t)) = (from, to)
             && f >= t

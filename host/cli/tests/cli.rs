@@ -541,6 +541,20 @@ fn research_commands_from_import_to_report_and_three_shard_processes_merge_into_
     let e = fails(&["montecarlo", "--run", out_dir.to_str().unwrap(), "--ruin", "1.5"]);
     assert!(e.contains("ruin 1.5"), "{e}");
 
+    // A detector scored against events: one day of the data, one far outside it.
+    let events = dir.path().join("events.toml");
+    std::fs::write(&events, "[[event]]\nname = \"a day\"\nfirst = \"2015-06-01\"\n[[event]]\nname = \"too late\"\nfirst = \"2030-01-01\"\n").unwrap();
+    let out = ok(&["detect", "eval", "--detector", "zscore-guard", "--param", "elevated=2", "--events", events.to_str().unwrap(), "--out", dir.path().join("det").to_str().unwrap(), "--data-dir", d]);
+    assert!(out.contains("3000 bars of 6 instruments") && out.contains("too late") && out.contains("not in the data") && out.contains("per instrument-year"), "{out}");
+    let det: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("det/detect.json")).unwrap()).unwrap();
+    let alarms: u64 = det["alarms"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).sum();
+    let false_alarms: u64 = det["false_alarms"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).sum();
+    assert!(alarms > 0 && false_alarms <= alarms, "|z| >= 2 alarms often on a 3% random walk: {det}");
+    assert_eq!(det["events"][0]["in_data"], true);
+    std::fs::write(&events, "[[event]]\nname = \"typo\"\nfirst = \"2015-13-01\"\n").unwrap();
+    let e = fails(&["detect", "eval", "--detector", "zscore-guard", "--events", events.to_str().unwrap(), "--data-dir", d]);
+    assert!(e.contains("event 1 (`typo`)") && e.contains("2015-13-01"), "{e}");
+
     let space = dir.path().join("space.toml");
     std::fs::write(&space, "[fast]\nmin = 2\nmax = 12\n[slow]\nmin = 8\nmax = 40\n").unwrap();
     let study = |file: &str, extra: &[&str]| -> Vec<String> {

@@ -238,6 +238,19 @@ impl ReplayData {
         &self.times
     }
 
+    /// Per instrument (by id), its first bar's start and last bar's close (`None`: no bar).
+    pub fn instrument_spans(&self) -> Vec<Option<(Timestamp, Timestamp)>> {
+        let period = i64::from(self.period_secs) * NANOS_PER_SEC;
+        let mut spans: Vec<Option<(Timestamp, Timestamp)>> = vec![None; self.instruments.len()];
+        for b in &self.bars {
+            if let Some(s) = spans.get_mut(b.instrument as usize) {
+                let close = b.start + period;
+                *s = Some(s.map_or((b.start, close), |(a, z)| (a.min(b.start), z.max(close))));
+            }
+        }
+        spans
+    }
+
     /// The first bar's start and the last bar's close.
     pub fn span(&self) -> Option<(Timestamp, Timestamp)> {
         let first = self.bars.first()?.start;

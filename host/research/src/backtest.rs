@@ -64,6 +64,18 @@ pub fn research_risk(mut risk: RiskConfig) -> RiskConfig {
     risk
 }
 
+/// An anomaly detector's alarm.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlarmRecord {
+    pub time: Timestamp,
+    pub detector: String,
+    /// elevated, severe or critical.
+    pub level: String,
+    /// `None`: market-wide.
+    pub symbol: Option<String>,
+    pub reason: String,
+}
+
 /// A point of the equity curve (the journal's, one per event).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct EquityPoint {
@@ -113,6 +125,8 @@ pub struct Run {
     pub contribution: BTreeMap<String, f64>,
     /// Orders refused by risk, by rule.
     pub refused: BTreeMap<String, u64>,
+    /// Anomaly detectors' alarms, as journaled (market time of the bar that raised each).
+    pub alarms: Vec<AlarmRecord>,
     /// Plugins quarantined during the run, with the reason.
     pub faults: Vec<(String, String)>,
     pub summary: RunSummary,
@@ -167,6 +181,7 @@ pub fn backtest_with_progress(data: &Arc<ReplayData>, config: &HostConfig, windo
         trades: Vec::new(),
         contribution: BTreeMap::new(),
         refused: summary.status.risk.stats.rejected.iter().map(|(rule, n)| (format!("{rule:?}"), *n)).collect(),
+        alarms: Vec::new(),
         faults: summary.plugins.iter().filter(|p| p.faults > 0).map(|p| (p.name.clone(), p.reason.clone().unwrap_or_default())).collect(),
         bars: summary.status.stats.bars,
         wall,
@@ -200,6 +215,9 @@ pub fn backtest_with_progress(data: &Arc<ReplayData>, config: &HostConfig, windo
                 let symbol = symbols[*instrument as usize].clone();
                 run.fills.push(FillRecord { time: e.time, plugin: plugin.clone(), symbol: symbol.clone(), quantity: signed, price: *price, fee: *fee, position: after });
                 book_trade(&mut open, &mut run.trades, key, symbol, before, signed, *price, *fee, e.time);
+            }
+            JournalEvent::Alarm { detector, level, symbol, reason } => {
+                run.alarms.push(AlarmRecord { time: e.time, detector: detector.clone(), level: level.clone(), symbol: symbol.clone(), reason: reason.clone() })
             }
             JournalEvent::Financing { plugin, instrument, amount } => {
                 if let Some(t) = open.get_mut(&(plugin.clone(), *instrument)) {

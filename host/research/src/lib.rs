@@ -12,9 +12,11 @@
 //! [`study`] searches a plugin's parameters ([`space`]) with many backtests in parallel;
 //! [`walkforward`] chooses parameters on each training window and measures them on the next;
 //! [`montecarlo`] resamples a run's returns or trades into many paths, and
-//! [`var`] estimates VaR and CVaR four ways.
+//! [`var`] estimates VaR and CVaR four ways; [`detect`] scores an anomaly
+//! detector's alarms against known events.
 
 pub mod backtest;
+pub mod detect;
 pub mod html;
 pub mod metrics;
 pub mod montecarlo;

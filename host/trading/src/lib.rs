@@ -31,6 +31,6 @@ pub use execution::{
 pub use order_path::{ADOPTED, AccountCheck, AdoptReport, DeleveragePlan, EquityTolerance, FlattenReport, OrderPath, OrderPathConfig, PathStats, RECONCILIATION_FAILED, Violation};
 pub use risk::{
     Alert, AlertConfig, AlertSink, AlertStats, AlarmLevelName, BookTotals, Cause, CircuitBreakerConfig, Exposure, OrderCheck, RiskConfig, RiskEngine, RiskReject, RiskRule, RiskStats,
-    RiskView, StateRecord, TradingState, VarLimitConfig, VarView,
+    PortfolioVar, RiskView, StateRecord, TradingState, VarLimitConfig, VarView,
 };
 pub use world::{MarketClock, SharedWorld};

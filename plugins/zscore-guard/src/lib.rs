@@ -2,7 +2,12 @@
 //! against the last `window` returns: `|z| >= elevated` raises an elevated
 //! alarm, `|z| >= severe` a severe one. Market-wide, when at least
 //! `breadth` of the instruments in one cross-section fall by `drop` or more,
-//! a critical alarm (the kind that trips a circuit breaker).
+//! a critical alarm (the kind that trips a circuit breaker). Also critical: a
+//! cross-section whose mean return is `market_z` standard deviations below
+//! the last `window` cross-sections' means and at least `market_drop` down
+//! (a sudden market-wide fall out of a calm regime, which the fixed breadth
+//! rule misses when single names fall less than `drop`; in a volatile
+//! regime the same fall is ordinary and raises nothing).
 //!
 //! The scale of a z-score has a floor, `min_sigma` (a standard deviation of
 //! returns, as a fraction): a window of almost identical closes has a
@@ -19,6 +24,10 @@ pub struct ZScoreGuard {
     breadth: f64,
     drop: f64,
     min_sigma: f64,
+    market_z: f64,
+    market_drop: f64,
+    /// Mean log return of each cross-section.
+    market: RollingStats,
     /// Indexed by instrument id: (last close, return statistics).
     legs: Vec<Option<(f64, RollingStats)>>,
 }
@@ -28,11 +37,13 @@ impl Plugin for ZScoreGuard {
         PluginInfo::new("zscore-guard", env!("CARGO_PKG_VERSION"))
             .description("Return z-score and market-breadth anomaly detector")
             .param_int("window", "returns in the rolling window", 50, 5, 10_000)
-            .param_number("elevated", "|z| for an elevated alarm", 4.0, 1.0, 100.0)
-            .param_number("severe", "|z| for a severe alarm", 6.0, 1.0, 100.0)
+            .param_number("elevated", "|z| for an elevated alarm", 5.0, 1.0, 100.0)
+            .param_number("severe", "|z| for a severe alarm", 8.0, 1.0, 100.0)
             .param_number("breadth", "fraction of instruments falling for a critical alarm", 0.6, 0.0, 1.0)
             .param_number("drop", "fall, as a fraction, that counts towards breadth", 0.05, 0.0, 1.0)
             .param_number("min_sigma", "floor on the standard deviation of returns (a fraction; 0.0002 is 0.02%)", 0.0002, 1e-6, 1.0)
+            .param_number("market_z", "z of a cross-section's mean return, against the last `window`, for a critical alarm", 8.0, 1.0, 100.0)
+            .param_number("market_drop", "fall of the mean return, as a fraction, the market rule also needs", 0.03, 0.0, 1.0)
     }
 
     fn init(_ctx: &mut Ctx<'_>, init: &Init) -> Result<Self, String> {
@@ -48,6 +59,9 @@ impl Plugin for ZScoreGuard {
             breadth: p.number("breadth")?,
             drop: p.number("drop")?,
             min_sigma: p.number("min_sigma")?,
+            market_z: p.number("market_z")?,
+            market_drop: p.number("market_drop")?,
+            market: RollingStats::new(p.int("window")? as usize),
             legs: Vec::new(),
         })
     }
@@ -56,7 +70,7 @@ impl Plugin for ZScoreGuard {
 impl AnomalyDetector for ZScoreGuard {
     fn observe_bars(&mut self, _ctx: &mut Ctx<'_>, bars: &[Bar]) -> Option<Alarm> {
         let mut worst: Option<Alarm> = None;
-        let (mut falling, mut seen) = (0usize, 0usize);
+        let (mut falling, mut seen, mut sum) = (0usize, 0usize, 0.0f64);
         for bar in bars {
             let i = bar.instrument as usize;
             if self.legs.len() <= i {
@@ -70,6 +84,7 @@ impl AnomalyDetector for ZScoreGuard {
             let ret = (bar.close / *last).ln();
             *last = bar.close;
             seen += 1;
+            sum += ret;
             if ret <= (1.0 - self.drop).ln() {
                 falling += 1;
             }
@@ -100,11 +115,28 @@ impl AnomalyDetector for ZScoreGuard {
                 });
             }
         }
+        // The market rule's statistics see every cross-section, alarmed or not.
+        let market_z = (seen >= 5).then(|| {
+            let mean_ret = sum / seen as f64;
+            let (m, sd) = (self.market.mean(), self.market.stddev());
+            self.market.update(mean_ret);
+            Some((mean_ret, (mean_ret - m?) / sd?.max(self.min_sigma)))
+        }).flatten();
         if seen >= 5 && falling as f64 >= self.breadth * seen as f64 {
             return Some(Alarm {
                 level: AlarmLevel::Critical,
                 instrument: None,
                 reason: format!("{falling} of {seen} instruments fell {:.0}% or more in one bar", self.drop * 100.0),
+            });
+        }
+        if let Some((mean_ret, z)) = market_z
+            && z <= -self.market_z
+            && mean_ret <= (1.0 - self.market_drop).ln()
+        {
+            return Some(Alarm {
+                level: AlarmLevel::Critical,
+                instrument: None,
+                reason: format!("the mean return of {seen} instruments, {:.2}%, is {z:.1} standard deviations from the last {}", (mean_ret.exp() - 1.0) * 100.0, self.window),
             });
         }
         worst
@@ -117,6 +149,7 @@ stratbox_sdk::export_plugin!(ZScoreGuard, roles: [anomaly_detector]);
 mod tests {
     use super::*;
     use stratbox_sdk::testing::{bar, instrument, Harness};
+    use stratbox_sdk::ParamValue;
 
     fn quiet_then(shock: f64) -> Option<Alarm> {
         let mut h = Harness::<ZScoreGuard>::new(vec![instrument(0, "AAA")], &[]).unwrap();
@@ -167,5 +200,27 @@ mod tests {
         let alarm = h.observe(&crash).expect("alarm");
         assert_eq!((alarm.level, alarm.instrument), (AlarmLevel::Critical, None));
         assert!(alarm.reason.starts_with("7 of 10"), "{}", alarm.reason);
+    }
+
+    /// Ten instruments each falling 4% (under `drop`, so no breadth alarm):
+    /// critical out of a calm regime, nothing out of a volatile one.
+    #[test]
+    fn a_market_wide_fall_is_critical_only_out_of_a_calm_regime() {
+        let run = |swing: f64| {
+            let instruments: Vec<_> = (0..10).map(|i| instrument(i, "X")).collect();
+            let mut h = Harness::<ZScoreGuard>::new(instruments, &[("market_z", ParamValue::Number(4.0))]).unwrap();
+            let mut price = 100.0;
+            for day in 0..60 {
+                price *= if day % 2 == 0 { 1.0 + swing } else { 1.0 / (1.0 + swing) };
+                let bars: Vec<_> = (0..10).map(|i| bar(i, day * 86_400, 86_400, price)).collect();
+                let _ = h.observe(&bars);
+            }
+            let fall: Vec<_> = (0..10).map(|i| bar(i, 60 * 86_400, 86_400, price * 0.96)).collect();
+            h.observe(&fall)
+        };
+        let calm = run(0.002).expect("a 4% fall after 0.2% days is an alarm");
+        assert_eq!((calm.level, calm.instrument), (AlarmLevel::Critical, None));
+        assert!(calm.reason.starts_with("the mean return of 10 instruments, -4.00%"), "{}", calm.reason);
+        assert!(run(0.03).is_none_or(|a| a.level != AlarmLevel::Critical), "after 3% days a 4% fall is not critical");
     }
 }
