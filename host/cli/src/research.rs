@@ -9,6 +9,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use stratbox_engine::config::{FeedConfig, HostConfig, ParamInput, PluginSpec};
+use stratbox_market::store::PriceSource;
 use stratbox_market::{ReplayConfig, ReplayData, Timestamp};
 use stratbox_research::backtest::{benchmark_returns, daily_equity};
 use stratbox_research::report::{Inputs, PluginInput, write_report};
@@ -27,6 +28,9 @@ pub struct DataArgs {
     /// Bar period: 1d, 1h, 15m, 1m or seconds.
     #[arg(long)]
     period: Option<String>,
+    /// Price series: trade (default), or bid, ask, mid for quote data (FX).
+    #[arg(long)]
+    source: Option<String>,
 }
 
 /// What to run and on which data (shared by the research commands).
@@ -121,6 +125,15 @@ impl RunArgs {
         };
         if !self.data.symbols.is_empty() {
             replay.symbols = self.data.symbols.clone();
+        }
+        if let Some(src) = &self.data.source {
+            replay.source = match src.as_str() {
+                "trade" => PriceSource::Trade,
+                "bid" => PriceSource::Bid,
+                "ask" => PriceSource::Ask,
+                "mid" => PriceSource::Mid,
+                other => bail!("--source `{other}`: expected trade, bid, ask or mid"),
+            };
         }
         if let Some(p) = &self.data.period {
             replay.period_secs = parse_period(p)?;

@@ -554,6 +554,10 @@ fn research_commands_from_import_to_report_and_three_shard_processes_merge_into_
     std::fs::write(&events, "[[event]]\nname = \"typo\"\nfirst = \"2015-13-01\"\n").unwrap();
     let e = fails(&["detect", "eval", "--detector", "zscore-guard", "--events", events.to_str().unwrap(), "--data-dir", d]);
     assert!(e.contains("event 1 (`typo`)") && e.contains("2015-13-01"), "{e}");
+    let e = fails(&["backtest", "--plugin", "sma-cross", "--source", "last", "--out", dir.path().join("x").to_str().unwrap(), "--data-dir", d]);
+    assert!(e.contains("--source `last`"), "{e}");
+    let e = fails(&["backtest", "--plugin", "sma-cross", "--source", "bid", "--out", dir.path().join("x").to_str().unwrap(), "--data-dir", d]);
+    assert!(e.contains("no 86400s Bid bars"), "trade data only: {e}");
 
     let space = dir.path().join("space.toml");
     std::fs::write(&space, "[fast]\nmin = 2\nmax = 12\n[slow]\nmin = 8\nmax = 40\n").unwrap();
