@@ -429,7 +429,10 @@ impl PaperBroker {
                 (None, Some(t)) => Some(if long { bar.open.max(t) - hs } else { bar.open.min(t) + hs }),
                 _ => None,
             };
-            triggered.push((owner.clone(), *instrument, price.map(|p| (p, qty))));
+            // A level the bar did not reach stays for the next bar.
+            if let Some(p) = price {
+                triggered.push((owner.clone(), *instrument, Some((p, qty))));
+            }
         }
         for (owner, instrument, hit) in triggered {
             let Some((price, qty)) = hit else {
@@ -489,6 +492,9 @@ mod tests {
         let fills = b.on_bar(&bar(60, 9.5, 9.8, 8.5, 9.0));
         assert_eq!(fills[0].1.price, 9.0, "limit price, not the better low");
         b.protect(&p, StopLevels { instrument: 0, stop_loss: Some(8.0), take_profit: Some(12.0) });
+        // Levels stay until a bar reaches one (a stop policy sends them once).
+        assert!(b.on_bar(&bar(90, 9.0, 11.0, 8.5, 10.0)).is_empty());
+        assert!(b.on_bar(&bar(100, 10.0, 11.5, 8.2, 10.0)).is_empty());
         let fills = b.on_bar(&bar(120, 9.0, 12.5, 7.5, 10.0));
         assert_eq!(fills.len(), 1);
         assert_eq!(fills[0].1.price, 8.0, "stop before take-profit when both are touched");
