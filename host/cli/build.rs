@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 const BUNDLED: [(&str, &str); 3] = [
     ("examples/sma-cross", "sma_cross.wasm"),
     ("plugins/zscore-guard", "zscore_guard.wasm"),
-    ("plugins/atr-stop", "atr_stop.wasm"),
+    ("plugins/stops", "stops.wasm"),
 ];
 
 fn main() {

@@ -32,7 +32,7 @@ fn run(bin: &str, dir: &Path, secs: u64, caches: Option<u64>) -> Run {
     let config = format!(
         "pace_ms = 0\nstatus_secs = 0\ndata_dir = {data:?}\n[feed]\nkind = \"simulator\"\ninstruments = 50\n{cache}\
          [[plugin]]\npath = {:?}\n[[plugin]]\npath = {:?}\nprotects = [\"sma-cross\"]\n[[plugin]]\npath = {:?}\n",
-        p("sma_cross.wasm"), p("atr_stop.wasm"), p("zscore_guard.wasm"),
+        p("sma_cross.wasm"), p("stops.wasm"), p("zscore_guard.wasm"),
     );
     let file = dir.join(if caches.is_some() { "sled-default.toml" } else { "default.toml" });
     std::fs::write(&file, config).unwrap();

@@ -468,7 +468,7 @@ fn the_binary_runs_its_main_job_from_any_folder() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let names: Vec<&str> = summary["plugins"].as_array().unwrap().iter().filter(|p| p["health"] == "running").filter_map(|p| p["name"].as_str()).collect();
-    assert_eq!(names, ["sma-cross", "atr-stop", "zscore-guard"], "{summary:#}");
+    assert_eq!(names, ["sma-cross", "stops", "zscore-guard"], "{summary:#}");
     assert!(dir.path().join("stratbox-data/bundled-plugins/sma_cross.wasm").is_file(), "written where the data lives");
 }
 

@@ -236,7 +236,7 @@ impl HostConfig {
     /// from `plugin_dir` (a strategy, a stop policy protecting it, a detector).
     pub fn bundled(plugin_dir: &Path) -> Self {
         let spec = |file: &str| PluginSpec::new(plugin_dir.join(file));
-        let mut stop = spec("atr_stop.wasm");
+        let mut stop = spec("stops.wasm");
         stop.protects = vec!["sma-cross".into()];
         Self { plugins: vec![spec("sma_cross.wasm"), stop, spec("zscore_guard.wasm")], ..Self::default() }
     }
