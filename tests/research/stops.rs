@@ -26,7 +26,7 @@ fn config(data_dir: &Path, wait: i64, rules: &serde_json::Map<String, serde_json
     stops.protects = vec!["periodic-entry".into()];
     let mut c = HostConfig { data_dir: data_dir.to_owned(), plugins: vec![entries, stops], ..HostConfig::default() };
     // The reference's broker: no spread, slippage, commission, latency or financing.
-    c.broker = PaperConfig { spread_bps: 0.0, commission_bps: 0.0, slippage_bps: 0.0, latency_ms: 0, financing_bps_per_day: 0.0 };
+    c.broker = PaperConfig { spread_bps: 0.0, commission_bps: 0.0, slippage_bps: 0.0, latency_ms: 0, financing_bps_per_day: 0.0, max_volume_fraction: 0.0 };
     c.risk = research_risk(c.risk);
     c.risk.capital = 1e7;
     c

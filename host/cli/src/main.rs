@@ -13,6 +13,7 @@ mod plugin;
 mod report;
 mod research;
 mod run;
+mod stress;
 
 use std::path::PathBuf;
 
@@ -95,6 +96,8 @@ enum Cmd {
     /// Anomaly detectors on history: `detect eval` scores one against known events.
     #[command(subcommand)]
     Detect(detect::DetectCmd),
+    /// Run the configuration through crash scenarios and synthetic shocks; pass/fail against drawdown and loss limits.
+    Stress(stress::StressArgs),
     /// Trades, P&L and transaction costs from the execution journal (of a stopped host).
     Report(report::ReportArgs),
     /// Counters of the running host.
@@ -146,8 +149,8 @@ fn main() {
     use tracing_subscriber::prelude::*;
     let default_log = if matches!(cli.command, Cmd::Backtest(_) | Cmd::Optimize(_) | Cmd::WalkForward(_)) {
         "warn"
-    } else if matches!(cli.command, Cmd::Detect(_)) {
-        // Every alarm is a warning line, and the evaluation is their summary.
+    } else if matches!(cli.command, Cmd::Detect(_) | Cmd::Stress(_)) {
+        // Every alarm and breaker is a warning line, and the evaluation (the stress table) is their summary.
         "error"
     } else {
         "info"
@@ -187,6 +190,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Cmd::WalkForward(w) => research::walk_forward_cmd(w, &data_dir(&cli.data_dir)),
         Cmd::Montecarlo(m) => montecarlo::montecarlo_cmd(m),
         Cmd::Detect(d) => detect::detect(d, &data_dir(&cli.data_dir)),
+        Cmd::Stress(s) => stress::stress(s, &data_dir(&cli.data_dir)),
         Cmd::Status => print_json(&ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.status()?),
         Cmd::Shutdown => Ok(ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.shutdown()?),
         Cmd::Flatten { all: _ } => print_json(&ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.flatten()?),

@@ -9,7 +9,6 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use stratbox_engine::config::{FeedConfig, HostConfig, ParamInput, PluginSpec};
-use stratbox_market::store::PriceSource;
 use stratbox_market::{ReplayConfig, ReplayData, Timestamp};
 use stratbox_research::backtest::{benchmark_returns, daily_equity};
 use stratbox_research::report::{Inputs, PluginInput, write_report};
@@ -36,26 +35,11 @@ pub struct DataArgs {
 /// What to run and on which data (shared by the research commands).
 #[derive(Args, Clone)]
 pub struct RunArgs {
-    /// Host configuration (TOML): plugins, risk, broker; its replay feed
-    /// gives the symbols and period unless the flags below do.
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// A plugin component to run (instead of the config's plugins); a bare
-    /// name (`sma-cross`) is the bundled plugin of that name.
-    #[arg(long)]
-    plugin: Option<PathBuf>,
-    /// A parameter of --plugin, `NAME=VALUE` (repeatable).
-    #[arg(long = "param", value_parser = crate::plugin::parse_param)]
-    params: Vec<(String, ParamInput)>,
+    /// (A config's replay feed gives the symbols and period unless the data flags do.)
+    #[command(flatten)]
+    what: ConfigArgs,
     #[command(flatten)]
     data: DataArgs,
-    /// Starting capital (default: the config's risk capital).
-    #[arg(long)]
-    capital: Option<f64>,
-    /// Risk limits: `research` (the configured ones, throttles and the open-order
-    /// count lifted) or `configured` (exactly as live).
-    #[arg(long, default_value = "research")]
-    risk: String,
     /// Benchmark: a stored symbol, or `equal-weight` (the universe's mean return).
     #[arg(long, default_value = "equal-weight")]
     benchmark: String,
@@ -82,36 +66,47 @@ pub struct BacktestArgs {
 }
 
 fn parse_period(s: &str) -> Result<u32> {
-    let secs = match s {
-        "1d" | "d" | "daily" => 86_400,
-        "4h" => 14_400,
-        "1h" | "h" => 3_600,
-        "15m" => 900,
-        "5m" => 300,
-        "1m" | "m" => 60,
-        other => other.parse().map_err(|_| anyhow::anyhow!("--period `{other}`: expected 1d, 4h, 1h, 15m, 5m, 1m or seconds"))?,
-    };
-    Ok(secs)
+    stratbox_research::stress::parse_period(s).map_err(|e| anyhow::anyhow!("--{e}"))
 }
 
-impl RunArgs {
-    /// One plugin (a detector, say) over the given data, nothing else.
-    pub fn of_plugin(plugin: PathBuf, params: Vec<(String, ParamInput)>, data: DataArgs) -> Self {
-        Self { config: None, plugin: Some(plugin), params, data, capital: None, risk: "research".into(), benchmark: "equal-weight".into() }
-    }
+/// What to run, without data: a config or a plugin, capital, risk profile.
+/// Shared by the research commands and `stress` (whose scenarios bring their data).
+#[derive(Args, Clone)]
+pub struct ConfigArgs {
+    /// Host configuration (TOML): plugins, risk, broker.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// A plugin component to run (instead of the config's plugins); a bare
+    /// name (`sma-cross`) is the bundled plugin of that name.
+    #[arg(long)]
+    pub plugin: Option<PathBuf>,
+    /// A parameter of --plugin, `NAME=VALUE` (repeatable).
+    #[arg(long = "param", value_parser = crate::plugin::parse_param)]
+    pub params: Vec<(String, ParamInput)>,
+    /// A stop policy protecting --plugin's positions (a .wasm file or a bundled name: stops).
+    #[arg(long, requires = "plugin")]
+    pub stop_policy: Option<PathBuf>,
+    /// A parameter of --stop-policy, `NAME=VALUE` (repeatable).
+    #[arg(long = "stop-param", value_parser = crate::plugin::parse_param, requires = "stop_policy")]
+    pub stop_params: Vec<(String, ParamInput)>,
+    /// An anomaly detector beside --plugin, whose alarms the risk engine's breakers act on (zscore-guard).
+    #[arg(long = "with-detector", requires = "plugin")]
+    pub detector: Option<PathBuf>,
+    /// A parameter of --with-detector, `NAME=VALUE` (repeatable).
+    #[arg(long = "detector-param", value_parser = crate::plugin::parse_param, requires = "detector")]
+    pub detector_params: Vec<(String, ParamInput)>,
+    /// Starting capital (default: the config's risk capital).
+    #[arg(long)]
+    pub capital: Option<f64>,
+    /// Risk limits: `research` (the configured ones, throttles and the open-order
+    /// count lifted) or `configured` (exactly as live).
+    #[arg(long, default_value = "research")]
+    pub risk: String,
 }
 
-/// A research run's configuration and data, resolved from the flags.
-pub struct Prepared {
-    pub config: HostConfig,
-    pub config_text: String,
-    pub data: Arc<ReplayData>,
-    pub window: Window,
-    pub replay: ReplayConfig,
-}
-
-impl RunArgs {
-    pub fn prepare(&self, data_dir: &Path, quiet: bool) -> Result<Prepared> {
+impl ConfigArgs {
+    /// The host configuration to run: plugins, capital and risk profile applied.
+    pub fn host_config(&self, data_dir: &Path) -> Result<HostConfig> {
         let mut config = match &self.config {
             Some(path) => HostConfig::load(path)?,
             None => HostConfig { data_dir: data_dir.to_owned(), ..HostConfig::default() },
@@ -119,39 +114,20 @@ impl RunArgs {
         if self.config.is_none() || std::env::var_os("STRATBOX_DATA").is_some() {
             config.data_dir = data_dir.to_owned();
         }
-        let mut replay = match &config.feed {
-            FeedConfig::Replay(r) => r.clone(),
-            _ => ReplayConfig::default(),
-        };
-        if !self.data.symbols.is_empty() {
-            replay.symbols = self.data.symbols.clone();
-        }
-        if let Some(src) = &self.data.source {
-            replay.source = match src.as_str() {
-                "trade" => PriceSource::Trade,
-                "bid" => PriceSource::Bid,
-                "ask" => PriceSource::Ask,
-                "mid" => PriceSource::Mid,
-                other => bail!("--source `{other}`: expected trade, bid, ask or mid"),
-            };
-        }
-        if let Some(p) = &self.data.period {
-            replay.period_secs = parse_period(p)?;
-        }
-        let (from, to) = self.data.range.parse()?;
-        let (from, to) = (from.or(replay.from), to.or(replay.to));
-        if let (Some(f), Some(t)) = (from, to)
-            && f >= t
-        {
-            bail!("empty date range: --from {} is not before --to {}", stratbox_research::date(f), stratbox_research::date(t));
-        }
-        // The data is loaded whole (once), the window applied by the runs.
-        replay.from = None;
-        replay.to = None;
         if let Some(plugin) = &self.plugin {
             let mut spec = PluginSpec::new(resolve_plugin(plugin, data_dir)?);
             spec.params = self.params.iter().cloned().collect();
             config.plugins = vec![spec];
+            if let Some(stops) = &self.stop_policy {
+                let mut stop = PluginSpec::new(resolve_plugin(stops, data_dir)?);
+                stop.params = self.stop_params.iter().cloned().collect();
+                config.plugins.push(stop);
+            }
+            if let Some(detector) = &self.detector {
+                let mut d = PluginSpec::new(resolve_plugin(detector, data_dir)?);
+                d.params = self.detector_params.iter().cloned().collect();
+                config.plugins.push(d);
+            }
         } else if !self.params.is_empty() {
             bail!("--param needs --plugin (a config's plugins take their params from the config)");
         }
@@ -169,6 +145,53 @@ impl RunArgs {
             "configured" => {}
             other => bail!("--risk `{other}`: expected research or configured"),
         }
+        Ok(config)
+    }
+}
+
+impl RunArgs {
+    /// One plugin (a detector, say) over the given data, nothing else.
+    pub fn of_plugin(plugin: PathBuf, params: Vec<(String, ParamInput)>, data: DataArgs) -> Self {
+        let what = ConfigArgs { config: None, plugin: Some(plugin), params, stop_policy: None, stop_params: Vec::new(), detector: None, detector_params: Vec::new(), capital: None, risk: "research".into() };
+        Self { what, data, benchmark: "equal-weight".into() }
+    }
+}
+
+/// A research run's configuration and data, resolved from the flags.
+pub struct Prepared {
+    pub config: HostConfig,
+    pub config_text: String,
+    pub data: Arc<ReplayData>,
+    pub window: Window,
+    pub replay: ReplayConfig,
+}
+
+impl RunArgs {
+    pub fn prepare(&self, data_dir: &Path, quiet: bool) -> Result<Prepared> {
+        let mut config = self.what.host_config(data_dir)?;
+        let mut replay = match &config.feed {
+            FeedConfig::Replay(r) => r.clone(),
+            _ => ReplayConfig::default(),
+        };
+        if !self.data.symbols.is_empty() {
+            replay.symbols = self.data.symbols.clone();
+        }
+        if let Some(src) = &self.data.source {
+            replay.source = stratbox_research::stress::parse_source(src).map_err(|e| anyhow::anyhow!("--{e}"))?;
+        }
+        if let Some(p) = &self.data.period {
+            replay.period_secs = parse_period(p)?;
+        }
+        let (from, to) = self.data.range.parse()?;
+        let (from, to) = (from.or(replay.from), to.or(replay.to));
+        if let (Some(f), Some(t)) = (from, to)
+            && f >= t
+        {
+            bail!("empty date range: --from {} is not before --to {}", stratbox_research::date(f), stratbox_research::date(t));
+        }
+        // The data is loaded whole (once), the window applied by the runs.
+        replay.from = None;
+        replay.to = None;
         let store = config.data_dir.join("market");
         if !store.exists() {
             bail!("no market store at {}: import data first (stratbox data import FILE)", store.display());

@@ -701,3 +701,106 @@ fn research_reports_render_in_headless_chromium_without_errors() {
         eprintln!("screenshot: {}", shot.display());
     }
 }
+
+#[test]
+fn stress_scenarios_judge_the_configuration_and_name_what_cannot_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("daily.csv");
+    daily_csv(&csv, 6, 500); // 2015-01-01 .. 2016-05-14
+    let d = dir.path().join("data");
+    let d = d.to_str().unwrap();
+    ok(&["data", "import", csv.to_str().unwrap(), "--data-dir", d]);
+    let scenarios = dir.path().join("scenarios.toml");
+    std::fs::write(
+        &scenarios,
+        r#"
+[[scenario]]
+name = "calm"
+from = "2015-06-01"
+to = "2015-12-01"
+
+[[scenario]]
+name = "crash"
+from = "2015-06-01"
+to = "2015-12-01"
+[[scenario.shock]]
+kind = "gap"
+at = "2015-09-01"
+pct = -60
+
+[[scenario]]
+name = "storm"
+from = "2015-06-01"
+to = "2015-12-01"
+[[scenario.shock]]
+kind = "volatility"
+from = "2015-07-01"
+to = "2015-09-01"
+factor = 3
+[[scenario.shock]]
+kind = "correlation"
+from = "2015-09-01"
+to = "2015-11-01"
+[[scenario.shock]]
+kind = "spread"
+factor = 10
+[[scenario.shock]]
+kind = "liquidity"
+participation = 0.01
+
+[[scenario]]
+name = "later"
+from = "2019-01-01"
+to = "2019-06-01"
+"#,
+    )
+    .unwrap();
+    let out = dir.path().join("stress");
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = ["stress", "--scenarios", scenarios.to_str().unwrap(), "--plugin", "sma-cross", "--param", "fast=3", "--param", "slow=9", "--param", "quantity=2000", "--stop-policy", "stops", "--with-detector", "zscore-guard", "--capital", "1e6", "--data-dir", d, "--log", "error"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let e = fails(&args(&["--out", out.to_str().unwrap()]).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(e.contains("2 of 4 scenarios did not pass"), "{e}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("stress.json")).unwrap()).unwrap();
+    let by = |name: &str| report["scenarios"].as_array().unwrap().iter().find(|s| s["scenario"]["name"] == name).unwrap().clone();
+    let (calm, crash, storm, later) = (by("calm"), by("crash"), by("storm"), by("later"));
+    assert_eq!(calm["verdict"], "passed", "{calm:#}");
+    assert!(calm["result"]["max_drawdown"].as_f64().unwrap() <= 0.10);
+    assert!(calm["result"]["bars"].as_u64().unwrap() > 6 * 150, "the warm-up and the window replayed");
+    assert_eq!(crash["verdict"], "failed");
+    let dd = crash["result"]["max_drawdown"].as_f64().unwrap();
+    assert!(dd > 0.10 && crash["reasons"][0].as_str().unwrap().contains("over the 10.00% limit"), "{crash:#}");
+    assert_eq!(crash["result"]["worst_day"][0], "2015-09-01", "the gap's day is the worst: {crash:#}");
+    assert!(crash["result"]["halted"].as_bool().unwrap(), "the drawdown halt tripped: {:#}", crash["result"]["states"]);
+    assert!(crash["result"]["protective_exits"].as_array().unwrap().iter().any(|p| p["time"].as_i64().unwrap() >= 1_441_065_600 * 1_000_000_000), "stops hit at the gap");
+    assert_eq!(crash["shocks"][0], "gap of -60% at 2015-09-01 00:00:00 (every instrument)");
+    assert_ne!(storm["verdict"], "error", "every shock kind applies: {storm:#}");
+    assert_eq!(storm["shocks"].as_array().unwrap().len(), 4);
+    assert_eq!(later["verdict"], "error");
+    assert!(later["reasons"][0].as_str().unwrap().contains("no daily bars (trade) of any symbol between 2019-01-01 and 2019-06-01 (the store has them from"), "{later:#}");
+    assert!(std::fs::read_to_string(out.join("stress.html")).unwrap().contains("crash: equity from 1 at 2015-06-01 with gap of -60%"));
+    // One scenario alone, and it passes: exit 0 with the table.
+    let table = ok(&args(&["--only", "calm"]).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(table.contains("calm") && table.contains("passed") && !table.contains("crash"), "{table}");
+
+    // Bad input, named before anything runs.
+    let e = fails(&args(&["--only", "nope"]).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(e.contains("unknown scenario `nope`") && e.contains("has calm, crash, storm, later"), "{e}");
+    std::fs::write(&scenarios, "[[scenario]]\nname = \"deep\"\nfrom = \"2015-06-01\"\nto = \"2015-12-01\"\n[[scenario.shock]]\nkind = \"gap\"\nat = \"2015-09-01\"\npct = -120\n").unwrap();
+    let e = fails(&args(&[]).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(e.contains("scenario `deep`: shock 1: `gap` shock: `pct` is -120: a gap of -100% or more would make prices non-positive"), "{e}");
+
+    if let Some(browser) = chromium() {
+        let p = probe_in_chromium(&browser, &out.join("stress.html"));
+        assert_eq!(p["errors"], serde_json::json!([]), "{p}");
+        assert_eq!(p["charts"].as_u64(), Some(3), "one equity chart per scenario that ran: {p}");
+        assert_eq!(p["charts"], p["inked"], "{p}");
+    } else {
+        eprintln!("skipped the page check: no Chromium (.ci/run installs it)");
+    }
+}

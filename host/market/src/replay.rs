@@ -257,6 +257,20 @@ impl ReplayData {
         Some((first, *self.times.last()?))
     }
 
+    /// A copy whose bars `rewrite` changes in place (prices and volumes: a
+    /// stress test's shock), in event order; times and instruments stay, and
+    /// so does the cross-section index. The bars must stay valid OHLC with
+    /// positive prices: an error names the first that is not.
+    pub fn with_bars<E: From<String>>(&self, rewrite: impl FnOnce(&mut [Bar]) -> Result<(), E>) -> Result<Self, E> {
+        let mut bars = self.bars.clone();
+        rewrite(&mut bars)?;
+        if let Some(b) = bars.iter().find(|b| !(b.low > 0.0 && b.low <= b.open.min(b.close) && b.high >= b.open.max(b.close) && b.high.is_finite())) {
+            let symbol = self.instruments.get(b.instrument as usize).map_or("?", |i| i.symbol.as_str());
+            return Err(E::from(format!("the bar of {symbol} at {} would be {}/{}/{}/{} (open/high/low/close): prices must stay positive and the bar valid", crate::format_time(b.start), b.open, b.high, b.low, b.close)));
+        }
+        Ok(Self { instruments: self.instruments.clone(), hours: self.hours.clone(), bars, starts: self.starts.clone(), times: self.times.clone(), period_secs: self.period_secs })
+    }
+
     /// A feed over the cross-sections whose bars start in `[from, to)`.
     pub fn feed(self: &std::sync::Arc<Self>, from: Option<Timestamp>, to: Option<Timestamp>) -> SharedReplay {
         let period = i64::from(self.period_secs) * NANOS_PER_SEC;

@@ -5,7 +5,7 @@
 //! (equity points, fills, risk decisions), as `stratbox report` reads a live
 //! run's: there is no second copy of the trading logic here.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,7 @@ use serde::Serialize;
 use stratbox_engine::config::{ControlConfig, FeedConfig, HostConfig, Mode};
 use stratbox_engine::{Host, RunSummary};
 use stratbox_market::{NANOS_PER_SEC, ReplayData, Timestamp};
-use stratbox_trading::{JournalEvent, RiskConfig, SideName};
+use stratbox_trading::{JournalEvent, PROTECTIVE_EXIT, RiskConfig, SideName};
 
 use crate::metrics::{Conventions, Metrics, RelativeMetrics};
 use crate::trades::{RoundTrip, TradeStats};
@@ -76,6 +76,27 @@ pub struct AlarmRecord {
     pub reason: String,
 }
 
+/// A trading state the risk engine set or lifted (breakers, halts, reduce-only), as journaled.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StateChange {
+    pub time: Timestamp,
+    /// `None`: the whole account.
+    pub plugin: Option<String>,
+    /// active, reduce-only or halted.
+    pub state: String,
+    pub cause: String,
+    pub reason: String,
+}
+
+/// A fill the broker made at a protective level (a stop-loss or take-profit reached).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProtectiveExit {
+    pub time: Timestamp,
+    pub plugin: String,
+    pub symbol: String,
+    pub price: f64,
+}
+
 /// A point of the equity curve (the journal's, one per event).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct EquityPoint {
@@ -127,6 +148,9 @@ pub struct Run {
     pub refused: BTreeMap<String, u64>,
     /// Anomaly detectors' alarms, as journaled (market time of the bar that raised each).
     pub alarms: Vec<AlarmRecord>,
+    /// Trading states set and lifted, in order.
+    pub states: Vec<StateChange>,
+    pub protective_exits: Vec<ProtectiveExit>,
     /// Plugins quarantined during the run, with the reason.
     pub faults: Vec<(String, String)>,
     pub summary: RunSummary,
@@ -182,6 +206,8 @@ pub fn backtest_with_progress(data: &Arc<ReplayData>, config: &HostConfig, windo
         contribution: BTreeMap::new(),
         refused: summary.status.risk.stats.rejected.iter().map(|(rule, n)| (format!("{rule:?}"), *n)).collect(),
         alarms: Vec::new(),
+        states: Vec::new(),
+        protective_exits: Vec::new(),
         faults: summary.plugins.iter().filter(|p| p.faults > 0).map(|p| (p.name.clone(), p.reason.clone().unwrap_or_default())).collect(),
         bars: summary.status.stats.bars,
         wall,
@@ -202,10 +228,24 @@ pub fn backtest_with_progress(data: &Arc<ReplayData>, config: &HostConfig, windo
     let entries = journal.in_memory_entries().expect("research runs journal in memory");
     let mut open: HashMap<(String, u32), Trade> = HashMap::new();
     let mut held: HashMap<(String, u32), f64> = HashMap::new();
+    let mut protective: HashSet<&str> = HashSet::new();
     for e in entries {
         match &e.event {
+            JournalEvent::Risk { client_id, reason: Some(r), .. } if r == PROTECTIVE_EXIT => {
+                protective.insert(client_id);
+            }
+            JournalEvent::TradingState { plugin, state, reason, cause, .. } => run.states.push(StateChange {
+                time: e.time,
+                plugin: plugin.clone(),
+                state: serde_name(state),
+                cause: serde_name(cause),
+                reason: reason.clone(),
+            }),
             JournalEvent::Equity { equity, gross_exposure, .. } => run.equity.push(EquityPoint { time: e.time, equity: *equity, gross_exposure: *gross_exposure }),
-            JournalEvent::Fill { plugin, instrument, side, quantity, price, fee, .. } => {
+            JournalEvent::Fill { client_id, plugin, instrument, side, quantity, price, fee, .. } => {
+                if protective.contains(client_id.as_str()) {
+                    run.protective_exits.push(ProtectiveExit { time: e.time, plugin: plugin.clone(), symbol: symbols[*instrument as usize].clone(), price: *price });
+                }
                 let signed = if matches!(side, SideName::Buy) { *quantity } else { -*quantity };
                 let key = (plugin.clone(), *instrument);
                 let before = held.get(&key).copied().unwrap_or(0.0);
@@ -231,6 +271,11 @@ pub fn backtest_with_progress(data: &Arc<ReplayData>, config: &HostConfig, windo
     still_open.sort_by(|a, b| (a.opened, &a.symbol).cmp(&(b.opened, &b.symbol)));
     run.trades.extend(still_open);
     Ok(run)
+}
+
+/// A unit enum's serde name (`reduce-only`, `circuit-breaker`).
+fn serde_name<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
 /// Books one fill into the round trips of its plugin and instrument: a fill

@@ -513,3 +513,53 @@ pub const VAR_NOTE: &str = "VaR is the loss exceeded with the table's tail proba
 Historical: the empirical quantile of the horizon's (overlapping, compounded) returns. Normal: mean and sample standard deviation, \
 square-root-of-time to the horizon. Cornish-Fisher: the normal quantile corrected for skew and excess kurtosis. \
 Monte Carlo: the historical estimator on 100,000 horizon returns drawn by the stationary bootstrap (mean block 5).";
+
+/// A stress run's page: the verdicts, then each scenario's equity (from 1 at
+/// its start) and what the breakers and stops did.
+pub fn stress_page(title: &str, limits: &crate::stress::Limits, outcomes: &[crate::stress::Outcome]) -> String {
+    use crate::stress::Verdict;
+    let mut page = Page::new(title);
+    let limit = match limits.max_loss {
+        Some(l) => format!("limits: max drawdown {}, loss {}", pct(limits.max_drawdown), pct(l)),
+        None => format!("limits: max drawdown {}", pct(limits.max_drawdown)),
+    };
+    page.note(&format!("{} of {} scenarios passed; {limit}.", outcomes.iter().filter(|o| o.verdict == Verdict::Passed).count(), outcomes.len()));
+    let rows: Vec<Vec<String>> = outcomes
+        .iter()
+        .map(|o| {
+            let r = o.result.as_ref();
+            let dash = || "-".to_owned();
+            vec![
+                o.scenario.name.clone(),
+                format!("{:?}", o.verdict).to_lowercase(),
+                r.map_or_else(dash, |r| pct(r.total_return)),
+                r.map_or_else(dash, |r| pct(r.max_drawdown)),
+                r.map_or_else(dash, |r| r.recovery_days.map_or("not in the window".into(), |d| format!("{d:.1} days"))),
+                r.and_then(|r| r.worst_day.as_ref()).map_or_else(dash, |(d, v)| format!("{} on {d}", pct(*v))),
+                r.map_or_else(dash, |r| if r.halted { "yes".into() } else if r.reduce_only { "reduce-only".into() } else { "no".into() }),
+                r.map_or_else(dash, |r| format!("{} / {}", r.protective_exits.len(), r.stop_exits)),
+                r.map_or_else(dash, |r| r.alarms.iter().map(|(l, n)| format!("{n} {l}")).collect::<Vec<_>>().join(", ")),
+                o.reasons.join("; "),
+            ]
+        })
+        .collect();
+    page.grid("Scenarios", &["scenario", "verdict", "return", "max drawdown", "recovery", "worst day", "halted", "stop levels hit / stop exits", "alarms", "why"], &rows);
+    for o in outcomes {
+        let Some(r) = &o.result else { continue };
+        let x: Vec<String> = r.equity.iter().map(|(t, _)| stratbox_market::format_time(*t)[..16].to_owned()).collect();
+        let y: Vec<f64> = r.equity.iter().map(|(_, e)| e / r.start_equity).collect();
+        let shocks = if o.shocks.is_empty() { String::new() } else { format!(" with {}", o.shocks.join(", ")) };
+        page.chart(line_chart(&format!("{}: equity from 1 at {}{shocks}", o.scenario.name, crate::date(o.scenario.from)), x, vec![("equity", y)], false));
+        let states: Vec<Vec<String>> = r.states.iter().map(|c| vec![stratbox_market::format_time(c.time), c.plugin.clone().unwrap_or("account".into()), c.state.clone(), c.cause.clone(), c.reason.clone()]).collect();
+        if !states.is_empty() {
+            page.grid(&format!("{}: trading states", o.scenario.name), &["time", "of", "state", "cause", "reason"], &states);
+        }
+        let exits: Vec<Vec<String>> = r.protective_exits.iter().take(50).map(|p| vec![stratbox_market::format_time(p.time), p.plugin.clone(), p.symbol.clone(), format!("{:.4}", p.price)]).collect();
+        if !exits.is_empty() {
+            let more = r.protective_exits.len().saturating_sub(50);
+            let heading = if more > 0 { format!("{}: stop levels hit (first 50 of {})", o.scenario.name, r.protective_exits.len()) } else { format!("{}: stop levels hit", o.scenario.name) };
+            page.grid(&heading, &["time", "plugin", "symbol", "price"], &exits);
+        }
+    }
+    page.render()
+}

@@ -13,7 +13,8 @@
 //! [`walkforward`] chooses parameters on each training window and measures them on the next;
 //! [`montecarlo`] resamples a run's returns or trades into many paths, and
 //! [`var`] estimates VaR and CVaR four ways; [`detect`] scores an anomaly
-//! detector's alarms against known events.
+//! detector's alarms against known events; [`stress`] runs a configuration
+//! through named crash scenarios and synthetic shocks, judged against limits.
 
 pub mod backtest;
 pub mod detect;
@@ -22,6 +23,7 @@ pub mod metrics;
 pub mod montecarlo;
 pub mod report;
 pub mod space;
+pub mod stress;
 pub mod study;
 pub mod overfitting;
 pub mod trades;

@@ -28,7 +28,7 @@ pub use execution::{
     Entry, IllegalTransition, Journal, JournalError, JournalEvent, OrderEvent, OrderState, OrderTracker, Rebuilt, Restored, Slippage, TrackedOrder,
     TrackerStats, rebuild, report, transition,
 };
-pub use order_path::{ADOPTED, AccountCheck, AdoptReport, DeleveragePlan, EquityTolerance, FlattenReport, OrderPath, OrderPathConfig, PathStats, RECONCILIATION_FAILED, Violation};
+pub use order_path::{ADOPTED, PROTECTIVE_EXIT, AccountCheck, AdoptReport, DeleveragePlan, EquityTolerance, FlattenReport, OrderPath, OrderPathConfig, PathStats, RECONCILIATION_FAILED, Violation};
 pub use risk::{
     Alert, AlertConfig, AlertSink, AlertStats, AlarmLevelName, BookTotals, Cause, CircuitBreakerConfig, Exposure, OrderCheck, RiskConfig, RiskEngine, RiskReject, RiskRule, RiskStats,
     PortfolioVar, RiskView, StateRecord, TradingState, VarLimitConfig, VarView,

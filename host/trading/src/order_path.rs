@@ -90,8 +90,13 @@ pub struct PathStats {
     /// Orders the risk engine refused (by rule in the risk view's stats).
     pub risk_rejected: u64,
     pub stop_decisions: u64,
+    /// Stop policies' exits at market (their levels reached are the broker's `protective_exits`).
+    pub stop_exits: u64,
     pub alarms: u64,
 }
+
+/// The risk reason journaled with a fill the broker made at a protective level.
+pub const PROTECTIVE_EXIT: &str = "protective exit at the broker's level";
 
 /// A plugin whose intents or stop decisions broke the contract, and why: the
 /// engine quarantines it (none of that batch reached the broker).
@@ -540,6 +545,7 @@ impl OrderPath {
             match decision {
                 StopDecision::SetLevels(levels) => self.broker.protect(&holder, levels),
                 StopDecision::Exit(instrument) => {
+                    self.stats.stop_exits += 1;
                     tracing::debug!(policy = %policy, plugin = %holder, instrument, "stop policy exit");
                     self.route(&holder, &Intent::Target(TargetPosition { instrument, quantity: 0.0 }), now, true);
                 }
@@ -925,7 +931,7 @@ impl OrderPath {
                             decision_price: None,
                         },
                     );
-                    self.journal(fill.time, JournalEvent::Risk { client_id: id.clone(), accepted: true, reason: Some("protective exit at the broker's level".into()) });
+                    self.journal(fill.time, JournalEvent::Risk { client_id: id.clone(), accepted: true, reason: Some(PROTECTIVE_EXIT.into()) });
                     self.journal(fill.time, JournalEvent::Acknowledged { client_id: id.clone(), broker_id: fill.order_id });
                     id
                 }

@@ -17,6 +17,10 @@
 //! - at most the quoted size fills (the rest keeps working: a partial fill),
 //!   unless the quote shows no size.
 //!
+//! With `max_volume_fraction` set, a bar fills at most that fraction of its
+//! volume, orders first, then protective exits (whose level stays for the
+//! rest); the rest keeps working (a liquidity cut, as the stress tests apply).
+//!
 //! A fill is stamped with the moment it happens: a bar fill at the bar's
 //! start (the open it fills at; a bar is delivered at its end, so that is
 //! earlier than the clock), a quote fill at the quote's time. The journal,
@@ -54,11 +58,15 @@ pub struct PaperConfig {
     pub latency_ms: u64,
     /// Overnight financing of open positions, basis points of the notional per day.
     pub financing_bps_per_day: f64,
+    /// Liquidity on bars: an order (or a protective exit) fills at most this
+    /// fraction of a bar's volume, the rest on later bars; 0 for no cap (and
+    /// bars without volume are never capped).
+    pub max_volume_fraction: f64,
 }
 
 impl Default for PaperConfig {
     fn default() -> Self {
-        Self { spread_bps: 2.0, commission_bps: 0.5, slippage_bps: 0.5, latency_ms: 0, financing_bps_per_day: 0.0 }
+        Self { spread_bps: 2.0, commission_bps: 0.5, slippage_bps: 0.5, latency_ms: 0, financing_bps_per_day: 0.0, max_volume_fraction: 0.0 }
     }
 }
 
@@ -378,6 +386,8 @@ impl PaperBroker {
         let sl = self.config.slippage_bps * 1e-4;
         let mut fills = Vec::new();
         let mut remaining = Vec::new();
+        // What this bar can absorb, shared by its orders and then its protective exits.
+        let mut liquidity = if self.config.max_volume_fraction > 0.0 && bar.volume > 0.0 { self.config.max_volume_fraction * bar.volume } else { f64::INFINITY };
         for mut w in self.working.remove(&bar.instrument).unwrap_or_default() {
             if self.live_from(w.placed_at) > bar.start {
                 remaining.push(w);
@@ -393,24 +403,30 @@ impl PaperBroker {
                 OrderType::Stop(s) if buy => (bar.high >= s).then(|| taker(bar.open.max(s))),
                 OrderType::Stop(s) => (bar.low <= s).then(|| taker(bar.open.min(s))),
             };
+            let left = w.view.quantity - w.view.filled_quantity;
             match price {
-                Some(price) => {
-                    let qty = w.view.quantity - w.view.filled_quantity;
+                Some(price) if liquidity > 0.0 => {
+                    let qty = left.min(liquidity);
+                    liquidity -= qty;
                     fills.push((w.owner.clone(), self.book_fill(&mut w, bar.instrument, bar.start, qty, price)));
+                    if w.view.filled_quantity < w.view.quantity - 1e-9 {
+                        self.stats.partial_fills += 1;
+                        if w.time_in_force == TimeInForce::Ioc { self.expire(&w) } else { remaining.push(w) }
+                    }
                 }
-                None if expires_unfilled(&w, bar.start) => self.expire(&w),
-                None => remaining.push(w),
+                _ if expires_unfilled(&w, bar.start) => self.expire(&w),
+                _ => remaining.push(w),
             }
         }
         if !remaining.is_empty() {
             self.working.insert(bar.instrument, remaining);
         }
-        self.check_protections(bar, hs, &mut fills);
+        self.check_protections(bar, hs, liquidity, &mut fills);
         self.world.ledger_mut().mark(bar.instrument, bar.close);
         fills
     }
 
-    fn check_protections(&mut self, bar: &Bar, hs: f64, fills: &mut Vec<(Arc<str>, Fill)>) {
+    fn check_protections(&mut self, bar: &Bar, hs: f64, mut liquidity: f64, fills: &mut Vec<(Arc<str>, Fill)>) {
         let mut triggered = Vec::new();
         let first: (InstrumentId, Arc<str>) = (bar.instrument, Arc::from(""));
         for ((instrument, owner), levels) in self.protections.range(first..).take_while(|((i, _), _)| *i == bar.instrument) {
@@ -435,11 +451,19 @@ impl PaperBroker {
             }
         }
         for (owner, instrument, hit) in triggered {
-            let Some((price, qty)) = hit else {
+            let Some((price, held)) = hit else {
                 self.protections.remove(&(instrument, owner));
                 continue;
             };
-            self.protections.remove(&(instrument, owner.clone()));
+            // Under a liquidity cap the level stays for what the bar could not take.
+            let qty = held.signum() * held.abs().min(liquidity);
+            if qty == 0.0 {
+                continue;
+            }
+            liquidity -= qty.abs();
+            if qty == held {
+                self.protections.remove(&(instrument, owner.clone()));
+            }
             let id = self.next_id;
             self.next_id += 1;
             let side = if qty > 0.0 { Side::Sell } else { Side::Buy };
@@ -502,6 +526,28 @@ mod tests {
         assert_eq!(b.stats.protective_exits, 1);
     }
 
+    #[test]
+    fn a_volume_cap_fills_orders_and_protective_exits_over_several_bars() {
+        let world = Arc::new(SharedWorld::new(16));
+        let config = PaperConfig { spread_bps: 0.0, commission_bps: 0.0, slippage_bps: 0.0, max_volume_fraction: 0.1, ..PaperConfig::default() };
+        let mut b = PaperBroker::new(config, world.clone());
+        let p: Arc<str> = Arc::from("p");
+        b.submit(&p, &Intent::Target(TargetPosition { instrument: 0, quantity: 25.0 }), 0);
+        let with_volume = |start, low, volume| Bar { volume, ..bar(start, 10.0, 10.5, low, 10.0) };
+        let fills = b.on_bar(&with_volume(60, 9.5, 100.0));
+        assert_eq!(fills[0].1.quantity, 10.0, "10% of 100");
+        assert_eq!(b.on_bar(&with_volume(120, 9.5, 100.0))[0].1.quantity, 10.0);
+        assert_eq!(b.on_bar(&with_volume(180, 9.5, 0.0))[0].1.quantity, 5.0, "a bar without volume is not capped");
+        assert_eq!(world.ledger().quantity("p", 0), 25.0);
+        b.protect(&p, StopLevels { instrument: 0, stop_loss: Some(9.0), take_profit: None });
+        // The stop is reached on two bars of volume 150: 15 and then the last 10.
+        assert_eq!(b.on_bar(&with_volume(240, 8.5, 150.0))[0].1.quantity, 15.0);
+        assert_eq!(world.ledger().quantity("p", 0), 10.0);
+        assert!(b.on_bar(&with_volume(300, 9.5, 150.0)).is_empty(), "the level stays, not reached");
+        assert_eq!(b.on_bar(&with_volume(360, 8.5, 150.0))[0].1.quantity, 10.0);
+        assert_eq!(world.ledger().quantity("p", 0), 0.0);
+    }
+
     fn quote(time: i64, bid: f64, ask: f64, size: f64) -> stratbox_contract::Quote {
         stratbox_contract::Quote { instrument: 0, time, bid, bid_size: size, ask, ask_size: size }
     }
@@ -538,7 +584,7 @@ mod tests {
     #[test]
     fn bars_charge_slippage_and_days_charge_financing() {
         let world = Arc::new(SharedWorld::new(16));
-        let config = PaperConfig { spread_bps: 0.0, commission_bps: 0.0, slippage_bps: 20.0, latency_ms: 0, financing_bps_per_day: 1.0 };
+        let config = PaperConfig { spread_bps: 0.0, commission_bps: 0.0, slippage_bps: 20.0, latency_ms: 0, financing_bps_per_day: 1.0, max_volume_fraction: 0.0 };
         let mut b = PaperBroker::new(config, world.clone());
         let p: Arc<str> = Arc::from("p");
         b.submit(&p, &Intent::Target(stratbox_contract::TargetPosition { instrument: 0, quantity: 10.0 }), 0);
