@@ -9,10 +9,14 @@
 use std::path::{Path, PathBuf};
 
 /// The bundled plugins: crate folder (from the repository root), file name.
-const BUNDLED: [(&str, &str); 3] = [
+const BUNDLED: [(&str, &str); 7] = [
     ("examples/sma-cross", "sma_cross.wasm"),
     ("plugins/zscore-guard", "zscore_guard.wasm"),
     ("plugins/stops", "stops.wasm"),
+    ("plugins/vol-regime", "vol_regime.wasm"),
+    ("plugins/jump-guard", "jump_guard.wasm"),
+    ("plugins/breadth-guard", "breadth_guard.wasm"),
+    ("plugins/spread-guard", "spread_guard.wasm"),
 ];
 
 fn main() {

@@ -269,3 +269,193 @@ impl RollingStats {
         (sd > 0.0).then(|| (x - self.mean) / sd)
     }
 }
+
+/// Exponentially weighted variance of returns about zero (RiskMetrics'
+/// convention): `v = lambda v + (1 - lambda) r^2`, with `lambda` from a
+/// half-life in bars (`0.5^(1/half_life)`). Ready after `warmup` returns; the
+/// first return seeds it.
+#[derive(Debug, Clone)]
+pub struct EwmaVariance {
+    lambda: f64,
+    warmup: usize,
+    seen: usize,
+    value: f64,
+}
+
+impl EwmaVariance {
+    /// A variance with a half-life of `half_life` bars, ready after `warmup` returns.
+    pub fn new(half_life: f64, warmup: usize) -> Self {
+        assert!(half_life > 0.0, "a half-life must be positive");
+        Self { lambda: 0.5f64.powf(1.0 / half_life), warmup: warmup.max(1), seen: 0, value: 0.0 }
+    }
+
+    /// Adds a return; the variance once warmed up.
+    pub fn update(&mut self, r: f64) -> Option<f64> {
+        self.value = if self.seen == 0 { r * r } else { self.lambda * self.value + (1.0 - self.lambda) * r * r };
+        self.seen += 1;
+        self.value()
+    }
+
+    /// The variance, once warmed up.
+    pub fn value(&self) -> Option<f64> {
+        (self.seen >= self.warmup).then_some(self.value)
+    }
+}
+
+/// Median and median absolute deviation of the last `period` values: scales
+/// that one outlier cannot move. Each update is O(1); a query sorts a copy of
+/// the window (O(period log period)).
+#[derive(Debug, Clone)]
+pub struct RollingMedian {
+    window: Window,
+    scratch: Vec<f64>,
+}
+
+impl RollingMedian {
+    /// Over the last `period` values (`period >= 1`).
+    pub fn new(period: usize) -> Self {
+        Self { window: Window::new(period), scratch: Vec::with_capacity(period) }
+    }
+
+    /// Adds `x`.
+    pub fn update(&mut self, x: f64) {
+        self.window.push(x);
+    }
+
+    /// Whether `period` values have been seen.
+    pub fn is_ready(&self) -> bool {
+        self.window.is_full()
+    }
+
+    fn median_of(v: &mut [f64]) -> f64 {
+        v.sort_unstable_by(f64::total_cmp);
+        let n = v.len();
+        if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) }
+    }
+
+    /// (median, MAD) of the window, once full. MAD is the median of the
+    /// absolute deviations from the median, unscaled (x 1.4826 estimates a
+    /// normal standard deviation).
+    pub fn median_mad(&mut self) -> Option<(f64, f64)> {
+        if !self.is_ready() {
+            return None;
+        }
+        self.scratch.clear();
+        self.scratch.extend_from_slice(self.window.values());
+        let median = Self::median_of(&mut self.scratch);
+        for v in self.scratch.iter_mut() {
+            *v = (*v - median).abs();
+        }
+        Some((median, Self::median_of(&mut self.scratch)))
+    }
+}
+
+/// Each instrument's last close, turning closes into log returns (for detectors).
+#[derive(Debug, Clone, Default)]
+pub struct LogReturns {
+    last: Vec<f64>,
+}
+
+impl LogReturns {
+    /// The log return from the instrument's previous close; `None` for its
+    /// first bar or a non-positive price (which is not remembered).
+    pub fn update(&mut self, instrument: u32, close: f64) -> Option<f64> {
+        let i = instrument as usize;
+        if self.last.len() <= i {
+            self.last.resize(i + 1, f64::NAN);
+        }
+        if !(close > 0.0) {
+            return None;
+        }
+        let prev = std::mem::replace(&mut self.last[i], close);
+        (prev > 0.0).then(|| (close / prev).ln())
+    }
+}
+
+#[cfg(test)]
+mod robust_tests {
+    use super::*;
+
+    #[test]
+    fn ewma_variance_follows_its_half_life() {
+        let mut v = EwmaVariance::new(1.0, 1);
+        assert_eq!(v.update(0.1), Some(0.1 * 0.1 + 0.0), "seeded by the first return");
+        // lambda = 0.5: halfway from 0.01 to 0.
+        assert!((v.update(0.0).unwrap() - 0.005).abs() < 1e-15);
+        let mut w = EwmaVariance::new(10.0, 3);
+        assert_eq!((w.update(1.0), w.update(1.0)), (None, None));
+        assert!(w.update(1.0).is_some());
+    }
+
+    #[test]
+    fn median_and_mad_ignore_one_outlier() {
+        let mut m = RollingMedian::new(5);
+        for x in [1.0, 2.0, 3.0, 4.0] {
+            m.update(x);
+            assert!(m.median_mad().is_none());
+        }
+        m.update(1000.0);
+        // 1, 2, 3, 4, 1000: median 3; deviations 2, 1, 0, 1, 997: MAD 1.
+        assert_eq!(m.median_mad(), Some((3.0, 1.0)));
+        m.update(5.0); // 2, 3, 4, 1000, 5: median 4, deviations 2, 1, 0, 996, 1: MAD 1.
+        assert_eq!(m.median_mad(), Some((4.0, 1.0)));
+    }
+
+    #[test]
+    fn log_returns_per_instrument() {
+        let mut r = LogReturns::default();
+        assert_eq!(r.update(3, 100.0), None);
+        assert_eq!(r.update(0, 50.0), None);
+        assert!((r.update(3, 110.0).unwrap() - (1.1f64).ln()).abs() < 1e-15);
+        assert_eq!(r.update(3, 0.0), None, "a bad price is skipped");
+        assert!((r.update(3, 121.0).unwrap() - (1.1f64).ln()).abs() < 1e-12, "from the last good close");
+    }
+}
+
+/// One `T` per instrument, created on first use: the state a plugin keeps
+/// per instrument (ids are small and dense, so a vector indexed by id).
+#[derive(Debug, Clone)]
+pub struct PerInstrument<T> {
+    slots: Vec<Option<T>>,
+}
+
+impl<T> Default for PerInstrument<T> {
+    fn default() -> Self {
+        Self { slots: Vec::new() }
+    }
+}
+
+impl<T> PerInstrument<T> {
+    /// The instrument's state, made by `make` if it has none.
+    pub fn get_or_insert_with(&mut self, instrument: u32, make: impl FnOnce() -> T) -> &mut T {
+        let i = instrument as usize;
+        if self.slots.len() <= i {
+            self.slots.resize_with(i + 1, || None);
+        }
+        self.slots[i].get_or_insert_with(make)
+    }
+
+    /// The instrument's state, if it has one.
+    pub fn get(&self, instrument: u32) -> Option<&T> {
+        self.slots.get(instrument as usize)?.as_ref()
+    }
+
+    /// The instrument's state to change, if it has one.
+    pub fn get_mut(&mut self, instrument: u32) -> Option<&mut T> {
+        self.slots.get_mut(instrument as usize)?.as_mut()
+    }
+
+    /// Replaces the instrument's state.
+    pub fn set(&mut self, instrument: u32, value: T) {
+        let i = instrument as usize;
+        if self.slots.len() <= i {
+            self.slots.resize_with(i + 1, || None);
+        }
+        self.slots[i] = Some(value);
+    }
+
+    /// Every instrument with a state, by id.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
+        self.slots.iter().enumerate().filter_map(|(i, s)| Some((i as u32, s.as_ref()?)))
+    }
+}

@@ -243,4 +243,10 @@ impl<P: AnomalyDetector> Harness<P> {
         bars.iter().for_each(|b| self.close_bar(b));
         self.plugin.observe_bars(&mut Ctx::new(&mut self.host), bars)
     }
+
+    /// Delivers a quote; returns the alarm, if any.
+    pub fn observe_quote(&mut self, quote: Quote) -> Option<Alarm> {
+        self.host.now = quote.time;
+        self.plugin.observe_quote(&mut Ctx::new(&mut self.host), &quote)
+    }
 }

@@ -271,7 +271,7 @@ pub struct Stops {
     /// Indexed by instrument id: one trade per instrument. To protect several
     /// plugins that may hold the same instrument, load one instance per
     /// plugin (`protects`).
-    trades: Vec<Option<Trade>>,
+    trades: PerInstrument<Trade>,
 }
 
 impl Plugin for Stops {
@@ -295,26 +295,20 @@ impl Plugin for Stops {
     }
 
     fn init(_ctx: &mut Ctx<'_>, init: &Init) -> Result<Self, String> {
-        Ok(Self { rules: Rules::from_params(&init.params)?, trades: Vec::new() })
+        Ok(Self { rules: Rules::from_params(&init.params)?, trades: PerInstrument::default() })
     }
 
     fn export_state(&self) -> Vec<u8> {
         let mut w = Vec::new();
-        for (id, t) in self.trades.iter().enumerate() {
-            if let Some(t) = t {
-                state::write(&mut w, id as u32, t);
-            }
+        for (id, t) in self.trades.iter() {
+            state::write(&mut w, id, t);
         }
         w
     }
 
     fn import_state(&mut self, _ctx: &mut Ctx<'_>, bytes: &[u8]) -> Result<(), String> {
         for (id, trade) in state::read(bytes)? {
-            let i = id as usize;
-            if self.trades.len() <= i {
-                self.trades.resize_with(i + 1, || None);
-            }
-            self.trades[i] = Some(trade);
+            self.trades.set(id, trade);
         }
         Ok(())
     }
@@ -322,26 +316,22 @@ impl Plugin for Stops {
 
 impl StopPolicy for Stops {
     fn on_position_bar(&mut self, ctx: &mut Ctx<'_>, bar: &Bar, position: &Position, out: &mut Vec<StopDecision>) {
-        let i = bar.instrument as usize;
-        if self.trades.len() <= i {
-            self.trades.resize_with(i + 1, || None);
-        }
         // The host's history ends with this bar; the one before it tells
         // whether the trade we hold was still open on the previous bar.
         let before = ctx.history(bar.instrument, bar.period_secs, 2).into_iter().find(|b| b.start < bar.start);
-        let same_trade = self.trades[i].as_ref().is_some_and(|t| {
+        let same_trade = self.trades.get(bar.instrument).is_some_and(|t| {
             t.direction == position.quantity.signum() && t.entry == position.average_price && before.is_none_or(|prev| prev.start == t.last_start)
         });
-        let warm = !same_trade || self.trades[i].as_ref().is_some_and(|t| t.atr.is_none());
+        let warm = !same_trade || self.trades.get(bar.instrument).is_some_and(|t| t.atr.is_none());
         let older: Vec<Bar> = if warm {
             ctx.history(bar.instrument, bar.period_secs, self.rules.atr_period as u32 + 1).into_iter().filter(|b| b.start < bar.start).collect()
         } else {
             Vec::new()
         };
         if !same_trade {
-            self.trades[i] = Some(Trade::open(&self.rules, bar, position, &older));
+            self.trades.set(bar.instrument, Trade::open(&self.rules, bar, position, &older));
         }
-        let trade = self.trades[i].as_mut().expect("set above");
+        let trade = self.trades.get_mut(bar.instrument).expect("set above");
         if trade.atr.is_none() {
             trade.warm_up(&self.rules, &older);
         }
