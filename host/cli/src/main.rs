@@ -102,6 +102,15 @@ enum Cmd {
     Report(report::ReportArgs),
     /// Counters of the running host.
     Status,
+    /// The running host's portfolio VaR and CVaR at 95% and 99%, one day: historical, normal, Cornish-Fisher, Monte Carlo.
+    Var {
+        /// Days ahead (the estimates scale the one-day history; Monte Carlo draws block paths).
+        #[arg(long, default_value_t = 1)]
+        horizon: usize,
+        /// Print the table as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Emergency: cancel every working order, close every position, and halt trading.
     Flatten {
         /// Required: everything, every plugin.
@@ -192,6 +201,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Detect(d) => detect::detect(d, &data_dir(&cli.data_dir)),
         Cmd::Stress(s) => stress::stress(s, &data_dir(&cli.data_dir)),
         Cmd::Status => print_json(&ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.status()?),
+        Cmd::Var { horizon, json } => montecarlo::live_var(&ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.status()?, horizon, json),
         Cmd::Shutdown => Ok(ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.shutdown()?),
         Cmd::Flatten { all: _ } => print_json(&ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.flatten()?),
         Cmd::Resume => print_json(&ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.resume()?),

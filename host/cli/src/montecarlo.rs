@@ -125,3 +125,46 @@ pub fn run(saved: &SavedRun, paths: usize, o: &McOptions, out: &Path, source: &s
     }
     Ok(())
 }
+
+/// `stratbox var`: the four estimates of the live portfolio's VaR, from the
+/// day-by-day P&L of its positions the host's `[risk.var_limit]` keeps.
+pub fn live_var(status: &serde_json::Value, horizon: usize, json: bool) -> Result<()> {
+    let v = &status["risk"]["var"];
+    if v.is_null() {
+        anyhow::bail!("the host has no VaR estimate: it needs [risk.var_limit] in its config, min_days of bar history and an open position");
+    }
+    let returns: Vec<f64> = v["returns"].as_array().map(|a| a.iter().filter_map(serde_json::Value::as_f64).collect()).unwrap_or_default();
+    if returns.len() < 2 {
+        anyhow::bail!("the host's VaR estimate carries {} days of returns: too few for the table", returns.len());
+    }
+    let table = var_table(&returns, horizon.max(1), McVar::default());
+    let equity = status["risk"]["equity"].as_f64().unwrap_or(f64::NAN);
+    if json {
+        return crate::print_json(&serde_json::json!({ "days": returns.len(), "horizon": horizon, "equity": equity, "limit": v, "estimates": table }));
+    }
+    println!("positions revalued on {} days; equity {equity:.2}; the limit uses historical {:.0}%: {:.2}% of equity", returns.len(), v["confidence"].as_f64().unwrap_or(0.0) * 100.0, v["fraction"].as_f64().unwrap_or(f64::NAN) * 100.0);
+    println!("{:<16} {:>6} {:>10} {:>10} {:>14} {:>14}", "method", "conf", "VaR", "CVaR", "VaR", "CVaR");
+    for e in &table {
+        println!("{:<16} {:>5.0}% {:>9.3}% {:>9.3}% {:>14.2} {:>14.2}", e.method, e.confidence * 100.0, e.var * 100.0, e.cvar * 100.0, e.var * equity, e.cvar * equity);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table from a status as the host serves it: the historical row is
+    /// the quantile of the day-by-day returns the limit used.
+    #[test]
+    fn the_live_table_estimates_from_the_hosts_day_by_day_returns() {
+        let returns: Vec<f64> = (0..100).map(|k| if k % 10 == 0 { -0.02 } else { 0.001 }).collect();
+        let status = serde_json::json!({ "risk": { "equity": 1e6, "var": { "confidence": 0.99, "fraction": 0.02, "returns": returns } } });
+        let table = var_table(&returns, 1, McVar::default());
+        let hist95 = table.iter().find(|e| e.method == "historical" && e.confidence == 0.95).unwrap();
+        assert!((hist95.var - 0.02).abs() < 1e-12, "10% of days lose 2%: {hist95:?}");
+        assert!(live_var(&status, 1, true).is_ok());
+        let none = serde_json::json!({ "risk": { "var": null } });
+        assert!(live_var(&none, 1, false).unwrap_err().to_string().contains("needs [risk.var_limit]"));
+    }
+}

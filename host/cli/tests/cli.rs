@@ -262,6 +262,8 @@ fn operate_a_running_host_over_the_control_api() {
     let status: serde_json::Value = serde_json::from_str(&host.cli(&["status"])).unwrap();
     assert_eq!(status["risk"]["global"]["state"], "halted");
     assert!(status["risk"].as_object().unwrap().contains_key("var"), "the VaR estimate has its place (null: no [risk.var_limit]): {status}");
+    let out = stratbox(&["var", "--data-dir", &host.data_dir]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("needs [risk.var_limit]"), "{}", String::from_utf8_lossy(&out.stderr));
     let resumed: serde_json::Value = serde_json::from_str(&host.cli(&["resume"])).unwrap();
     assert_eq!((resumed["global"]["state"].as_str(), resumed["global"]["reason"].as_str()), (Some("active"), Some("resumed by the operator")));
     let out = stratbox(&["flatten", "--data-dir", &host.data_dir]);

@@ -825,7 +825,7 @@ impl RiskEngine {
             peak_equity: self.peak_equity,
             drawdown: if self.peak_equity > 0.0 { (self.peak_equity - self.equity) / self.peak_equity } else { 0.0 },
             day_pnl: self.equity - self.day_start_equity,
-            var: self.var.as_ref().and_then(|v| v.last),
+            var: self.var.as_ref().and_then(|v| v.view()),
             stats: self.stats.clone(),
         }
     }

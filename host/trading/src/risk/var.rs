@@ -60,8 +60,9 @@ impl VarLimitConfig {
     }
 }
 
-/// The last estimate, for `stratbox status`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+/// The last estimate, for `stratbox status` (and `stratbox var`, which
+/// estimates the other ways from `returns`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VarView {
     pub confidence: f64,
     /// Days of history the estimate used.
@@ -73,6 +74,9 @@ pub struct VarView {
     pub limit_fraction: f64,
     /// Market time of the estimate.
     pub at: Timestamp,
+    /// The positions' one-day P&L on each day of the window, oldest first,
+    /// as fractions of equity (what the historical VaR is the quantile of).
+    pub returns: Vec<f64>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -95,8 +99,12 @@ pub struct PortfolioVar {
     /// gather per held instrument from memory that stays in cache.
     rows: VecDeque<(i64, Vec<f64>)>,
     held: Vec<(usize, f64)>,
+    /// The scenarios' P&L in day order, then sorted (reused buffers).
+    by_day: Vec<f64>,
     scenarios: Vec<f64>,
+    /// The last estimate, without its `returns` (see [`PortfolioVar::view`]).
     pub last: Option<VarView>,
+    last_equity: f64,
 }
 
 fn day_of(t: Timestamp) -> i64 {
@@ -105,7 +113,16 @@ fn day_of(t: Timestamp) -> i64 {
 
 impl PortfolioVar {
     pub fn new(config: VarLimitConfig) -> Self {
-        Self { config, instruments: Vec::new(), rows: VecDeque::new(), held: Vec::new(), scenarios: Vec::new(), last: None }
+        Self { config, instruments: Vec::new(), rows: VecDeque::new(), held: Vec::new(), by_day: Vec::new(), scenarios: Vec::new(), last: None, last_equity: 0.0 }
+    }
+
+    /// The last estimate with its day-by-day returns (built here, at a
+    /// status request, not on every refresh).
+    pub fn view(&self) -> Option<VarView> {
+        let mut v = self.last.clone()?;
+        let equity = self.last_equity;
+        v.returns = self.by_day.iter().map(|p| if equity > 0.0 { p / equity } else { f64::NAN }).collect();
+        Some(v)
     }
 
     /// Days of history known.
@@ -178,15 +195,18 @@ impl PortfolioVar {
         if self.held.is_empty() {
             return None;
         }
+        self.by_day.clear();
+        self.by_day.extend(self.rows.iter().map(|(_, row)| self.held.iter().map(|&(i, value)| value * row.get(i).copied().unwrap_or(0.0)).sum::<f64>()));
         self.scenarios.clear();
-        self.scenarios.extend(self.rows.iter().map(|(_, row)| self.held.iter().map(|&(i, value)| value * row.get(i).copied().unwrap_or(0.0)).sum::<f64>()));
+        self.scenarios.extend_from_slice(&self.by_day);
         self.scenarios.sort_by(f64::total_cmp);
+        self.last_equity = equity;
         let rank = (n - 1) as f64 * (1.0 - self.config.confidence);
         let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
         let q = self.scenarios[lo] + (self.scenarios[hi] - self.scenarios[lo]) * (rank - lo as f64);
         let var = (-q).max(0.0);
-        let view = VarView { confidence: self.config.confidence, days: n, var, fraction: if equity > 0.0 { var / equity } else { f64::INFINITY }, limit_fraction: self.config.max_fraction, at: now };
-        self.last = Some(view);
+        let view = VarView { confidence: self.config.confidence, days: n, var, fraction: if equity > 0.0 { var / equity } else { f64::INFINITY }, limit_fraction: self.config.max_fraction, at: now, returns: Vec::new() };
+        self.last = Some(view.clone());
         Some(view)
     }
 }
@@ -218,6 +238,10 @@ mod tests {
         // Position 500; scenarios are +5 (20 days) or -10 (19 days): the 5% quantile is -10.
         assert!((view.var - 10.0).abs() < 1e-9, "{view:?}");
         assert!((view.fraction - 0.001).abs() < 1e-12);
+        // The view carries the day-by-day P&L over equity, oldest first: +0.05% on day 0's +1%.
+        let full = v.view().unwrap();
+        assert_eq!(full.returns.len(), 39);
+        assert!((full.returns[0] - 5.0 / 10_000.0).abs() < 1e-12 && (full.returns[1] + 10.0 / 10_000.0).abs() < 1e-12, "{:?}", &full.returns[..2]);
         // A short position loses on the up days.
         let short = HashMap::from([(0u32, -10.0)]);
         let view = v.estimate(&short, |_| Some(50.0), 10_000.0, 41 * DAY).unwrap();
