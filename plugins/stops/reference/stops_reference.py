@@ -27,16 +27,21 @@ import json
 import os
 import sys
 
-SYMBOLS = ["spy", "aig", "bac"]
 WAIT = 5
 DAY = 86_400
+HOUR = 3_600
+# The series replayed: (folder under lean/, symbols, bar length in seconds).
+SERIES = {
+    "daily": ("equity_usa_daily", ["spy", "aig", "bac"], DAY),
+    "hourly": ("equity_usa_hour", ["spy"], HOUR),
+}
 
 # Every rule set the test runs: the plugin's parameters beyond the defaults
 # below (which are the plugin's own defaults).
 DEFAULTS = {
     "atr_period": 14, "atr_trail": 3.0, "chandelier": 0.0, "chandelier_period": 22,
-    "trail_pct": 0.0, "max_bars": 0, "max_secs": 0, "breakeven_atr": 0.0, "breakeven_r": 0.0,
-    "lock_fraction": 0.0, "take_profit_atr": 0.0, "take_profit_pct": 0.0,
+    "trail_pct": 0.0, "max_bars": 0, "max_secs": 0, "session_close_utc": "", "close_buffer_mins": 0,
+    "breakeven_atr": 0.0, "breakeven_r": 0.0, "lock_fraction": 0.0, "take_profit_atr": 0.0, "take_profit_pct": 0.0,
 }
 RULE_SETS = {
     "atr-trail": {},
@@ -47,7 +52,11 @@ RULE_SETS = {
     "breakeven-lock": {"atr_trail": 4.0, "breakeven_atr": 1.0, "lock_fraction": 0.5},
     "breakeven-r": {"atr_trail": 0.0, "trail_pct": 5.0, "breakeven_r": 1.0},
     "take-profit": {"atr_trail": 3.0, "take_profit_atr": 3.0, "take_profit_pct": 5.0},
+    # Hourly bars, whose file times are read as UTC (the test imports them so):
+    # out before the 16:00 close, on the bar ending in the last hour.
+    "session-close": {"atr_trail": 3.0, "session_close_utc": "16:00", "close_buffer_mins": 60},
 }
+SERIES_OF = {"session-close": "hourly"}
 
 
 class WilderAtr:
@@ -80,8 +89,8 @@ def tighter(d, a, b):
 class Trade:
     """The rules applied to one trade, bar by bar (the README's definitions)."""
 
-    def __init__(self, r, d, entry, start, warmup):
-        self.r, self.d, self.entry, self.opened = r, d, entry, start
+    def __init__(self, r, d, entry, start, warmup, period):
+        self.r, self.d, self.entry, self.opened, self.period = r, d, entry, start, period
         self.bars, self.entry_atr, self.best_close, self.peak = 0, None, None, None
         self.recent, self.stop, self.initial_risk, self.protecting, self.take_profit = [], None, None, False, None
         self.atr = WilderAtr(r["atr_period"])
@@ -100,11 +109,16 @@ class Trade:
         else:
             self.best_close, self.peak = tighter(d, self.best_close, b["close"]), tighter(d, self.peak, fav)
         self.recent = (self.recent + [fav])[-r["chandelier_period"]:]
-        end = b["start"] + DAY
+        end = b["start"] + self.period
         if r["max_bars"] > 0 and self.bars >= r["max_bars"]:
             return "exit"
         if r["max_secs"] > 0 and end - self.opened >= r["max_secs"]:
             return "exit"
+        if r["session_close_utc"]:
+            hh, mm = r["session_close_utc"].split(":")
+            close, minute = int(hh) * 60 + int(mm), (end % DAY) // 60
+            if close - r["close_buffer_mins"] <= minute <= close:
+                return "exit"
         levels = []
         if atr is not None:
             if r["atr_trail"] > 0:
@@ -144,7 +158,7 @@ class Trade:
         return "levels"
 
 
-def replay(bars, r):
+def replay(bars, r, period):
     trades = []
     position, trade, pending, levels = 0, None, None, None  # pending: (kind, direction, placed_at)
     flat, direction = 0, 1
@@ -162,7 +176,7 @@ def replay(bars, r):
             pending = None
             if kind == "entry":
                 position = d
-                trade = {"opened": b["start"], "entry": b["open"], "rules": Trade(r, d, b["open"], b["start"], bars[max(0, k - r["atr_period"]):k])}
+                trade = {"opened": b["start"], "entry": b["open"], "rules": Trade(r, d, b["open"], b["start"], bars[max(0, k - r["atr_period"]):k], period)}
                 levels = None
             elif position != 0:
                 close(b, b["open"], "exit")
@@ -177,7 +191,7 @@ def replay(bars, r):
         if position != 0:
             rules = trade["rules"]
             if rules.on_bar(b) == "exit":
-                pending = ("exit", 0, b["start"] + DAY)
+                pending = ("exit", 0, b["start"] + period)
             else:
                 levels = (rules.stop, rules.take_profit)
         # The strategy.
@@ -186,7 +200,7 @@ def replay(bars, r):
         else:
             flat += 1
             if flat >= WAIT:
-                pending = ("entry", direction, b["start"] + DAY)
+                pending = ("entry", direction, b["start"] + period)
                 flat, direction = 0, -direction
     if trade is not None:
         trades.append({"direction": position, "opened": trade["opened"], "entry": trade["entry"], "closed": None, "exit": None, "how": "open"})
@@ -197,7 +211,7 @@ def read_bars(path):
     bars = []
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
-            day = datetime.datetime.strptime(row["datetime"][:10], "%Y-%m-%d").replace(tzinfo=datetime.timezone.utc)
+            day = datetime.datetime.strptime(row["datetime"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=datetime.timezone.utc)
             bars.append({"start": int(day.timestamp()), **{k: float(row[k]) for k in ("open", "high", "low", "close")}})
     bars.sort(key=lambda b: b["start"])
     return bars
@@ -207,13 +221,16 @@ def main():
     if len(sys.argv) != 3:
         sys.exit("usage: stops_reference.py DATA_DIR OUT.json")
     data, path = sys.argv[1], sys.argv[2]
-    out = {"wait": WAIT, "symbols": {}, "rule_sets": {}}
-    bars = {s: read_bars(os.path.join(data, "lean/equity_usa_daily", s + ".csv")) for s in SYMBOLS}
-    for s in SYMBOLS:
-        out["symbols"][s.upper()] = len(bars[s])
+    out = {"wait": WAIT, "series": {}, "rule_sets": {}}
+    bars = {}
+    for series, (folder, symbols, period) in SERIES.items():
+        bars[series] = {s.upper(): read_bars(os.path.join(data, "lean", folder, s + ".csv")) for s in symbols}
+        out["series"][series] = {"folder": folder, "period": period, "symbols": {s: len(b) for s, b in bars[series].items()}}
     for name, overrides in RULE_SETS.items():
         r = dict(DEFAULTS, **overrides)
-        out["rule_sets"][name] = {"params": overrides, "trades": {s.upper(): replay(bars[s], r) for s in SYMBOLS}}
+        series = SERIES_OF.get(name, "daily")
+        period = SERIES[series][2]
+        out["rule_sets"][name] = {"series": series, "params": overrides, "trades": {s: replay(b, r, period) for s, b in bars[series].items()}}
     with open(path, "w") as f:
         json.dump(out, f)
     n = sum(len(t) for rs in out["rule_sets"].values() for t in rs["trades"].values())
