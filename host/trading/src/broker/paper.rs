@@ -60,7 +60,7 @@ pub struct PaperConfig {
     pub financing_bps_per_day: f64,
     /// Liquidity on bars: an order (or a protective exit) fills at most this
     /// fraction of a bar's volume, the rest on later bars; 0 for no cap (and
-    /// bars without volume are never capped).
+    /// bars without volume are never capped). Capped fills are not rounded to lots.
     pub max_volume_fraction: f64,
 }
 
