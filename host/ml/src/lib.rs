@@ -1,0 +1,274 @@
+//! Models in the host: an ONNX file with its model card (`M.onnx` beside
+//! `M.card.json`), checked and run by tract.
+//!
+//! A [`Model`] is loaded once: the file's sha256 checked against the card, its
+//! input fixed to `[1, features]` (tract needs known shapes), typed and
+//! optimised. [`Model::predict`] runs rows of `f32` features, one fresh plan
+//! state per row (a reused state keeps a recurrent model's hidden state across
+//! calls and gives wrong answers, see `../shared/reference/onnx-tract-notes.md`),
+//! and returns each row's class probabilities in the card's class order.
+//! [`Model::check`] runs the card's reference inputs and compares with its
+//! reference outputs (onnxruntime's). [`inspect`] says what a file holds and
+//! whether tract can run it, and why not.
+//!
+//! One tract quirk is fixed at load, not in the file (which stays standard
+//! ONNX): a binary `TreeEnsembleClassifier` with a single `base_values` gets
+//! one per class, which tract requires (onnxruntime misreads the padded form).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tract_onnx::pb::{ModelProto, type_proto};
+use tract_onnx::prelude::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: the model card: {why}")]
+    Card { path: PathBuf, why: String },
+    #[error("{path}: sha256 {got} is not the card's {expected}: the file is not the one the card describes")]
+    Checksum { path: PathBuf, expected: String, got: String },
+    #[error("{path}: not an ONNX model: {why}")]
+    NotOnnx { path: PathBuf, why: String },
+    #[error("{path}: tract cannot run it: {why}")]
+    Unsupported { path: PathBuf, why: String },
+    #[error("{path}: reference row {row}: output {got:?} differs from the card's {expected:?} by {diff:e} (tolerance {tolerance:e})")]
+    Reference { path: PathBuf, row: usize, got: Vec<f32>, expected: Vec<f32>, diff: f32, tolerance: f32 },
+}
+
+/// Why a prediction was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PredictError {
+    #[error("{values} values are not whole rows of {features} features")]
+    WrongShape { features: usize, values: usize },
+    #[error("row {row}, feature {feature}: {value} is not a finite number")]
+    NonFinite { row: usize, feature: usize, value: f32 },
+    #[error("the model failed: {0}")]
+    Backend(String),
+}
+
+/// What the card says of a model (written by the training pipeline).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelCard {
+    pub name: String,
+    pub file: String,
+    pub sha256: String,
+    /// Names of the graph's input and of the probabilities output.
+    pub input: String,
+    pub output: String,
+    /// What each input column is.
+    pub features: Vec<String>,
+    /// Class names, in the order of the probabilities.
+    pub classes: Vec<String>,
+    /// Free-form: data, ranges, model settings, versions, metrics.
+    #[serde(default)]
+    pub training: serde_json::Value,
+    pub reference: Reference,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reference {
+    pub inputs: Vec<Vec<f32>>,
+    pub outputs: Vec<Vec<f32>>,
+    pub tolerance: f32,
+    /// What produced the outputs (onnxruntime and its version).
+    pub by: String,
+}
+
+/// The card of `model` (`M.onnx` -> `M.card.json`).
+pub fn card_path(model: &Path) -> PathBuf {
+    model.with_extension("card.json")
+}
+
+/// A loaded, optimised model.
+pub struct Model {
+    pub card: ModelCard,
+    path: PathBuf,
+    plan: Arc<TypedRunnableModel>,
+    output: usize,
+    /// Load, check of the checksum and optimisation, in milliseconds.
+    pub load_ms: f64,
+}
+
+fn read_proto(path: &Path, bytes: &[u8]) -> Result<ModelProto, ModelError> {
+    onnx().proto_model_for_read(&mut &bytes[..]).map_err(|e| ModelError::NotOnnx { path: path.to_owned(), why: format!("{e:#}") })
+}
+
+/// tract wants a binary tree classifier's `base_values` once per class.
+fn patch_for_tract(proto: &mut ModelProto) {
+    let Some(graph) = proto.graph.as_mut() else { return };
+    for node in graph.node.iter_mut().filter(|n| n.op_type == "TreeEnsembleClassifier") {
+        let classes = node.attribute.iter().find(|a| a.name == "classlabels_int64s").map_or(0, |a| a.ints.len())
+            + node.attribute.iter().find(|a| a.name == "classlabels_strings").map_or(0, |a| a.strings.len());
+        if let Some(base) = node.attribute.iter_mut().find(|a| a.name == "base_values")
+            && classes == 2
+            && base.floats.len() == 1
+        {
+            let b = base.floats[0];
+            base.floats.push(b);
+        }
+    }
+}
+
+impl Model {
+    /// Loads `path` with its card; refuses a file the card does not describe,
+    /// a model tract cannot run, and a card whose shapes do not fit the model.
+    pub fn load(path: &Path) -> Result<Self, ModelError> {
+        let started = std::time::Instant::now();
+        let card_file = card_path(path);
+        let card_bytes = std::fs::read(&card_file).map_err(|source| ModelError::Io { path: card_file.clone(), source })?;
+        let card: ModelCard = serde_json::from_slice(&card_bytes).map_err(|e| ModelError::Card { path: card_file.clone(), why: e.to_string() })?;
+        let bad_card = |why: String| ModelError::Card { path: card_file.clone(), why };
+        if card.features.is_empty() || card.classes.len() < 2 {
+            return Err(bad_card(format!("{} features and {} classes: a model needs features and at least two classes", card.features.len(), card.classes.len())));
+        }
+        let bytes = std::fs::read(path).map_err(|source| ModelError::Io { path: path.to_owned(), source })?;
+        let got = hex::encode(Sha256::digest(&bytes));
+        if got != card.sha256 {
+            return Err(ModelError::Checksum { path: path.to_owned(), expected: card.sha256.clone(), got });
+        }
+        let mut proto = read_proto(path, &bytes)?;
+        patch_for_tract(&mut proto);
+        let graph = proto.graph.as_ref().ok_or_else(|| ModelError::NotOnnx { path: path.to_owned(), why: "no graph".into() })?;
+        if graph.input.first().is_none_or(|i| i.name != card.input) {
+            return Err(bad_card(format!("input `{}` is not the graph's first input ({:?})", card.input, graph.input.iter().map(|i| &i.name).collect::<Vec<_>>())));
+        }
+        let output = graph.output.iter().position(|o| o.name == card.output).ok_or_else(|| bad_card(format!("output `{}` is not among the graph's ({:?})", card.output, graph.output.iter().map(|o| &o.name).collect::<Vec<_>>())))?;
+        let unsupported = |e: TractError| ModelError::Unsupported { path: path.to_owned(), why: format!("{e:#}") };
+        let plan = onnx()
+            .model_for_proto_model(&proto)
+            .and_then(|m| m.with_input_fact(0, f32::fact([1, card.features.len()]).into()))
+            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_runnable())
+            .map_err(unsupported)?;
+        let model = Model { card, path: path.to_owned(), plan, output, load_ms: 0.0 };
+        // The declared class count is what the model gives.
+        let probe = model.predict(&vec![0.0; model.features()]).map_err(|e| bad_card(format!("a row of zeros: {e}")))?;
+        if probe.len() != model.card.classes.len() {
+            return Err(bad_card(format!("{} classes, but the model gives {} probabilities", model.card.classes.len(), probe.len())));
+        }
+        Ok(Model { load_ms: started.elapsed().as_secs_f64() * 1e3, ..model })
+    }
+
+    pub fn features(&self) -> usize {
+        self.card.features.len()
+    }
+
+    pub fn classes(&self) -> usize {
+        self.card.classes.len()
+    }
+
+    /// Class probabilities of each row of `rows` (row-major, `features()`
+    /// values a row), concatenated in row order.
+    pub fn predict(&self, rows: &[f32]) -> Result<Vec<f32>, PredictError> {
+        let n = self.features();
+        if rows.is_empty() || rows.len() % n != 0 {
+            return Err(PredictError::WrongShape { features: n, values: rows.len() });
+        }
+        if let Some(k) = rows.iter().position(|v| !v.is_finite()) {
+            return Err(PredictError::NonFinite { row: k / n, feature: k % n, value: rows[k] });
+        }
+        let mut out = Vec::with_capacity(rows.len() / n * self.card.classes.len());
+        for row in rows.chunks(n) {
+            let input = tract_ndarray::Array2::from_shape_vec((1, n), row.to_vec()).map_err(|e| PredictError::Backend(e.to_string()))?;
+            // `run` spawns a fresh state: nothing carries over from the last row.
+            let result = self.plan.run(tvec!(input.into_tensor().into())).map_err(|e| PredictError::Backend(format!("{e:#}")))?;
+            let probs = result.get(self.output).ok_or_else(|| PredictError::Backend("missing output".into()))?;
+            let view = probs.to_plain_array_view::<f32>().map_err(|e| PredictError::Backend(format!("{e:#}")))?;
+            out.extend(view.iter().copied());
+        }
+        Ok(out)
+    }
+
+    /// Runs the card's reference inputs; the largest difference from its outputs.
+    pub fn check(&self) -> Result<f32, ModelError> {
+        let r = &self.card.reference;
+        let bad = |why: String| ModelError::Card { path: card_path(&self.path), why };
+        if r.inputs.is_empty() || r.inputs.len() != r.outputs.len() {
+            return Err(bad(format!("{} reference inputs and {} outputs", r.inputs.len(), r.outputs.len())));
+        }
+        let mut worst = 0.0f32;
+        for (row, (input, expected)) in r.inputs.iter().zip(&r.outputs).enumerate() {
+            let got = self.predict(input).map_err(|e| bad(format!("reference row {row}: {e}")))?;
+            let diff = got.iter().zip(expected).map(|(a, b)| (a - b).abs()).fold(if got.len() == expected.len() { 0.0 } else { f32::INFINITY }, f32::max);
+            if !(diff <= r.tolerance) {
+                return Err(ModelError::Reference { path: self.path.clone(), row, got, expected: expected.clone(), diff, tolerance: r.tolerance });
+            }
+            worst = worst.max(diff);
+        }
+        Ok(worst)
+    }
+}
+
+/// What an ONNX file holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Inspection {
+    pub bytes: usize,
+    pub sha256: String,
+    pub producer: String,
+    pub opsets: Vec<(String, i64)>,
+    /// `name: [dims]`, a dimension `?` or its symbol when not fixed.
+    pub inputs: Vec<(String, Vec<String>)>,
+    pub outputs: Vec<(String, Vec<String>)>,
+    /// Operator (with its domain when not the default) and how many nodes use it.
+    pub operators: BTreeMap<String, usize>,
+    /// Whether tract loads, types and optimises it (with the card's input
+    /// shape when there is a card, else as the file declares); why not.
+    pub tract: Result<(), String>,
+    pub card: Option<ModelCard>,
+}
+
+fn dims(v: &tract_onnx::pb::ValueInfoProto) -> Vec<String> {
+    let Some(type_proto::Value::TensorType(t)) = v.r#type.as_ref().and_then(|t| t.value.as_ref()) else { return Vec::new() };
+    t.shape.as_ref().map_or_else(Vec::new, |s| {
+        s.dim
+            .iter()
+            .map(|d| match &d.value {
+                Some(tract_onnx::pb::tensor_shape_proto::dimension::Value::DimValue(v)) => v.to_string(),
+                Some(tract_onnx::pb::tensor_shape_proto::dimension::Value::DimParam(p)) => p.clone(),
+                None => "?".into(),
+            })
+            .collect()
+    })
+}
+
+/// Reads `path` (and its card, if there is one) without running it.
+pub fn inspect(path: &Path) -> Result<Inspection, ModelError> {
+    let bytes = std::fs::read(path).map_err(|source| ModelError::Io { path: path.to_owned(), source })?;
+    let mut proto = read_proto(path, &bytes)?;
+    let graph = proto.graph.clone().ok_or_else(|| ModelError::NotOnnx { path: path.to_owned(), why: "no graph".into() })?;
+    let mut operators = BTreeMap::new();
+    for node in &graph.node {
+        let name = if node.domain.is_empty() { node.op_type.clone() } else { format!("{}.{}", node.domain, node.op_type) };
+        *operators.entry(name).or_insert(0) += 1;
+    }
+    let card = std::fs::read(card_path(path)).ok().and_then(|b| serde_json::from_slice::<ModelCard>(&b).ok());
+    patch_for_tract(&mut proto);
+    let tract = onnx()
+        .model_for_proto_model(&proto)
+        .and_then(|m| match &card {
+            Some(c) => m.with_input_fact(0, f32::fact([1, c.features.len()]).into()),
+            None => Ok(m),
+        })
+        .and_then(|m| m.into_optimized())
+        .map(drop)
+        .map_err(|e| format!("{e:#}"));
+    Ok(Inspection {
+        bytes: bytes.len(),
+        sha256: hex::encode(Sha256::digest(&bytes)),
+        producer: format!("{} {}", proto.producer_name, proto.producer_version),
+        opsets: proto.opset_import.iter().map(|o| (if o.domain.is_empty() { "ai.onnx".to_owned() } else { o.domain.clone() }, o.version)).collect(),
+        inputs: graph.input.iter().map(|v| (v.name.clone(), dims(v))).collect(),
+        outputs: graph.output.iter().map(|v| (v.name.clone(), dims(v))).collect(),
+        operators,
+        tract,
+        card,
+    })
+}
+
+#[cfg(test)]
+mod tests;
