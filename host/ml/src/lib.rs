@@ -166,7 +166,7 @@ impl Model {
     /// values a row), concatenated in row order.
     pub fn predict(&self, rows: &[f32]) -> Result<Vec<f32>, PredictError> {
         let n = self.features();
-        if rows.is_empty() || rows.len() % n != 0 {
+        if rows.is_empty() || !rows.len().is_multiple_of(n) {
             return Err(PredictError::WrongShape { features: n, values: rows.len() });
         }
         if let Some(k) = rows.iter().position(|v| !v.is_finite()) {
