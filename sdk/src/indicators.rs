@@ -302,6 +302,17 @@ impl EwmaVariance {
     }
 }
 
+/// The median of `values` (sorting them in place); NaN for none.
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_unstable_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => values[n / 2],
+        _ => 0.5 * (values[n / 2 - 1] + values[n / 2]),
+    }
+}
+
 /// Median and median absolute deviation of the last `period` values: scales
 /// that one outlier cannot move. Each update is O(1); a query sorts a copy of
 /// the window (O(period log period)).
@@ -327,12 +338,6 @@ impl RollingMedian {
         self.window.is_full()
     }
 
-    fn median_of(v: &mut [f64]) -> f64 {
-        v.sort_unstable_by(f64::total_cmp);
-        let n = v.len();
-        if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) }
-    }
-
     /// (median, MAD) of the window, once full. MAD is the median of the
     /// absolute deviations from the median, unscaled (x 1.4826 estimates a
     /// normal standard deviation).
@@ -342,11 +347,11 @@ impl RollingMedian {
         }
         self.scratch.clear();
         self.scratch.extend_from_slice(self.window.values());
-        let median = Self::median_of(&mut self.scratch);
+        let mid = median(&mut self.scratch);
         for v in self.scratch.iter_mut() {
-            *v = (*v - median).abs();
+            *v = (*v - mid).abs();
         }
-        Some((median, Self::median_of(&mut self.scratch)))
+        Some((mid, median(&mut self.scratch)))
     }
 }
 

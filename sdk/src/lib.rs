@@ -76,7 +76,7 @@ pub const CONTRACT_VERSION: &str = "0.1.0";
 
 /// Everything a plugin author usually needs, in one import.
 pub mod prelude {
-    pub use crate::indicators::{Ema, EwmaVariance, LogReturns, PerInstrument, RollingMedian, RollingStats, Rsi, Sma, WilderAtr};
+    pub use crate::indicators::{Ema, EwmaVariance, LogReturns, PerInstrument, RollingMedian, RollingStats, Rsi, Sma, WilderAtr, median};
     pub use crate::{
         Alarm, AlarmLevel, AnomalyDetector, Bar, Ctx, Fill, Init, Instrument, InstrumentId, Intent,
         LogLevel, OrderType, Plugin, PluginInfo, Position, Quote, Side, StopDecision, StopLevels,

@@ -66,7 +66,7 @@ pub struct BacktestArgs {
 }
 
 fn parse_period(s: &str) -> Result<u32> {
-    stratbox_research::stress::parse_period(s).map_err(|e| anyhow::anyhow!("--{e}"))
+    stratbox_research::parse_period(s).map_err(|e| anyhow::anyhow!("--{e}"))
 }
 
 /// What to run, without data: a config or a plugin, capital, risk profile.
@@ -177,7 +177,7 @@ impl RunArgs {
             replay.symbols = self.data.symbols.clone();
         }
         if let Some(src) = &self.data.source {
-            replay.source = stratbox_research::stress::parse_source(src).map_err(|e| anyhow::anyhow!("--{e}"))?;
+            replay.source = stratbox_research::parse_source(src).map_err(|e| anyhow::anyhow!("--{e}"))?;
         }
         if let Some(p) = &self.data.period {
             replay.period_secs = parse_period(p)?;

@@ -70,7 +70,7 @@ pub fn stress(a: StressArgs, data_dir: &Path) -> Result<()> {
     } else {
         println!("{:<22} {:>7} {:>9} {:>9} {:>12} {:>20} {:>7} {:>11}  why", "scenario", "verdict", "return", "max dd", "recovery", "worst day", "halted", "stops hit/x");
         for o in &outcomes {
-            let verdict = format!("{:?}", o.verdict).to_lowercase();
+            let verdict = o.verdict.name();
             match &o.result {
                 Some(r) => {
                     let recovery = r.recovery_days.map_or(if r.max_drawdown > 0.0 { "no".into() } else { "-".into() }, |d| format!("{d:.1}d"));

@@ -114,6 +114,18 @@ fn patch_for_tract(proto: &mut ModelProto) {
     }
 }
 
+/// The model tract builds from `proto` (patched for it), its first input
+/// fixed to one row of `features` when given, typed and optimised.
+fn optimise(mut proto: ModelProto, features: Option<usize>) -> TractResult<TypedModel> {
+    patch_for_tract(&mut proto);
+    let model = onnx().model_for_proto_model(&proto)?;
+    let model = match features {
+        Some(n) => model.with_input_fact(0, f32::fact([1, n]).into())?,
+        None => model,
+    };
+    model.into_optimized()
+}
+
 impl Model {
     /// Loads `path` with its card; refuses a file the card does not describe,
     /// a model tract cannot run, and a card whose shapes do not fit the model.
@@ -131,20 +143,14 @@ impl Model {
         if got != card.sha256 {
             return Err(ModelError::Checksum { path: path.to_owned(), expected: card.sha256.clone(), got });
         }
-        let mut proto = read_proto(path, &bytes)?;
-        patch_for_tract(&mut proto);
+        let proto = read_proto(path, &bytes)?;
         let graph = proto.graph.as_ref().ok_or_else(|| ModelError::NotOnnx { path: path.to_owned(), why: "no graph".into() })?;
         if graph.input.first().is_none_or(|i| i.name != card.input) {
             return Err(bad_card(format!("input `{}` is not the graph's first input ({:?})", card.input, graph.input.iter().map(|i| &i.name).collect::<Vec<_>>())));
         }
         let output = graph.output.iter().position(|o| o.name == card.output).ok_or_else(|| bad_card(format!("output `{}` is not among the graph's ({:?})", card.output, graph.output.iter().map(|o| &o.name).collect::<Vec<_>>())))?;
         let unsupported = |e: TractError| ModelError::Unsupported { path: path.to_owned(), why: format!("{e:#}") };
-        let plan = onnx()
-            .model_for_proto_model(&proto)
-            .and_then(|m| m.with_input_fact(0, f32::fact([1, card.features.len()]).into()))
-            .and_then(|m| m.into_optimized())
-            .and_then(|m| m.into_runnable())
-            .map_err(unsupported)?;
+        let plan = optimise(proto, Some(card.features.len())).and_then(|m| m.into_runnable()).map_err(unsupported)?;
         let model = Model { card, path: path.to_owned(), plan, output, load_ms: 0.0 };
         // The declared class count is what the model gives.
         let probe = model.predict(&vec![0.0; model.features()]).map_err(|e| bad_card(format!("a row of zeros: {e}")))?;
@@ -239,25 +245,15 @@ fn dims(v: &tract_onnx::pb::ValueInfoProto) -> Vec<String> {
 /// Reads `path` (and its card, if there is one) without running it.
 pub fn inspect(path: &Path) -> Result<Inspection, ModelError> {
     let bytes = std::fs::read(path).map_err(|source| ModelError::Io { path: path.to_owned(), source })?;
-    let mut proto = read_proto(path, &bytes)?;
-    let graph = proto.graph.clone().ok_or_else(|| ModelError::NotOnnx { path: path.to_owned(), why: "no graph".into() })?;
+    let proto = read_proto(path, &bytes)?;
+    let graph = proto.graph.as_ref().ok_or_else(|| ModelError::NotOnnx { path: path.to_owned(), why: "no graph".into() })?;
     let mut operators = BTreeMap::new();
     for node in &graph.node {
         let name = if node.domain.is_empty() { node.op_type.clone() } else { format!("{}.{}", node.domain, node.op_type) };
         *operators.entry(name).or_insert(0) += 1;
     }
     let card = std::fs::read(card_path(path)).ok().and_then(|b| serde_json::from_slice::<ModelCard>(&b).ok());
-    patch_for_tract(&mut proto);
-    let tract = onnx()
-        .model_for_proto_model(&proto)
-        .and_then(|m| match &card {
-            Some(c) => m.with_input_fact(0, f32::fact([1, c.features.len()]).into()),
-            None => Ok(m),
-        })
-        .and_then(|m| m.into_optimized())
-        .map(drop)
-        .map_err(|e| format!("{e:#}"));
-    Ok(Inspection {
+    let mut inspection = Inspection {
         bytes: bytes.len(),
         sha256: hex::encode(Sha256::digest(&bytes)),
         producer: format!("{} {}", proto.producer_name, proto.producer_version),
@@ -265,9 +261,11 @@ pub fn inspect(path: &Path) -> Result<Inspection, ModelError> {
         inputs: graph.input.iter().map(|v| (v.name.clone(), dims(v))).collect(),
         outputs: graph.output.iter().map(|v| (v.name.clone(), dims(v))).collect(),
         operators,
-        tract,
+        tract: Ok(()),
         card,
-    })
+    };
+    inspection.tract = optimise(proto, inspection.card.as_ref().map(|c| c.features.len())).map(drop).map_err(|e| format!("{e:#}"));
+    Ok(inspection)
 }
 
 #[cfg(test)]

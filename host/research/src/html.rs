@@ -531,7 +531,7 @@ pub fn stress_page(title: &str, limits: &crate::stress::Limits, outcomes: &[crat
             let dash = || "-".to_owned();
             vec![
                 o.scenario.name.clone(),
-                format!("{:?}", o.verdict).to_lowercase(),
+                o.verdict.name().to_owned(),
                 r.map_or_else(dash, |r| pct(r.total_return)),
                 r.map_or_else(dash, |r| pct(r.max_drawdown)),
                 r.map_or_else(dash, |r| r.recovery_days.map_or("not in the window".into(), |d| format!("{d:.1} days"))),

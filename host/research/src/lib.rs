@@ -35,7 +35,33 @@ pub use trades::{RoundTrip, TradeStats};
 pub use overfitting::{DeflatedSharpe, Pbo, deflated_sharpe, expected_max_sharpe, pbo, probabilistic_sharpe};
 pub use backtest::{Run, RunMetrics, Window, backtest, research_config, research_risk};
 
+use stratbox_market::store::PriceSource;
+
 /// `YYYY-MM-DD` of a market timestamp (UTC).
 pub fn date(t: stratbox_market::Timestamp) -> String {
     stratbox_market::format_time(t)[..10].to_owned()
+}
+
+/// `1d`, `4h`, `1h`, `15m`, `5m`, `1m` or a number of seconds.
+pub fn parse_period(s: &str) -> Result<u32, String> {
+    Ok(match s {
+        "1d" | "d" | "daily" => 86_400,
+        "4h" => 14_400,
+        "1h" | "h" => 3_600,
+        "15m" => 900,
+        "5m" => 300,
+        "1m" | "m" => 60,
+        other => other.parse().ok().filter(|s| *s > 0).ok_or_else(|| format!("period `{other}`: expected 1d, 4h, 1h, 15m, 5m, 1m or seconds"))?,
+    })
+}
+
+/// `trade`, `bid`, `ask` or `mid`.
+pub fn parse_source(s: &str) -> Result<PriceSource, String> {
+    match s {
+        "trade" => Ok(PriceSource::Trade),
+        "bid" => Ok(PriceSource::Bid),
+        "ask" => Ok(PriceSource::Ask),
+        "mid" => Ok(PriceSource::Mid),
+        other => Err(format!("source `{other}`: expected trade, bid, ask or mid")),
+    }
 }

@@ -43,6 +43,7 @@ use stratbox_market::store::PriceSource;
 use stratbox_market::{Bar, NANOS_PER_SEC, ReplayConfig, ReplayData, Timestamp};
 
 use crate::backtest::{ProtectiveExit, StateChange, Window, backtest, daily_equity};
+use crate::{parse_period, parse_source};
 
 const DAY: i64 = 86_400 * NANOS_PER_SEC;
 
@@ -132,30 +133,6 @@ pub struct Scenario {
     pub source: PriceSource,
     pub warmup_days: u32,
     pub shocks: Vec<Shock>,
-}
-
-/// `1d`, `4h`, `1h`, `15m`, `5m`, `1m` or a number of seconds.
-pub fn parse_period(s: &str) -> Result<u32, String> {
-    Ok(match s {
-        "1d" | "d" | "daily" => 86_400,
-        "4h" => 14_400,
-        "1h" | "h" => 3_600,
-        "15m" => 900,
-        "5m" => 300,
-        "1m" | "m" => 60,
-        other => other.parse().ok().filter(|s| *s > 0).ok_or_else(|| format!("period `{other}`: expected 1d, 4h, 1h, 15m, 5m, 1m or seconds"))?,
-    })
-}
-
-/// `trade`, `bid`, `ask` or `mid`.
-pub fn parse_source(s: &str) -> Result<PriceSource, String> {
-    match s {
-        "trade" => Ok(PriceSource::Trade),
-        "bid" => Ok(PriceSource::Bid),
-        "ask" => Ok(PriceSource::Ask),
-        "mid" => Ok(PriceSource::Mid),
-        other => Err(format!("source `{other}`: expected trade, bid, ask or mid")),
-    }
 }
 
 fn time(s: &str, field: &str) -> Result<Timestamp, String> {
@@ -305,6 +282,17 @@ pub enum Verdict {
     Failed,
     /// The scenario could not run (no data in its window, a shock that does not apply...).
     Error,
+}
+
+impl Verdict {
+    /// As in the JSON: passed, failed, error.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Passed => "passed",
+            Verdict::Failed => "failed",
+            Verdict::Error => "error",
+        }
+    }
 }
 
 /// One scenario's outcome: the verdict and its reasons, and what happened.

@@ -91,9 +91,8 @@ impl AnomalyDetector for JumpGuard {
             }
         }
         if self.scratch.len() >= 5 {
-            self.scratch.sort_unstable_by(f64::total_cmp);
             let n = self.scratch.len();
-            let median = if n % 2 == 1 { self.scratch[n / 2] } else { 0.5 * (self.scratch[n / 2 - 1] + self.scratch[n / 2]) };
+            let median = median(&mut self.scratch);
             if let Some((z, _)) = robust_z(&mut self.market, median, self.min_sigma)
                 && z <= -self.market_z
                 && median <= (1.0 - self.market_drop).ln()
