@@ -5,6 +5,9 @@
 //!
 //! (`.venv` with `host/ml/training/requirements.txt`; without onnxruntime the
 //! comparison is skipped, saying so). Medians of 7 rounds of 2,000 rows.
+//! Beside each model: the fuel a row is charged (`ModelCost`, fixed at load)
+//! and the fuel its measured time is worth at the sandbox's 18 units a
+//! nanosecond, so the charge can be seen to bound the host's time.
 
 use std::path::Path;
 use std::time::Instant;
@@ -45,14 +48,11 @@ print(json.dumps({{"us": out[len(out) // 2], "version": ort.__version__}}))
 }
 
 fn main() {
-    // As the CLI does: tract's tree code must not capture a backtrace per error it builds.
-    // SAFETY: before any thread starts.
-    unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/models");
     let python = std::env::var("BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
     let mut models: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(|e| Some(e.ok()?.path())).filter(|p| p.extension().is_some_and(|e| e == "onnx")).collect();
     models.sort();
-    println!("| {:<24} | {:>9} | {:>14} | {:>16} | {:>9} |", "model", "load", "tract us/row", "onnxruntime us/row", "ratio");
+    println!("| {:<24} | {:>9} | {:>12} | {:>18} | {:>6} | {:>13} | {:>14} |", "model", "load", "tract us/row", "onnxruntime us/row", "ratio", "fuel charged", "fuel measured");
     for path in models {
         let loads: Vec<f64> = (0..ROUNDS).map(|_| Model::load(&path).unwrap().load_ms).collect();
         let m = Model::load(&path).unwrap();
@@ -72,6 +72,7 @@ fn main() {
             Ok(us) => (format!("{us:.1}"), format!("{:.1}x", tract / us)),
             Err(why) => (format!("skipped ({})", why.lines().last().unwrap_or("")), "-".into()),
         };
-        println!("| {:<24} | {:>7.1}ms | {:>14.1} | {:>16} | {:>9} |", m.card.name, median(loads), tract, ort, ratio);
+        let measured = (tract * 1e3 * 18.0) as u64;
+        println!("| {:<24} | {:>7.1}ms | {:>12.2} | {:>18} | {:>6} | {:>13} | {:>14} |", m.card.name, median(loads), tract, ort, ratio, m.cost.fuel_per_row(), measured);
     }
 }

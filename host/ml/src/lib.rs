@@ -2,18 +2,21 @@
 //! `M.card.json`), checked and run by tract.
 //!
 //! A [`Model`] is loaded once: the file's sha256 checked against the card, its
-//! input fixed to `[1, features]` (tract needs known shapes), typed and
-//! optimised. [`Model::predict`] runs rows of `f32` features, one fresh plan
-//! state per row (a reused state keeps a recurrent model's hidden state across
-//! calls and gives wrong answers, see `../shared/reference/onnx-tract-notes.md`),
-//! and returns each row's class probabilities in the card's class order.
+//! input fixed to one row (`[1, features]`, or `[1, window, features]` for a
+//! sequence model; tract needs known shapes), typed and optimised, and its
+//! cost per row counted from the optimised graph ([`ModelCost`]).
+//! [`Model::predict`] runs rows of `f32` features, one fresh plan state per
+//! row (a reused state keeps a recurrent model's hidden state across calls and
+//! gives wrong answers, see `../shared/reference/onnx-tract-notes.md`), and
+//! returns each row's class probabilities in the card's class order.
 //! [`Model::check`] runs the card's reference inputs and compares with its
 //! reference outputs (onnxruntime's). [`inspect`] says what a file holds and
-//! whether tract can run it, and why not.
+//! whether tract can run it, and why not. [`ModelSet`] is what the operator
+//! declared: the models loaded and checked once, and who may use each.
 //!
-//! One tract quirk is fixed at load, not in the file (which stays standard
-//! ONNX): a binary `TreeEnsembleClassifier` with a single `base_values` gets
-//! one per class, which tract requires (onnxruntime misreads the padded form).
+//! Tree ensembles run on our own `TreeEnsembleClassifier` (`trees.rs`),
+//! registered with tract's ONNX loader in place of tract's, which is slow by
+//! construction; the files stay standard ONNX.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,6 +26,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tract_onnx::pb::{ModelProto, type_proto};
 use tract_onnx::prelude::*;
+
+mod set;
+mod trees;
+
+pub use set::{ModelDecl, ModelSet, Refusal};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -60,8 +68,12 @@ pub struct ModelCard {
     /// Names of the graph's input and of the probabilities output.
     pub input: String,
     pub output: String,
-    /// What each input column is.
+    /// What each input column is (each step's columns, for a sequence model).
     pub features: Vec<String>,
+    /// Steps of a sequence model (input `[1, window, features]`); none for
+    /// a model of one row of features (`[1, features]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<usize>,
     /// Class names, in the order of the probabilities.
     pub classes: Vec<String>,
     /// Free-form: data, ranges, model settings, versions, metrics.
@@ -79,6 +91,65 @@ pub struct Reference {
     pub by: String,
 }
 
+impl ModelCard {
+    /// The input shape of one row.
+    pub fn input_shape(&self) -> Vec<usize> {
+        match self.window {
+            Some(w) => vec![1, w, self.features.len()],
+            None => vec![1, self.features.len()],
+        }
+    }
+
+    /// Values in one row (`window x features` for a sequence model).
+    pub fn row_width(&self) -> usize {
+        self.window.unwrap_or(1) * self.features.len()
+    }
+}
+
+/// What one row costs, counted from the optimised graph at load (never
+/// timed, so a charge made from it is the same on every run and machine).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ModelCost {
+    /// Nodes of the optimised graph (each costs the plan a dispatch).
+    pub nodes: u64,
+    /// Multiply-adds (and divisions) tract's cost model counts for a row.
+    pub fma: u64,
+    /// Tree splits on the longest path of every tree, summed.
+    pub splits: u64,
+}
+
+impl ModelCost {
+    /// Fuel units (the sandbox's: about 18 a nanosecond on the reference
+    /// machine) a row is charged: `cargo bench -p stratbox-ml --bench
+    /// inference` prints the measured time beside this charge for each model.
+    pub const FUEL_PER_ROW: u64 = 20_000;
+    pub const FUEL_PER_NODE: u64 = 2_000;
+    pub const FUEL_PER_FMA: u64 = 4;
+    pub const FUEL_PER_SPLIT: u64 = 40;
+
+    fn of(model: &TypedModel) -> TractResult<Self> {
+        let mut cost = ModelCost { nodes: model.nodes().len() as u64, fma: 0, splits: 0 };
+        for node in model.nodes() {
+            if let Some(forest) = node.op_as::<trees::ForestClassifier>() {
+                cost.splits += forest.splits_per_row();
+                continue;
+            }
+            let inputs = model.node_input_facts(node.id)?;
+            for (kind, count) in node.op.cost(&inputs)? {
+                if matches!(kind, tract_onnx::tract_core::ops::Cost::FMA(_) | tract_onnx::tract_core::ops::Cost::Div(_)) {
+                    cost.fma += count.to_i64().map_or(0, |c| c.max(0) as u64);
+                }
+            }
+        }
+        Ok(cost)
+    }
+
+    /// The fuel one row is charged.
+    pub fn fuel_per_row(&self) -> u64 {
+        Self::FUEL_PER_ROW + self.nodes * Self::FUEL_PER_NODE + self.fma * Self::FUEL_PER_FMA + self.splits * Self::FUEL_PER_SPLIT
+    }
+}
+
 /// The card of `model` (`M.onnx` -> `M.card.json`).
 pub fn card_path(model: &Path) -> PathBuf {
     model.with_extension("card.json")
@@ -90,37 +161,29 @@ pub struct Model {
     path: PathBuf,
     plan: Arc<TypedRunnableModel>,
     output: usize,
+    /// What a row costs (see [`ModelCost::fuel_per_row`]).
+    pub cost: ModelCost,
     /// Load, check of the checksum and optimisation, in milliseconds.
     pub load_ms: f64,
 }
 
 fn read_proto(path: &Path, bytes: &[u8]) -> Result<ModelProto, ModelError> {
-    onnx().proto_model_for_read(&mut &bytes[..]).map_err(|e| ModelError::NotOnnx { path: path.to_owned(), why: format!("{e:#}") })
+    loader().proto_model_for_read(&mut &bytes[..]).map_err(|e| ModelError::NotOnnx { path: path.to_owned(), why: format!("{e:#}") })
 }
 
-/// tract wants a binary tree classifier's `base_values` once per class.
-fn patch_for_tract(proto: &mut ModelProto) {
-    let Some(graph) = proto.graph.as_mut() else { return };
-    for node in graph.node.iter_mut().filter(|n| n.op_type == "TreeEnsembleClassifier") {
-        let classes = node.attribute.iter().find(|a| a.name == "classlabels_int64s").map_or(0, |a| a.ints.len())
-            + node.attribute.iter().find(|a| a.name == "classlabels_strings").map_or(0, |a| a.strings.len());
-        if let Some(base) = node.attribute.iter_mut().find(|a| a.name == "base_values")
-            && classes == 2
-            && base.floats.len() == 1
-        {
-            let b = base.floats[0];
-            base.floats.push(b);
-        }
-    }
+/// tract's ONNX loader with our tree ensemble in place of its own.
+fn loader() -> tract_onnx::Onnx {
+    let mut onnx = onnx();
+    trees::register(&mut onnx.op_register);
+    onnx
 }
 
-/// The model tract builds from `proto` (patched for it), its first input
-/// fixed to one row of `features` when given, typed and optimised.
-fn optimise(mut proto: ModelProto, features: Option<usize>) -> TractResult<TypedModel> {
-    patch_for_tract(&mut proto);
-    let model = onnx().model_for_proto_model(&proto)?;
-    let model = match features {
-        Some(n) => model.with_input_fact(0, f32::fact([1, n]).into())?,
+/// The model tract builds from `proto`, its first input fixed to `shape`
+/// (one row) when given, typed and optimised.
+fn optimise(proto: &ModelProto, shape: Option<&[usize]>) -> TractResult<TypedModel> {
+    let model = loader().model_for_proto_model(proto)?;
+    let model = match shape {
+        Some(dims) => model.with_input_fact(0, f32::fact(dims).into())?,
         None => model,
     };
     model.into_optimized()
@@ -150,28 +213,32 @@ impl Model {
         }
         let output = graph.output.iter().position(|o| o.name == card.output).ok_or_else(|| bad_card(format!("output `{}` is not among the graph's ({:?})", card.output, graph.output.iter().map(|o| &o.name).collect::<Vec<_>>())))?;
         let unsupported = |e: TractError| ModelError::Unsupported { path: path.to_owned(), why: format!("{e:#}") };
-        let plan = optimise(proto, Some(card.features.len())).and_then(|m| m.into_runnable()).map_err(unsupported)?;
-        let model = Model { card, path: path.to_owned(), plan, output, load_ms: 0.0 };
+        let typed = optimise(&proto, Some(&card.input_shape())).map_err(unsupported)?;
+        let cost = ModelCost::of(&typed).map_err(unsupported)?;
+        let plan = typed.into_runnable().map_err(unsupported)?;
+        let model = Model { card, path: path.to_owned(), plan, output, cost, load_ms: 0.0 };
         // The declared class count is what the model gives.
-        let probe = model.predict(&vec![0.0; model.features()]).map_err(|e| bad_card(format!("a row of zeros: {e}")))?;
+        let probe = model.predict(&vec![0.0; model.row_width()]).map_err(|e| bad_card(format!("a row of zeros: {e}")))?;
         if probe.len() != model.card.classes.len() {
             return Err(bad_card(format!("{} classes, but the model gives {} probabilities", model.card.classes.len(), probe.len())));
         }
         Ok(Model { load_ms: started.elapsed().as_secs_f64() * 1e3, ..model })
     }
 
-    pub fn features(&self) -> usize {
-        self.card.features.len()
+    /// Values in one row.
+    pub fn row_width(&self) -> usize {
+        self.card.row_width()
     }
 
     pub fn classes(&self) -> usize {
         self.card.classes.len()
     }
 
-    /// Class probabilities of each row of `rows` (row-major, `features()`
+    /// Class probabilities of each row of `rows` (row-major, `row_width()`
     /// values a row), concatenated in row order.
     pub fn predict(&self, rows: &[f32]) -> Result<Vec<f32>, PredictError> {
-        let n = self.features();
+        let n = self.row_width();
+        let shape = self.card.input_shape();
         if rows.is_empty() || !rows.len().is_multiple_of(n) {
             return Err(PredictError::WrongShape { features: n, values: rows.len() });
         }
@@ -180,9 +247,9 @@ impl Model {
         }
         let mut out = Vec::with_capacity(rows.len() / n * self.card.classes.len());
         for row in rows.chunks(n) {
-            let input = tract_ndarray::Array2::from_shape_vec((1, n), row.to_vec()).map_err(|e| PredictError::Backend(e.to_string()))?;
+            let input = Tensor::from_shape(&shape, row).map_err(|e| PredictError::Backend(format!("{e:#}")))?;
             // `run` spawns a fresh state: nothing carries over from the last row.
-            let result = self.plan.run(tvec!(input.into_tensor().into())).map_err(|e| PredictError::Backend(format!("{e:#}")))?;
+            let result = self.plan.run(tvec!(input.into())).map_err(|e| PredictError::Backend(format!("{e:#}")))?;
             let probs = result.get(self.output).ok_or_else(|| PredictError::Backend("missing output".into()))?;
             let view = probs.to_plain_array_view::<f32>().map_err(|e| PredictError::Backend(format!("{e:#}")))?;
             out.extend(view.iter().copied());
@@ -264,7 +331,8 @@ pub fn inspect(path: &Path) -> Result<Inspection, ModelError> {
         tract: Ok(()),
         card,
     };
-    inspection.tract = optimise(proto, inspection.card.as_ref().map(|c| c.features.len())).map(drop).map_err(|e| format!("{e:#}"));
+    let shape = inspection.card.as_ref().map(ModelCard::input_shape);
+    inspection.tract = optimise(&proto, shape.as_deref()).map(drop).map_err(|e| format!("{e:#}"));
     Ok(inspection)
 }
 

@@ -22,7 +22,7 @@ fn copy(dir: &Path, bytes: Option<Vec<u8>>, edit: impl FnOnce(&mut serde_json::V
 #[test]
 fn the_shipped_model_matches_onnxruntime_on_its_reference_rows() {
     let m = Model::load(&shipped()).unwrap();
-    assert_eq!((m.features(), m.card.classes.clone()), (5, vec!["down".to_owned(), "up".to_owned()]));
+    assert_eq!((m.row_width(), m.card.classes.clone()), (5, vec!["down".to_owned(), "up".to_owned()]));
     let diff = m.check().unwrap();
     assert!(diff <= 1e-5, "max difference {diff}");
     // Rows in one call: each row's probabilities, summing to one.
