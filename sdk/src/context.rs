@@ -1,6 +1,6 @@
 //! What a plugin can ask of its host, through [`Ctx`].
 
-use crate::{Bar, InstrumentId, KvError, LogLevel, OrderView, Position, Timestamp};
+use crate::{Bar, InferenceError, InstrumentId, KvError, LogLevel, ModelInfo, OrderView, Position, Timestamp};
 
 /// The host services a plugin may use: exactly the imports of the WIT world.
 ///
@@ -25,6 +25,10 @@ pub trait HostApi {
     fn open_orders(&mut self) -> Vec<OrderView>;
     /// Up to `count` most recent closed bars, oldest first.
     fn history(&mut self, instrument: InstrumentId, period_secs: u32, count: u32) -> Vec<Bar>;
+    /// A model the operator granted this plugin, by name.
+    fn resolve_model(&mut self, name: &str) -> Result<ModelInfo, InferenceError>;
+    /// Class probabilities of whole rows of features through a resolved model.
+    fn predict(&mut self, handle: u32, rows: &[f32]) -> Result<Vec<f32>, InferenceError>;
 }
 
 /// Handle on the host, passed to every callback.
@@ -91,5 +95,15 @@ impl<'h> Ctx<'h> {
     /// Recent closed bars of `instrument`, oldest first.
     pub fn history(&mut self, instrument: InstrumentId, period_secs: u32, count: u32) -> Vec<Bar> {
         self.host.history(instrument, period_secs, count)
+    }
+
+    /// The model `name`, if the operator loaded it and granted it to this
+    /// plugin (resolve once, at init; see [`Model`](crate::Model)).
+    pub fn model(&mut self, name: &str) -> Result<crate::Model, InferenceError> {
+        self.host.resolve_model(name).map(crate::Model::new)
+    }
+
+    pub(crate) fn predict(&mut self, handle: u32, rows: &[f32]) -> Result<Vec<f32>, InferenceError> {
+        self.host.predict(handle, rows)
     }
 }

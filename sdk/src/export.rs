@@ -5,10 +5,10 @@
 use std::cell::RefCell;
 use std::thread::LocalKey;
 
-use crate::bindings::stratbox::plugin::{clock, kv, log, market, orders, portfolio};
+use crate::bindings::stratbox::plugin::{clock, inference, kv, log, market, orders, portfolio};
 use crate::{
-    Alarm, AnomalyDetector, Bar, BarBatch, Ctx, Descriptor, Fill, HostApi, Init, InitContext, InstrumentId,
-    Intent, KvError, LogLevel, OrderView, Plugin, Position, Quote, Roles, StopDecision, StopPolicy,
+    Alarm, AnomalyDetector, Bar, BarBatch, Ctx, Descriptor, Fill, HostApi, InferenceError, Init, InitContext, InstrumentId,
+    Intent, KvError, LogLevel, ModelInfo, OrderView, Plugin, Position, Quote, Roles, StopDecision, StopPolicy,
     Strategy, Timestamp,
 };
 
@@ -47,6 +47,12 @@ impl HostApi for WasmHost {
     }
     fn history(&mut self, instrument: InstrumentId, period_secs: u32, count: u32) -> Vec<Bar> {
         market::history(instrument, period_secs, count)
+    }
+    fn resolve_model(&mut self, name: &str) -> Result<ModelInfo, InferenceError> {
+        inference::resolve(name)
+    }
+    fn predict(&mut self, handle: u32, rows: &[f32]) -> Result<Vec<f32>, InferenceError> {
+        inference::predict(handle, rows)
     }
 }
 

@@ -41,8 +41,10 @@ mod batch;
 mod context;
 mod export;
 pub mod indicators;
+mod inference;
 mod info;
 mod roles;
+pub mod state;
 pub mod testing;
 
 /// Bindings generated from `wit/` by wit-bindgen. Plugin authors never need
@@ -60,6 +62,7 @@ pub mod bindings {
     });
 }
 
+pub use bindings::stratbox::plugin::inference::{Budget, InferenceError, ModelInfo, ShapeMismatch};
 pub use bindings::stratbox::plugin::kv::KvError;
 pub use bindings::stratbox::plugin::types::{
     Alarm, AlarmLevel, Bar, BarBatch, Descriptor, Fill, InitContext, Instrument, InstrumentId, Intent, LogLevel,
@@ -68,18 +71,20 @@ pub use bindings::stratbox::plugin::types::{
     Timestamp,
 };
 pub use context::{Ctx, HostApi};
+pub use inference::{Model, error_text};
+pub use state::StateReader;
 pub use info::{Init, Params, PluginInfo};
 pub use roles::{AnomalyDetector, Plugin, StopPolicy, Strategy};
 
 /// Version of the WIT contract this SDK builds plugins against.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.1.1";
 
 /// Everything a plugin author usually needs, in one import.
 pub mod prelude {
     pub use crate::indicators::{Ema, EwmaVariance, LogReturns, PerInstrument, RollingMedian, RollingStats, Rsi, Sma, WilderAtr, median};
     pub use crate::{
-        Alarm, AlarmLevel, AnomalyDetector, Bar, Ctx, Fill, Init, Instrument, InstrumentId, Intent,
-        LogLevel, OrderType, Plugin, PluginInfo, Position, Quote, Side, StopDecision, StopLevels,
+        Alarm, AlarmLevel, AnomalyDetector, Bar, Ctx, Fill, InferenceError, Init, Instrument, InstrumentId, Intent,
+        LogLevel, Model, OrderType, Plugin, PluginInfo, Position, Quote, Side, StopDecision, StopLevels,
         StopPolicy, Strategy, TimeInForce, Timestamp,
     };
 }

@@ -22,8 +22,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::accounting::NetPosition;
 use crate::{
-    Alarm, AnomalyDetector, Bar, Ctx, Fill, HostApi, Init, Instrument, InstrumentId, Intent,
-    KvError, LogLevel, OrderView, Param, ParamValue, Params, Plugin, Position, Quote, RunMode,
+    Alarm, AnomalyDetector, Bar, Ctx, Fill, HostApi, InferenceError, Init, Instrument, InstrumentId, Intent,
+    KvError, ModelInfo, ShapeMismatch, LogLevel, OrderView, Param, ParamValue, Params, Plugin, Position, Quote, RunMode,
     Side, StopDecision, StopPolicy, Strategy, Timestamp,
 };
 
@@ -39,6 +39,35 @@ pub fn bar(instrument: InstrumentId, start_secs: i64, period_secs: u32, close: f
     Bar { instrument, start: start_secs * NANOS, period_secs, open: close, high: close, low: close, close, volume: 0.0 }
 }
 
+/// A model the native harness serves in place of the host's ONNX engine: a
+/// function of the rows. Calls are checked as the host checks them (rows
+/// resolved first, whole rows, finite values).
+pub struct TestModel {
+    /// The name plugins resolve it by.
+    pub name: String,
+    /// Values in one row.
+    pub row_width: u32,
+    /// Class names, in the order `run` returns probabilities.
+    pub classes: Vec<String>,
+    /// What the host would charge a row (1 unless set).
+    pub fuel_per_row: u64,
+    #[allow(clippy::type_complexity)]
+    run: Box<dyn Fn(&[f32]) -> Vec<f32>>,
+}
+
+impl TestModel {
+    /// `run` maps one row to its class probabilities.
+    pub fn new(name: &str, row_width: u32, classes: &[&str], run: impl Fn(&[f32]) -> Vec<f32> + 'static) -> Self {
+        Self { name: name.to_owned(), row_width, classes: classes.iter().map(|c| c.to_string()).collect(), fuel_per_row: 1, run: Box::new(run) }
+    }
+}
+
+impl std::fmt::Debug for TestModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TestModel({}, {} values a row, {:?})", self.name, self.row_width, self.classes)
+    }
+}
+
 /// In-memory [`HostApi`] used by [`Harness`].
 #[derive(Debug, Default)]
 pub struct TestHost {
@@ -52,6 +81,10 @@ pub struct TestHost {
     pub positions: BTreeMap<InstrumentId, Position>,
     /// Working orders to show the plugin.
     pub open_orders: Vec<OrderView>,
+    /// Models served to the plugin (see [`TestModel`]).
+    pub models: Vec<TestModel>,
+    /// Rows predicted, over all models.
+    pub predicted_rows: u64,
     history: HashMap<(InstrumentId, u32), Vec<Bar>>,
 }
 
@@ -112,6 +145,22 @@ impl HostApi for TestHost {
         let bars = self.history.get(&(instrument, period_secs)).map(Vec::as_slice).unwrap_or(&[]);
         bars[bars.len().saturating_sub(count as usize)..].to_vec()
     }
+    fn resolve_model(&mut self, name: &str) -> Result<ModelInfo, InferenceError> {
+        let (handle, m) = self.models.iter().enumerate().find(|(_, m)| m.name == name).ok_or_else(|| InferenceError::NotFound(format!("no model named `{name}`")))?;
+        Ok(ModelInfo { handle: handle as u32, features: m.row_width, classes: m.classes.clone(), fuel_per_row: m.fuel_per_row })
+    }
+    fn predict(&mut self, handle: u32, rows: &[f32]) -> Result<Vec<f32>, InferenceError> {
+        let m = self.models.get(handle as usize).ok_or_else(|| InferenceError::NotGranted(format!("handle {handle} was not resolved")))?;
+        let width = m.row_width as usize;
+        if rows.is_empty() || !rows.len().is_multiple_of(width) {
+            return Err(InferenceError::WrongShape(ShapeMismatch { features: m.row_width, values: rows.len() as u32 }));
+        }
+        if let Some(at) = rows.iter().position(|v| !v.is_finite()) {
+            return Err(InferenceError::NonFinite(at as u32));
+        }
+        self.predicted_rows += (rows.len() / width) as u64;
+        Ok(rows.chunks(width).flat_map(|r| (m.run)(r)).collect())
+    }
 }
 
 /// Resolves declared parameters with `overrides`, as the host does.
@@ -153,7 +202,11 @@ pub struct Harness<P: Plugin> {
 impl<P: Plugin> Harness<P> {
     /// Initialises `P` in backtest mode with `instruments` and parameter `overrides`.
     pub fn new(instruments: Vec<Instrument>, overrides: &[(&str, ParamValue)]) -> Result<Self, String> {
-        let mut host = TestHost::default();
+        Self::with_host(TestHost::default(), instruments, overrides)
+    }
+
+    /// As [`new`](Self::new), on a host prepared beforehand (with models, say).
+    pub fn with_host(mut host: TestHost, instruments: Vec<Instrument>, overrides: &[(&str, ParamValue)]) -> Result<Self, String> {
         let init = Init { mode: RunMode::Backtest, instruments: instruments.clone(), params: resolve_params::<P>(overrides)? };
         let plugin = P::init(&mut Ctx::new(&mut host), &init)?;
         Ok(Self { plugin, host, instruments })

@@ -19,6 +19,7 @@ mod fill_times;
 mod fuel;
 mod host_calls;
 mod hot_swap;
+mod inference;
 mod iloop;
 mod intent_flood;
 mod invalid_numbers;

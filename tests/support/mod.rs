@@ -70,11 +70,12 @@ pub struct Scenario {
     pub bars: u64,
     pub plugins: Vec<PluginSpec>,
     pub sandbox: SandboxConfig,
+    pub models: Vec<stratbox_engine::ModelDecl>,
 }
 
 impl Scenario {
     pub fn new(plugins: Vec<PluginSpec>) -> Self {
-        Self { mode: Mode::Backtest, instruments: 5, bars: 120, plugins, sandbox: SandboxConfig::default() }
+        Self { mode: Mode::Backtest, instruments: 5, bars: 120, plugins, sandbox: SandboxConfig::default(), models: Vec::new() }
     }
 
     pub fn mode(mut self, mode: Mode) -> Self {
@@ -92,6 +93,7 @@ impl Scenario {
             sandbox: self.sandbox.clone(),
             control: stratbox_engine::config::ControlConfig { enabled: false, ..Default::default() },
             plugins: self.plugins.clone(),
+            models: self.models.clone(),
             ..HostConfig::default()
         }
     }

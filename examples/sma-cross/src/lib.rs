@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 
+use stratbox_sdk::StateReader;
 use stratbox_sdk::prelude::*;
 
 /// Per-instrument state: the slow window of closes (enough to rebuild both
@@ -105,10 +106,10 @@ impl Plugin for SmaCross {
     }
 
     fn import_state(&mut self, ctx: &mut Ctx<'_>, state: &[u8]) -> Result<(), String> {
-        let mut r = Reader(state);
+        let mut r = StateReader::new(state);
         self.crossings = r.u64()?;
         let mut legs = 0;
-        while !r.0.is_empty() {
+        while !r.is_empty() {
             let id = r.u32()?;
             let signal = r.u8()? as i8;
             let n = r.u32()? as usize;
@@ -135,31 +136,6 @@ impl Strategy for SmaCross {
 
 stratbox_sdk::export_plugin!(SmaCross, roles: [strategy]);
 
-/// Little-endian cursor over exported state.
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn take<const N: usize>(&mut self) -> Result<[u8; N], String> {
-        if self.0.len() < N {
-            return Err(format!("state truncated: wanted {N} more bytes, {} left", self.0.len()));
-        }
-        let (head, rest) = self.0.split_at(N);
-        self.0 = rest;
-        Ok(head.try_into().expect("split_at gave N bytes"))
-    }
-    fn u8(&mut self) -> Result<u8, String> {
-        Ok(self.take::<1>()?[0])
-    }
-    fn u32(&mut self) -> Result<u32, String> {
-        self.take().map(u32::from_le_bytes)
-    }
-    fn u64(&mut self) -> Result<u64, String> {
-        self.take().map(u64::from_le_bytes)
-    }
-    fn f64(&mut self) -> Result<f64, String> {
-        self.take().map(f64::from_le_bytes)
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -8,6 +8,7 @@ mod capital;
 mod credentials;
 mod data;
 mod detect;
+mod ml;
 mod model;
 mod montecarlo;
 mod plugin;
@@ -100,6 +101,9 @@ enum Cmd {
     /// ONNX models in the host: `model inspect` and `model check`.
     #[command(subcommand)]
     Model(model::ModelCmd),
+    /// ML strategies: `ml dataset` writes the plugin's features and labels for training.
+    #[command(subcommand)]
+    Ml(ml::MlCmd),
     /// Run the configuration through crash scenarios and synthetic shocks; pass/fail against drawdown and loss limits.
     Stress(stress::StressArgs),
     /// Trades, P&L and transaction costs from the execution journal (of a stopped host).
@@ -156,12 +160,6 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    // tract's tree ensembles build an error per tree per inference; with a
-    // backtrace requested each one captures it (onnx-tract-notes.md).
-    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
-        // SAFETY: before any thread starts, as above.
-        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
-    }
     let cli = Cli::parse();
     // tungstenite's trace level prints whole frames, and ours carry the
     // session tokens: its trace events are dropped whatever the filter says.
@@ -211,6 +209,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Detect(d) => detect::detect(d, &data_dir(&cli.data_dir)),
         Cmd::Stress(s) => stress::stress(s, &data_dir(&cli.data_dir)),
         Cmd::Model(m) => model::model(m),
+        Cmd::Ml(m) => ml::ml(m, &data_dir(&cli.data_dir)),
         Cmd::Status => print_json(&ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.status()?),
         Cmd::Var { horizon, json } => montecarlo::live_var(&ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.status()?, horizon, json),
         Cmd::Shutdown => Ok(ControlClient::from_data_dir(&data_dir(&cli.data_dir))?.shutdown()?),

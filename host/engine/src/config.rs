@@ -13,6 +13,9 @@ use stratbox_market::{ReplayConfig, SimulatorConfig};
 use stratbox_sandbox::{Metering, PluginLimits};
 pub use stratbox_sandbox::{OrderPolicy, ParamInput, PluginSpec, RestartPolicy};
 
+/// A plugin path naming one of the binary's bundled plugins: `bundled:sma-cross`.
+pub const BUNDLED_PREFIX: &str = "bundled:";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {source}")]
@@ -161,6 +164,10 @@ pub struct HostConfig {
     pub control: ControlConfig,
     #[serde(rename = "plugin")]
     pub plugins: Vec<PluginSpec>,
+    /// ONNX models served to plugins through the `inference` import, each
+    /// granted to the plugins named (`[[model]]`: name, path, grant).
+    #[serde(rename = "model")]
+    pub models: Vec<stratbox_ml::ModelDecl>,
 }
 
 impl Default for HostConfig {
@@ -180,6 +187,7 @@ impl Default for HostConfig {
             sandbox: SandboxConfig::default(),
             control: ControlConfig::default(),
             plugins: Vec::new(),
+            models: Vec::new(),
         }
     }
 }
@@ -204,8 +212,14 @@ impl HostConfig {
             config.data_dir = base.join(&config.data_dir);
         }
         for p in &mut config.plugins {
-            if p.path.is_relative() {
+            // `bundled:NAME` is a plugin the binary carries (the CLI resolves it).
+            if p.path.is_relative() && !p.path.to_string_lossy().starts_with(BUNDLED_PREFIX) {
                 p.path = base.join(&p.path);
+            }
+        }
+        for m in &mut config.models {
+            if m.path.is_relative() {
+                m.path = base.join(&m.path);
             }
         }
         config.check_spans().map_err(|message| ConfigError::Invalid { path: path.to_owned(), message })?;

@@ -17,6 +17,7 @@
 
 pub mod config;
 mod control;
+mod models;
 mod runner;
 mod view;
 
@@ -24,3 +25,5 @@ pub use control::{BODY_TIMEOUT, CONNECTION_TIMEOUT, HEADER_TIMEOUT, MAX_CONNECTI
 pub use runner::{Command, Host, HostError, LatencySummary, RunOptions, RunStats, RunSummary, StatusView, format_time};
 pub use stratbox_trading::{ADOPTED, AdoptReport, DeleveragePlan, FlattenReport, RECONCILIATION_FAILED};
 pub use view::{PluginView, PluginWorld};
+pub use models::{HostModels, load as load_models};
+pub use stratbox_ml::ModelDecl;

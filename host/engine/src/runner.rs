@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 
 use stratbox_contract::{BarBatch, Intent, RunMode};
 use stratbox_market::{Feed, FeedPoll, MarketEvent, Timestamp};
-use stratbox_sandbox::{Fault, PluginFactory, Sandbox, SandboxSettings, Started, Supervisor, SwapReport};
+use stratbox_sandbox::{Fault, ModelProvider, PluginFactory, Sandbox, SandboxSettings, Started, Supervisor, SwapReport};
 use stratbox_trading::{
     ADOPTED, AccountCheck, AdoptReport, Broker, BrokerStats, DeleveragePlan, Entry, FlattenReport, Journal, JournalError, OrderPath, OrderPathConfig, PaperBroker, PathStats, RiskView, SharedWorld, TrackerStats,
     TradingState, Violation,
@@ -69,7 +69,7 @@ pub struct RunStats {
     pub swaps: u64,
     #[serde(with = "stratbox_contract::util::duration_ms")]
     pub longest_swap_hold: Duration,
-    /// Plugins from the config that were refused at start, with the reason.
+    /// Plugins and models from the config that were refused at start, with the reason.
     pub refused: Vec<String>,
 }
 
@@ -179,6 +179,18 @@ impl Host {
         make_broker: impl FnOnce(Arc<SharedWorld>) -> Result<Box<dyn Broker>, HostError>,
         commands: Receiver<Command>,
     ) -> Result<Self, HostError> {
+        Self::with_parts(config, feed, make_broker, None, commands)
+    }
+
+    /// As [`Host::with_broker`], serving plugins `models` instead of the
+    /// config's `[[model]]`s (`None`: the config's).
+    pub fn with_parts(
+        config: HostConfig,
+        feed: Box<dyn Feed>,
+        make_broker: impl FnOnce(Arc<SharedWorld>) -> Result<Box<dyn Broker>, HostError>,
+        models: Option<Arc<dyn ModelProvider>>,
+        commands: Receiver<Command>,
+    ) -> Result<Self, HostError> {
         let dir = &config.data_dir;
         stratbox_contract::util::create_private_dir(dir).map_err(|source| HostError::DataDir { path: dir.clone(), source })?;
         let in_memory = config.journal.in_memory;
@@ -205,9 +217,17 @@ impl Host {
             Mode::Live => RunMode::Live,
         };
         let plugin_world = Arc::new(PluginWorld(world.clone()));
-        let factory = Arc::new(PluginFactory::new(Arc::new(sandbox), plugin_world, Some(kv), mode, instruments.clone()));
-        let mut supervisor = Supervisor::new(factory.clone());
         let mut stats = RunStats::default();
+        let models: Arc<dyn ModelProvider> = match models {
+            Some(given) => given,
+            None => {
+                let loaded = crate::models::load(&config.models);
+                stats.refused.extend(loaded.refused.iter().cloned());
+                loaded
+            }
+        };
+        let factory = Arc::new(PluginFactory::new(Arc::new(sandbox), plugin_world, Some(kv), mode, instruments.clone()).with_models(models));
+        let mut supervisor = Supervisor::new(factory.clone());
         for spec in &config.plugins {
             match factory.load(spec.clone()).and_then(|s| supervisor.install(s)) {
                 Ok(()) => {}

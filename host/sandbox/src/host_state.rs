@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::PluginLimits;
+use stratbox_contract::stratbox::plugin::inference::{self, Budget, InferenceError, ModelInfo, ShapeMismatch};
 use stratbox_contract::stratbox::plugin::{clock, kv, log, market, orders, portfolio, types};
 use stratbox_contract::{Bar, InstrumentId, Intent, LogLevel, OrderView, Position, Timestamp};
-use crate::WorldView;
+use crate::{ModelProvider, NoModels, WorldView};
 
 /// Longest key a plugin may store.
 pub const MAX_KEY_BYTES: usize = 256;
@@ -133,6 +134,13 @@ pub struct HostState {
     world: Arc<dyn WorldView>,
     kv: Option<PluginKv>,
     log: LogBudget,
+    models: Arc<dyn ModelProvider>,
+    /// Models this instance resolved, by handle: the only ones it may run.
+    resolved: Vec<ModelInfo>,
+    /// Inference fuel spent in the current callback.
+    pub(crate) inference_spent: u64,
+    /// Rows run through models over the instance's life.
+    pub inference_rows: u64,
     /// The last error line the plugin logged (the SDK logs panic messages there).
     pub last_error: Option<String>,
     /// Intents submitted during the current callback.
@@ -154,12 +162,22 @@ impl HostState {
             world,
             kv,
             log: LogBudget { window_start: Instant::now(), written: 0, attempted: 0, dropped_lines: 0 },
+            models: Arc::new(NoModels),
+            resolved: Vec::new(),
+            inference_spent: 0,
+            inference_rows: 0,
             last_error: None,
             intents: Vec::new(),
             pending_charge: (0, ""),
             import_fuel: 0,
             costs: ImportCosts::default(),
         }
+    }
+
+    /// Serves `models` to this plugin (none by default).
+    pub fn with_models(mut self, models: Arc<dyn ModelProvider>) -> Self {
+        self.models = models;
+        self
     }
 
     /// Owes `fuel` for the work of `import`.
@@ -372,5 +390,40 @@ impl market::Host for HostState {
         let out = self.world.history(instrument, period_secs, count.min(10_000) as usize);
         self.charge("market.history", self.costs.call + self.costs.per_bar * out.len() as u64);
         out
+    }
+}
+
+impl inference::Host for HostState {
+    fn resolve(&mut self, name: String) -> Result<ModelInfo, InferenceError> {
+        self.charge("inference.resolve", self.costs.call + self.costs.per_text_byte * name.len() as u64);
+        let info = self.models.resolve(&self.plugin, &name)?;
+        if !self.resolved.iter().any(|m| m.handle == info.handle) {
+            self.resolved.push(info.clone());
+        }
+        Ok(info)
+    }
+
+    fn predict(&mut self, model: u32, rows: Vec<f32>) -> Result<Vec<f32>, InferenceError> {
+        self.charge("inference.predict", self.costs.call);
+        let Some(info) = self.resolved.iter().find(|m| m.handle == model) else {
+            return Err(InferenceError::NotGranted(format!("handle {model} was not resolved by this plugin")));
+        };
+        let width = info.features as usize;
+        if rows.is_empty() || !rows.len().is_multiple_of(width) {
+            return Err(InferenceError::WrongShape(ShapeMismatch { features: info.features, values: rows.len() as u32 }));
+        }
+        if let Some(at) = rows.iter().position(|v| !v.is_finite()) {
+            return Err(InferenceError::NonFinite(at as u32));
+        }
+        let n = (rows.len() / width) as u64;
+        let needed = info.fuel_per_row.saturating_mul(n);
+        let left = self.limits.inference_fuel_per_callback.saturating_sub(self.inference_spent);
+        if needed > left {
+            return Err(InferenceError::BudgetExceeded(Budget { needed, left }));
+        }
+        self.inference_spent += needed;
+        self.inference_rows += n;
+        self.charge("inference.predict", needed);
+        self.models.predict(model, &rows).map_err(InferenceError::Backend)
     }
 }

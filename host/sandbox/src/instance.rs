@@ -109,6 +109,7 @@ impl PluginInstance {
             self.store.set_epoch_deadline(limits.wall_clock_cap_ms().unwrap_or(u64::MAX / 2));
         }
         self.store.data_mut().intents.clear();
+        self.store.data_mut().inference_spent = 0;
         let import_fuel_before = self.store.data().import_fuel;
         let began = Instant::now();
         let result = f(&self.bindings, &mut self.store);

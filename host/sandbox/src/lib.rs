@@ -21,6 +21,7 @@ mod host_state;
 mod instance;
 mod limits;
 mod loader;
+mod models;
 mod spec;
 mod supervisor;
 mod world;
@@ -38,6 +39,8 @@ pub use limits::{LimitOverrides, PluginLimits};
 pub use spec::{OrderPolicy, ParamInput, PluginSpec, RestartPolicy};
 pub use supervisor::{Health, PluginFactory, PluginIntents, PluginStatus, StartError, Started, Supervisor, SwapReport, resolve_params, role_names};
 pub use world::{EmptyWorld, WorldView};
+pub use models::{ModelProvider, NoModels};
+pub use stratbox_contract::stratbox::plugin::inference::{Budget, InferenceError, ModelInfo, ShapeMismatch};
 pub use loader::{CONTRACT_PACKAGE, CONTRACT_VERSION, ComponentInfo, GRANTED_IMPORTS, LoadError, check_binary, check_contract_version};
 
 /// Host-wide settings of the sandbox.

@@ -34,6 +34,11 @@ pub struct PluginLimits {
     pub max_table_elements: u32,
     /// Bytes (keys + values) in the plugin's key-value store.
     pub kv_quota_bytes: u64,
+    /// Fuel one callback may spend on inference (`inference.predict`, each
+    /// row at its model's fixed cost); past it, predict returns
+    /// `budget-exceeded`. Counted in every mode, so live runs refuse exactly
+    /// what a backtest refuses.
+    pub inference_fuel_per_callback: u64,
 }
 
 impl Default for PluginLimits {
@@ -49,6 +54,7 @@ impl Default for PluginLimits {
             max_tables: 16,
             max_table_elements: 100_000,
             kv_quota_bytes: 1 << 20,
+            inference_fuel_per_callback: 25_000_000,
         }
     }
 }
@@ -67,6 +73,7 @@ impl PluginLimits {
             max_tables: 32,
             max_table_elements: 1_000_000,
             kv_quota_bytes: 256 << 20,
+            inference_fuel_per_callback: 10_000_000_000,
         }
     }
 
@@ -86,6 +93,7 @@ impl PluginLimits {
             ) as u32,
             log_bytes_per_sec: configured.log_bytes_per_sec.unwrap_or(defaults.log_bytes_per_sec),
             kv_quota_bytes: configured.kv_quota_bytes.unwrap_or(defaults.kv_quota_bytes),
+            inference_fuel_per_callback: configured.inference_fuel_per_callback.unwrap_or(defaults.inference_fuel_per_callback),
             ..*defaults
         };
         l.clamp_to(maxima)
@@ -110,6 +118,7 @@ impl PluginLimits {
             max_tables: self.max_tables.min(maxima.max_tables),
             max_table_elements: self.max_table_elements.min(maxima.max_table_elements),
             kv_quota_bytes: self.kv_quota_bytes.min(maxima.kv_quota_bytes),
+            inference_fuel_per_callback: self.inference_fuel_per_callback.min(maxima.inference_fuel_per_callback),
         }
     }
 }
@@ -126,6 +135,7 @@ pub struct LimitOverrides {
     pub max_intents_per_callback: Option<u32>,
     pub log_bytes_per_sec: Option<u64>,
     pub kv_quota_bytes: Option<u64>,
+    pub inference_fuel_per_callback: Option<u64>,
 }
 
 #[cfg(test)]

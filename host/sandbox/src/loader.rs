@@ -9,9 +9,9 @@ use wasmtime::component::Component;
 /// The contract this host implements (`wit/stratbox.wit`).
 pub const CONTRACT_PACKAGE: &str = "stratbox:plugin";
 /// Its version.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.1.1";
 /// Interfaces of the contract a plugin may import: the whole grant.
-pub const GRANTED_IMPORTS: [&str; 7] = ["types", "log", "clock", "orders", "kv", "portfolio", "market"];
+pub const GRANTED_IMPORTS: [&str; 8] = ["types", "log", "clock", "orders", "kv", "portfolio", "market", "inference"];
 
 /// Why a component was refused before it ran.
 #[derive(Debug, thiserror::Error)]
@@ -26,7 +26,7 @@ pub enum LoadError {
     CoreModule,
     #[error("malformed component: {0}")]
     Malformed(String),
-    #[error("imports `{name}`, which is outside the granted world (a plugin may import only {CONTRACT_PACKAGE}/{{types, log, clock, orders, kv, portfolio, market}}@0.1)")]
+    #[error("imports `{name}`, which is outside the granted world (a plugin may import only {CONTRACT_PACKAGE}/{{types, log, clock, orders, kv, portfolio, market, inference}}@0.1)")]
     UnauthorisedImport { name: String },
     #[error("built for contract {CONTRACT_PACKAGE}@{plugin}, which this host ({CONTRACT_PACKAGE}@{host}) cannot run: {why}")]
     IncompatibleContract { plugin: String, host: &'static str, why: String },

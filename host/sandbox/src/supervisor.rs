@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::{OrderPolicy, ParamInput, PluginSpec, WorldView};
+use crate::{ModelProvider, NoModels, OrderPolicy, ParamInput, PluginSpec, WorldView};
 use stratbox_contract::{
     Alarm, AlarmLevel, Bar, BarBatch, Descriptor, Quote, Timestamp, Fill, InitContext, Instrument, Intent, Param, ParamSpec, ParamValue, Roles, RunMode, StopDecision,
 };
@@ -39,6 +39,8 @@ pub struct PluginFactory {
     kv: Option<sled::Db>,
     pub mode: RunMode,
     pub instruments: Vec<Instrument>,
+    /// The operator's models, served through the `inference` import.
+    pub models: Arc<dyn ModelProvider>,
 }
 
 /// An initialised instance waiting to be installed (or swapped in).
@@ -52,7 +54,13 @@ pub struct Started {
 
 impl PluginFactory {
     pub fn new(sandbox: Arc<Sandbox>, world: Arc<dyn WorldView>, kv: Option<sled::Db>, mode: RunMode, instruments: Vec<Instrument>) -> Self {
-        Self { sandbox, world, kv, mode, instruments }
+        Self { sandbox, world, kv, mode, instruments, models: Arc::new(NoModels) }
+    }
+
+    /// Serves `models` to the plugins this factory starts.
+    pub fn with_models(mut self, models: Arc<dyn ModelProvider>) -> Self {
+        self.models = models;
+        self
     }
 
     /// Reads, checks and compiles the component, then starts it.
@@ -85,7 +93,7 @@ impl PluginFactory {
         if self.mode == RunMode::Backtest {
             limits.deadline_ms = 0; // fuel alone: deterministic
         }
-        let state = HostState::new(name.clone(), limits, self.world.clone(), self.kv_for(&name));
+        let state = HostState::new(name.clone(), limits, self.world.clone(), self.kv_for(&name)).with_models(self.models.clone());
         let mut instance = self.sandbox.instantiate(&prepared, state).map_err(fault)?;
         let descriptor = instance.describe().map_err(fault)?;
         check_descriptor(&descriptor).map_err(|m| fault(Fault::BadDescriptor(m)))?;

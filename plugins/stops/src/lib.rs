@@ -378,29 +378,10 @@ mod state {
         }
     }
 
-    struct Reader<'a>(&'a [u8]);
-
-    impl Reader<'_> {
-        fn take<const N: usize>(&mut self) -> Result<[u8; N], String> {
-            let (head, rest) = self.0.split_at_checked(N).ok_or("stops state is truncated")?;
-            self.0 = rest;
-            Ok(head.try_into().expect("N bytes"))
-        }
-        fn f64(&mut self) -> Result<f64, String> {
-            self.take().map(f64::from_le_bytes)
-        }
-        fn i64(&mut self) -> Result<i64, String> {
-            self.take().map(i64::from_le_bytes)
-        }
-        fn u32(&mut self) -> Result<u32, String> {
-            self.take().map(u32::from_le_bytes)
-        }
-    }
-
     pub fn read(bytes: &[u8]) -> Result<Vec<(u32, Trade)>, String> {
-        let mut r = Reader(bytes);
+        let mut r = stratbox_sdk::StateReader::new(bytes);
         let mut out = Vec::new();
-        while !r.0.is_empty() {
+        while !r.is_empty() {
             let [v] = r.take::<1>()?;
             if v != VERSION {
                 return Err(format!("stops state version {v}: this build reads version {VERSION}"));

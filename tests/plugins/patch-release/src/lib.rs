@@ -1,6 +1,8 @@
-//! Built with plain wit-bindgen against contract 0.1.9: on every bar it
-//! targets a position equal to the bar's instrument id plus one, so a test
-//! can see that it loaded, ran and was heard on a 0.1.0 host.
+//! Built with plain wit-bindgen against the contract in `wit/` (0.1.9 here,
+//! derived from the live one; the released 0.1.0 in `released-contract`, which
+//! compiles this same file): on every bar it targets a position equal to the
+//! bar's instrument id plus one, so a test can see that it loaded, ran and
+//! was heard on this host.
 
 wit_bindgen::generate!({ world: "plugin", path: "wit" });
 
@@ -17,9 +19,9 @@ fn target(bar: &Bar) {
 impl lifecycle::Guest for PatchRelease {
     fn describe() -> Descriptor {
         Descriptor {
-            name: "patch-release".into(),
-            version: "0.1.9".into(),
-            description: "built against stratbox:plugin@0.1.9".into(),
+            name: env!("CARGO_PKG_NAME").into(),
+            version: env!("FIXTURE_CONTRACT").into(),
+            description: concat!("built against stratbox:plugin@", env!("FIXTURE_CONTRACT")).into(),
             roles: Roles::STRATEGY,
             params: Vec::new(),
             requested: ResourceRequest { memory_bytes: 0, fuel_per_callback: 0, max_intents_per_callback: 0 },
