@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 /// The bundled plugins: crate folder (from the repository root), file name.
-const BUNDLED: [(&str, &str); 7] = [
+const BUNDLED: [(&str, &str); 8] = [
     ("examples/sma-cross", "sma_cross.wasm"),
     ("plugins/zscore-guard", "zscore_guard.wasm"),
     ("plugins/stops", "stops.wasm"),
@@ -17,6 +17,7 @@ const BUNDLED: [(&str, &str); 7] = [
     ("plugins/jump-guard", "jump_guard.wasm"),
     ("plugins/breadth-guard", "breadth_guard.wasm"),
     ("plugins/spread-guard", "spread_guard.wasm"),
+    ("plugins/ml-ensemble", "ml_ensemble.wasm"),
 ];
 
 fn main() {

@@ -4,6 +4,7 @@
 
 #[path = "../support/mod.rs"]
 mod support;
+mod ml;
 mod stops;
 
 use std::path::Path;

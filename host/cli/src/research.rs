@@ -32,6 +32,30 @@ pub struct DataArgs {
     source: Option<String>,
 }
 
+impl DataArgs {
+    /// The stored bars these flags select (loaded whole) and the window asked for.
+    pub fn load(&self, data_dir: &Path) -> Result<(ReplayData, Window)> {
+        let mut replay = ReplayConfig { symbols: self.symbols.clone(), ..ReplayConfig::default() };
+        if let Some(src) = &self.source {
+            replay.source = stratbox_research::parse_source(src).map_err(|e| anyhow::anyhow!("--{e}"))?;
+        }
+        if let Some(p) = &self.period {
+            replay.period_secs = parse_period(p)?;
+        }
+        let (from, to) = self.range.parse()?;
+        if let (Some(f), Some(t)) = (from, to)
+            && f >= t
+        {
+            bail!("empty date range: --from {} is not before --to {}", stratbox_research::date(f), stratbox_research::date(t));
+        }
+        let store = data_dir.join("market");
+        if !store.exists() {
+            bail!("no market store at {}: import data first (stratbox data import FILE)", store.display());
+        }
+        Ok((ReplayData::load(&store, &replay)?, Window { from, to }))
+    }
+}
+
 /// What to run and on which data (shared by the research commands).
 #[derive(Args, Clone)]
 pub struct RunArgs {
@@ -114,6 +138,7 @@ impl ConfigArgs {
         if self.config.is_none() || std::env::var_os("STRATBOX_DATA").is_some() {
             config.data_dir = data_dir.to_owned();
         }
+        crate::run::resolve_bundled(&mut config)?;
         if let Some(plugin) = &self.plugin {
             let mut spec = PluginSpec::new(resolve_plugin(plugin, data_dir)?);
             spec.params = self.params.iter().cloned().collect();

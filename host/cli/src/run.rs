@@ -25,6 +25,21 @@ mod bundled {
 
 /// Where the bundled plugins are read from: `STRATBOX_PLUGIN_DIR` when set,
 /// else the components embedded in this binary at build time, written to
+/// Points `bundled:NAME` plugin paths of `config` at the bundled plugin's file.
+pub(crate) fn resolve_bundled(config: &mut HostConfig) -> Result<()> {
+    for p in &mut config.plugins {
+        let path = p.path.to_string_lossy().into_owned();
+        if let Some(name) = path.strip_prefix(stratbox_engine::config::BUNDLED_PREFIX) {
+            let file = bundled_plugin_dir(&config.data_dir)?.join(format!("{}.wasm", name.replace('-', "_")));
+            if !file.exists() {
+                bail!("plugin `{path}`: the binary bundles no plugin `{name}`");
+            }
+            p.path = file;
+        }
+    }
+    Ok(())
+}
+
 /// `<data_dir>/bundled-plugins/` (rewritten only when they differ).
 pub(crate) fn bundled_plugin_dir(data_dir: &Path) -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("STRATBOX_PLUGIN_DIR") {
@@ -63,6 +78,7 @@ pub fn run(config: Option<PathBuf>, data_dir: Option<PathBuf>, duration: Option<
     if let Some(d) = data_dir {
         config.data_dir = d;
     }
+    resolve_bundled(&mut config)?;
     match feed.as_deref() {
         None => {}
         Some("simulator") => config.feed = FeedConfig::default(),

@@ -809,13 +809,16 @@ to = "2019-06-01"
 
 #[test]
 fn model_inspect_and_check_on_the_shipped_model_and_a_broken_one() {
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/models/gbdt-spy-ret5.onnx");
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/models/gbdt-spy.onnx");
     let m = model.to_str().unwrap();
     let out = ok(&["model", "inspect", m]);
-    assert!(out.contains("ai.onnx.ml.TreeEnsembleClassifier x1") && out.contains("input X: [1, 5]") && out.contains("tract: loads"), "{out}");
-    assert!(out.contains("card: gbdt-spy-ret5 (5 features, classes down/up), sha256 matches"), "{out}");
+    assert!(out.contains("ai.onnx.ml.TreeEnsembleClassifier x1") && out.contains("input X: [1, 9]") && out.contains("tract: loads"), "{out}");
+    assert!(out.contains("card: gbdt-spy (9 features, classes down/up), sha256 matches"), "{out}");
     let out = ok(&["model", "check", m]);
     assert!(out.contains("8 reference rows agree with onnxruntime 1.31.1"), "{out}");
+    let lstm = model.with_file_name("lstm-spy.onnx");
+    let out = ok(&["model", "inspect", lstm.to_str().unwrap()]);
+    assert!(out.contains("LSTM x") && out.contains("input X: [1, 10, 9]") && out.contains("tract: loads"), "{out}");
     let dir = tempfile::tempdir().unwrap();
     let broken = dir.path().join("broken.onnx");
     std::fs::write(&broken, b"not a model").unwrap();

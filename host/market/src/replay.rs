@@ -233,6 +233,11 @@ impl ReplayData {
             + self.instruments.iter().map(|i| std::mem::size_of::<Instrument>() + i.symbol.capacity() + i.currency.capacity()).sum::<usize>()
     }
 
+    /// The cross-sections in event order: each one's close time and bars.
+    pub fn cross_sections(&self) -> impl Iterator<Item = (Timestamp, &[Bar])> + '_ {
+        self.times.iter().zip(self.starts.windows(2)).map(|(&t, w)| (t, &self.bars[w[0]..w[1]]))
+    }
+
     /// The cross-sections' close times, in order.
     pub fn times(&self) -> &[Timestamp] {
         &self.times

@@ -1,10 +1,14 @@
-//! Against the shipped model (`examples/models/gbdt-spy-ret5.onnx`, a real
-//! scikit-learn export) and copies of it broken one way each.
+//! Against the shipped models (`examples/models/`, real scikit-learn and
+//! torch exports) and copies of the tree model broken one way each.
 
 use super::*;
 
+fn shipped_model(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../examples/models/{name}.onnx"))
+}
+
 fn shipped() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/models/gbdt-spy-ret5.onnx")
+    shipped_model("gbdt-spy")
 }
 
 /// A copy of the shipped model and card in `dir`, with `edit` applied to the card.
@@ -22,7 +26,7 @@ fn copy(dir: &Path, bytes: Option<Vec<u8>>, edit: impl FnOnce(&mut serde_json::V
 #[test]
 fn the_shipped_model_matches_onnxruntime_on_its_reference_rows() {
     let m = Model::load(&shipped()).unwrap();
-    assert_eq!((m.row_width(), m.card.classes.clone()), (5, vec!["down".to_owned(), "up".to_owned()]));
+    assert_eq!((m.row_width(), m.card.classes.clone()), (9, vec!["down".to_owned(), "up".to_owned()]));
     let diff = m.check().unwrap();
     assert!(diff <= 1e-5, "max difference {diff}");
     // Rows in one call: each row's probabilities, summing to one.
@@ -31,17 +35,33 @@ fn the_shipped_model_matches_onnxruntime_on_its_reference_rows() {
     assert_eq!(p.len(), 2 * m.card.reference.inputs.len());
     for (k, pair) in p.chunks(2).enumerate() {
         assert!((pair[0] + pair[1] - 1.0).abs() < 1e-5, "row {k}: {pair:?}");
-        assert_eq!(pair, &m.predict(&rows[5 * k..5 * k + 5]).unwrap()[..], "a row alone gives the same: no state carries over");
+        assert_eq!(pair, &m.predict(&rows[9 * k..9 * k + 9]).unwrap()[..], "a row alone gives the same: no state carries over");
+    }
+}
+
+#[test]
+fn the_sequence_models_match_onnxruntime_with_a_fresh_state_per_row() {
+    for name in ["lstm-spy", "transformer-spy"] {
+        let m = Model::load(&shipped_model(name)).unwrap();
+        assert_eq!((m.card.window, m.row_width()), (Some(10), 90), "{name}");
+        let diff = m.check().unwrap();
+        assert!(diff <= 1e-5, "{name}: max difference {diff}");
+        // Rows in one call, then the first again: the same (a reused LSTM
+        // state would carry the earlier rows into it).
+        let rows: Vec<f32> = m.card.reference.inputs.iter().flatten().copied().collect();
+        let all = m.predict(&rows).unwrap();
+        assert_eq!(&all[..2], &m.predict(&rows[..90]).unwrap()[..], "{name}");
+        assert!(m.cost.fma > 1_000, "{name}: the graph's multiply-adds are counted ({:?})", m.cost);
     }
 }
 
 #[test]
 fn bad_rows_get_the_typed_error() {
     let m = Model::load(&shipped()).unwrap();
-    assert_eq!(m.predict(&[0.0; 7]), Err(PredictError::WrongShape { features: 5, values: 7 }));
-    assert_eq!(m.predict(&[]), Err(PredictError::WrongShape { features: 5, values: 0 }));
-    let mut rows = [0.1f32; 10];
-    rows[7] = f32::NAN;
+    assert_eq!(m.predict(&[0.0; 7]), Err(PredictError::WrongShape { features: 9, values: 7 }));
+    assert_eq!(m.predict(&[]), Err(PredictError::WrongShape { features: 9, values: 0 }));
+    let mut rows = [0.1f32; 18];
+    rows[11] = f32::NAN;
     assert!(matches!(m.predict(&rows), Err(PredictError::NonFinite { row: 1, feature: 2, .. })));
 }
 
@@ -74,7 +94,7 @@ fn inspect_lists_the_graph_and_says_whether_tract_runs_it() {
     let i = inspect(&shipped()).unwrap();
     assert_eq!(i.operators.get("ai.onnx.ml.TreeEnsembleClassifier"), Some(&1));
     assert!(i.tract.is_ok(), "{:?}", i.tract);
-    assert_eq!(i.inputs, vec![("X".to_owned(), vec!["1".to_owned(), "5".to_owned()])]);
+    assert_eq!(i.inputs, vec![("X".to_owned(), vec!["1".to_owned(), "9".to_owned()])]);
     assert!(i.outputs.iter().any(|(n, _)| n == "probabilities"));
     assert!(i.opsets.iter().any(|(d, _)| d == "ai.onnx.ml"));
     assert_eq!(i.card.as_ref().map(|c| c.sha256.clone()), Some(i.sha256.clone()));

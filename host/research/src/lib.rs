@@ -17,6 +17,7 @@
 //! through named crash scenarios and synthetic shocks, judged against limits.
 
 pub mod backtest;
+pub mod dataset;
 pub mod detect;
 pub mod html;
 pub mod metrics;
