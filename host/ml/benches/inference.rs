@@ -31,7 +31,8 @@ import numpy as np, onnxruntime as ort
 path = sys.argv[1]
 card = json.load(open(path[:-5] + ".card.json"))
 s = ort.InferenceSession(open(path, "rb").read())
-rows = [np.array([r], dtype=np.float32) for r in card["reference"]["inputs"]]
+shape = [1] + ([card["window"]] if card.get("window") else []) + [len(card["features"])]
+rows = [np.array(r, dtype=np.float32).reshape(shape) for r in card["reference"]["inputs"]]
 out = []
 for _ in range({ROUNDS}):
     t = time.perf_counter()
@@ -74,5 +75,6 @@ fn main() {
         };
         let measured = (tract * 1e3 * 18.0) as u64;
         println!("| {:<24} | {:>7.1}ms | {:>12.2} | {:>18} | {:>6} | {:>13} | {:>14} |", m.card.name, median(loads), tract, ort, ratio, m.cost.fuel_per_row(), measured);
+        eprintln!("  {}: {:?}", m.card.name, m.cost);
     }
 }

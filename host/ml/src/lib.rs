@@ -122,8 +122,8 @@ impl ModelCost {
     /// Fuel units (the sandbox's: about 18 a nanosecond on the reference
     /// machine) a row is charged: `cargo bench -p stratbox-ml --bench
     /// inference` prints the measured time beside this charge for each model.
-    pub const FUEL_PER_ROW: u64 = 20_000;
-    pub const FUEL_PER_NODE: u64 = 2_000;
+    pub const FUEL_PER_ROW: u64 = 36_000;
+    pub const FUEL_PER_NODE: u64 = 18_000;
     pub const FUEL_PER_FMA: u64 = 4;
     pub const FUEL_PER_SPLIT: u64 = 40;
 
@@ -135,6 +135,15 @@ impl ModelCost {
                 continue;
             }
             let inputs = model.node_input_facts(node.id)?;
+            // A recurrence runs its body once per step: every body node is a
+            // dispatch each time (what the LSTM's time is made of).
+            if let Some(scan) = node.op_as::<tract_onnx::tract_core::ops::scan::OptScan>() {
+                let steps = scan.iteration_count(&inputs).and_then(|d| d.to_i64().ok()).unwrap_or(1).max(1) as u64;
+                let body = Self::of(scan.plan.model())?;
+                cost.nodes += body.nodes * steps;
+                cost.fma += body.fma * steps;
+                continue;
+            }
             for (kind, count) in node.op.cost(&inputs)? {
                 if matches!(kind, tract_onnx::tract_core::ops::Cost::FMA(_) | tract_onnx::tract_core::ops::Cost::Div(_)) {
                     cost.fma += count.to_i64().map_or(0, |c| c.max(0) as u64);
