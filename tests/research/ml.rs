@@ -117,3 +117,35 @@ fn the_rows_the_models_get_at_run_time_are_the_datasets_bit_for_bit() {
     let compared: usize = expected.iter().map(Vec::len).sum();
     assert!(compared > 1_000_000, "values compared: {compared}");
 }
+
+#[test]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared/data (real market data)")]
+fn the_hosts_holdout_metrics_equal_the_training_pipelines() {
+    // The training pipeline scored its models with torch and scikit-learn on
+    // its own copy of the rows; the report scores the exported files in
+    // tract on rows from stratbox-features. They must tell the same story.
+    let data_root = support::repo().join("../shared/data");
+    let dir = tempfile::tempdir().unwrap();
+    let market = dir.path().join("market");
+    let mut store = MarketStore::open(&market, StoreConfig::default()).unwrap();
+    import_file(&mut store, &data_root.join("lean/equity_usa_daily/spy.csv"), &ImportOptions { symbol: Some("SPY".into()), ..ImportOptions::default() }).unwrap();
+    drop(store);
+    let data = Arc::new(ReplayData::load(&market, &ReplayConfig::default()).unwrap());
+    let mut config = HostConfig::load(&support::repo().join("examples/configs/ml.toml")).unwrap();
+    config.data_dir = dir.path().join("host");
+    config.plugins[0].path = support::component("plugins/ml-ensemble");
+    let rows = dataset::build(&data, Window::default(), 1);
+    let report = stratbox_research::mlreport::report(&config, &data, "SPY", None, &rows).unwrap();
+    let expected: serde_json::Value = serde_json::from_slice(&std::fs::read(support::repo().join("examples/models/ensemble.json")).unwrap()).unwrap();
+    assert_eq!((report.holdout_from.as_str(), report.holdout_to.as_str()), (expected["holdout"][0].as_str().unwrap(), expected["holdout"][1].as_str().unwrap()));
+    for m in &report.members {
+        let e = &expected["members"][&m.name]["holdout"];
+        assert_eq!(m.holdout.rows as u64, e["rows"].as_u64().unwrap(), "{}", m.name);
+        for (got, key) in [(m.holdout.accuracy, "accuracy"), (m.holdout.balanced_accuracy, "balanced_accuracy"), (m.holdout.log_loss, "log_loss"), (m.holdout.brier, "brier")] {
+            assert!((got - e[key].as_f64().unwrap()).abs() < 1e-5, "{} {key}: host {got}, training {}", m.name, e[key]);
+        }
+    }
+    let (got, e) = (&report.votes["weighted"], &expected["ensemble"]["weighted"]);
+    assert!((got.log_loss - e["log_loss"].as_f64().unwrap()).abs() < 1e-5 && (got.accuracy - e["accuracy"].as_f64().unwrap()).abs() < 1e-9);
+    assert!(report.strategy.fills > 0 && report.variants.len() == 6);
+}

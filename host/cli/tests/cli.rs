@@ -828,3 +828,41 @@ fn model_inspect_and_check_on_the_shipped_model_and_a_broken_one() {
     let e = fails(&["model", "inspect", broken.to_str().unwrap()]);
     assert!(e.contains("not an ONNX model"), "{e}");
 }
+
+#[test]
+fn ml_dataset_and_report_from_stored_bars_with_the_shipped_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("daily.csv");
+    daily_csv(&csv, 2, 400);
+    let d = dir.path().join("data");
+    let d = d.to_str().unwrap();
+    ok(&["data", "import", csv.to_str().unwrap(), "--data-dir", d]);
+    // The dataset: every row once 21 closes are in, labels a bar ahead.
+    let out = dir.path().join("ds.csv");
+    let said = ok(&["ml", "dataset", "--symbols", "S0,S1", "--out", out.to_str().unwrap(), "--data-dir", d]);
+    assert!(said.contains("760 rows of 9 features (2 symbols"), "{said}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.starts_with("symbol,date,time_ns,ret_1,ret_2,ret_3,ret_4,ret_5,ret_20,vol_20,sma_gap_20,range_1,forward_return,label\n"), "{}", &text[..200]);
+    assert_eq!(text.lines().filter(|l| l.ends_with(",,")).count(), 2, "the last row of each symbol has no label yet");
+    let e = fails(&["ml", "dataset", "--symbols", "S0", "--horizon", "0", "--out", out.to_str().unwrap(), "--data-dir", d]);
+    assert!(e.contains("--horizon 0"), "{e}");
+    // The report, with the holdout moved into this data.
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/configs/ml.toml");
+    let report = dir.path().join("report");
+    let said = ok(&["ml", "report", "--config", config.to_str().unwrap(), "--symbols", "S0", "--from", "2015-10-01", "--out", report.to_str().unwrap(), "--data-dir", d, "--log", "error"]);
+    assert!(said.contains("holdout 2015-10-01 to 2016-02-04") && said.contains("weighted vote") && said.contains("deflated Sharpe"), "{said}");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(report.join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["members"].as_array().unwrap().len(), 3);
+    let rows = json["members"][0]["holdout"]["rows"].as_u64().unwrap();
+    assert!(rows > 80, "{rows} holdout rows");
+    assert!(json["strategy"]["fills"].as_u64().unwrap() > 0, "the ensemble traded the holdout");
+    assert!((0.0..=1.0).contains(&json["deflated"]["dsr"].as_f64().unwrap()));
+    let e = fails(&["ml", "report", "--config", config.to_str().unwrap(), "--symbols", "S0,S1", "--out", report.to_str().unwrap(), "--data-dir", d]);
+    assert!(e.contains("name one stored symbol"), "{e}");
+    if let Some(browser) = chromium() {
+        let probe = probe_in_chromium(&browser, &report.join("report.html"));
+        assert_eq!(probe["errors"], serde_json::json!([]), "{probe}");
+    } else {
+        eprintln!("skipped the page check: no Chromium (.ci/run installs it)");
+    }
+}

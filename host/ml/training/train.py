@@ -305,10 +305,10 @@ def main():
             "training": {
                 "data": report["dataset"], "symbol": symbol, "horizon": args.horizon,
                 "label": f"close {args.horizon} bar(s) later above this close",
-                "development": report["development"], "holdout": report["holdout"], "folds": report["folds"],
+                "development": report["development"], "holdout_range": report["holdout"], "folds": report["folds"],
                 "purge_rows": args.horizon, "embargo_rows": args.horizon,
                 "model": kind, "params": best, "trials": args.trials, "seed": SEED,
-                "validation_log_loss": oos, "holdout": entry["holdout"],
+                "validation_log_loss": oos, "holdout_metrics": entry["holdout"],
                 "versions": {"torch": torch.__version__, "scikit-learn": sklearn.__version__, "skl2onnx": skl2onnx.__version__,
                              "onnx": onnx.__version__, "onnxruntime": ort.__version__, "optuna": optuna.__version__},
             },

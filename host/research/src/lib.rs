@@ -21,6 +21,7 @@ pub mod dataset;
 pub mod detect;
 pub mod html;
 pub mod metrics;
+pub mod mlreport;
 pub mod montecarlo;
 pub mod report;
 pub mod space;
@@ -41,6 +42,12 @@ use stratbox_market::store::PriceSource;
 /// `YYYY-MM-DD` of a market timestamp (UTC).
 pub fn date(t: stratbox_market::Timestamp) -> String {
     stratbox_market::format_time(t)[..10].to_owned()
+}
+
+/// Midnight UTC of a `YYYY-MM-DD` date, as a market timestamp.
+pub fn parse_date(s: &str) -> Result<stratbox_market::Timestamp, String> {
+    let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|e| format!("date `{s}`: {e} (expected YYYY-MM-DD)"))?;
+    Ok(d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc().timestamp() * stratbox_market::NANOS_PER_SEC)
 }
 
 /// `1d`, `4h`, `1h`, `15m`, `5m`, `1m` or a number of seconds.
