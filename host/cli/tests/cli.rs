@@ -42,8 +42,8 @@ fn help_is_everywhere() {
 fn inspect_shows_contract_roles_params_imports_and_exports() {
     let wasm = component("plugins/zscore-guard");
     let text = ok(&["plugin", "inspect", wasm.to_str().unwrap()]);
-    for expected in ["zscore-guard 0.1.0", "contract  stratbox:plugin@0.1.0", "roles     anomaly-detector", "window", "in [5, 10000]",
-        "imports   stratbox:plugin/types@0.1.0", "stratbox:plugin/anomaly-detector@0.1.0"] {
+    for expected in ["zscore-guard 0.1.0", "contract  stratbox:plugin@0.1.1", "roles     anomaly-detector", "window", "in [5, 10000]",
+        "imports   stratbox:plugin/types@0.1.1", "stratbox:plugin/anomaly-detector@0.1.1"] {
         assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
     }
     let json: serde_json::Value = serde_json::from_str(&ok(&["plugin", "inspect", "--json", wasm.to_str().unwrap()])).unwrap();
