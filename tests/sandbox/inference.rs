@@ -96,3 +96,37 @@ fn a_broken_model_is_refused_and_the_rest_serve() {
     assert_eq!(out.plugin("probe").health, Health::Running);
     assert!(out.intents_of("probe").len() == 3);
 }
+
+fn ensemble() -> PluginSpec {
+    let mut spec = PluginSpec::new(component("plugins/ml-ensemble")).named("ml-ensemble").param("max_spread", ParamInput::Number(0.5));
+    spec.limits.inference_fuel_per_callback = Some(400_000_000);
+    spec.limits.fuel_per_callback = Some(1_000_000_000);
+    spec
+}
+
+fn members() -> Vec<ModelDecl> {
+    ["gbdt-spy", "lstm-spy", "transformer-spy"].iter().map(|m| decl(m, &["ml-ensemble"])).collect()
+}
+
+#[test]
+fn the_ensemble_swapped_mid_run_asks_for_what_an_unswapped_run_asks_for() {
+    let mut s = Scenario::new(vec![ensemble()]);
+    s.models = members();
+    let reference = s.run();
+    let expected = reference.intents_of("ml-ensemble");
+    assert!(expected.len() > 20, "the ensemble trades the simulator: {} intents", expected.len());
+    assert_eq!(reference.plugin("ml-ensemble").health, Health::Running);
+    for at in [25, 70] {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut host, _tx) = s.host(dir.path());
+        for _ in 0..at {
+            assert!(host.step());
+        }
+        let next = host.factory().load(ensemble()).expect("successor starts");
+        let report = host.supervisor.swap("ml-ensemble", next).expect("swap succeeds");
+        assert!(report.state_bytes > 1_000, "the bars were handed over ({} bytes)", report.state_bytes);
+        while host.step() {}
+        let intents: Vec<_> = host.order_path.intent_log.take().unwrap().into_iter().filter(|(_, p, _)| &**p == "ml-ensemble").map(|(t, _, i)| (t, i)).collect();
+        assert_eq!(intents, expected, "swap after event {at}");
+    }
+}
