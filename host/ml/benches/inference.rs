@@ -53,6 +53,10 @@ fn main() {
     let python = std::env::var("BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
     let mut models: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(|e| Some(e.ok()?.path())).filter(|p| p.extension().is_some_and(|e| e == "onnx")).collect();
     models.sort();
+    // `BENCH_ONLY=lstm`: the models whose file name contains it (for profiling one).
+    if let Ok(only) = std::env::var("BENCH_ONLY") {
+        models.retain(|p| p.file_name().is_some_and(|n| n.to_string_lossy().contains(&only)));
+    }
     println!("| {:<24} | {:>9} | {:>12} | {:>18} | {:>6} | {:>13} | {:>14} |", "model", "load", "tract us/row", "onnxruntime us/row", "ratio", "fuel charged", "fuel measured");
     for path in models {
         let loads: Vec<f64> = (0..ROUNDS).map(|_| Model::load(&path).unwrap().load_ms).collect();

@@ -14,9 +14,14 @@
 //! whether tract can run it, and why not. [`ModelSet`] is what the operator
 //! declared: the models loaded and checked once, and who may use each.
 //!
-//! Tree ensembles run on our own `TreeEnsembleClassifier` (`trees.rs`),
-//! registered with tract's ONNX loader in place of tract's, which is slow by
-//! construction; the files stay standard ONNX.
+//! Three operators are our own, registered with tract's ONNX loader in place
+//! of tract's (the files stay standard ONNX; tract runs the rest of each
+//! graph): `TreeEnsembleClassifier` (`trees.rs`; tract's walks every leaf),
+//! `LSTM` (`lstm.rs`; tract's runs a sub-plan per step) and `Softmax`
+//! (`softmax.rs`; tract's works in blocks of 64 values, for lanes of 10).
+//! Every node runs with the vector registers' upper halves cleared
+//! (`clear_upper_vector_state`): tract's AVX-512 kernels leave them dirty,
+//! which made the SSE code after them, ours and libm's, several times slower.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,7 +32,9 @@ use sha2::{Digest, Sha256};
 use tract_onnx::pb::{ModelProto, type_proto};
 use tract_onnx::prelude::*;
 
+mod lstm;
 mod set;
+mod softmax;
 mod trees;
 
 pub use set::{ModelDecl, ModelSet, Refusal};
@@ -124,7 +131,7 @@ impl ModelCost {
     /// inference` prints the measured time beside this charge for each model.
     pub const FUEL_PER_ROW: u64 = 36_000;
     pub const FUEL_PER_NODE: u64 = 18_000;
-    pub const FUEL_PER_FMA: u64 = 4;
+    pub const FUEL_PER_FMA: u64 = 8;
     pub const FUEL_PER_SPLIT: u64 = 40;
 
     fn of(model: &TypedModel) -> TractResult<Self> {
@@ -135,6 +142,12 @@ impl ModelCost {
                 continue;
             }
             let inputs = model.node_input_facts(node.id)?;
+            if let Some(lstm) = node.op_as::<lstm::LstmSeq>() {
+                let shape = &inputs[0].shape;
+                let (steps, batch) = (shape[0].to_i64()? as usize, shape[1].to_i64()? as usize);
+                cost.fma += lstm.fma(steps) * batch as u64;
+                continue;
+            }
             // A recurrence runs its body once per step: every body node is a
             // dispatch each time (what the LSTM's time is made of).
             if let Some(scan) = node.op_as::<tract_onnx::tract_core::ops::scan::OptScan>() {
@@ -156,6 +169,25 @@ impl ModelCost {
     /// The fuel one row is charged.
     pub fn fuel_per_row(&self) -> u64 {
         Self::FUEL_PER_ROW + self.nodes * Self::FUEL_PER_NODE + self.fma * Self::FUEL_PER_FMA + self.splits * Self::FUEL_PER_SPLIT
+    }
+}
+
+/// Clears the upper halves of the vector registers (`vzeroupper`). tract's
+/// AVX-512 kernels leave them dirty, and every SSE instruction after that
+/// (our ops, libm's `expf`) pays for it: an LSTM's gates ran about ten times
+/// slower in the host than the same arithmetic in a fresh program (perf put
+/// the time on `expf`'s first move out of an xmm register).
+pub(crate) fn clear_upper_vector_state() {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx")]
+        fn zero_upper() {
+            std::arch::x86_64::_mm256_zeroupper();
+        }
+        if std::arch::is_x86_feature_detected!("avx") {
+            // SAFETY: AVX is present (checked above).
+            unsafe { zero_upper() }
+        }
     }
 }
 
@@ -184,6 +216,8 @@ fn read_proto(path: &Path, bytes: &[u8]) -> Result<ModelProto, ModelError> {
 fn loader() -> tract_onnx::Onnx {
     let mut onnx = onnx();
     trees::register(&mut onnx.op_register);
+    lstm::register(&mut onnx.op_register);
+    softmax::register(&mut onnx.op_register);
     onnx
 }
 
@@ -257,8 +291,18 @@ impl Model {
         let mut out = Vec::with_capacity(rows.len() / n * self.card.classes.len());
         for row in rows.chunks(n) {
             let input = Tensor::from_shape(&shape, row).map_err(|e| PredictError::Backend(format!("{e:#}")))?;
-            // `run` spawns a fresh state: nothing carries over from the last row.
-            let result = self.plan.run(tvec!(input.into())).map_err(|e| PredictError::Backend(format!("{e:#}")))?;
+            // A fresh state per row: nothing carries over from the last row.
+            // Each node starts and ends with the vector registers' upper
+            // halves clear (see `clear_upper_vector_state`).
+            let mut state = self.plan.spawn().map_err(|e| PredictError::Backend(format!("{e:#}")))?;
+            let result = state
+                .run_plan_with_eval(tvec!(input.into()), |ctx, op_state, node, inputs| {
+                    clear_upper_vector_state();
+                    let out = tract_onnx::tract_core::plan::eval(ctx, op_state, node, inputs);
+                    clear_upper_vector_state();
+                    out
+                })
+                .map_err(|e| PredictError::Backend(format!("{e:#}")))?;
             let probs = result.get(self.output).ok_or_else(|| PredictError::Backend("missing output".into()))?;
             let view = probs.to_plain_array_view::<f32>().map_err(|e| PredictError::Backend(format!("{e:#}")))?;
             out.extend(view.iter().copied());
