@@ -46,7 +46,10 @@ fn a_whole_mock_session_logs_no_secret() {
     let faults = Faults {
         token_expiry_ms: Some(2_500),
         drop_stream_every_ms: Some(1_500),
-        rate_limit_every_ms: Some(1_000),
+        // A window of 3 s: a retry after a burst lands in the same window
+        // and passes. With 1 s, backoffs past 1 s each opened a new window
+        // and met its burst: one full-suite run saw a login 429 seven times.
+        rate_limit_every_ms: Some(3_000),
         rate_limit_burst: 1,
         executed_then_502_every: Some(3),
         lost_reply_every: Some(5),
