@@ -115,7 +115,10 @@ fn the_ensemble_swapped_mid_run_asks_for_what_an_unswapped_run_asks_for() {
     let reference = s.run();
     let expected = reference.intents_of("ml-ensemble");
     assert!(expected.len() > 20, "the ensemble trades the simulator: {} intents", expected.len());
-    assert_eq!(reference.plugin("ml-ensemble").health, Health::Running);
+    let view = reference.plugin("ml-ensemble");
+    assert_eq!(view.health, Health::Running);
+    // 5 instruments a cross-section once the window is full (30 bars), one row each per member.
+    assert_eq!(view.inference_rows, 3 * 5 * (120 - 29), "rows run, as the status shows them");
     for at in [25, 70] {
         let dir = tempfile::tempdir().unwrap();
         let (mut host, _tx) = s.host(dir.path());

@@ -213,6 +213,8 @@ pub struct PluginStatus {
     pub swaps: u32,
     pub limits: Option<PluginLimits>,
     pub dropped_log_lines: u64,
+    /// Rows the current instance ran through the host's models.
+    pub inference_rows: u64,
 }
 
 /// How long events waited while a swap took place, and what moved.
@@ -539,6 +541,7 @@ impl Supervisor {
             swaps: s.swaps,
             limits: s.instance.as_ref().map(|i| i.state().limits),
             dropped_log_lines: s.instance.as_ref().map_or(0, |i| i.state().dropped_log_lines()),
+            inference_rows: s.instance.as_ref().map_or(0, |i| i.state().inference_rows),
         }
     }
 
