@@ -33,9 +33,13 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
-    /// The stored bars these flags select (loaded whole) and the window asked for.
-    pub fn load(&self, data_dir: &Path) -> Result<(ReplayData, Window)> {
-        let mut replay = ReplayConfig { symbols: self.symbols.clone(), ..ReplayConfig::default() };
+    /// Applies the flags to `replay` (a config's replay feed, or the default)
+    /// and returns the window asked for, the flags before the feed's own
+    /// bounds. The data is loaded whole (once): `replay` keeps no bounds.
+    fn select(&self, replay: &mut ReplayConfig) -> Result<Window> {
+        if !self.symbols.is_empty() {
+            replay.symbols = self.symbols.clone();
+        }
         if let Some(src) = &self.source {
             replay.source = stratbox_research::parse_source(src).map_err(|e| anyhow::anyhow!("--{e}"))?;
         }
@@ -43,17 +47,30 @@ impl DataArgs {
             replay.period_secs = parse_period(p)?;
         }
         let (from, to) = self.range.parse()?;
+        let (from, to) = (from.or(replay.from.take()), to.or(replay.to.take()));
         if let (Some(f), Some(t)) = (from, to)
             && f >= t
         {
             bail!("empty date range: --from {} is not before --to {}", stratbox_research::date(f), stratbox_research::date(t));
         }
-        let store = data_dir.join("market");
-        if !store.exists() {
-            bail!("no market store at {}: import data first (stratbox data import FILE)", store.display());
-        }
-        Ok((ReplayData::load(&store, &replay)?, Window { from, to }))
+        Ok(Window { from, to })
     }
+
+    /// The stored bars these flags select (loaded whole) and the window asked for.
+    pub fn load(&self, data_dir: &Path) -> Result<(ReplayData, Window)> {
+        let mut replay = ReplayConfig::default();
+        let window = self.select(&mut replay)?;
+        Ok((ReplayData::load(&market_store(data_dir)?, &replay)?, window))
+    }
+}
+
+/// `<data_dir>/market`, which must exist.
+fn market_store(data_dir: &Path) -> Result<PathBuf> {
+    let store = data_dir.join("market");
+    if !store.exists() {
+        bail!("no market store at {}: import data first (stratbox data import FILE)", store.display());
+    }
+    Ok(store)
 }
 
 /// What to run and on which data (shared by the research commands).
@@ -198,29 +215,10 @@ impl RunArgs {
             FeedConfig::Replay(r) => r.clone(),
             _ => ReplayConfig::default(),
         };
-        if !self.data.symbols.is_empty() {
-            replay.symbols = self.data.symbols.clone();
-        }
-        if let Some(src) = &self.data.source {
-            replay.source = stratbox_research::parse_source(src).map_err(|e| anyhow::anyhow!("--{e}"))?;
-        }
-        if let Some(p) = &self.data.period {
-            replay.period_secs = parse_period(p)?;
-        }
-        let (from, to) = self.data.range.parse()?;
-        let (from, to) = (from.or(replay.from), to.or(replay.to));
-        if let (Some(f), Some(t)) = (from, to)
-            && f >= t
-        {
-            bail!("empty date range: --from {} is not before --to {}", stratbox_research::date(f), stratbox_research::date(t));
-        }
         // The data is loaded whole (once), the window applied by the runs.
-        replay.from = None;
-        replay.to = None;
-        let store = config.data_dir.join("market");
-        if !store.exists() {
-            bail!("no market store at {}: import data first (stratbox data import FILE)", store.display());
-        }
+        let window = self.data.select(&mut replay)?;
+        let (from, to) = (window.from, window.to);
+        let store = market_store(&config.data_dir)?;
         let spinner = (!quiet).then(|| ProgressBar::new_spinner().with_message(format!("loading bars from {}", store.display())));
         let data = ReplayData::load(&store, &replay)?;
         if let Some(s) = spinner {
@@ -228,7 +226,7 @@ impl RunArgs {
         }
         config.feed = FeedConfig::Replay(ReplayConfig { from, to, ..replay.clone() });
         let config_text = toml_of(&config);
-        Ok(Prepared { config, config_text, data: Arc::new(data), window: Window { from, to }, replay })
+        Ok(Prepared { config, config_text, data: Arc::new(data), window, replay })
     }
 }
 

@@ -11,7 +11,7 @@ use stratbox_sandbox::{InferenceError, ModelInfo, ModelProvider};
 
 /// The models a host serves, with those refused at load and why.
 pub struct HostModels {
-    pub set: Arc<ModelSet>,
+    pub set: ModelSet,
     pub refused: Vec<String>,
 }
 
@@ -49,7 +49,7 @@ pub fn load(decls: &[ModelDecl]) -> Arc<HostModels> {
     }
     let (set, refused) = ModelSet::load(decls);
     let refused = refused.into_iter().map(|(name, e)| format!("model `{name}` refused: {e}")).collect();
-    let models = Arc::new(HostModels { set: Arc::new(set), refused });
+    let models = Arc::new(HostModels { set, refused });
     if cache.len() >= 8 {
         cache.remove(0);
     }

@@ -104,8 +104,4 @@ impl ModelSet {
     pub fn names(&self) -> Vec<&str> {
         self.served.iter().map(|s| s.name.as_str()).collect()
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.served.is_empty()
-    }
 }

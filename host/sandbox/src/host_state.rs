@@ -140,7 +140,7 @@ pub struct HostState {
     /// Inference fuel spent in the current callback.
     pub(crate) inference_spent: u64,
     /// Rows run through models over the instance's life.
-    pub inference_rows: u64,
+    pub(crate) inference_rows: u64,
     /// The last error line the plugin logged (the SDK logs panic messages there).
     pub last_error: Option<String>,
     /// Intents submitted during the current callback.
