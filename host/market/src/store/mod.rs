@@ -200,6 +200,26 @@ pub struct MarketStore {
     scanned_since_open: bool,
 }
 
+/// Opens the sled database `config` names (at `path`). sled releases its
+/// lock a moment after the last handle is dropped, so a store closed just
+/// now (an import, then its compaction) may still be locked: retry briefly
+/// before calling the store busy.
+pub(crate) fn open_sled(config: sled::Config, path: &Path) -> Result<sled::Db, StoreError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match config.open() {
+            Ok(db) => return Ok(db),
+            Err(e) if e.to_string().contains("could not acquire lock") => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(StoreError::Locked(path.to_owned()));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(source) => return Err(StoreError::Open { path: path.to_owned(), source }),
+        }
+    }
+}
+
 impl MarketStore {
     /// Opens (or creates) the store in `path` and replays its journal.
     pub fn open(path: &Path, config: StoreConfig) -> Result<Self, StoreError> {
@@ -207,22 +227,7 @@ impl MarketStore {
         compact::recover(path)?;
         // Private from the start (sled would create it 0755).
         stratbox_contract::util::create_private_dir(path).map_err(|e| StoreError::Open { path: path.to_owned(), source: sled::Error::Io(e) })?;
-        let sled_config = sled::Config::new().path(path).cache_capacity(config.cache_bytes).flush_every_ms(Some(config.flush_every_ms));
-        // sled releases its lock a moment after the last handle is dropped:
-        // retry briefly before calling the store busy.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-        let db = loop {
-            match sled_config.open() {
-                Ok(db) => break db,
-                Err(e) if e.to_string().contains("could not acquire lock") => {
-                    if std::time::Instant::now() >= deadline {
-                        return Err(StoreError::Locked(path.to_owned()));
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                Err(e) => return Err(open_err(e)),
-            }
-        };
+        let db = open_sled(sled::Config::new().path(path).cache_capacity(config.cache_bytes).flush_every_ms(Some(config.flush_every_ms)), path)?;
         let data = db.open_tree("market").map_err(open_err)?;
         let symbols = db.open_tree("instruments").map_err(open_err)?;
         let quarantine = db.open_tree("quarantine").map_err(open_err)?;
