@@ -54,7 +54,7 @@ pub fn recover(path: &Path) -> Result<(), StoreError> {
 /// Compacts the (closed) store at `path`.
 pub fn compact(path: &Path, cache_bytes: u64) -> Result<CompactReport, StoreError> {
     recover(path)?;
-    let open = |p: &Path| super::open_sled(sled::Config::new().path(p).cache_capacity(cache_bytes), p);
+    let open = |p: &Path| super::open_store_db(&sled::Config::new().path(p).cache_capacity(cache_bytes), p);
     let copy_path = sibling(path, ".compacting");
     let (mut keys, mut live_bytes) = (0, 0);
     let (bytes_before, bytes_after) = {

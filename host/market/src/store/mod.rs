@@ -200,24 +200,28 @@ pub struct MarketStore {
     scanned_since_open: bool,
 }
 
-/// Opens the sled database `config` names (at `path`). sled releases its
-/// lock a moment after the last handle is dropped, so a store closed just
-/// now (an import, then its compaction) may still be locked: retry briefly
-/// before calling the store busy.
-pub(crate) fn open_sled(config: sled::Config, path: &Path) -> Result<sled::Db, StoreError> {
+/// Opens the sled database `config` names. sled releases its lock a moment
+/// after the last handle is dropped, so a database closed just now (a store
+/// after an import, before its compaction; a journal reopened) may still be
+/// locked: retry for up to 2 s, then give sled's error back. Shared by every
+/// sled database the host reopens.
+pub fn open_sled(config: &sled::Config) -> sled::Result<sled::Db> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     loop {
         match config.open() {
-            Ok(db) => return Ok(db),
-            Err(e) if e.to_string().contains("could not acquire lock") => {
-                if std::time::Instant::now() >= deadline {
-                    return Err(StoreError::Locked(path.to_owned()));
-                }
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Err(source) => return Err(StoreError::Open { path: path.to_owned(), source }),
+            Err(e) if is_locked(&e) && std::time::Instant::now() < deadline => std::thread::sleep(std::time::Duration::from_millis(20)),
+            other => return other,
         }
     }
+}
+
+/// Whether sled refused to open because another handle holds the lock.
+pub fn is_locked(e: &sled::Error) -> bool {
+    e.to_string().contains("could not acquire lock")
+}
+
+fn open_store_db(config: &sled::Config, path: &Path) -> Result<sled::Db, StoreError> {
+    open_sled(config).map_err(|source| if is_locked(&source) { StoreError::Locked(path.to_owned()) } else { StoreError::Open { path: path.to_owned(), source } })
 }
 
 impl MarketStore {
@@ -227,7 +231,7 @@ impl MarketStore {
         compact::recover(path)?;
         // Private from the start (sled would create it 0755).
         stratbox_contract::util::create_private_dir(path).map_err(|e| StoreError::Open { path: path.to_owned(), source: sled::Error::Io(e) })?;
-        let db = open_sled(sled::Config::new().path(path).cache_capacity(config.cache_bytes).flush_every_ms(Some(config.flush_every_ms)), path)?;
+        let db = open_store_db(&sled::Config::new().path(path).cache_capacity(config.cache_bytes).flush_every_ms(Some(config.flush_every_ms)), path)?;
         let data = db.open_tree("market").map_err(open_err)?;
         let symbols = db.open_tree("instruments").map_err(open_err)?;
         let quarantine = db.open_tree("quarantine").map_err(open_err)?;

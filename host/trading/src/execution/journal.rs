@@ -205,9 +205,8 @@ impl Journal {
     /// Opens with sled's page cache bounded at `cache_bytes`.
     pub fn open_with_cache(path: &Path, flush_every_ms: u64, cache_bytes: u64) -> Result<Self, JournalError> {
         let open = |source| JournalError::Open { path: path.to_owned(), source };
-        let db = sled::Config::new().path(path).cache_capacity(cache_bytes).flush_every_ms(Some(flush_every_ms.max(1))).open().map_err(|e| {
-            if e.to_string().contains("could not acquire lock") { JournalError::Locked(path.to_owned()) } else { open(e) }
-        })?;
+        let config = sled::Config::new().path(path).cache_capacity(cache_bytes).flush_every_ms(Some(flush_every_ms.max(1)));
+        let db = stratbox_market::store::open_sled(&config).map_err(|e| if stratbox_market::store::is_locked(&e) { JournalError::Locked(path.to_owned()) } else { open(e) })?;
         let events = db.open_tree("events").map_err(open)?;
         let next_seq = match events.last().map_err(open)? {
             Some((k, v)) => {
