@@ -25,7 +25,7 @@ pub use broker::{
 };
 pub use execution::journal::{OrderKind, SideName, TifName};
 pub use execution::{
-    Entry, IllegalTransition, Journal, JournalError, JournalEvent, OrderEvent, OrderState, OrderTracker, Rebuilt, Restored, Slippage, TrackedOrder,
+    Entry, IllegalTransition, Journal, JournalError, JournalEvent, JournalReader, OrderEvent, OrderState, OrderTracker, Rebuilt, Restored, Slippage, TrackedOrder,
     TrackerStats, rebuild, report, transition,
 };
 pub use order_path::{ADOPTED, PROTECTIVE_EXIT, AccountCheck, AdoptReport, DeleveragePlan, EquityTolerance, FlattenReport, OrderPath, OrderPathConfig, PathStats, RECONCILIATION_FAILED, Violation};

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use stratbox_contract::util::{MAX_SPAN_SECS, secs_to_nanos};
-use stratbox_contract::{Alarm, Bar, Fill, Instrument, InstrumentId, Intent, Quote, StopDecision, TargetPosition, Timestamp};
+use stratbox_contract::{Alarm, Bar, Fill, Instrument, InstrumentId, Intent, Quote, StopDecision, StopLevels, TargetPosition, Timestamp};
 use stratbox_market::TradingHours;
 
 use crate::broker::{Broker, BrokerAccount, BrokerNote, BrokerStats, Plan, Reconciliation, Submission};
@@ -676,6 +676,11 @@ impl OrderPath {
 
     /// The journal, with what is pending committed (a research run reads its
     /// in-memory journal at the end).
+    /// A reader of the committed journal for another thread (`None` in memory).
+    pub fn journal_reader(&self) -> Option<crate::execution::JournalReader> {
+        self.journal.reader()
+    }
+
     pub fn committed_journal(&mut self) -> &Journal {
         self.commit();
         &self.journal
@@ -711,6 +716,11 @@ impl OrderPath {
     /// Why `plugin` may send no new order in `instrument` now (an earlier one is in doubt at the broker).
     pub fn in_doubt(&self, plugin: &str, instrument: InstrumentId) -> Option<String> {
         self.broker.unresolved(plugin, instrument)
+    }
+
+    /// The protective levels the broker holds, by owner.
+    pub fn protections(&self) -> Vec<(Arc<str>, StopLevels)> {
+        self.broker.protections()
     }
 
     pub fn risk_view(&self) -> RiskView {

@@ -448,6 +448,10 @@ impl super::Broker for CapitalBroker {
         }
     }
 
+    fn protections(&self) -> Vec<(Arc<str>, StopLevels)> {
+        self.protections.iter().map(|((_, owner), levels)| (owner.clone(), *levels)).collect()
+    }
+
     fn protect(&mut self, owner: &Arc<str>, levels: StopLevels) {
         let key = (levels.instrument, owner.clone());
         if levels.stop_loss.is_none() && levels.take_profit.is_none() {

@@ -67,6 +67,10 @@ pub trait Broker: Send {
     fn cancel_all(&mut self, owner: &str) -> usize;
     /// Sets (or, with both levels `None`, removes) protection for `owner`'s position.
     fn protect(&mut self, owner: &Arc<str>, levels: StopLevels);
+    /// The protective levels in force, by owner (what the dashboard draws).
+    fn protections(&self) -> Vec<(Arc<str>, StopLevels)> {
+        Vec::new()
+    }
     /// Cancels and expiries since the last call, by order id.
     fn take_events(&mut self) -> Vec<(u64, OrderEvent)>;
     /// Financing charged since the last call: (plugin, instrument, amount).
@@ -150,6 +154,10 @@ impl Broker for PaperBroker {
     fn cancel_all(&mut self, owner: &str) -> usize {
         PaperBroker::cancel_all(self, owner)
     }
+    fn protections(&self) -> Vec<(Arc<str>, StopLevels)> {
+        PaperBroker::protections(self)
+    }
+
     fn protect(&mut self, owner: &Arc<str>, levels: StopLevels) {
         PaperBroker::protect(self, owner, levels)
     }

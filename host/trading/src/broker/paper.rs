@@ -279,6 +279,11 @@ impl PaperBroker {
         }
     }
 
+    /// The protective levels in force, by owner.
+    pub fn protections(&self) -> Vec<(Arc<str>, StopLevels)> {
+        self.protections.iter().map(|((_, owner), levels)| (owner.clone(), *levels)).collect()
+    }
+
     /// Sets (or, with both levels `None`, removes) protection for `owner`'s position.
     pub fn protect(&mut self, owner: &Arc<str>, levels: StopLevels) {
         let key = (levels.instrument, owner.clone());

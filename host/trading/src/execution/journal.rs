@@ -283,21 +283,16 @@ impl Journal {
             }
             Backing::Sled { events, .. } => events,
         };
-        let start = match events.range(..=from.to_be_bytes()).next_back() {
-            Some(Ok((k, _))) => k.to_vec(),
-            _ => from.to_be_bytes().to_vec(),
-        };
-        let batches = events.range(start..).flat_map(|kv| {
-            let batch: Result<Vec<Entry>, JournalError> = kv.map_err(JournalError::from).and_then(|(k, v)| {
-                let seq = k.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(u64::MAX);
-                serde_json::from_slice(&v).map_err(|e| JournalError::Damaged { seq, why: e.to_string() })
-            });
-            match batch {
-                Ok(entries) => entries.into_iter().map(Ok).collect::<Vec<_>>(),
-                Err(e) => vec![Err(e)],
-            }
-        });
-        Box::new(batches.filter(move |e| !matches!(e, Ok(e) if e.seq < from)))
+        sled_entries_from(events, from)
+    }
+
+    /// A reader of the committed entries for another thread (the dashboard
+    /// reads them off the event loop); `None` for an in-memory journal.
+    pub fn reader(&self) -> Option<JournalReader> {
+        match &self.backing {
+            Backing::Sled { events, .. } => Some(JournalReader { events: events.clone() }),
+            Backing::Memory(_) => None,
+        }
     }
 
     /// The committed entries of an in-memory journal, borrowed (`None` for
@@ -310,9 +305,60 @@ impl Journal {
     }
 }
 
+/// The committed entries of a sled journal from `from` on, in order.
+fn sled_entries_from(events: &sled::Tree, from: u64) -> Box<dyn Iterator<Item = Result<Entry, JournalError>> + '_> {
+    let start = match events.range(..=from.to_be_bytes()).next_back() {
+        Some(Ok((k, _))) => k.to_vec(),
+        _ => from.to_be_bytes().to_vec(),
+    };
+    let batches = events.range(start..).flat_map(|kv| {
+        let batch: Result<Vec<Entry>, JournalError> = kv.map_err(JournalError::from).and_then(|(k, v)| {
+            let seq = k.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(u64::MAX);
+            serde_json::from_slice(&v).map_err(|e| JournalError::Damaged { seq, why: e.to_string() })
+        });
+        match batch {
+            Ok(entries) => entries.into_iter().map(Ok).collect::<Vec<_>>(),
+            Err(e) => vec![Err(e)],
+        }
+    });
+    Box::new(batches.filter(move |e| !matches!(e, Ok(e) if e.seq < from)))
+}
+
+/// Reads a running host's committed journal from another thread: sled trees
+/// are shared, so this sees each commit as soon as it is written, and never
+/// what is not committed yet.
+#[derive(Clone)]
+pub struct JournalReader {
+    events: sled::Tree,
+}
+
+impl JournalReader {
+    /// Up to `limit` committed entries from sequence number `from`.
+    pub fn page(&self, from: u64, limit: usize) -> Result<Vec<Entry>, JournalError> {
+        sled_entries_from(&self.events, from).take(limit).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reader_sees_what_is_committed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path(), 50).unwrap();
+        let reader = j.reader().expect("sled journals have readers");
+        let state = |n: u32| JournalEvent::Alarm { detector: "d".into(), level: "severe".into(), symbol: None, reason: format!("#{n}") };
+        j.append(1, state(0)).unwrap();
+        j.append(2, state(1)).unwrap();
+        assert!(reader.page(0, 10).unwrap().is_empty(), "nothing committed yet");
+        j.commit().unwrap();
+        j.append(3, state(2)).unwrap();
+        j.commit().unwrap();
+        let from_reader = std::thread::spawn(move || reader.page(1, 10).unwrap()).join().unwrap();
+        assert_eq!(from_reader.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2], "from the middle of a batch, on another thread");
+        assert!(Journal::in_memory().reader().is_none());
+    }
 
     #[test]
     fn entries_come_back_in_order_after_reopening() {

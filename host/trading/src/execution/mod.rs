@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-pub use journal::{Entry, Journal, JournalError, JournalEvent};
+pub use journal::{Entry, Journal, JournalError, JournalEvent, JournalReader};
 pub use order::{IllegalTransition, OrderEvent, OrderState, transition};
 
 use stratbox_market::{InstrumentId, Timestamp};

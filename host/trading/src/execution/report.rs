@@ -134,32 +134,44 @@ pub fn alarms(entries: &[Entry], filter: &Filter) -> Vec<AlarmRow> {
 
 /// The fills of `entries` that pass `filter`, with what the reports need.
 pub fn trades(entries: &[Entry], filter: &Filter) -> Vec<TradeRow> {
-    let mut symbols: Vec<String> = Vec::new();
-    let mut decisions: HashMap<&str, Option<f64>> = HashMap::new();
-    let mut arrivals: HashMap<&str, f64> = HashMap::new();
-    let mut out = Vec::new();
-    for e in entries {
+    let mut log = TradeLog::default();
+    entries.iter().filter_map(|e| log.ingest(e)).filter(|r| passes(&r.plugin, &r.symbol, r.side, r.time, filter)).collect()
+}
+
+/// Reads the journal one entry at a time into trade rows: what a fill's row
+/// needs from earlier entries (the universe, decision prices, arrivals) is
+/// kept here, so a reader that follows a running journal (the dashboard)
+/// builds the same rows as [`trades`] over the whole of it.
+#[derive(Debug, Default)]
+pub struct TradeLog {
+    symbols: Vec<String>,
+    decisions: HashMap<String, Option<f64>>,
+    arrivals: HashMap<String, f64>,
+}
+
+impl TradeLog {
+    /// The row of `e` if it is a fill.
+    pub fn ingest(&mut self, e: &Entry) -> Option<TradeRow> {
         match &e.event {
-            JournalEvent::Instruments { symbols: s } => symbols = s.clone(),
+            JournalEvent::Instruments { symbols } => self.symbols = symbols.clone(),
             JournalEvent::Order { client_id, decision_price, .. } => {
-                decisions.insert(client_id, *decision_price);
+                self.decisions.insert(client_id.clone(), *decision_price);
             }
             JournalEvent::Arrival { client_id, mid } => {
-                arrivals.insert(client_id, *mid);
+                self.arrivals.insert(client_id.clone(), *mid);
             }
             JournalEvent::Fill { client_id, plugin, instrument, side, quantity, price, fee, .. } => {
-                let symbol = symbols.get(*instrument as usize).cloned().unwrap_or_else(|| format!("#{instrument}"));
-                let decision = decisions.get(client_id.as_str()).copied().flatten();
-                let arrival = arrivals.get(client_id.as_str()).copied();
+                let decision = self.decisions.get(client_id.as_str()).copied().flatten();
+                let arrival = self.arrivals.get(client_id.as_str()).copied();
                 // Basis points of `reference`, positive when the fill cost.
                 let bps = |reference: f64| {
                     let sign = if *side == SideName::Buy { 1.0 } else { -1.0 };
                     sign * (price - reference) / reference * 1e4
                 };
-                let row = TradeRow {
+                return Some(TradeRow {
                     time: e.time,
                     plugin: plugin.clone(),
-                    symbol,
+                    symbol: self.symbol(*instrument),
                     side: *side,
                     quantity: *quantity,
                     price: *price,
@@ -169,15 +181,17 @@ pub fn trades(entries: &[Entry], filter: &Filter) -> Vec<TradeRow> {
                     slippage_bps: decision.filter(|d| *d > 0.0).map(bps),
                     arrival_mid: arrival,
                     arrival_slippage_bps: arrival.filter(|a| *a > 0.0).map(bps),
-                };
-                if passes(&row.plugin, &row.symbol, row.side, row.time, filter) {
-                    out.push(row);
-                }
+                });
             }
             _ => {}
         }
+        None
     }
-    out
+
+    /// The symbol of `instrument` in the universe read so far.
+    pub fn symbol(&self, instrument: stratbox_market::InstrumentId) -> String {
+        self.symbols.get(instrument as usize).cloned().unwrap_or_else(|| format!("#{instrument}"))
+    }
 }
 
 fn passes(plugin: &str, symbol: &str, side: SideName, time: Timestamp, f: &Filter) -> bool {
@@ -264,8 +278,14 @@ pub fn equity(entries: &[Entry], filter: &Filter) -> Vec<EquityRow> {
 
 /// Transaction costs per (plugin, symbol) of the filtered fills.
 pub fn tca(entries: &[Entry], filter: &Filter) -> Vec<TcaRow> {
+    tca_of(&trades(entries, filter), &financing(entries, filter))
+}
+
+/// Transaction costs per (plugin, symbol) of `trades`, with the financing
+/// charged per (plugin, symbol).
+pub fn tca_of<'a>(trades: impl IntoIterator<Item = &'a TradeRow>, financing: &BTreeMap<(String, String), f64>) -> Vec<TcaRow> {
     let mut by: BTreeMap<(String, String), TcaRow> = BTreeMap::new();
-    for t in trades(entries, filter) {
+    for t in trades {
         let row = by.entry((t.plugin.clone(), t.symbol.clone())).or_insert_with(|| TcaRow {
             plugin: t.plugin.clone(),
             symbol: t.symbol.clone(),
@@ -295,10 +315,9 @@ pub fn tca(entries: &[Entry], filter: &Filter) -> Vec<TcaRow> {
             }
         }
     }
-    let charges = financing(entries, filter);
     by.into_iter()
         .map(|(key, mut row)| {
-            row.financing = charges.get(&key).copied().unwrap_or(0.0);
+            row.financing = financing.get(&key).copied().unwrap_or(0.0);
             row.total = row.fees + row.slippage + row.financing;
             let bps = |x: f64| if row.notional > 0.0 { x / row.notional * 1e4 } else { 0.0 };
             (row.fees_bps, row.slippage_bps, row.total_bps) = (bps(row.fees), bps(row.slippage), bps(row.total));
