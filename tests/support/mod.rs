@@ -136,3 +136,64 @@ impl Outcome {
         self.intents.iter().filter(|(_, p, _)| &**p == name).map(|(t, _, i)| (*t, *i)).collect()
     }
 }
+
+/// A sled market store of `instruments` x `days` daily bars from 2010-01-01,
+/// each a mean-reverting walk that crosses often (so sma-cross trades): the
+/// replay benches' data.
+pub fn replay_store(path: &Path, instruments: u32, days: i64) {
+    use stratbox_market::store::{MarketStore, PriceSource, StoreConfig};
+    use stratbox_market::{Bar, NANOS_PER_SEC};
+    let mut store = MarketStore::open(path, StoreConfig::default()).unwrap();
+    let t0 = 1_262_304_000 * NANOS_PER_SEC;
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for i in 0..instruments {
+        let id = store.instrument_id(&format!("S{i:03}")).unwrap();
+        let (base, mut price) = (20.0 + f64::from(i % 200), 20.0 + f64::from(i % 200));
+        for d in 0..days {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let shock = ((seed % 2001) as f64 - 1000.0) / 1000.0 * 0.02;
+            price = (price * (1.0 + shock) + 0.05 * (base - price)).max(1.0);
+            let p = (price * 100.0).round() / 100.0;
+            let bar = Bar { instrument: id, start: t0 + d * 86_400 * NANOS_PER_SEC, period_secs: 86_400, open: p, high: p * 1.01, low: p * 0.99, close: p, volume: 1e5 };
+            store.append_bar(&bar, PriceSource::Trade).unwrap();
+        }
+        store.commit().unwrap();
+    }
+    store.seal_all().unwrap();
+    store.flush().unwrap();
+}
+
+/// The replay benches' set-up: sma-cross 3/8 (built from source) and a
+/// temporary folder whose `market/` holds [`replay_store`]'s bars.
+pub fn replay_bench(instruments: u32, days: i64) -> (PluginSpec, tempfile::TempDir) {
+    let sma = PluginSpec::new(component("examples/sma-cross")).param("fast", ParamInput::Integer(3)).param("slow", ParamInput::Integer(8));
+    let dir = tempfile::tempdir().unwrap();
+    let built = std::time::Instant::now();
+    replay_store(&dir.path().join("market"), instruments, days);
+    println!("store: {instruments} instruments x {days} daily bars built in {:.1?}", built.elapsed());
+    (sma, dir)
+}
+
+/// A backtest of the daily replay in `data_dir/market`, as fast as possible,
+/// with the limits raised so every order reaches the broker (the benches
+/// measure the path, not the limits); no control API, no dashboard.
+pub fn replay_host_config(data_dir: &Path, plugins: Vec<PluginSpec>) -> HostConfig {
+    let mut c = HostConfig {
+        mode: Mode::Backtest,
+        data_dir: data_dir.to_owned(),
+        feed: FeedConfig::Replay(stratbox_market::ReplayConfig { period_secs: 86_400, ..Default::default() }),
+        pace_ms: 0,
+        status_secs: 0,
+        plugins,
+        ..HostConfig::default()
+    };
+    c.control.enabled = false;
+    c.dashboard.enabled = false;
+    let r = &mut c.risk;
+    (r.max_order_notional, r.max_position_notional, r.max_gross_exposure, r.max_net_exposure) = (1e12, 1e12, 1e15, 1e15);
+    (r.max_concentration, r.max_open_orders, r.orders_per_sec_per_plugin, r.orders_per_sec) = (1e6, 100_000, 1_000_000, 1_000_000);
+    (r.capital, r.max_drawdown) = (1e9, 1.0);
+    c
+}

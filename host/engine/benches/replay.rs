@@ -14,66 +14,17 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use stratbox_engine::config::{ControlConfig, FeedConfig, HostConfig, Mode, ParamInput, PluginSpec};
-use stratbox_market::{Bar, NANOS_PER_SEC, ReplayConfig, ReplayFeed};
-use stratbox_trading::RiskConfig;
+use stratbox_engine::config::{FeedConfig, PluginSpec};
+use stratbox_market::ReplayFeed;
 use stratbox_engine::{Host, RunOptions, RunSummary};
-use stratbox_market::store::{MarketStore, PriceSource, StoreConfig};
 
 const INSTRUMENTS: u32 = 500;
 const DAYS: i64 = 2_000;
 
-fn build_store(path: &std::path::Path) {
-    let mut store = MarketStore::open(path, StoreConfig::default()).unwrap();
-    let t0 = 1_262_304_000 * NANOS_PER_SEC; // 2010-01-01
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    for i in 0..INSTRUMENTS {
-        let id = store.instrument_id(&format!("S{i:03}")).unwrap();
-        let (base, mut price) = (20.0 + f64::from(i % 200), 20.0 + f64::from(i % 200));
-        for d in 0..DAYS {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            // A mean-reverting walk: crosses often, so the strategy trades.
-            let shock = ((seed % 2001) as f64 - 1000.0) / 1000.0 * 0.02;
-            price = (price * (1.0 + shock) + 0.05 * (base - price)).max(1.0);
-            let p = (price * 100.0).round() / 100.0;
-            let bar = Bar { instrument: id, start: t0 + d * 86_400 * NANOS_PER_SEC, period_secs: 86_400, open: p, high: p * 1.01, low: p * 0.99, close: p, volume: 1e5 };
-            store.append_bar(&bar, PriceSource::Trade).unwrap();
-        }
-        store.commit().unwrap();
-    }
-    store.seal_all().unwrap();
-    store.flush().unwrap();
-}
-
 fn run(data_dir: &std::path::Path, plugins: Vec<PluginSpec>) -> (Duration, RunSummary) {
-    let replay = ReplayConfig { period_secs: 86_400, ..ReplayConfig::default() };
-    let risk = RiskConfig {
-        max_order_notional: 1e12,
-        max_position_notional: 1e12,
-        max_gross_exposure: 1e15,
-        max_net_exposure: 1e15,
-        max_concentration: 1e6,
-        max_open_orders: 100_000,
-        orders_per_sec_per_plugin: 1_000_000,
-        orders_per_sec: 1_000_000,
-        capital: 1e9,
-        max_drawdown: 1.0,
-        ..RiskConfig::default()
-    };
-    let config = HostConfig {
-        mode: Mode::Backtest,
-        data_dir: data_dir.to_owned(),
-        feed: FeedConfig::Replay(replay.clone()),
-        pace_ms: 0,
-        status_secs: 0,
-        risk,
-        control: ControlConfig { enabled: false, ..Default::default() },
-        plugins,
-        ..HostConfig::default()
-    };
-    let feed = ReplayFeed::open(&data_dir.join("market"), &replay).unwrap();
+    let config = support::replay_host_config(data_dir, plugins);
+    let FeedConfig::Replay(replay) = &config.feed else { unreachable!("a replay config") };
+    let feed = ReplayFeed::open(&data_dir.join("market"), replay).unwrap();
     let (_tx, rx) = std::sync::mpsc::channel();
     let mut host = Host::new(config, Box::new(feed), rx).unwrap();
     let started = Instant::now();
@@ -87,11 +38,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn main() {
-    let sma = PluginSpec::new(support::component("examples/sma-cross")).param("fast", ParamInput::Integer(3)).param("slow", ParamInput::Integer(8));
-    let dir = tempfile::tempdir().unwrap();
-    let built = Instant::now();
-    build_store(&dir.path().join("market"));
-    println!("store: {INSTRUMENTS} instruments x {DAYS} daily bars built in {:.1?}", built.elapsed());
+    let (sma, dir) = support::replay_bench(INSTRUMENTS, DAYS);
     let (mut base, mut with) = (Vec::new(), Vec::new());
     let mut last = None;
     for _ in 0..3 {

@@ -105,6 +105,33 @@ impl Default for ControlConfig {
     }
 }
 
+/// The live dashboard (`stratbox-dashboard`), served by the running host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DashboardConfig {
+    pub enabled: bool,
+    /// Where it listens. A busy port falls back to a free one (the URL is
+    /// printed and written to `<data_dir>/dashboard.json`). Any address but
+    /// loopback is served over TLS only.
+    pub listen: String,
+    /// PEM certificate chain and private key for TLS; beyond loopback without
+    /// them a self-signed pair is generated into `<data_dir>/dashboard-tls/`.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Host names (with port) the dashboard answers to besides loopback ones,
+    /// e.g. `trading.example.net:8765`: any other `Host` header is refused
+    /// (a page from another site cannot reach it by DNS rebinding).
+    pub hosts: Vec<String>,
+    /// Research reports listed in the Reports view (default `<data_dir>/reports`).
+    pub reports_dir: Option<PathBuf>,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        Self { enabled: true, listen: "127.0.0.1:8765".into(), tls_cert: None, tls_key: None, hosts: Vec::new(), reports_dir: None }
+    }
+}
+
 /// The execution journal (`<data_dir>/journal`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -162,6 +189,7 @@ pub struct HostConfig {
     pub capital_broker: Option<stratbox_trading::CapitalBrokerConfig>,
     pub sandbox: SandboxConfig,
     pub control: ControlConfig,
+    pub dashboard: DashboardConfig,
     #[serde(rename = "plugin")]
     pub plugins: Vec<PluginSpec>,
     /// ONNX models served to plugins through the `inference` import, each
@@ -186,6 +214,7 @@ impl Default for HostConfig {
             capital_broker: None,
             sandbox: SandboxConfig::default(),
             control: ControlConfig::default(),
+            dashboard: DashboardConfig::default(),
             plugins: Vec::new(),
             models: Vec::new(),
         }
@@ -215,6 +244,11 @@ impl HostConfig {
             // `bundled:NAME` is a plugin the binary carries (the CLI resolves it).
             if p.path.is_relative() && !p.path.to_string_lossy().starts_with(BUNDLED_PREFIX) {
                 p.path = base.join(&p.path);
+            }
+        }
+        for p in [&mut config.dashboard.tls_cert, &mut config.dashboard.tls_key, &mut config.dashboard.reports_dir].into_iter().flatten() {
+            if p.is_relative() {
+                *p = base.join(&*p);
             }
         }
         for m in &mut config.models {

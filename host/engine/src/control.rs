@@ -1,6 +1,7 @@
 //! The local control API: a small HTTP/JSON service on loopback that lets the
-//! `stratbox` CLI (and later the dashboard) list, load, unload and swap
-//! plugins in a running host.
+//! `stratbox` CLI list, load, unload and swap plugins in a running host, and
+//! flatten, resume or de-leverage it. The dashboard serves the same routes
+//! ([`control_routes`]) under `/api/control`, behind its own session.
 //!
 //! Every request carries `Authorization: Bearer <token>`. The host writes its
 //! address and a fresh random token to `<data_dir>/control.json` (mode 0600)
@@ -52,26 +53,39 @@ pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10)
 /// No connection lives longer (a plugin load compiles, so this is generous).
 pub const CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// Serves `app` until `stop`, with at most [`MAX_CONNECTIONS`] connections,
-/// each with a header timeout and a lifetime bound.
-async fn serve_bounded(listener: tokio::net::TcpListener, app: Router, mut stop: oneshot::Receiver<()>) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+/// The next connection with a slot of `slots` held for it (a connection past
+/// the limit is closed at once), or `None` once `stop` fires. `server` names
+/// the server in the log.
+pub async fn accept_within(
+    listener: &tokio::net::TcpListener,
+    slots: &Arc<tokio::sync::Semaphore>,
+    stop: &mut oneshot::Receiver<()>,
+    server: &str,
+) -> Option<(tokio::net::TcpStream, SocketAddr, tokio::sync::OwnedSemaphorePermit)> {
     loop {
         let (stream, peer) = tokio::select! {
-            _ = &mut stop => return,
+            _ = &mut *stop => return None,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
-                    tracing::warn!(error = %e, "control API: accept failed");
+                    tracing::warn!(error = %e, "{server}: accept failed");
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 }
             },
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, limit = MAX_CONNECTIONS, "control API: too many connections; closing this one");
-            continue;
-        };
+        match slots.clone().try_acquire_owned() {
+            Ok(slot) => return Some((stream, peer, slot)),
+            Err(_) => tracing::warn!(%peer, "{server}: too many connections; closing this one"),
+        }
+    }
+}
+
+/// Serves `app` until `stop`, with at most [`MAX_CONNECTIONS`] connections,
+/// each with a header timeout and a lifetime bound.
+async fn serve_bounded(listener: tokio::net::TcpListener, app: Router, mut stop: oneshot::Receiver<()>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    while let Some((stream, peer, slot)) = accept_within(&listener, &slots, &mut stop, "control API").await {
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
         tokio::spawn(async move {
             let _slot = slot;
@@ -144,7 +158,6 @@ impl LoadRequest {
 }
 
 struct Ctl {
-    token: String,
     factory: Arc<PluginFactory>,
     commands: Sender<Command>,
 }
@@ -178,14 +191,35 @@ fn refused(message: String) -> ApiError {
     ApiError(code, message)
 }
 
-async fn authorise(State(ctl): State<Arc<Ctl>>, request: Request, next: Next) -> Response {
+/// Whether `request` carries `Authorization: Bearer <token>`, compared in
+/// constant time so timing says nothing about the token.
+fn bearer_matches(request: &Request, token: &str) -> bool {
     let presented = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    // Constant time, so timing says nothing about the token (its length is public: 64 hex digits).
-    let ok = presented.is_some_and(|p| bool::from(subtle::ConstantTimeEq::ct_eq(p.as_bytes(), ctl.token.as_bytes())));
-    if !ok {
-        return ApiError(StatusCode::UNAUTHORIZED, "missing or wrong bearer token (see control.json)".into()).into_response();
-    }
-    next.run(request).await
+    presented.is_some_and(|p| bool::from(subtle::ConstantTimeEq::ct_eq(p.as_bytes(), token.as_bytes())))
+}
+
+fn unauthorised() -> Response {
+    ApiError(StatusCode::UNAUTHORIZED, "missing or wrong bearer token (see control.json)".into()).into_response()
+}
+
+/// The control API's routes (`/v1/...`), without authentication: the control
+/// server puts the bearer token in front of them, the dashboard its session.
+pub fn control_routes(factory: Arc<PluginFactory>, commands: Sender<Command>) -> Router {
+    let ctl = Arc::new(Ctl { factory, commands });
+    Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/plugins", get(list).post(load))
+        .route("/v1/plugins/{name}", delete(unload))
+        .route("/v1/plugins/{name}/swap", post(swap))
+        .route("/v1/shutdown", post(shutdown))
+        .route("/v1/flatten", post(flatten))
+        .route("/v1/resume", post(resume))
+        .route("/v1/adopt", post(adopt))
+        .route("/v1/deleverage", post(deleverage))
+        .route("/v1/journal", get(journal))
+        // A client that starts a body must finish it.
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
+        .with_state(ctl)
 }
 
 async fn status(State(ctl): State<Arc<Ctl>>) -> Result<Json<StatusView>, ApiError> {
@@ -282,12 +316,40 @@ async fn shutdown(State(ctl): State<Arc<Ctl>>) -> Result<StatusCode, ApiError> {
     Ok(StatusCode::ACCEPTED)
 }
 
-/// A running control API; dropping it stops the server and removes the control file.
-pub struct ControlServer {
-    pub addr: SocketAddr,
+/// A server on a thread of its own (the control API, the dashboard): dropping
+/// it stops the server, waits for its thread and removes the file that told
+/// clients where it is.
+pub struct ServerThread {
     file: PathBuf,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ServerThread {
+    /// `shutdown` stops the server running on `thread`; `file` advertised it.
+    pub fn new(file: PathBuf, shutdown: oneshot::Sender<()>, thread: std::thread::JoinHandle<()>) -> Self {
+        Self { file, shutdown: Some(shutdown), thread: Some(thread) }
+    }
+}
+
+impl Drop for ServerThread {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.file);
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A running control API; dropping it stops the server and removes the control file.
+pub struct ControlServer {
+    pub addr: SocketAddr,
+    /// The bearer token (also what the dashboard's login takes).
+    pub token: String,
+    _server: ServerThread,
 }
 
 impl ControlServer {
@@ -307,22 +369,11 @@ impl ControlServer {
         stratbox_contract::util::write_atomic(&file, &serde_json::to_vec_pretty(&ControlEndpoint { url: format!("http://{addr}"), token: token.clone() }).expect("serialisable"), true)
             .map_err(|source| ControlError::Write { path: file.clone(), source })?;
 
-        let ctl = Arc::new(Ctl { token, factory, commands });
-        let app = Router::new()
-            .route("/v1/status", get(status))
-            .route("/v1/plugins", get(list).post(load))
-            .route("/v1/plugins/{name}", delete(unload))
-            .route("/v1/plugins/{name}/swap", post(swap))
-            .route("/v1/shutdown", post(shutdown))
-            .route("/v1/flatten", post(flatten))
-            .route("/v1/resume", post(resume))
-            .route("/v1/adopt", post(adopt))
-            .route("/v1/deleverage", post(deleverage))
-            .route("/v1/journal", get(journal))
-            .layer(axum::middleware::from_fn_with_state(ctl.clone(), authorise))
-            // A client that starts a body must finish it.
-            .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
-            .with_state(ctl);
+        let expected = token.clone();
+        let app = control_routes(factory, commands).layer(axum::middleware::from_fn(move |request: Request, next: Next| {
+            let token = expected.clone();
+            async move { if bearer_matches(&request, &token) { next.run(request).await } else { unauthorised() } }
+        }));
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("stratbox-control".into())
@@ -335,19 +386,7 @@ impl ControlServer {
             })
             .expect("spawning the control thread");
         tracing::info!(%addr, file = %file.display(), "control API listening");
-        Ok(Self { addr, file, shutdown: Some(stop_tx), thread: Some(thread) })
-    }
-}
-
-impl Drop for ControlServer {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.file);
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        Ok(Self { addr, token, _server: ServerThread::new(file, stop_tx, thread) })
     }
 }
 

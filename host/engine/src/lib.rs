@@ -15,13 +15,14 @@
 //! - [`Host`] (`runner.rs`): the event loop
 //! - [`ControlServer`], [`ControlClient`] (`control.rs`): the local HTTP/JSON control API
 
+pub mod board;
 pub mod config;
 mod control;
 mod models;
 mod runner;
 mod view;
 
-pub use control::{BODY_TIMEOUT, CONNECTION_TIMEOUT, HEADER_TIMEOUT, MAX_CONNECTIONS, CONTROL_FILE, ControlClient, ControlEndpoint, ControlError, ControlServer, AdoptRequest, DeleverageRequest, JournalPage, LoadRequest};
+pub use control::{accept_within, control_routes, ServerThread, BODY_TIMEOUT, CONNECTION_TIMEOUT, HEADER_TIMEOUT, MAX_CONNECTIONS, CONTROL_FILE, ControlClient, ControlEndpoint, ControlError, ControlServer, AdoptRequest, DeleverageRequest, JournalPage, LoadRequest};
 pub use runner::{Command, Host, HostError, LatencySummary, RunOptions, RunStats, RunSummary, StatusView, format_time};
 pub use stratbox_trading::{ADOPTED, AdoptReport, DeleveragePlan, FlattenReport, RECONCILIATION_FAILED};
 pub use view::{PluginView, PluginWorld};

@@ -20,6 +20,7 @@ use stratbox_trading::{
     TradingState, Violation,
 };
 
+use crate::board::{BoardQuery, BoardTick, PositionRow, ProtectionRow};
 use crate::config::{HostConfig, Mode, OrderPolicy};
 use crate::view::{PluginView, PluginWorld};
 
@@ -41,6 +42,8 @@ pub enum Command {
     /// Up to `limit` journal entries from sequence number `from` (reports of a running host:
     /// sled lets one process open the journal).
     Journal { from: u64, limit: usize, reply: oneshot::Sender<Result<Vec<Entry>, String>> },
+    /// What a dashboard shows, in one round trip.
+    Board(Box<BoardQuery>, oneshot::Sender<Result<Box<BoardTick>, String>>),
     Shutdown,
 }
 
@@ -162,6 +165,12 @@ pub struct Host {
     stats: RunStats,
     started: Instant,
     latencies: Latencies,
+    /// The feed's bar period, from the newest cross-section.
+    bar_secs: Option<u32>,
+    /// Wall clock (ms since the epoch) when the newest event was done.
+    event_done_ms: Option<i64>,
+    /// When the first event since the dashboard's last look was done.
+    first_unseen_ms: Option<i64>,
 }
 
 impl Host {
@@ -259,7 +268,9 @@ impl Host {
         };
         let (order_path, rebuilt) = OrderPath::open(broker, journal, world.clone(), instruments, hours, path_config)?;
         let mut host =
-            Self { config, feed, supervisor, order_path, world, commands, stats, started: Instant::now(), latencies: Latencies::default() };
+            Self {
+            config, feed, supervisor, order_path, world, commands, stats, started: Instant::now(), latencies: Latencies::default(), bar_secs: None, event_done_ms: None, first_unseen_ms: None,
+        };
         // At every start, a first one too: a remote broker's account is compared
         // with the journal before anything trades (an account that already
         // holds positions or orders the host does not know halts trading).
@@ -422,6 +433,9 @@ impl Host {
             Command::Journal { from, limit, reply } => {
                 let _ = reply.send(self.order_path.journal_page(from, limit).map_err(|e| e.to_string()));
             }
+            Command::Board(query, reply) => {
+                let _ = reply.send(self.board(&query).map(Box::new));
+            }
             Command::Shutdown => return false,
         }
         true
@@ -475,6 +489,7 @@ impl Host {
         match event {
             MarketEvent::Bars(bars) => {
                 self.stats.bars += bars.len() as u64;
+                self.bar_secs = bars.first().map(|b| b.period_secs).or(self.bar_secs);
                 {
                     let mut history = self.world.history_mut();
                     bars.iter().for_each(|b| history.record(b));
@@ -507,6 +522,73 @@ impl Host {
         self.submit(timed, now);
         self.apply_notices();
         self.order_path.end_event(self.supervisor.names(), now);
+        let done = wall_ms();
+        self.event_done_ms = Some(done);
+        self.first_unseen_ms.get_or_insert(done);
+    }
+
+    /// What a dashboard shows (see [`crate::board`]).
+    pub fn board(&mut self, query: &BoardQuery) -> Result<BoardTick, String> {
+        let journal = self.order_path.journal_page(query.journal_from, query.journal_limit).map_err(|e| e.to_string())?;
+        let symbols: Vec<String> = self.feed.instruments().iter().map(|i| i.symbol.clone()).collect();
+        let (positions, closes, bars) = {
+            let ledger = self.world.ledger();
+            let mut positions = Vec::new();
+            for plugin in ledger.plugins() {
+                let Some(book) = ledger.book(plugin) else { continue };
+                for (&instrument, (p, mark)) in &book.positions {
+                    if p.quantity != 0.0 {
+                        positions.push(PositionRow {
+                            plugin: plugin.to_string(),
+                            instrument,
+                            quantity: p.quantity,
+                            average_price: p.average_price,
+                            mark: *mark,
+                            realised_pnl: p.realised_pnl,
+                            unrealised_pnl: p.unrealised(*mark),
+                        });
+                    }
+                }
+            }
+            positions.sort_by(|a, b| (&a.plugin, a.instrument).cmp(&(&b.plugin, b.instrument)));
+            let history = self.world.history();
+            let (closes, bars) = match self.bar_secs {
+                Some(period) => (
+                    (0..symbols.len() as u32).map(|i| history.last(i, period, 1).first().map(|b| b.close)).collect(),
+                    query
+                        .bars
+                        .iter()
+                        .map(|q| {
+                            let mut v = history.last(q.instrument, period, q.count);
+                            v.retain(|b| b.start > q.after);
+                            (q.instrument, v)
+                        })
+                        .collect(),
+                ),
+                None => (vec![None; symbols.len()], Vec::new()),
+            };
+            (positions, closes, bars)
+        };
+        let protections = self
+            .order_path
+            .protections()
+            .into_iter()
+            .map(|(owner, l)| ProtectionRow { plugin: owner.to_string(), instrument: l.instrument, stop_loss: l.stop_loss, take_profit: l.take_profit })
+            .collect();
+        Ok(BoardTick {
+            status: self.status(),
+            plugins: self.views(),
+            symbols,
+            positions,
+            protections,
+            journal,
+            bars,
+            closes,
+            bar_secs: self.bar_secs,
+            event_done_ms: self.event_done_ms,
+            first_unseen_ms: if query.mark_seen { self.first_unseen_ms.take() } else { None },
+            deleverage: self.order_path.deleverage_plan().cloned(),
+        })
     }
 
     /// Plugins' intents into the order path; a plugin whose batch broke the
@@ -577,6 +659,10 @@ impl Drop for Host {
             tracing::error!(error = %e, "the execution journal could not be flushed");
         }
     }
+}
+
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// `YYYY-MM-DD HH:MM:SS` (UTC) of a market timestamp.
