@@ -12,6 +12,7 @@ use stratbox_trading::{Broker, CapitalBroker};
 use stratbox_capital::CapitalFeed;
 use stratbox_engine::config::{FeedConfig, HostConfig};
 use stratbox_engine::ControlServer;
+use stratbox_dashboard::{DashboardServer, HostHandle};
 use stratbox_market::{Feed, ReplayFeed, SimulatedMarket};
 use stratbox_engine::{Host, HostError, RunOptions, RunSummary, format_time};
 
@@ -134,8 +135,39 @@ pub fn run(config: Option<PathBuf>, data_dir: Option<PathBuf>, duration: Option<
         }
         _ => Host::new(config.clone(), feed, rx)?,
     };
-    let _control = if config.control.enabled {
+    let control = if config.control.enabled {
         Some(ControlServer::start(&config.control.listen, &config.data_dir, host.factory(), tx.clone())?)
+    } else {
+        None
+    };
+    let _dashboard = if config.dashboard.enabled {
+        let handle = HostHandle {
+            data_dir: config.data_dir.clone(),
+            risk: config.risk.clone(),
+            control_token: control.as_ref().map(|c| c.token.clone()),
+            factory: host.factory(),
+            commands: tx.clone(),
+            journal: host.order_path.journal_reader(),
+        };
+        let dashboard = DashboardServer::start(&config.dashboard, handle)?;
+        eprintln!("dashboard: {}", dashboard.endpoint.url);
+        // The link's one-time code rides in the URL's fragment, which no server logs. It is
+        // shown on a terminal only: when stderr goes to a file or a journal, it stays in the
+        // 0600 file beside the control token.
+        let file = config.data_dir.join(stratbox_dashboard::DASHBOARD_FILE);
+        match &dashboard.endpoint.login_url {
+            Some(link) if std::io::IsTerminal::is_terminal(&std::io::stderr()) => eprintln!("  log in once with {link}"),
+            _ => eprintln!("  the one-time login link is in {} (login_url)", file.display()),
+        }
+        eprintln!("  or log in with the token in {}", config.data_dir.join(stratbox_engine::CONTROL_FILE).display());
+        if let Some(cert) = &dashboard.generated_cert {
+            eprintln!(
+                "  TLS with a self-signed certificate ({}; SHA-256 {}): set dashboard.tls_cert and tls_key to use your own",
+                cert.display(),
+                dashboard.endpoint.tls_fingerprint_sha256.as_deref().unwrap_or("")
+            );
+        }
+        Some(dashboard)
     } else {
         None
     };
