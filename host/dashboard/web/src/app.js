@@ -15,6 +15,7 @@ const S = {
   latencies: [], drawn: false,
 };
 window.__stratbox = S; // for the browser tests and the bench
+S.chartLines = () => chart.lines.length;
 
 // ---------- formatting ----------
 const nf = (d) => new Intl.NumberFormat('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });

@@ -126,6 +126,25 @@ test('filters change the trades table', { skip: MODE !== 'full' }, async () => {
   await page.screenshot({ path: `${SHOTS}/${MODE}-trades-filtered.png` });
 });
 
+test('the chart draws the stop policy\'s levels; times switch between UTC and local', { skip: MODE !== 'full' }, async () => {
+  await page.goto(URL + '#chart');
+  // The stops plugin protects sma-cross's positions: wait for a level, then chart its instrument.
+  const symbol = await page.waitForFunction(() => {
+    const s = window.__stratbox;
+    const p = s.protections.find((p) => p.stop_loss != null || p.take_profit != null);
+    return p ? s.symbols[p.instrument] : null;
+  }, null, { timeout: 30000 }).then((h) => h.jsonValue());
+  await page.selectOption('#chart-symbol', symbol);
+  await page.waitForFunction(() => window.__stratbox.chartLines() > 0, null, { timeout: 10000 });
+  await page.screenshot({ path: `${SHOTS}/${MODE}-chart-stops.png` });
+  assert.match(await page.textContent('#clock'), / UTC$/);
+  await page.click('#tz');
+  await page.waitForFunction(() => /[+-]\d{4}$/.test(document.getElementById('clock').textContent));
+  assert.equal(await page.textContent('#tz'), 'Local');
+  await page.click('#tz');
+  await page.waitForFunction(() => / UTC$/.test(document.getElementById('clock').textContent));
+});
+
 test('a stream from a foreign Origin is refused', async () => {
   const { ticket } = await (await fetch(URL + 'api/ticket', { method: 'POST', headers: bearer })).json();
   const wsUrl = URL.replace(/^http/, 'ws') + 'api/stream?ticket=' + ticket;
