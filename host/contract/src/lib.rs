@@ -40,3 +40,7 @@ impl BarBatch {
 }
 
 pub mod util;
+
+/// The contract's WIT source, for tools that build guests against it
+/// (componentize-py reads a WIT folder, not Rust bindings).
+pub const WIT: &str = include_str!("../../../wit/stratbox.wit");

@@ -76,6 +76,10 @@ pub struct SandboxConfig {
     pub metering: Option<Metering>,
     /// sled's page cache for the plugins' key-value stores (one database), in bytes.
     pub store_cache_bytes: u64,
+    /// Compiled components, keyed by content and engine (default
+    /// `<data_dir>/compiled`). Hosts on one machine may share one: a Python
+    /// plugin takes seconds to compile and 10-20 ms to load from it.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for SandboxConfig {
@@ -87,6 +91,7 @@ impl Default for SandboxConfig {
             max_instances: 64,
             metering: None,
             store_cache_bytes: 8 << 20,
+            cache_dir: None,
         }
     }
 }

@@ -213,7 +213,7 @@ impl Host {
             defaults: config.sandbox.defaults,
             maxima: config.sandbox.maxima,
             max_component_bytes: config.sandbox.max_component_bytes,
-            cache_dir: Some(dir.join("compiled")),
+            cache_dir: Some(config.sandbox.cache_dir.clone().unwrap_or_else(|| dir.join("compiled"))),
             pool: stratbox_sandbox::PoolSize { component_instances: config.sandbox.max_instances },
             metering: config.sandbox.metering.unwrap_or(config.mode.default_metering()),
             ..SandboxSettings::default()

@@ -26,6 +26,9 @@ pub enum Fault {
     StackOverflow { callback: &'static str },
     #[error("panicked in `{callback}`: {message}")]
     Panic { message: String, callback: &'static str },
+    /// A Python plugin's uncaught exception; `traceback` is Python's own.
+    #[error("raised an exception in `{callback}`: {traceback}")]
+    Exception { traceback: String, callback: &'static str },
     #[error("trapped in `{callback}`: {trap}")]
     Trap { trap: String, callback: &'static str },
     #[error("{detail} (in `{callback}`)")]
@@ -150,6 +153,11 @@ impl PluginInstance {
                 // The SDK logs the panic message just before aborting.
                 Some(line) if *trap == Trap::UnreachableCodeReached && line.starts_with("panic") => {
                     Fault::Panic { message: bounded(line, MAX_TEXT_BYTES), callback }
+                }
+                // The Python SDK logs `exception in <callback>: <traceback>` before re-raising (a trap).
+                Some(line) if line.starts_with("exception in ") => {
+                    let traceback = line.split_once(": ").map_or(line.as_str(), |(_, t)| t).to_owned();
+                    Fault::Exception { traceback: bounded(traceback, MAX_TEXT_BYTES), callback }
                 }
                 _ => Fault::Trap { trap: trap.to_string(), callback },
             },
