@@ -173,7 +173,12 @@ fn main() {
         "info"
     };
     let filter = tracing_subscriber::EnvFilter::try_new(cli.log.as_deref().unwrap_or(default_log)).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let no_frames = tracing_subscriber::filter::filter_fn(|m| !(*m.level() == tracing::Level::TRACE && m.target().contains("tungstenite")));
+    // The hint matters: without it `log`'s max level stays at trace and every
+    // one of Cranelift's trace records (millions for a Python component)
+    // would reach this closure, making a compile ten times slower.
+    let hint = tracing_subscriber::layer::Filter::<tracing_subscriber::Registry>::max_level_hint(&filter).unwrap_or(tracing_subscriber::filter::LevelFilter::TRACE);
+    let no_frames = tracing_subscriber::filter::filter_fn(|m| !(*m.level() == tracing::Level::TRACE && m.target().contains("tungstenite")))
+        .with_max_level_hint(hint);
     tracing_subscriber::registry()
         .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter).with_filter(no_frames))
         .init();

@@ -390,6 +390,12 @@ impl ControlServer {
     }
 }
 
+/// How long `load` and `swap` wait for the host: a component not yet in the
+/// compiled cache is compiled first (a Python one bundles CPython: 18 MB,
+/// seconds in a release build, far longer in a debug one). Other requests
+/// keep reqwest's 30 s.
+pub const LOAD_TIMEOUT: std::time::Duration = CONNECTION_TIMEOUT;
+
 /// Client side, used by `stratbox plugin list|load|unload|swap`.
 pub struct ControlClient {
     endpoint: ControlEndpoint,
@@ -437,7 +443,7 @@ impl ControlClient {
     /// working directory may differ).
     pub fn load(&self, mut req: LoadRequest) -> Result<serde_json::Value, ControlError> {
         req.path = std::path::absolute(&req.path).unwrap_or(req.path);
-        self.send(self.http.post(self.url("/v1/plugins")).json(&req))
+        self.send(self.http.post(self.url("/v1/plugins")).json(&req).timeout(LOAD_TIMEOUT))
     }
 
     pub fn unload(&self, name: &str) -> Result<serde_json::Value, ControlError> {
@@ -446,7 +452,7 @@ impl ControlClient {
 
     pub fn swap(&self, name: &str, mut req: LoadRequest) -> Result<serde_json::Value, ControlError> {
         req.path = std::path::absolute(&req.path).unwrap_or(req.path);
-        self.send(self.http.post(self.url(&format!("/v1/plugins/{name}/swap"))).json(&req))
+        self.send(self.http.post(self.url(&format!("/v1/plugins/{name}/swap"))).json(&req).timeout(LOAD_TIMEOUT))
     }
 
     /// Emergency flatten: cancel every order, close every position, halt trading.
