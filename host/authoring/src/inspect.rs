@@ -28,6 +28,10 @@ pub struct InspectReport {
     pub size: usize,
     pub sha256: String,
     pub contract: String,
+    /// python, rust or unknown: read from what the component bundles.
+    pub language: &'static str,
+    /// The interpreter it bundles (Python: "CPython 3.14.0").
+    pub runtime: Option<String>,
     pub name: String,
     pub version: String,
     pub description: String,
@@ -55,6 +59,7 @@ pub fn inspect(path: &Path) -> Result<InspectReport, String> {
     let sandbox = Sandbox::new(SandboxSettings { pool: stratbox_sandbox::PoolSize { component_instances: 2 }, ..Default::default() })
         .map_err(|e| e.to_string())?;
     let prepared = sandbox.prepare_file(path).map_err(|e| e.to_string())?;
+    let language = std::fs::read(path).map(|bytes| crate::detect_language(&bytes)).map_err(|e| format!("{}: {e}", path.display()))?;
     let state = HostState::new(Arc::from("inspect"), PluginLimits::default(), Arc::new(EmptyWorld), None);
     let mut instance = sandbox.instantiate(&prepared, state).map_err(|e| format!("plugin {e}"))?;
     let d = instance.describe().map_err(|e| format!("plugin {e}"))?;
@@ -64,6 +69,8 @@ pub fn inspect(path: &Path) -> Result<InspectReport, String> {
         size: prepared.info.size,
         sha256: prepared.info.hash.clone(),
         contract: format!("{}@{}", stratbox_sandbox::CONTRACT_PACKAGE, prepared.info.contract_version),
+        language: language.name,
+        runtime: language.runtime,
         name: d.name,
         version: d.version,
         description: d.description,

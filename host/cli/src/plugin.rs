@@ -14,17 +14,21 @@ use crate::run::{PluginRow, print_plugin_table};
 
 #[derive(Subcommand)]
 pub enum PluginCmd {
-    /// Create a plugin crate that builds and passes its test at once.
+    /// Create a plugin project (a Rust crate, or Python) that builds and passes its test at once.
     New {
         name: String,
         /// Parent folder (default: the current one).
         #[arg(long, default_value = ".")]
         dir: PathBuf,
-        /// The stratbox-sdk crate's folder.
+        /// rust or python.
+        #[arg(long, default_value = "rust", value_parser = parse_lang)]
+        lang: authoring::Lang,
+        /// The SDK's folder: the stratbox-sdk crate (Rust) or sdk/python (Python).
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
-    /// Build a plugin crate into a component.
+    /// Build a plugin into a component: a crate (Cargo.toml) with cargo, a
+    /// Python project (pyproject.toml with [tool.stratbox]) with componentize-py.
     Build {
         dir: PathBuf,
         /// Where to write the component.
@@ -86,6 +90,14 @@ pub(crate) fn parse_param(s: &str) -> Result<(String, ParamInput), String> {
     Ok((k.to_owned(), value))
 }
 
+fn parse_lang(s: &str) -> Result<authoring::Lang, String> {
+    match s {
+        "rust" => Ok(authoring::Lang::Rust),
+        "python" | "py" => Ok(authoring::Lang::Python),
+        _ => Err(format!("`{s}`: expected rust or python")),
+    }
+}
+
 fn parse_policy(s: &str) -> Result<OrderPolicy, String> {
     match s {
         "cancel" => Ok(OrderPolicy::Cancel),
@@ -96,13 +108,25 @@ fn parse_policy(s: &str) -> Result<OrderPolicy, String> {
 
 pub fn plugin(cmd: PluginCmd, data_dir: &Path) -> Result<()> {
     match cmd {
-        PluginCmd::New { name, dir, sdk } => {
+        PluginCmd::New { name, dir, lang: authoring::Lang::Rust, sdk } => {
             let root = authoring::scaffold(&name, &dir, &sdk.unwrap_or_else(authoring::default_sdk_path))?;
             println!("created {}\n  test:  cd {} && cargo test\n  build: stratbox plugin build {}", root.display(), root.display(), root.display());
         }
+        PluginCmd::New { name, dir, lang: authoring::Lang::Python, sdk } => {
+            let sdk = sdk.unwrap_or_else(authoring::default_python_sdk_path);
+            let root = authoring::scaffold_python(&name, &dir, &sdk)?;
+            let sdk = std::fs::canonicalize(&sdk).unwrap_or(sdk);
+            println!(
+                "created {root}\n  tools: cd {root} && python3 -m venv .venv && .venv/bin/pip install -r {req}\n  \
+                 test:  .venv/bin/pytest\n  build: stratbox plugin build {root}   (componentize-py {v}, set up in .venv if missing)",
+                root = root.display(),
+                req = sdk.join("requirements.txt").display(),
+                v = authoring::COMPONENTIZE_PY_VERSION,
+            );
+        }
         PluginCmd::Build { dir, output } => {
-            let out = authoring::build_plugin(&dir, output.as_deref())?;
-            println!("built {} ({} bytes) via {}", out.component.display(), out.component_bytes, out.route);
+            let out = authoring::build(&dir, output.as_deref())?;
+            println!("built {} ({} bytes) via {}", out.component().display(), out.component_bytes(), out.route());
         }
         PluginCmd::Inspect { file, json } => {
             let r = authoring::inspect(&file).map_err(anyhow::Error::msg).with_context(|| format!("inspecting {}", file.display()))?;
@@ -111,6 +135,10 @@ pub fn plugin(cmd: PluginCmd, data_dir: &Path) -> Result<()> {
             }
             println!("{} {} ({})", r.name, r.version, r.description);
             println!("  contract  {}", r.contract);
+            match &r.runtime {
+                Some(runtime) => println!("  language  {} ({runtime} bundled)", r.language),
+                None => println!("  language  {}", r.language),
+            }
             println!("  roles     {}", r.roles.join(", "));
             println!("  size      {} bytes, sha256 {}", r.size, r.sha256);
             println!("  requests  memory {} B, fuel {} per callback, {} intents per callback, timer {} s (0 = default/none)",

@@ -60,7 +60,7 @@ fn errors_are_one_line_and_name_the_cause() {
     let rogue = component("tests/plugins/rogue-import");
     assert!(fails(&["plugin", "inspect", rogue.to_str().unwrap()]).contains("imports `wasi:cli/environment@0.2.0`"));
     assert!(fails(&["plugin", "list", "--data-dir", dir.path().to_str().unwrap()]).contains("no running host found"));
-    assert!(fails(&["plugin", "build", dir.path().to_str().unwrap()]).contains("has no Cargo.toml"));
+    assert!(fails(&["plugin", "build", dir.path().to_str().unwrap()]).contains("is neither a plugin crate (Cargo.toml) nor a Python plugin project"));
     let bad_config = dir.path().join("bad.toml");
     std::fs::write(&bad_config, "pace_ms = \"fast\"\n").unwrap();
     let e = fails(&["run", "--config", bad_config.to_str().unwrap()]);
@@ -87,6 +87,64 @@ fn a_scaffolded_plugin_tests_and_builds_at_once() {
     assert!(build.status.success(), "{}", String::from_utf8_lossy(&build.stderr));
     assert!(String::from_utf8_lossy(&build.stdout).contains("via rustup target wasm32-unknown-unknown"));
     assert!(ok(&["plugin", "inspect", out.to_str().unwrap()]).contains("dip-buyer 0.1.0 (z-score mean reversion)"));
+}
+
+/// README's Python workflow: scaffold, pytest, build, inspect, backtest, then
+/// load into a running host and hot swap a rebuilt version.
+#[test]
+fn a_python_plugin_from_scaffold_to_backtest_and_a_hot_swap() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(&["plugin", "new", "dip-buyer", "--lang", "python", "--dir", dir.path().to_str().unwrap()]);
+    let project = dir.path().join("dip-buyer");
+    // The tests' venv of the pinned tools (scripts/test.sh makes it; made here if missing).
+    let componentize_py = support::python_tools_componentize_py();
+    let pytest = componentize_py.with_file_name("pytest");
+    let test = Command::new(&pytest).arg("-q").arg("-p").arg("no:cacheprovider").current_dir(&project).output().unwrap();
+    assert!(test.status.success() && String::from_utf8_lossy(&test.stdout).contains("1 passed"), "pytest in the new project:\n{}", String::from_utf8_lossy(&test.stdout));
+    let build = |out: &Path| {
+        let b = Command::new(env!("CARGO_BIN_EXE_stratbox"))
+            .args(["plugin", "build", project.to_str().unwrap(), "-o", out.to_str().unwrap()])
+            .env("STRATBOX_COMPONENTIZE_PY", &componentize_py)
+            .output()
+            .unwrap();
+        assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+        String::from_utf8_lossy(&b.stdout).into_owned()
+    };
+    let v1 = dir.path().join("dip-v1.wasm");
+    assert!(build(&v1).contains("via componentize-py 0.25.1"));
+    let inspected = ok(&["plugin", "inspect", v1.to_str().unwrap()]);
+    for expected in ["dip-buyer 0.1.0 (z-score mean reversion)", "language  python (CPython 3.14.0 bundled)", "roles     strategy", "window"] {
+        assert!(inspected.contains(expected), "missing `{expected}` in:\n{inspected}");
+    }
+    assert!(!inspected.contains("wasi:"), "no WASI import: {inspected}");
+
+    // A backtest of the component on imported daily bars.
+    let csv = dir.path().join("daily.csv");
+    daily_csv(&csv, 4, 300);
+    let research = dir.path().join("research");
+    let research = research.to_str().unwrap();
+    ok(&["data", "import", csv.to_str().unwrap(), "--data-dir", research]);
+    let report = dir.path().join("report");
+    let out = ok(&["backtest", "--plugin", v1.to_str().unwrap(), "--param", "window=10", "--param", "threshold=1", "--capital", "1e6", "--out", report.to_str().unwrap(), "--data-dir", research]);
+    assert!(out.contains("1200 bars") && out.contains("Sharpe"), "{out}");
+    let metrics: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(report.join("metrics.json")).unwrap()).unwrap();
+    assert!(metrics["fills"].as_u64().unwrap_or(0) > 0, "the strategy traded: {metrics}");
+    assert_eq!(metrics["faults"].as_array().map(Vec::len), Some(0), "{metrics}");
+
+    // Load it into a running host, then swap in a rebuilt 0.2.0.
+    let host = RunningHost::start(dir.path());
+    let loaded = host.cli(&["plugin", "load", v1.to_str().unwrap(), "--name", "dip", "--param", "window=10"]);
+    assert!(loaded.contains("loaded dip 0.1.0 (running)"), "{loaded}");
+    host.wait_for("dip to be called", |l| find(l, "dip").is_some_and(|p| p["stats"]["calls"].as_u64().unwrap_or(0) > 5));
+    let module = project.join("dip_buyer.py");
+    std::fs::write(&module, std::fs::read_to_string(&module).unwrap().replace("\"0.1.0\"", "\"0.2.0\"")).unwrap();
+    let v2 = dir.path().join("dip-v2.wasm");
+    build(&v2);
+    let swapped = host.cli(&["plugin", "swap", "dip", v2.to_str().unwrap(), "--param", "window=10"]);
+    assert!(swapped.contains("swapped dip: 0.1.0 -> 0.2.0"), "{swapped}");
+    let l = host.wait_for("dip 0.2.0 running", |l| find(l, "dip").is_some_and(|p| p["version"] == "0.2.0" && p["health"] == "running"));
+    assert_eq!(find(&l, "dip").unwrap()["swaps"], 1);
+    assert_eq!(find(&l, "sma-cross").unwrap()["health"], "running", "the Rust plugins beside it run on");
 }
 
 struct RunningHost {
