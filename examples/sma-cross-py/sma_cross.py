@@ -91,6 +91,6 @@ class SmaCross(Strategy):
             signal = signal - 256 if signal > 127 else signal
             for _ in range(r.u32()):
                 self._update(i, r.f64())
-            self.legs.get(i).signal = signal
+            self.legs.get_or_insert_with(i, lambda: Leg(self.fast, self.slow)).signal = signal
             legs += 1
         ctx.info(f"took over {legs} instruments and {self.crossings} crossings")

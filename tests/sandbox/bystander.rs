@@ -39,7 +39,12 @@ pub fn quarantined(bad: PluginSpec, scenario: impl FnOnce(Scenario) -> Scenario,
 /// Runs `bad` beside sma-cross; asserts the host refused it at start with a
 /// reason containing every `expect` fragment.
 pub fn refused(bad: PluginSpec, expect: &[&str]) -> Outcome {
-    let out = Scenario::new(vec![sma_cross(), bad]).run();
+    refused_in(bad, |s| s, expect)
+}
+
+/// [`refused`] in a scenario adjusted by `scenario` (e.g. a shared compiled cache).
+pub fn refused_in(bad: PluginSpec, scenario: impl FnOnce(Scenario) -> Scenario, expect: &[&str]) -> Outcome {
+    let out = scenario(Scenario::new(vec![sma_cross(), bad])).run();
     assert_eq!(out.summary.plugins.len(), 1, "only the bystander was started: {:?}", out.names());
     let refused = &out.summary.status.stats.refused;
     assert_eq!(refused.len(), 1, "{refused:?}");

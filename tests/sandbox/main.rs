@@ -29,6 +29,7 @@ mod malformed;
 mod memory;
 mod orders_on_fault;
 mod panic;
+mod python;
 mod recovery;
 mod restart;
 mod risk_limits;

@@ -47,6 +47,53 @@ fn built(crate_dir: &str) -> (PathBuf, PathBuf) {
     paths
 }
 
+/// Where the Python tests' componentize-py lives unless
+/// `STRATBOX_COMPONENTIZE_PY` names one: one venv for every project.
+fn python_tools() -> PathBuf {
+    repo().join("target/test-plugins/python-tools")
+}
+
+/// The tests' componentize-py (set up in [`python_tools`] when missing).
+pub fn python_tools_componentize_py() -> PathBuf {
+    static EXE: OnceLock<PathBuf> = OnceLock::new();
+    EXE.get_or_init(|| stratbox_authoring::find_componentize_py(&python_tools()).unwrap_or_else(|e| panic!("{e}"))).clone()
+}
+
+/// The compiled-component cache the Python tests share: a Python component
+/// takes seconds to compile (more under a debug host), a cache hit 10-20 ms.
+pub fn shared_cache() -> PathBuf {
+    repo().join("target/test-plugins/compiled")
+}
+
+/// The component of the Python project at `project_dir` (relative to the
+/// repo), built with componentize-py and compiled into [`shared_cache`] at
+/// most once per test process, so tests running in parallel load it from
+/// the cache instead of compiling it side by side.
+pub fn python_component(project_dir: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let mut built = BUILT.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = built.get(project_dir) {
+        return p.clone();
+    }
+    let project = stratbox_authoring::PythonProject::open(&repo().join(project_dir))
+        .unwrap_or_else(|e| panic!("{project_dir}: {e}"))
+        .unwrap_or_else(|| panic!("{project_dir} has no pyproject.toml"));
+    let exe = python_tools_componentize_py();
+    let name = Path::new(project_dir).file_name().unwrap().to_string_lossy().replace('-', "_");
+    let out = repo().join("target/test-plugins").join(format!("{name}.wasm"));
+    let started = std::time::Instant::now();
+    let r = stratbox_authoring::build_python_with(&project, Some(&out), &exe).unwrap_or_else(|e| panic!("building {project_dir}: {e}"));
+    eprintln!("{project_dir}: componentize-py built {} bytes in {:.1?}", r.component_bytes, started.elapsed());
+    // One bar through a backtest host: the engine the scenarios use compiles it into the cache.
+    let started = std::time::Instant::now();
+    let mut warm = Scenario::new(vec![PluginSpec::new(&r.component)]).shared_cache();
+    warm.bars = 1;
+    warm.run();
+    eprintln!("{project_dir}: compiled into {} in {:.1?}", shared_cache().display(), started.elapsed());
+    built.insert(project_dir.to_owned(), r.component.clone());
+    r.component
+}
+
 /// The well-behaved bystander. Its wall-clock deadline is generous: on a
 /// loaded CI machine a descheduled thread must not make *it* miss one.
 pub fn sma_cross() -> PluginSpec {
@@ -80,6 +127,12 @@ impl Scenario {
 
     pub fn mode(mut self, mode: Mode) -> Self {
         self.mode = mode;
+        self
+    }
+
+    /// Compiled components from [`shared_cache`] instead of the run's own folder.
+    pub fn shared_cache(mut self) -> Self {
+        self.sandbox.cache_dir = Some(shared_cache());
         self
     }
 
@@ -196,4 +249,22 @@ pub fn replay_host_config(data_dir: &Path, plugins: Vec<PluginSpec>) -> HostConf
     (r.max_concentration, r.max_open_orders, r.orders_per_sec_per_plugin, r.orders_per_sec) = (1e6, 100_000, 1_000_000, 1_000_000);
     (r.capital, r.max_drawdown) = (1e9, 1.0);
     c
+}
+
+/// A temporary sled store of `../shared/data/<rel>` (imported, every bar
+/// kept), for benches on real data; `None`, with a message, when it is absent.
+pub fn real_data_store(rel: &str) -> Option<(tempfile::TempDir, PathBuf)> {
+    use stratbox_market::store::{ImportOptions, MarketStore, StoreConfig, import_file};
+    let file = repo().join("../shared/data").join(rel);
+    if !file.exists() {
+        println!("skipped: {} is absent", file.display());
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("market");
+    let started = std::time::Instant::now();
+    let mut store = MarketStore::open(&path, StoreConfig::default()).unwrap();
+    let report = import_file(&mut store, &file, &ImportOptions::default()).unwrap();
+    println!("import of {rel}: {} bars in {:.1?}", report.bars_built, started.elapsed());
+    Some((dir, path))
 }

@@ -245,20 +245,89 @@ def _install_guards():
                 setattr(socket, name, _refuse(f"socket.{name}()", no_network))
     builtins.print = _print
     builtins.__import__ = _guarded_import
-    # Warm the traceback machinery now: its lazy imports would be refused later.
-    try:
-        raise ValueError("warm-up")
-    except ValueError as e:
-        "".join(traceback.format_exception(e))
 
 
 # --- faults ------------------------------------------------------------------------------------
 
-MAX_TRACEBACK = 3500  # the host keeps about 4 KiB of a fault's reason
+MAX_TRACEBACK = 1000  # the host keeps 1 KiB of a fault's reason; the end matters most
+
+# Source lines of the plugin's own modules, read at build time (when files
+# exist). At run time `traceback`'s own formatting would stat and open source
+# files through linecache, which traps under --stub-wasi before anything is
+# logged, so the traceback is formatted here from frames and this dict alone.
+_SOURCES: dict = {}
+
+
+def _remember_sources(cls):
+    module = sys.modules.get(cls.__module__)
+    path = getattr(module, "__file__", None)
+    if not path:
+        return
+    home = os.path.dirname(os.path.abspath(path))
+    for m in list(sys.modules.values()):
+        f = getattr(m, "__file__", None)
+        if f and f.endswith(".py") and os.path.dirname(os.path.abspath(f)).startswith(home):
+            try:
+                with open(f, encoding="utf-8") as src:
+                    _SOURCES[f] = src.read().splitlines()
+            except (OSError, UnicodeDecodeError):
+                pass
+
+
+def _frame_lines(tb) -> list:
+    out, last, repeats = [], None, 0
+
+    def flush():
+        if repeats > 3:
+            out.append(f"  [Previous line repeated {repeats - 3} more times]")
+
+    for frame, lineno in traceback.walk_tb(tb):
+        code = frame.f_code
+        if code.co_filename == __file__:
+            continue  # the SDK's glue, not the plugin's code
+        key = (code.co_filename, lineno, code.co_name)
+        if key == last:
+            repeats += 1
+            if repeats > 3:
+                continue
+        else:
+            flush()
+            last, repeats = key, 1
+        out.append(f'  File "{code.co_filename}", line {lineno}, in {code.co_name}')
+        source = _SOURCES.get(code.co_filename)
+        if source and 0 < lineno <= len(source) and source[lineno - 1].strip():
+            out.append("    " + source[lineno - 1].strip())
+    flush()
+    return out
+
+
+def _exception_line(e: BaseException) -> str:
+    kind = type(e)
+    name = kind.__qualname__ if kind.__module__ in ("builtins", "__main__") else f"{kind.__module__}.{kind.__qualname__}"
+    try:
+        message = str(e)
+    except BaseException:
+        message = "<the exception's str() raised>"
+    return f"{name}: {message}" if message else name
 
 
 def _describe_exception(e: BaseException) -> str:
-    text = "".join(traceback.format_exception(e)).rstrip()
+    """The traceback as CPython prints it (chained causes first), with no I/O."""
+    chain, seen = [], set()
+    while e is not None and id(e) not in seen and len(chain) < 4:
+        seen.add(id(e))
+        chain.append(e)
+        e = e.__cause__ or (None if e.__suppress_context__ else e.__context__)
+    parts = []
+    for i, x in enumerate(reversed(chain)):
+        if i:
+            parts.append("\nThe above exception was the direct cause of the following exception:\n"
+                         if chain[len(chain) - i - 1].__cause__ is not None else
+                         "\nDuring handling of the above exception, another exception occurred:\n")
+        parts.append("Traceback (most recent call last):")
+        parts.extend(_frame_lines(x.__traceback__))
+        parts.append(_exception_line(x))
+    text = "\n".join(parts)
     if len(text) > MAX_TRACEBACK:
         # Keep the end: the innermost frame and the message matter most.
         text = "..." + text[-MAX_TRACEBACK:]
@@ -390,6 +459,7 @@ class AnomalyDetector(exports.AnomalyDetector):
 def bind(cls):
     """Makes `cls` this component's plugin; returns the four export classes for the entry module."""
     _Slot.cls = cls
+    _remember_sources(cls)
     _install_guards()
     strategy = Strategy if issubclass(cls, _StrategyRole) else _IdleStrategy
     stop = StopPolicy if issubclass(cls, _StopPolicyRole) else _IdleStopPolicy
