@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 
 use stratbox_engine::config::{ControlConfig, FeedConfig, HostConfig, Mode, ParamInput, PluginSpec};
 use stratbox_engine::{Host, RunOptions};
-use stratbox_market::store::{ImportOptions, MarketStore, StoreConfig, import_file};
 use stratbox_market::{ReplayConfig, ReplayData, ReplayFeed};
 use stratbox_research::space::{ParamDecl, Space};
 use stratbox_research::study::{self, Bench, Constraint, Direction, Sampler, Shard, StudySpec};
@@ -86,19 +85,7 @@ fn backtrader(file: &Path, research_bars_per_sec: f64) {
 }
 
 fn main() {
-    let file = support::repo().join("../shared/data/daily/us_stocks_1500_2013_2017.csv.gz");
-    if !file.exists() {
-        println!("skipped: {} is absent", file.display());
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let store_path = dir.path().join("market");
-    let t = Instant::now();
-    {
-        let mut store = MarketStore::open(&store_path, StoreConfig::default()).unwrap();
-        let report = import_file(&mut store, &file, &ImportOptions::default()).unwrap();
-        println!("import: {} bars in {:.1?}", report.bars_built, t.elapsed());
-    }
+    let Some((dir, store_path)) = support::real_data_store("daily/us_stocks_1500_2013_2017.csv.gz") else { return };
     let c = config(dir.path());
     let t = Instant::now();
     let data = Arc::new(ReplayData::load(&store_path, &ReplayConfig::default()).unwrap());

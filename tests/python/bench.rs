@@ -1,0 +1,180 @@
+//! Python plugins against Rust ones, side by side in one run, medians:
+//!
+//! 1. first compile (Cranelift, no cache) and a cached load of each component;
+//! 2. instantiation from `InstancePre`, and resident memory per live instance;
+//! 3. the cost of one `on-bar` call (sma-cross 10/30, warm);
+//! 4. a full backtest of `daily/us_stocks_1500_2013_2017.csv.gz` (1,500
+//!    stocks, 5 years) with the Python sma-cross against the Rust one: the
+//!    research backtest (the host stepped over bars loaded once, risk engine,
+//!    paper broker), on one thread. Goal: Python under 15 s.
+//!
+//! `cargo bench -p stratbox-tests --bench python` (figure 4 needs ../shared/data;
+//! componentize-py is set up as the tests set it up).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::hint::black_box;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use stratbox_contract::{Bar, Instrument, RunMode};
+use stratbox_engine::PluginWorld;
+use stratbox_engine::config::{ControlConfig, FeedConfig, HostConfig, Mode, ParamInput, PluginSpec};
+use stratbox_market::{ReplayConfig, ReplayData};
+use stratbox_research::{Window, backtest, research_risk};
+use stratbox_sandbox::{HostState, Metering, PluginFactory, PluginLimits, Sandbox, SandboxSettings};
+use stratbox_trading::SharedWorld;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn rss_kb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0)
+}
+
+fn sandbox(cache: Option<&Path>) -> Arc<Sandbox> {
+    Arc::new(Sandbox::new(SandboxSettings { metering: Metering::FuelAndEpoch, cache_dir: cache.map(Path::to_path_buf), ..SandboxSettings::default() }).expect("sandbox"))
+}
+
+fn factory(sandbox: Arc<Sandbox>, n: usize) -> PluginFactory {
+    let instruments = (0..n).map(|i| Instrument { id: i as u32, symbol: format!("S{i}"), tick_size: 0.01, lot_size: 1.0, currency: "USD".into() }).collect();
+    PluginFactory::new(sandbox, Arc::new(PluginWorld(Arc::new(SharedWorld::new(0)))), None, RunMode::Backtest, instruments)
+}
+
+fn sma(path: &Path) -> PluginSpec {
+    PluginSpec::new(path).param("fast", ParamInput::Integer(10)).param("slow", ParamInput::Integer(30))
+}
+
+fn row(what: &str, rust: String, python: String, ratio: String) {
+    println!("| {what:<44} | {rust:>12} | {python:>12} | {ratio:>10} |");
+}
+
+fn ratio(rust: Duration, python: Duration) -> String {
+    format!("{:.1}x", python.as_secs_f64() / rust.as_secs_f64())
+}
+
+fn main() {
+    let rust = support::component("examples/sma-cross");
+    let python = support::python_component("examples/sma-cross-py");
+    let plugins = [("rust", rust.as_path()), ("python", python.as_path())];
+    println!("components: rust {} bytes, python {} bytes", std::fs::metadata(&rust).unwrap().len(), std::fs::metadata(&python).unwrap().len());
+    println!("\n| figure | Rust sma-cross | Python sma-cross | Python/Rust |\n|---|---|---|---|");
+
+    // 1. Compile without a cache (3 each, in turns), then loads from a warm cache (9 each).
+    let mut compile = [Vec::new(), Vec::new()];
+    for _ in 0..3 {
+        for (k, (_, path)) in plugins.iter().enumerate() {
+            let sb = sandbox(None);
+            let t = Instant::now();
+            black_box(sb.prepare_file(path).expect("compile"));
+            compile[k].push(t.elapsed());
+        }
+    }
+    let (cr, cp) = (median(compile[0].clone()), median(compile[1].clone()));
+    row("first compile (Cranelift, no cache)", format!("{cr:.2?}"), format!("{cp:.2?}"), ratio(cr, cp));
+    let cache = tempfile::tempdir().unwrap();
+    let sb = sandbox(Some(cache.path()));
+    let mut load = [Vec::new(), Vec::new()];
+    for (k, (_, path)) in plugins.iter().enumerate() {
+        sb.prepare_file(path).expect("fills the cache");
+        for _ in 0..9 {
+            let t = Instant::now();
+            black_box(sb.prepare_file(path).expect("cached load"));
+            load[k].push(t.elapsed());
+        }
+    }
+    let (lr, lp) = (median(load[0].clone()), median(load[1].clone()));
+    row("load from the compiled cache", format!("{lr:.2?}"), format!("{lp:.2?}"), ratio(lr, lp));
+
+    // 2. Instantiation (after the first), and memory per live, initialised instance.
+    let world: Arc<dyn stratbox_sandbox::WorldView> = Arc::new(PluginWorld(Arc::new(SharedWorld::new(0))));
+    let mut inst = Vec::new();
+    for (_, path) in &plugins {
+        let prepared = sb.prepare_file(path).unwrap();
+        let state = || HostState::new(Arc::from("bench"), PluginLimits { memory_bytes: 256 << 20, ..PluginLimits::default() }, world.clone(), None);
+        black_box(sb.instantiate(&prepared, state()).expect("instantiate"));
+        let t: Vec<Duration> = (0..31)
+            .map(|_| {
+                let t = Instant::now();
+                black_box(sb.instantiate(&prepared, state()).expect("instantiate"));
+                t.elapsed()
+            })
+            .collect();
+        inst.push(median(t));
+    }
+    row("instantiate (pooling, with Store)", format!("{:.2?}", inst[0]), format!("{:.2?}", inst[1]), ratio(inst[0], inst[1]));
+    let f = factory(sb.clone(), 1_500);
+    let mut per_instance = Vec::new();
+    for (_, path) in &plugins {
+        const N: u64 = 20;
+        let before = rss_kb();
+        let live: Vec<_> = (0..N).map(|_| f.load(sma(path)).expect("load")).collect();
+        per_instance.push((rss_kb().saturating_sub(before)) as f64 / N as f64 / 1024.0);
+        drop(live);
+    }
+    row("resident memory per live instance (20 live)", format!("{:.2} MiB", per_instance[0]), format!("{:.2} MiB", per_instance[1]), format!("{:.1}x", per_instance[1] / per_instance[0].max(1e-9)));
+
+    // 3. One on-bar call: a warm sma-cross, alternating closes (a cross every other bar).
+    let mut call = Vec::new();
+    for (_, path) in &plugins {
+        let mut p = f.load(sma(path)).expect("load").instance;
+        let bar = Bar { instrument: 0, start: 0, period_secs: 86_400, open: 1.0, high: 1.0, low: 1.0, close: 1.0, volume: 1.0 };
+        let iters = 20_000u32;
+        let samples: Vec<Duration> = (0..15)
+            .map(|s| {
+                let t = Instant::now();
+                for k in 0..iters {
+                    let close = 100.0 + f64::from((k + s) % 7);
+                    black_box(p.on_bar(Bar { close, start: i64::from(k), ..bar }).expect("on-bar"));
+                }
+                t.elapsed() / iters
+            })
+            .collect();
+        call.push(median(samples));
+    }
+    row("one on-bar call (warm)", format!("{:.2?}", call[0]), format!("{:.2?}", call[1]), ratio(call[0], call[1]));
+
+    // 4. The full backtest on the real data.
+    let Some((dir, store_path)) = support::real_data_store("daily/us_stocks_1500_2013_2017.csv.gz") else {
+        println!("(the full backtest needs it)");
+        return;
+    };
+    let data = Arc::new(ReplayData::load(&store_path, &ReplayConfig::default()).unwrap());
+    let config = |path: &Path| {
+        let mut c = HostConfig {
+            mode: Mode::Backtest,
+            data_dir: dir.path().to_owned(),
+            feed: FeedConfig::Replay(ReplayConfig::default()),
+            pace_ms: 0,
+            status_secs: 0,
+            control: ControlConfig { enabled: false, ..Default::default() },
+            plugins: vec![sma(path)],
+            ..HostConfig::default()
+        };
+        c.sandbox.cache_dir = Some(support::shared_cache());
+        c.risk = research_risk(c.risk);
+        c.risk.capital = 1e7;
+        c
+    };
+    let configs = [config(&rust), config(&python)];
+    let (mut wall, mut fills) = ([Vec::new(), Vec::new()], [0usize; 2]);
+    for _ in 0..3 {
+        for k in 0..2 {
+            let run = backtest(&data, &configs[k], Window::default()).expect("backtest");
+            assert_eq!(run.bars as usize, data.bars(), "every bar replayed");
+            wall[k].push(run.wall);
+            fills[k] = run.fills.len();
+        }
+    }
+    assert_eq!(fills[0], fills[1], "the Python and Rust plugins must trade alike");
+    let (br, bp) = (median(wall[0].clone()), median(wall[1].clone()));
+    let bars = data.bars() as f64;
+    row(&format!("backtest: {} bars, {} stocks (median of 3)", data.bars(), data.instruments().len()), format!("{br:.2?}"), format!("{bp:.2?}"), ratio(br, bp));
+    row("  per bar", format!("{:.0} ns", br.as_nanos() as f64 / bars), format!("{:.0} ns", bp.as_nanos() as f64 / bars), ratio(br, bp));
+    println!("\n{} fills in each run; Python goal < 15 s: {:.2} s ({:.2}x the goal)", fills[0], bp.as_secs_f64(), bp.as_secs_f64() / 15.0);
+}
