@@ -381,6 +381,18 @@ def _call(callback, f, *args):
     return out
 
 
+def _call_or_refuse(f, *args):
+    """Runs user code whose contract result can say no (`init`, `import_state`):
+    an exception becomes that refusal, with its traceback, instead of a trap."""
+    _Guard.active = True
+    try:
+        f(_CTX, *args)
+    except BaseException as e:
+        _Guard.active = False
+        raise Err(_describe_exception(e))
+    _Guard.active = False
+
+
 class Lifecycle(exports.Lifecycle):
     def describe(self):
         cls = _Slot.cls
@@ -397,25 +409,15 @@ class Lifecycle(exports.Lifecycle):
         init = Init(t.RunMode(context.mode.value),
                     [t.Instrument(i.id, i.symbol, i.tick_size, i.lot_size, i.currency) for i in context.instruments],
                     Params({p.name: _param_in(p.value) for p in context.params}))
-        _Guard.active = True
-        try:
-            _Slot.plugin = _Slot.cls(_CTX, init)
-        except BaseException as e:
-            _Guard.active = False
-            raise Err(_describe_exception(e))
-        _Guard.active = False
+        def construct(ctx):
+            _Slot.plugin = _Slot.cls(ctx, init)
+        _call_or_refuse(construct)
 
     def export_state(self):
         return bytes(_call("export-state", lambda ctx: _Slot.plugin.export_state()))
 
     def import_state(self, state):
-        _Guard.active = True
-        try:
-            _Slot.plugin.import_state(_CTX, bytes(state))
-        except BaseException as e:
-            _Guard.active = False
-            raise Err(_describe_exception(e))
-        _Guard.active = False
+        _call_or_refuse(_Slot.plugin.import_state, bytes(state))
 
 
 class Strategy(exports.Strategy):
