@@ -58,8 +58,10 @@ fn show(v: &ParamValue) -> String {
 pub fn inspect(path: &Path) -> Result<InspectReport, String> {
     let sandbox = Sandbox::new(SandboxSettings { pool: stratbox_sandbox::PoolSize { component_instances: 2 }, ..Default::default() })
         .map_err(|e| e.to_string())?;
-    let prepared = sandbox.prepare_file(path).map_err(|e| e.to_string())?;
-    let language = std::fs::read(path).map(|bytes| crate::detect_language(&bytes)).map_err(|e| format!("{}: {e}", path.display()))?;
+    // Read once: a Python component is about 18 MB.
+    let bytes = std::fs::read(path).map_err(|source| stratbox_sandbox::LoadError::Read { path: path.to_owned(), source }.to_string())?;
+    let prepared = sandbox.prepare(&bytes).map_err(|e| e.to_string())?;
+    let language = crate::detect_language(&bytes);
     let state = HostState::new(Arc::from("inspect"), PluginLimits::default(), Arc::new(EmptyWorld), None);
     let mut instance = sandbox.instantiate(&prepared, state).map_err(|e| format!("plugin {e}"))?;
     let d = instance.describe().map_err(|e| format!("plugin {e}"))?;
