@@ -24,6 +24,7 @@ mod iloop;
 mod intent_flood;
 mod invalid_numbers;
 mod kv_quota;
+mod late_commands;
 mod log_flood;
 mod malformed;
 mod memory;

@@ -174,6 +174,7 @@ pub fn run(config: Option<PathBuf>, data_dir: Option<PathBuf>, duration: Option<
     let stop = Arc::new(AtomicBool::new(false));
     watch_ctrl_c(stop.clone());
     let summary = host.run(&RunOptions { duration, stop });
+    host.close_commands();
     if json { print_json(&summary) } else { print_summary(&summary); Ok(()) }
 }
 

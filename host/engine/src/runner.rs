@@ -363,6 +363,15 @@ impl Host {
         self.summary()
     }
 
+    /// Stops taking commands, for a host whose last run has ended: what is
+    /// still queued is answered "shutting down" (its reply channel closes),
+    /// and so is every later request, at once. Without this a load that
+    /// finishes compiling after the run would wait for a loop that is gone.
+    pub fn close_commands(&mut self) {
+        let (_, closed) = std::sync::mpsc::channel();
+        drop(std::mem::replace(&mut self.commands, closed));
+    }
+
     /// Restarts what is due, then processes the feed's next event; `false`
     /// when the feed is exhausted.
     pub fn step(&mut self) -> bool {
