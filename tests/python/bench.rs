@@ -8,8 +8,15 @@
 //!    research backtest (the host stepped over bars loaded once, risk engine,
 //!    paper broker), on one thread. Goal: Python under 15 s.
 //!
+//! Memory is counted three ways, since VmRSS counts a page of the shared,
+//! copy-on-write memory image once in every instance that maps it: VmRSS,
+//! the proportional set size (shared pages split among their users) and the
+//! private anonymous pages (what an instance really adds).
+//!
 //! `cargo bench -p stratbox-tests --bench python` (figure 4 needs ../shared/data;
-//! componentize-py is set up as the tests set it up).
+//! componentize-py is set up as the tests set it up). `BENCH_ONLY=memory`
+//! (or `compile`, `instantiate`, `call`, `backtest`; comma-separated) runs
+//! only those figures.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -32,9 +39,18 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-fn rss_kb() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0)
+/// Resident memory of this process in KiB: (VmRSS, PSS, private anonymous).
+fn resident_kb() -> [u64; 3] {
+    let field = |file: &str, name: &str| -> u64 {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        text.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0)
+    };
+    [field("/proc/self/status", "VmRSS:"), field("/proc/self/smaps_rollup", "Pss:"), field("/proc/self/status", "RssAnon:")]
+}
+
+/// Whether `BENCH_ONLY` (unset: everything) names this figure.
+fn wanted(figure: &str) -> bool {
+    std::env::var("BENCH_ONLY").map_or(true, |only| only.split(',').any(|f| f.trim() == figure))
 }
 
 fn sandbox(cache: Option<&Path>) -> Arc<Sandbox> {
@@ -65,7 +81,28 @@ fn main() {
     println!("components: rust {} bytes, python {} bytes", std::fs::metadata(&rust).unwrap().len(), std::fs::metadata(&python).unwrap().len());
     println!("\n| figure | Rust sma-cross | Python sma-cross | Python/Rust |\n|---|---|---|---|");
 
-    // 1. Compile without a cache (3 each, in turns), then loads from a warm cache (9 each).
+    let cache = tempfile::tempdir().unwrap();
+    let sb = sandbox(Some(cache.path()));
+    if wanted("compile") {
+        compile_and_load(&plugins, &sb);
+    }
+    let f = factory(sb.clone(), 1_500);
+    if wanted("instantiate") {
+        instantiate(&plugins, &sb);
+    }
+    if wanted("memory") {
+        memory(&plugins, &sb);
+    }
+    if wanted("call") {
+        call(&plugins, &f, cache.path());
+    }
+    if wanted("backtest") {
+        full_backtest(&rust, &python);
+    }
+}
+
+/// 1. Compile without a cache (3 each, in turns), then loads from a warm cache (9 each).
+fn compile_and_load(plugins: &[(&str, &Path); 2], sb: &Sandbox) {
     let mut compile = [Vec::new(), Vec::new()];
     for _ in 0..3 {
         for (k, (_, path)) in plugins.iter().enumerate() {
@@ -77,8 +114,6 @@ fn main() {
     }
     let (cr, cp) = (median(compile[0].clone()), median(compile[1].clone()));
     row("first compile (Cranelift, no cache)", format!("{cr:.2?}"), format!("{cp:.2?}"), ratio(cr, cp));
-    let cache = tempfile::tempdir().unwrap();
-    let sb = sandbox(Some(cache.path()));
     let mut load = [Vec::new(), Vec::new()];
     for (k, (_, path)) in plugins.iter().enumerate() {
         sb.prepare_file(path).expect("fills the cache");
@@ -90,11 +125,13 @@ fn main() {
     }
     let (lr, lp) = (median(load[0].clone()), median(load[1].clone()));
     row("load from the compiled cache", format!("{lr:.2?}"), format!("{lp:.2?}"), ratio(lr, lp));
+}
 
-    // 2. Instantiation (after the first), and memory per live, initialised instance.
+/// 2. Instantiation from `InstancePre` (after the first).
+fn instantiate(plugins: &[(&str, &Path); 2], sb: &Sandbox) {
     let world: Arc<dyn stratbox_sandbox::WorldView> = Arc::new(PluginWorld(Arc::new(SharedWorld::new(0))));
     let mut inst = Vec::new();
-    for (_, path) in &plugins {
+    for (_, path) in plugins {
         let prepared = sb.prepare_file(path).unwrap();
         let state = || HostState::new(Arc::from("bench"), PluginLimits { memory_bytes: 256 << 20, ..PluginLimits::default() }, world.clone(), None);
         black_box(sb.instantiate(&prepared, state()).expect("instantiate"));
@@ -108,38 +145,66 @@ fn main() {
         inst.push(median(t));
     }
     row("instantiate (pooling, with Store)", format!("{:.2?}", inst[0]), format!("{:.2?}", inst[1]), ratio(inst[0], inst[1]));
-    let f = factory(sb.clone(), 1_500);
-    let mut per_instance = Vec::new();
-    for (_, path) in &plugins {
-        const N: u64 = 20;
-        let before = rss_kb();
-        let live: Vec<_> = (0..N).map(|_| f.load(sma(path)).expect("load")).collect();
-        per_instance.push((rss_kb().saturating_sub(before)) as f64 / N as f64 / 1024.0);
-        drop(live);
-    }
-    row("resident memory per live instance (20 live)", format!("{:.2} MiB", per_instance[0]), format!("{:.2} MiB", per_instance[1]), format!("{:.1}x", per_instance[1] / per_instance[0].max(1e-9)));
+}
 
-    // 3. One on-bar call: a warm sma-cross, alternating closes (a cross every other bar).
-    let mut call = Vec::new();
-    for (_, path) in &plugins {
-        let mut p = f.load(sma(path)).expect("load").instance;
-        let bar = Bar { instrument: 0, start: 0, period_secs: 86_400, open: 1.0, high: 1.0, low: 1.0, close: 1.0, volume: 1.0 };
-        let iters = 20_000u32;
-        let samples: Vec<Duration> = (0..15)
-            .map(|s| {
-                let t = Instant::now();
-                for k in 0..iters {
-                    let close = 100.0 + f64::from((k + s) % 7);
-                    black_box(p.on_bar(Bar { close, start: i64::from(k), ..bar }).expect("on-bar"));
-                }
-                t.elapsed() / iters
-            })
-            .collect();
-        call.push(median(samples));
+/// 2b. Memory per live instance, described and started over 1,500 instruments
+/// (as in the backtest) and over 10.
+fn memory(plugins: &[(&str, &Path); 2], sb: &Arc<Sandbox>) {
+    const N: u64 = 20;
+    for instruments in [1_500, 10] {
+        let f = factory(sb.clone(), instruments);
+        let mut per_instance = Vec::new();
+        for (_, path) in plugins {
+            // One instance first: the compiled code is mapped and the pool warmed before counting.
+            drop(f.load(sma(path)).expect("load"));
+            let before = resident_kb();
+            let live: Vec<_> = (0..N).map(|_| f.load(sma(path)).expect("load")).collect();
+            let after = resident_kb();
+            per_instance.push(std::array::from_fn::<f64, 3, _>(|k| after[k].saturating_sub(before[k]) as f64 / N as f64 / 1024.0));
+            drop(live);
+        }
+        let (r, p) = (per_instance[0], per_instance[1]);
+        let rows = [format!("VmRSS per live instance ({N} live, {instruments} instr.)"), "  proportional (PSS) per instance".into(), "  private (RssAnon) per instance".into()];
+        for (k, what) in rows.iter().enumerate() {
+            row(what, format!("{:.2} MiB", r[k]), format!("{:.2} MiB", p[k]), format!("{:.1}x", p[k] / r[k].max(1e-9)));
+        }
     }
-    row("one on-bar call (warm)", format!("{:.2?}", call[0]), format!("{:.2?}", call[1]), ratio(call[0], call[1]));
+}
 
-    // 4. The full backtest on the real data.
+/// 3. One on-bar call: a warm sma-cross, alternating closes (a cross every other bar),
+/// metered as in paper trading (fuel and epoch) and as live (epoch only, no fuel
+/// instrumentation), to show what fuel costs each language.
+fn call(plugins: &[(&str, &Path); 2], f: &PluginFactory, cache: &Path) {
+    let epoch_only = Arc::new(Sandbox::new(SandboxSettings { metering: Metering::Epoch, cache_dir: Some(cache.to_owned()), ..SandboxSettings::default() }).expect("sandbox"));
+    let live = factory(epoch_only, 1_500);
+    for (what, f) in [("one on-bar call (warm, fuel + epoch)", f), ("one on-bar call (warm, epoch only)", &live)] {
+        let mut call = Vec::new();
+        for (_, path) in plugins {
+            call.push(on_bar_cost(f, path));
+        }
+        row(what, format!("{:.2?}", call[0]), format!("{:.2?}", call[1]), ratio(call[0], call[1]));
+    }
+}
+
+fn on_bar_cost(f: &PluginFactory, path: &Path) -> Duration {
+    let mut p = f.load(sma(path)).expect("load").instance;
+    let bar = Bar { instrument: 0, start: 0, period_secs: 86_400, open: 1.0, high: 1.0, low: 1.0, close: 1.0, volume: 1.0 };
+    let iters = 20_000u32;
+    let samples: Vec<Duration> = (0..15)
+        .map(|s| {
+            let t = Instant::now();
+            for k in 0..iters {
+                let close = 100.0 + f64::from((k + s) % 7);
+                black_box(p.on_bar(Bar { close, start: i64::from(k), ..bar }).expect("on-bar"));
+            }
+            t.elapsed() / iters
+        })
+        .collect();
+    median(samples)
+}
+
+/// 4. The full backtest on the real data.
+fn full_backtest(rust: &Path, python: &Path) {
     let Some((dir, store_path)) = support::real_data_store("daily/us_stocks_1500_2013_2017.csv.gz") else {
         println!("(the full backtest needs it)");
         return;
@@ -161,7 +226,7 @@ fn main() {
         c.risk.capital = 1e7;
         c
     };
-    let configs = [config(&rust), config(&python)];
+    let configs = [config(rust), config(python)];
     let (mut wall, mut fills) = ([Vec::new(), Vec::new()], [0usize; 2]);
     for _ in 0..3 {
         for k in 0..2 {
