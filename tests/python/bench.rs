@@ -242,4 +242,13 @@ fn full_backtest(rust: &Path, python: &Path) {
     row(&format!("backtest: {} bars, {} stocks (median of 3)", data.bars(), data.instruments().len()), format!("{br:.2?}"), format!("{bp:.2?}"), ratio(br, bp));
     row("  per bar", format!("{:.0} ns", br.as_nanos() as f64 / bars), format!("{:.0} ns", bp.as_nanos() as f64 / bars), ratio(br, bp));
     println!("\n{} fills in each run; Python goal < 15 s: {:.2} s ({:.2}x the goal)", fills[0], bp.as_secs_f64(), bp.as_secs_f64() / 15.0);
+
+    // What delivery alone costs a Python plugin: the hostile fixture in its
+    // default mode ignores its bars, so what is left is the lifting of the
+    // columns, the SDK's `Bar` objects and the call.
+    let idle = config(&support::python_component("tests/plugins/hostile-py"));
+    let idle = HostConfig { plugins: vec![PluginSpec::new(&idle.plugins[0].path)], ..idle };
+    let runs: Vec<Duration> = (0..3).map(|_| backtest(&data, &idle, Window::default()).expect("backtest").wall).collect();
+    let d = median(runs);
+    println!("of which delivery (a Python plugin that ignores its bars): {d:.2?} ({:.0} ns/bar, {:.0}% of the Python sma-cross)", d.as_nanos() as f64 / bars, 100.0 * d.as_secs_f64() / bp.as_secs_f64());
 }
