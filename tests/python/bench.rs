@@ -86,7 +86,6 @@ fn main() {
     if wanted("compile") {
         compile_and_load(&plugins, &sb);
     }
-    let f = factory(sb.clone(), 1_500);
     if wanted("instantiate") {
         instantiate(&plugins, &sb);
     }
@@ -94,7 +93,7 @@ fn main() {
         memory(&plugins, &sb);
     }
     if wanted("call") {
-        call(&plugins, &f, cache.path());
+        call(&plugins, &sb, cache.path());
     }
     if wanted("backtest") {
         full_backtest(&rust, &python);
@@ -174,10 +173,10 @@ fn memory(plugins: &[(&str, &Path); 2], sb: &Arc<Sandbox>) {
 /// 3. One on-bar call: a warm sma-cross, alternating closes (a cross every other bar),
 /// metered as in paper trading (fuel and epoch) and as live (epoch only, no fuel
 /// instrumentation), to show what fuel costs each language.
-fn call(plugins: &[(&str, &Path); 2], f: &PluginFactory, cache: &Path) {
+fn call(plugins: &[(&str, &Path); 2], sb: &Arc<Sandbox>, cache: &Path) {
     let epoch_only = Arc::new(Sandbox::new(SandboxSettings { metering: Metering::Epoch, cache_dir: Some(cache.to_owned()), ..SandboxSettings::default() }).expect("sandbox"));
-    let live = factory(epoch_only, 1_500);
-    for (what, f) in [("one on-bar call (warm, fuel + epoch)", f), ("one on-bar call (warm, epoch only)", &live)] {
+    let (paper, live) = (factory(sb.clone(), 1_500), factory(epoch_only, 1_500));
+    for (what, f) in [("one on-bar call (warm, fuel + epoch)", &paper), ("one on-bar call (warm, epoch only)", &live)] {
         let mut call = Vec::new();
         for (_, path) in plugins {
             call.push(on_bar_cost(f, path));
@@ -210,7 +209,7 @@ fn full_backtest(rust: &Path, python: &Path) {
         return;
     };
     let data = Arc::new(ReplayData::load(&store_path, &ReplayConfig::default()).unwrap());
-    let config = |path: &Path| {
+    let config = |plugin: PluginSpec| {
         let mut c = HostConfig {
             mode: Mode::Backtest,
             data_dir: dir.path().to_owned(),
@@ -218,7 +217,7 @@ fn full_backtest(rust: &Path, python: &Path) {
             pace_ms: 0,
             status_secs: 0,
             control: ControlConfig { enabled: false, ..Default::default() },
-            plugins: vec![sma(path)],
+            plugins: vec![plugin],
             ..HostConfig::default()
         };
         c.sandbox.cache_dir = Some(support::shared_cache());
@@ -226,7 +225,7 @@ fn full_backtest(rust: &Path, python: &Path) {
         c.risk.capital = 1e7;
         c
     };
-    let configs = [config(rust), config(python)];
+    let configs = [config(sma(rust)), config(sma(python))];
     let (mut wall, mut fills) = ([Vec::new(), Vec::new()], [0usize; 2]);
     for _ in 0..3 {
         for k in 0..2 {
@@ -246,8 +245,7 @@ fn full_backtest(rust: &Path, python: &Path) {
     // What delivery alone costs a Python plugin: the hostile fixture in its
     // default mode ignores its bars, so what is left is the lifting of the
     // columns, the SDK's `Bar` objects and the call.
-    let idle = config(&support::python_component("tests/plugins/hostile-py"));
-    let idle = HostConfig { plugins: vec![PluginSpec::new(&idle.plugins[0].path)], ..idle };
+    let idle = config(PluginSpec::new(support::python_component("tests/plugins/hostile-py")));
     let runs: Vec<Duration> = (0..3).map(|_| backtest(&data, &idle, Window::default()).expect("backtest").wall).collect();
     let d = median(runs);
     println!("of which delivery (a Python plugin that ignores its bars): {d:.2?} ({:.0} ns/bar, {:.0}% of the Python sma-cross)", d.as_nanos() as f64 / bars, 100.0 * d.as_secs_f64() / bp.as_secs_f64());
