@@ -25,12 +25,12 @@ pub use broker::{
 };
 pub use execution::journal::{OrderKind, SideName, TifName};
 pub use execution::{
-    Entry, IllegalTransition, Journal, JournalError, JournalEvent, JournalReader, OrderEvent, OrderState, OrderTracker, Rebuilt, Restored, Slippage, TrackedOrder,
+    EXIT_ACCEPTED, Entry, IllegalTransition, Journal, JournalError, JournalEvent, JournalReader, OrderEvent, OrderState, OrderTracker, Rebuilt, Restored, Slippage, TrackedOrder,
     TrackerStats, rebuild, report, transition,
 };
-pub use order_path::{ADOPTED, PROTECTIVE_EXIT, AccountCheck, AdoptReport, DeleveragePlan, EquityTolerance, FlattenReport, OrderPath, OrderPathConfig, PathStats, RECONCILIATION_FAILED, Violation};
+pub use order_path::{ADOPTED, PROTECTIVE_EXIT, AccountCheck, AdoptReport, DeleveragePlan, EquityTolerance, FlattenReport, Footprint, OrderPath, OrderPathConfig, PathStats, RECONCILIATION_FAILED, Violation};
 pub use risk::{
-    Alert, AlertConfig, AlertSink, AlertStats, AlarmLevelName, BookTotals, Cause, CircuitBreakerConfig, Exposure, OrderCheck, RiskConfig, RiskEngine, RiskReject, RiskRule, RiskStats,
+    Alert, AlertConfig, AlertSink, AlertStats, AlarmLevelName, Baselines, BookTotals, Cause, CircuitBreakerConfig, Exposure, OrderCheck, RiskConfig, RiskEngine, RiskReject, RiskRule, RiskStats,
     PortfolioVar, RiskView, StateRecord, TradingState, VarLimitConfig, VarView,
 };
 pub use world::{MarketClock, SharedWorld};

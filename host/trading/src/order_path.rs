@@ -82,6 +82,19 @@ pub struct AdoptReport {
     pub risk: RiskView,
 }
 
+/// What the order path holds in memory (see [`OrderPath::footprint`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Footprint {
+    /// Orders the tracker holds, working and final.
+    pub tracked_orders: usize,
+    /// Final orders kept for views (at most [`OrderTracker::KEEP_FINISHED`]).
+    pub finished_orders: usize,
+    /// Broker ids mapped to client order ids.
+    pub broker_ids: usize,
+    /// Books whose risk view is cached (one per plugin that ordered).
+    pub cached_books: usize,
+}
+
 /// Counters of the order path.
 #[derive(Debug, Default, Clone, Copy, Serialize)]
 pub struct PathStats {
@@ -205,6 +218,11 @@ pub struct OrderPath {
     /// Market time of the next equity-curve point.
     next_equity_at: Timestamp,
     stats: PathStats,
+    /// Working orders the host placed as exits (a plugin's cancels leave them);
+    /// pruned to what still works whenever a plugin cancels.
+    exit_orders: std::collections::BTreeSet<u64>,
+    /// The loss limits' baselines as last journaled (written again when they change).
+    journaled_baselines: Option<crate::risk::Baselines>,
     /// When set, every intent accepted from a plugin, in order (for tests and audits).
     pub intent_log: Option<Vec<(Timestamp, Arc<str>, Intent)>>,
 }
@@ -232,6 +250,9 @@ impl OrderPath {
             risk.restore_state(None, Cause::Reconciliation, TradingState::Halted, "reconciling with the broker after a restart", 0, None);
             let symbols: Vec<String> = instruments.iter().map(|i| i.symbol.clone()).collect();
             let r = rebuild(&journal, &symbols, &mut world.ledger_mut(), &mut orders)?;
+            if let Some((b, plugins)) = &r.baselines {
+                risk.restore_baselines(*b, plugins);
+            }
             for o in &r.working {
                 broker.restore(o);
             }
@@ -267,6 +288,8 @@ impl OrderPath {
             account_check: None,
             next_equity_at: Timestamp::MIN,
             stats: PathStats::default(),
+            exit_orders: rebuilt.iter().flat_map(|r| r.working.iter().filter(|o| o.exit).map(|o| o.broker_id)).collect(),
+            journaled_baselines: rebuilt.as_ref().and_then(|r| r.baselines.as_ref().map(|b| b.0)),
             intent_log: None,
         };
         Ok((path, rebuilt))
@@ -555,11 +578,15 @@ impl OrderPath {
     }
 
     /// Cancels every working order of `plugin` (a quarantine or an unload
-    /// with the cancel policy); how many were cancelled.
+    /// with the cancel policy, and flatten); how many were cancelled. Exits
+    /// the host placed for its positions keep working, and the protective
+    /// levels of its positions stay: they protect what it still holds.
     pub fn cancel_all(&mut self, plugin: &str) -> usize {
-        let n = self.broker.cancel_all(plugin);
+        let now = self.world.clock.now();
+        let plugin: Arc<str> = Arc::from(plugin);
+        let n = self.cancel(&plugin, Plan::Cancel(None, None), now, false);
         self.book_changes += 1;
-        self.apply_broker_events(self.world.clock.now());
+        self.apply_broker_events(now);
         n
     }
 
@@ -647,7 +674,8 @@ impl OrderPath {
         let mut books: Vec<Arc<str>> = plugins.into_iter().cloned().collect();
         {
             let ledger = self.world.ledger();
-            books.extend(ledger.plugins().filter(|p| !ledger.positions(p).is_empty()).cloned());
+            // ... and every book with a working order (an unloaded plugin's that kept them).
+            books.extend(ledger.plugins().filter(|p| !ledger.positions(p).is_empty() || ledger.book(p).is_some_and(|b| !b.orders.is_empty())).cloned());
         }
         books.sort();
         books.dedup();
@@ -695,6 +723,17 @@ impl OrderPath {
         self.stats
     }
 
+    /// Flushes of the journal so far (each a point a crash keeps).
+    pub fn journal_flushes(&self) -> u64 {
+        self.journal.flushes()
+    }
+
+    /// The sizes of what the order path keeps in memory, for its bounds.
+    pub fn footprint(&self) -> Footprint {
+        let (tracked_orders, finished_orders, broker_ids) = self.orders.footprint();
+        Footprint { tracked_orders, finished_orders, broker_ids, cached_books: self.positions_cache.len() }
+    }
+
     pub fn broker_stats(&self) -> BrokerStats {
         self.broker.stats()
     }
@@ -725,6 +764,11 @@ impl OrderPath {
 
     pub fn risk_view(&self) -> RiskView {
         self.risk.view()
+    }
+
+    /// What the loss limits measure from (peak equity, the day's start).
+    pub fn risk_baselines(&self) -> crate::risk::Baselines {
+        self.risk.baselines()
     }
 
     /// The latest reconciliation of the host's equity with a remote broker's
@@ -780,13 +824,72 @@ impl OrderPath {
     /// what passes; `true` when something was placed or cancelled. Orders are
     /// tracked from creation (a client order id) to their final state.
     fn route(&mut self, plugin: &Arc<str>, intent: &Intent, now: Timestamp, exit: bool) -> bool {
+        // An exit is sized by what is held: the plugin's own orders in the
+        // instrument go first (one cancelled later would leave the exit
+        // opening the other way); exits already working stay and count.
+        if exit && let Intent::Target(t) = intent && self.cancel(plugin, Plan::Cancel(None, Some(t.instrument)), now, false) > 0 {
+            self.book_changes += 1;
+            self.apply_broker_events(now);
+        }
         let plan = self.broker.plan(plugin, intent);
-        let Plan::Place(o) = &plan else {
-            let done = !matches!(self.broker.execute(plugin, plan, now), Submission::Nothing);
+        let Plan::Place(o) = plan else {
+            let done = self.cancel(plugin, plan, now, exit) > 0;
             self.book_changes += 1;
             self.apply_broker_events(now);
             return done;
         };
+        let cap = self.risk.config().max_order_quantity;
+        if !exit || o.quantity <= cap {
+            return self.place(plugin, o, now, exit);
+        }
+        // An exit larger than the order cap goes in pieces under it (on the lot grid), each checked.
+        let lot = self.instruments.get(o.instrument as usize).map_or(1.0, |i| i.lot_size).max(f64::MIN_POSITIVE);
+        let piece = ((cap / lot).floor() * lot).max(lot.min(cap));
+        let mut left = o.quantity;
+        let mut placed = false;
+        while left > 1e-9 {
+            let quantity = left.min(piece);
+            left -= quantity;
+            placed |= self.place(plugin, crate::broker::OrderRequest { quantity, ..o }, now, exit);
+        }
+        placed
+    }
+
+    /// Carries out a plugin's cancel: never of an order the host placed as
+    /// an exit (flatten, de-leveraging, a stop policy or protective level),
+    /// which the plugin did not send and may not take back.
+    fn cancel(&mut self, plugin: &Arc<str>, plan: Plan, now: Timestamp, exit: bool) -> usize {
+        let count = |s: Submission| match s {
+            Submission::Cancelled(n) => n,
+            Submission::Nothing => 0,
+            _ => 1,
+        };
+        let Plan::Cancel(one, instrument) = plan else { return count(self.broker.execute(plugin, plan, now)) };
+        {
+            // Exits that filled or ended leave the set (any book's: ids are the broker's, unique).
+            let ledger = self.world.ledger();
+            self.exit_orders.retain(|id| ledger.plugins().any(|p| ledger.book(p).is_some_and(|b| b.orders.contains_key(id))));
+        }
+        if exit || !self.exit_orders.iter().any(|id| self.world.ledger().book(plugin).is_some_and(|b| b.orders.contains_key(id))) {
+            return count(self.broker.execute(plugin, plan, now));
+        }
+        let ids: Vec<u64> = self
+            .world
+            .ledger()
+            .book(plugin)
+            .map(|b| b.orders.values().filter(|v| one.is_none_or(|id| v.id == id) && instrument.is_none_or(|i| v.instrument == i)).map(|v| v.id).collect())
+            .unwrap_or_default();
+        let mut done = 0;
+        for id in ids.into_iter().filter(|id| !self.exit_orders.contains(id)) {
+            done += count(self.broker.execute(plugin, Plan::Cancel(Some(id), None), now));
+        }
+        done
+    }
+
+    /// Checks one order with the risk engine and places what passes.
+    fn place(&mut self, plugin: &Arc<str>, o: crate::broker::OrderRequest, now: Timestamp, exit: bool) -> bool {
+        let plan = Plan::Place(o);
+        let o = &o;
         let i = o.instrument as usize;
         let last_price = self.last_prices.get(i).copied().flatten();
         let client_id = self.orders.next_client_id(plugin);
@@ -844,14 +947,18 @@ impl OrderPath {
             let _ = self.orders.apply(&client_id, OrderEvent::RiskRejected, now, Some(&reject.to_string()));
             return false;
         }
-        // Journaled before the broker sees it.
-        self.journal(now, JournalEvent::Risk { client_id: client_id.clone(), accepted: true, reason: None });
+        // Journaled before the broker sees it (an exit says so: a restart keeps it out of plugins' cancels).
+        let reason = exit.then(|| crate::execution::EXIT_ACCEPTED.to_owned());
+        self.journal(now, JournalEvent::Risk { client_id: client_id.clone(), accepted: true, reason });
         let _ = self.orders.apply(&client_id, OrderEvent::RiskAccepted, now, None);
         let (instrument, side, quantity) = (o.instrument, o.side, o.quantity);
         let mark = last_price.or(order_price(o.order_type)).unwrap_or(0.0);
         let placed = self.broker.execute(plugin, plan, now);
         if matches!(placed, Submission::Placed(_) | Submission::Queued(_)) {
             self.add_working(plugin, version, instrument, side, quantity, mark);
+        }
+        if exit && let Submission::Placed(id) | Submission::Queued(id) = placed {
+            self.exit_orders.insert(id);
         }
         match placed {
             Submission::Placed(id) => {
@@ -1026,16 +1133,31 @@ impl OrderPath {
         // loaded plugins' own P&L.
         let (per_plugin, totals) = {
             let ledger = self.world.ledger();
-            let summaries: HashMap<&str, crate::broker::BookSummary> = ledger.plugins().map(|p| (&**p, ledger.summary(p))).collect();
-            let totals = totals_of(summaries.values().copied());
+            let summaries: Vec<(&str, crate::broker::BookSummary)> = ledger.plugins().map(|p| (&**p, ledger.summary(p))).collect();
+            // In book order (the ledger's), so the sum is the same bits in every run.
+            let totals = totals_of(summaries.iter().map(|(_, s)| *s));
+            let summaries: HashMap<&str, crate::broker::BookSummary> = summaries.into_iter().collect();
             let per_plugin: Vec<(Arc<str>, f64)> =
                 plugins.into_iter().map(|name| (name.clone(), summaries.get(&**name).map_or(0.0, |s| s.realised_pnl + s.unrealised_pnl))).collect();
             (per_plugin, totals)
         };
         self.risk.on_pnl(totals.0 + totals.1, &per_plugin, now);
+        self.journal_baselines(now);
         self.risk.tick(now);
         self.raise_alerts();
         self.sample_equity(now, totals);
+    }
+
+    /// The loss limits' baselines into a durable journal when they changed,
+    /// so that a restart measures daily loss and drawdown from where they were.
+    fn journal_baselines(&mut self, now: Timestamp) {
+        let b = self.risk.baselines();
+        if !self.journal.is_durable() || self.journaled_baselines == Some(b) {
+            return;
+        }
+        self.journaled_baselines = Some(b);
+        let plugin_day_start = self.risk.plugin_day_starts();
+        self.journal(now, JournalEvent::RiskBaselines { peak_equity: b.peak_equity, day: b.day, day_start_equity: b.day_start_equity, plugin_day_start });
     }
 
     /// A point of the equity curve into the journal, every `equity_every_secs`

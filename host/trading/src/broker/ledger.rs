@@ -26,9 +26,11 @@ pub struct BookSummary {
     pub working_orders: usize,
 }
 
+/// Books in name order: totals summed over them, and everything listed
+/// from them, come out the same in every process (a seed replays exactly).
 #[derive(Debug, Default)]
 pub struct Ledger {
-    books: HashMap<Arc<str>, Book>,
+    books: BTreeMap<Arc<str>, Book>,
 }
 
 fn view(instrument: InstrumentId, p: &NetPosition, mark: f64) -> Position {

@@ -181,7 +181,8 @@ impl PaperBroker {
                     .into_iter()
                     .flatten()
                     .filter(|w| &w.owner == owner && w.view.order_type == OrderType::Market)
-                    .map(|w| signed(w.view.side, w.view.quantity))
+                    // What is still to fill: the filled part is already in the position.
+                    .map(|w| signed(w.view.side, w.view.quantity - w.view.filled_quantity))
                     .sum();
                 super::order_for_target(t.quantity, self.world.ledger().quantity(owner, t.instrument), pending, t.instrument)
             }
@@ -229,6 +230,14 @@ impl PaperBroker {
         self.working.values().flatten().filter(|w| &*w.owner == owner).count()
     }
 
+    /// Every working order with its owner, in id order: the broker's own
+    /// book, which the order-path simulation compares with the journal's.
+    pub fn working(&self) -> Vec<(Arc<str>, OrderView)> {
+        let mut all: Vec<(Arc<str>, OrderView)> = self.working.values().flatten().map(|w| (w.owner.clone(), w.view)).collect();
+        all.sort_by_key(|(_, v)| v.id);
+        all
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn place(
         &mut self,
@@ -266,6 +275,9 @@ impl PaperBroker {
             });
         }
         self.working.retain(|_, orders| !orders.is_empty());
+        // In the order they were placed, whatever the map's order (a seed replays exactly).
+        let from = self.events.len() - n;
+        self.events[from..].sort_by_key(|(id, _)| *id);
         self.stats.cancels += n as u64;
         if n == 0 { Submission::Nothing } else { Submission::Cancelled(n) }
     }

@@ -165,6 +165,17 @@ pub enum JournalEvent {
     },
     /// An anomaly detector's alarm (`symbol` none: market-wide).
     Alarm { detector: String, level: String, symbol: Option<String>, reason: String },
+    /// What the loss limits measure from, whenever it changes (a durable
+    /// journal only): a restart goes on from it instead of from the capital.
+    RiskBaselines {
+        peak_equity: f64,
+        /// Days since the epoch (UTC) of `day_start_equity`.
+        day: i64,
+        day_start_equity: f64,
+        /// Each plugin's P&L at the start of the day (its daily loss limit's base).
+        #[serde(default)]
+        plugin_day_start: Vec<(String, f64)>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -181,6 +192,8 @@ pub struct Journal {
     next_seq: u64,
     /// Appended, not yet written (see [`Journal::commit`]).
     pending: Vec<Entry>,
+    /// Flushes done (the order-path simulation snapshots what is durable at each).
+    flushes: u64,
 }
 
 /// Where committed entries go.
@@ -194,7 +207,7 @@ impl Journal {
     /// A journal that lives only as long as the value (research runs): commits
     /// keep the entries in memory, flushes do nothing.
     pub fn in_memory() -> Self {
-        Self { path: PathBuf::from("(in memory)"), backing: Backing::Memory(Vec::new()), next_seq: 0, pending: Vec::new() }
+        Self { path: PathBuf::from("(in memory)"), backing: Backing::Memory(Vec::new()), next_seq: 0, pending: Vec::new(), flushes: 0 }
     }
 
     /// Opens with a small page cache (for reading: reports, tests).
@@ -204,8 +217,19 @@ impl Journal {
 
     /// Opens with sled's page cache bounded at `cache_bytes`.
     pub fn open_with_cache(path: &Path, flush_every_ms: u64, cache_bytes: u64) -> Result<Self, JournalError> {
+        Self::open_sled(path, Some(flush_every_ms.max(1)), cache_bytes)
+    }
+
+    /// Opens with sled's background flushing off: only [`Journal::flush`]
+    /// makes entries durable. The order-path simulation crashes a host at any
+    /// step and keeps exactly what was flushed.
+    pub fn open_flushed_by_hand(path: &Path) -> Result<Self, JournalError> {
+        Self::open_sled(path, None, 16 << 20)
+    }
+
+    fn open_sled(path: &Path, flush_every_ms: Option<u64>, cache_bytes: u64) -> Result<Self, JournalError> {
         let open = |source| JournalError::Open { path: path.to_owned(), source };
-        let config = sled::Config::new().path(path).cache_capacity(cache_bytes).flush_every_ms(Some(flush_every_ms.max(1)));
+        let config = sled::Config::new().path(path).cache_capacity(cache_bytes).flush_every_ms(flush_every_ms);
         let db = stratbox_market::store::open_sled(&config).map_err(|e| if stratbox_market::store::is_locked(&e) { JournalError::Locked(path.to_owned()) } else { open(e) })?;
         let events = db.open_tree("events").map_err(open)?;
         let next_seq = match events.last().map_err(open)? {
@@ -216,7 +240,7 @@ impl Journal {
             }
             None => 0,
         };
-        Ok(Self { path: path.to_owned(), backing: Backing::Sled { db, events }, next_seq, pending: Vec::new() })
+        Ok(Self { path: path.to_owned(), backing: Backing::Sled { db, events }, next_seq, pending: Vec::new(), flushes: 0 })
     }
 
     pub fn path(&self) -> &Path {
@@ -262,7 +286,18 @@ impl Journal {
         if let Backing::Sled { db, .. } = &self.backing {
             db.flush()?;
         }
+        self.flushes += 1;
         Ok(())
+    }
+
+    /// Whether committed entries go to disk (not a research run's memory).
+    pub fn is_durable(&self) -> bool {
+        matches!(self.backing, Backing::Sled { .. })
+    }
+
+    /// How many flushes this handle made (each one a point a crash keeps).
+    pub fn flushes(&self) -> u64 {
+        self.flushes
     }
 
     /// Every committed entry, in order.

@@ -99,7 +99,12 @@ pub struct Restored {
     /// A remote broker's reference and id of it, when known.
     pub deal_reference: Option<String>,
     pub deal_id: Option<String>,
+    /// An exit the host placed (flatten, de-leveraging, a stop): a plugin's cancels leave it.
+    pub exit: bool,
 }
+
+/// The risk reason journaled with an exit the host placed; a restart knows its exits by it.
+pub const EXIT_ACCEPTED: &str = "exit placed by the host (flatten, de-leveraging, stop)";
 
 impl Restored {
     /// Its view for the ledger's book: working, or partially filled.
@@ -132,6 +137,8 @@ pub struct Rebuilt {
     pub references: Vec<String>,
     /// The last state of each cause in each scope (`None`: global): (state, reason, since, until).
     pub states: RestoredStates,
+    /// The loss limits' baselines last journaled, with each plugin's day start.
+    pub baselines: Option<(crate::risk::Baselines, Vec<(String, f64)>)>,
 }
 
 /// Replays `journal` into `ledger` (fills, financing) and `tracker` (every
@@ -155,6 +162,8 @@ pub fn rebuild(journal: &Journal, symbols: &[String], ledger: &mut crate::broker
     let mut requests: HashMap<String, (stratbox_contract::OrderType, stratbox_contract::TimeInForce, u32)> = HashMap::new();
     // A remote broker's (reference, id) per client id.
     let mut refs: HashMap<String, (Option<String>, Option<String>)> = HashMap::new();
+    // Client ids of the host's exits.
+    let mut exits: std::collections::HashSet<String> = std::collections::HashSet::new();
     for entry in journal.entries() {
         let entry = entry?;
         out.entries += 1;
@@ -167,6 +176,9 @@ pub fn rebuild(journal: &Journal, symbols: &[String], ledger: &mut crate::broker
                 requests.insert(client_id, (order_type.into(), time_in_force.into(), tag));
             }
             J::Risk { client_id, accepted, reason } => {
+                if accepted && reason.as_deref() == Some(EXIT_ACCEPTED) {
+                    exits.insert(client_id.clone());
+                }
                 let event = if accepted { OrderEvent::RiskAccepted } else { OrderEvent::RiskRejected };
                 let _ = tracker.apply(&client_id, event, t, reason.as_deref());
             }
@@ -221,6 +233,9 @@ pub fn rebuild(journal: &Journal, symbols: &[String], ledger: &mut crate::broker
                 map = Some(ids);
             }
             J::Equity { .. } | J::Arrival { .. } | J::Alarm { .. } => {}
+            J::RiskBaselines { peak_equity, day, day_start_equity, plugin_day_start } => {
+                out.baselines = Some((crate::risk::Baselines { peak_equity, day, day_start_equity }, plugin_day_start));
+            }
             J::TradingState { plugin, state, reason, cause, until } => {
                 out.states.insert((plugin, cause), (state, reason, t, until));
             }
@@ -243,6 +258,7 @@ pub fn rebuild(journal: &Journal, symbols: &[String], ledger: &mut crate::broker
             placed_at: o.created,
             deal_reference: refs.get(&o.client_id).and_then(|r| r.0.clone()),
             deal_id: refs.get(&o.client_id).and_then(|r| r.1.clone()),
+            exit: exits.contains(&o.client_id),
         });
     }
     out.working.sort_by_key(|r| r.broker_id);
@@ -404,6 +420,15 @@ impl OrderTracker {
     pub fn stats(&self) -> &TrackerStats {
         &self.stats
     }
+
+    /// What the tracker holds in memory: (orders, of which final, broker ids
+    /// mapped). Final orders past [`KEEP_FINISHED`] are dropped.
+    pub fn footprint(&self) -> (usize, usize, usize) {
+        (self.orders.len(), self.finished.len(), self.by_broker_id.len())
+    }
+
+    /// How many final orders the tracker keeps in memory at most.
+    pub const KEEP_FINISHED: usize = KEEP_FINISHED;
 
     /// Orders of `plugin` that are not final.
     pub fn open_orders(&self, plugin: &str) -> Vec<&TrackedOrder> {

@@ -356,6 +356,15 @@ pub struct Alert {
     pub cause: Option<Cause>,
 }
 
+/// The loss limits' baselines (see [`RiskEngine::baselines`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Baselines {
+    pub peak_equity: f64,
+    /// Days since the epoch (UTC); `i64::MIN` before the first P&L.
+    pub day: i64,
+    pub day_start_equity: f64,
+}
+
 /// Counters for status and reports.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct RiskStats {
@@ -526,18 +535,21 @@ impl RiskEngine {
             }
             _ => {}
         }
+        if o.quantity > c.max_order_quantity {
+            return reject(RiskRule::OrderQuantity, format!("quantity {} is above the maximum {}", o.quantity, c.max_order_quantity));
+        }
+        // Exits are sized by the position they close (the order path splits
+        // them under the quantity cap); the rules below are for new risk: an
+        // instrument dropped from the allowed list, or a closed market, must
+        // not keep a position open.
+        if o.exit && reduces {
+            return Ok(());
+        }
         if !c.allowed.is_empty() && !c.allowed.iter().any(|s| s == o.symbol) {
             return reject(RiskRule::InstrumentNotAllowed, format!("{} is not in the allowed instruments", o.symbol));
         }
         if c.require_open_market && o.market_open == Some(false) {
             return reject(RiskRule::MarketClosed, format!("the market for {} is closed", o.symbol));
-        }
-        if o.quantity > c.max_order_quantity {
-            return reject(RiskRule::OrderQuantity, format!("quantity {} is above the maximum {}", o.quantity, c.max_order_quantity));
-        }
-        // Exits are sized by the position they close; the caps below are for new risk.
-        if o.exit && reduces {
-            return Ok(());
         }
         let Some(last) = o.last_price else {
             return reject(RiskRule::NoPrice, format!("no price yet for {}: notional and band cannot be checked", o.symbol));
@@ -811,6 +823,29 @@ impl RiskEngine {
     /// Alerts raised since the last call.
     pub fn take_alerts(&mut self) -> Vec<Alert> {
         std::mem::take(&mut self.alerts)
+    }
+
+    /// What the loss limits measure from: the peak equity (drawdown), and
+    /// the UTC day with its starting equity (daily loss).
+    pub fn baselines(&self) -> Baselines {
+        Baselines { peak_equity: self.peak_equity, day: self.day, day_start_equity: self.day_start_equity }
+    }
+
+    /// Each plugin's P&L at the start of the day, by name.
+    pub fn plugin_day_starts(&self) -> Vec<(String, f64)> {
+        let mut v: Vec<(String, f64)> = self.plugin_day_start.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Puts back the baselines journaled before a restart: the peak and the
+    /// day's start carry on (a crash loop must not reset the daily loss or
+    /// forget a drawdown).
+    pub fn restore_baselines(&mut self, b: Baselines, plugin_day_start: &[(String, f64)]) {
+        self.peak_equity = self.peak_equity.max(b.peak_equity);
+        self.day = b.day;
+        self.day_start_equity = b.day_start_equity;
+        self.plugin_day_start = plugin_day_start.iter().map(|(k, v)| (Arc::from(k.as_str()), *v)).collect();
     }
 
     pub fn view(&self) -> RiskView {

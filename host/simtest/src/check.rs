@@ -1,0 +1,183 @@
+//! The checker's own model of the journal, and the invariants.
+//!
+//! It reads only what the order path committed to the journal and what the
+//! broker holds itself (never the host's view of the broker), so a bug in
+//! the host's bookkeeping shows as a difference between the two.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+use stratbox_trading::{Entry, JournalEvent, SideName};
+
+/// The invariants, numbered as ARCHITECTURE.md's order-path section lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Invariant {
+    /// 1. With nothing in flight, the journal's positions and working orders are the broker's, per book.
+    BooksMatch,
+    /// 2. No client order id (or broker id) is used twice; every fill is of a journaled order, within its size.
+    UniqueIds,
+    /// 3. Reduce-only and halted never increase a book's worst-case position; no accepted order passes a cap.
+    NoNewRisk,
+    /// 4. Flatten leaves every position covered by exits alone, and ends flat within a bounded number of steps.
+    FlattenCloses,
+    /// 5. Every trading-state cause and risk baseline that was durable before a crash holds after the restart.
+    StatesSurvive,
+    /// 6. What the order path keeps in memory stays within its bounds.
+    Bounded,
+}
+
+impl Invariant {
+    pub const ALL: [Invariant; 6] = [Self::BooksMatch, Self::UniqueIds, Self::NoNewRisk, Self::FlattenCloses, Self::StatesSurvive, Self::Bounded];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::BooksMatch => "books-match",
+            Self::UniqueIds => "unique-ids",
+            Self::NoNewRisk => "no-new-risk",
+            Self::FlattenCloses => "flatten-closes",
+            Self::StatesSurvive => "states-survive",
+            Self::Bounded => "bounded",
+        }
+    }
+}
+
+/// An invariant that did not hold, at a step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Violation {
+    pub step: usize,
+    pub invariant: Invariant,
+    pub message: String,
+}
+
+#[derive(Debug, Clone)]
+struct OrderRec {
+    plugin: String,
+    instrument: u32,
+    buy: bool,
+    quantity: f64,
+    filled: f64,
+    broker_id: Option<u64>,
+    done: bool,
+}
+
+/// What the committed journal says: orders, ids and positions.
+#[derive(Debug, Default)]
+pub struct JournalModel {
+    /// The next sequence number to read.
+    pub next_seq: u64,
+    orders: HashMap<String, OrderRec>,
+    /// Broker id -> client id.
+    broker_ids: HashMap<u64, String>,
+    /// (book, instrument) -> signed position.
+    pub positions: BTreeMap<(String, u32), f64>,
+    /// Orders not final that the broker acknowledged: client ids.
+    open: BTreeSet<String>,
+    max_order_quantity: f64,
+}
+
+impl JournalModel {
+    pub fn new(max_order_quantity: f64) -> Self {
+        Self { max_order_quantity, ..Self::default() }
+    }
+
+    /// Applies committed entries in order; the first broken rule is returned.
+    pub fn apply(&mut self, entries: &[Entry]) -> Result<(), (Invariant, String)> {
+        for e in entries {
+            if e.seq != self.next_seq {
+                return Err((Invariant::UniqueIds, format!("journal entry {} follows {}: a gap or a repeat", e.seq, self.next_seq.wrapping_sub(1))));
+            }
+            self.next_seq += 1;
+            match &e.event {
+                JournalEvent::Order { client_id, plugin, instrument, side, quantity, .. } => {
+                    if self.orders.contains_key(client_id) {
+                        return Err((Invariant::UniqueIds, format!("client order id {client_id} journaled twice (entry {})", e.seq)));
+                    }
+                    let rec = OrderRec { plugin: plugin.clone(), instrument: *instrument, buy: *side == SideName::Buy, quantity: *quantity, filled: 0.0, broker_id: None, done: false };
+                    self.orders.insert(client_id.clone(), rec);
+                }
+                JournalEvent::Risk { client_id, accepted, reason } => {
+                    let o = self.order(client_id, e.seq)?;
+                    // Orders the path checked (adopted positions and the broker's own stop fills carry a reason).
+                    let checked = reason.as_deref().is_none_or(|r| r == stratbox_trading::EXIT_ACCEPTED);
+                    if *accepted && checked && o.quantity > self.max_order_quantity + 1e-9 {
+                        return Err((Invariant::NoNewRisk, format!("order {client_id} of {} passed the order-quantity cap {}", o.quantity, self.max_order_quantity)));
+                    }
+                    if !accepted {
+                        self.order_mut(client_id).done = true;
+                    }
+                }
+                JournalEvent::Sent { client_id, broker_id } | JournalEvent::Acknowledged { client_id, broker_id } => {
+                    if let Some(other) = self.broker_ids.get(broker_id).filter(|c| *c != client_id) {
+                        return Err((Invariant::UniqueIds, format!("broker id {broker_id} given to {client_id} and to {other}")));
+                    }
+                    self.order(client_id, e.seq)?;
+                    self.broker_ids.insert(*broker_id, client_id.clone());
+                    let o = self.order_mut(client_id);
+                    if o.broker_id.is_some_and(|b| b != *broker_id) {
+                        return Err((Invariant::UniqueIds, format!("order {client_id} reached the broker twice (ids {:?} and {broker_id})", o.broker_id)));
+                    }
+                    o.broker_id = Some(*broker_id);
+                    if !o.done && o.filled < o.quantity - 1e-9 {
+                        self.open.insert(client_id.clone());
+                    }
+                }
+                JournalEvent::Fill { client_id, plugin, instrument, side, quantity, .. } => {
+                    let o = self.order(client_id, e.seq)?;
+                    if o.done && o.filled >= o.quantity - 1e-9 {
+                        return Err((Invariant::UniqueIds, format!("a fill of {quantity} for {client_id}, which was already filled")));
+                    }
+                    if o.filled + quantity > o.quantity + 1e-6 {
+                        return Err((Invariant::UniqueIds, format!("{client_id} filled {} of {}", o.filled + quantity, o.quantity)));
+                    }
+                    if o.plugin != *plugin || o.instrument != *instrument || o.buy != (*side == SideName::Buy) {
+                        return Err((Invariant::UniqueIds, format!("a fill of {client_id} for another book, instrument or side than the order's")));
+                    }
+                    let signed = if *side == SideName::Buy { *quantity } else { -quantity };
+                    *self.positions.entry((plugin.clone(), *instrument)).or_default() += signed;
+                    let o = self.order_mut(client_id);
+                    o.filled += quantity;
+                    if o.filled >= o.quantity - 1e-9 {
+                        o.done = true;
+                        self.open.remove(client_id);
+                    }
+                }
+                JournalEvent::Cancelled { client_id } | JournalEvent::Expired { client_id } | JournalEvent::BrokerRejected { client_id, .. } => {
+                    self.order(client_id, e.seq)?;
+                    self.order_mut(client_id).done = true;
+                    self.open.remove(client_id);
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn order(&self, client_id: &str, seq: u64) -> Result<&OrderRec, (Invariant, String)> {
+        self.orders.get(client_id).ok_or_else(|| (Invariant::UniqueIds, format!("entry {seq} names {client_id}, which no order entry created")))
+    }
+
+    fn order_mut(&mut self, client_id: &str) -> &mut OrderRec {
+        self.orders.get_mut(client_id).expect("checked by order()")
+    }
+
+    /// Working orders by the journal: (book, broker id, instrument, signed quantity left).
+    pub fn working(&self) -> Vec<(String, u64, u32, f64)> {
+        let mut out: Vec<_> = self
+            .open
+            .iter()
+            .filter_map(|c| {
+                let o = &self.orders[c];
+                let left = o.quantity - o.filled;
+                Some((o.plugin.clone(), o.broker_id?, o.instrument, if o.buy { left } else { -left }))
+            })
+            .collect();
+        out.sort_by_key(|w| w.1);
+        out
+    }
+
+    /// Orders not final (acknowledged or not).
+    pub fn open_orders(&self) -> usize {
+        self.open.len()
+    }
+}
