@@ -21,14 +21,16 @@ pub enum Invariant {
     NoNewRisk,
     /// 4. Flatten leaves every position covered by exits alone, and ends flat within a bounded number of steps.
     FlattenCloses,
-    /// 5. Every trading-state cause and risk baseline that was durable before a crash holds after the restart.
+    /// 5. Every trading-state cause, risk baseline and de-leveraging plan durable before a crash holds after the restart.
     StatesSurvive,
     /// 6. What the order path keeps in memory stays within its bounds.
     Bounded,
+    /// 7. The protective levels of an open position stay until its policy changes them or a bar reaches them.
+    ProtectionsKept,
 }
 
 impl Invariant {
-    pub const ALL: [Invariant; 6] = [Self::BooksMatch, Self::UniqueIds, Self::NoNewRisk, Self::FlattenCloses, Self::StatesSurvive, Self::Bounded];
+    pub const ALL: [Invariant; 7] = [Self::BooksMatch, Self::UniqueIds, Self::NoNewRisk, Self::FlattenCloses, Self::StatesSurvive, Self::Bounded, Self::ProtectionsKept];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -38,6 +40,7 @@ impl Invariant {
             Self::FlattenCloses => "flatten-closes",
             Self::StatesSurvive => "states-survive",
             Self::Bounded => "bounded",
+            Self::ProtectionsKept => "protections-kept",
         }
     }
 }

@@ -199,6 +199,8 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 struct Durable {
     causes: Vec<(String, Cause, TradingState, Option<Timestamp>)>,
     baselines: Option<Baselines>,
+    /// The de-leveraging in progress: (steps done, steps, next step at).
+    deleverage: Option<(u32, u32, Timestamp)>,
 }
 
 struct Sim {
@@ -440,7 +442,8 @@ impl Sim {
         self.flushes_seen = h.path.journal_flushes();
         let view = h.path.risk_view();
         let causes = view.causes.iter().map(|(scope, r)| (scope.clone(), r.cause.unwrap_or_default(), r.state, r.until)).collect();
-        self.durable = Durable { causes, baselines: Some(h.path.risk_baselines()) };
+        let deleverage = h.path.deleverage_plan().map(|p| (p.steps_done, p.steps, p.next_at));
+        self.durable = Durable { causes, baselines: Some(h.path.risk_baselines()), deleverage };
         copy_dir(&self.disk.live, &self.disk.durable).expect("the journal copies");
     }
 
@@ -568,10 +571,42 @@ impl Sim {
                 return Err((Invariant::StatesSurvive, format!("{scope} was {state:?} for {cause:?} before the crash and is {now_state:?} for it after the restart")));
             }
         }
+        let plan = h.path.deleverage_plan().map(|p| (p.steps_done, p.steps, p.next_at));
+        if plan != self.durable.deleverage {
+            return Err((Invariant::StatesSurvive, format!("de-leveraging (steps done, steps, next at) was {:?} before the crash and is {plan:?} after the restart", self.durable.deleverage)));
+        }
         if let Some(b) = self.durable.baselines {
             let now = h.path.risk_baselines();
             if now.peak_equity < b.peak_equity - 1e-6 || (b.day != i64::MIN && (now.day != b.day || (now.day_start_equity - b.day_start_equity).abs() > 1e-6)) {
                 return Err((Invariant::StatesSurvive, format!("risk baselines before the crash {b:?}, after the restart {now:?}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Sim {
+    /// The broker's protective levels, by (holder, instrument).
+    fn protections(&self) -> BTreeMap<(String, u32), (Option<f64>, Option<f64>)> {
+        let h = self.host.as_ref().expect("a host runs");
+        h.broker.lock().protections().into_iter().map(|(o, l)| ((o.to_string(), l.instrument), (l.stop_loss, l.take_profit))).collect()
+    }
+
+    /// 7. A step that is not the policy's change of a position's levels, nor
+    /// market data that may reach them, leaves the levels of an open position.
+    fn check_protections(&mut self, op: &Op, before: &BTreeMap<(String, u32), (Option<f64>, Option<f64>)>) -> Check {
+        self.stats.check(Invariant::ProtectionsKept);
+        let after = self.protections();
+        let h = self.host.as_ref().expect("a host runs");
+        for ((holder, instrument), levels) in before {
+            let touched = match op {
+                Op::Levels { plugin, instrument: i, .. } => plugin_name(*plugin).as_ref() == holder && i == instrument,
+                Op::Bar { instrument: i, .. } | Op::Quote { instrument: i, .. } => i == instrument,
+                _ => false,
+            };
+            let open = h.world.ledger().quantity(holder, *instrument) != 0.0;
+            if !touched && open && after.get(&(holder.clone(), *instrument)) != Some(levels) {
+                return Err((Invariant::ProtectionsKept, format!("{holder} SIM{instrument}: levels {levels:?} of an open position became {:?} after {op:?}", after.get(&(holder.clone(), *instrument)))));
             }
         }
         Ok(())
@@ -586,7 +621,7 @@ pub fn run(ops: &[Op], dir: &Path) -> Outcome {
     for (step, op) in ops.iter().enumerate() {
         sim.hasher.update(serde_json::to_vec(op).expect("ops serialise"));
         let crash = matches!(op, Op::Crash { .. });
-        let before = (!crash).then(|| sim.exposure());
+        let before = (!crash).then(|| (sim.exposure(), sim.protections()));
         sim.apply(op);
         sim.host().path.settle();
         sim.stats.steps += 1;
@@ -595,7 +630,12 @@ pub fn run(ops: &[Op], dir: &Path) -> Outcome {
             result = sim.check_restart();
         }
         if result.is_ok()
-            && let Some((worst_before, states_before)) = before
+            && let Some((_, protections)) = &before
+        {
+            result = sim.check_protections(op, protections);
+        }
+        if result.is_ok()
+            && let Some(((worst_before, states_before), _)) = before
         {
             // 3. Reduce-only and halted never add risk.
             let (worst_after, states_after) = sim.exposure();

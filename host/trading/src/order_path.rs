@@ -256,6 +256,11 @@ impl OrderPath {
             for o in &r.working {
                 broker.restore(o);
             }
+            // Cancels asked for before the restart are asked for again (journaled when they end).
+            for o in r.working.iter().filter(|o| o.cancel_requested) {
+                let owner = o.plugin.clone();
+                broker.execute(&owner, Plan::Cancel(Some(o.broker_id), None), world.clock.now());
+            }
             if let Some(id) = orders.max_broker_id() {
                 broker.reserve_ids_below(id + 1);
             }
@@ -279,7 +284,14 @@ impl OrderPath {
             positions_cache: Default::default(),
             events: 0,
             book_changes: 0,
-            deleverage: None,
+            deleverage: rebuilt.as_ref().and_then(|r| r.deleverage.clone()).map(|d| DeleveragePlan {
+                fraction: d.fraction,
+                steps: d.steps,
+                steps_done: d.steps_done,
+                every_secs: d.every_secs,
+                next_at: d.next_at,
+                start: d.start,
+            }),
             capital,
             equity_every_secs,
             equity_tolerance,
@@ -360,6 +372,13 @@ impl OrderPath {
             }
             Err(why) => {
                 tracing::error!(reason = %why, "reconciliation failed: trading stays halted");
+                // Every other cause journaled before the restart holds as it did: an
+                // adopt that ends this halt must not lift a flatten, a drawdown or the operator's.
+                for ((scope, cause), (state, reason, since, until)) in &rebuilt.states {
+                    if *cause != Cause::Reconciliation {
+                        self.risk.restore_state(scope.as_deref(), *cause, *state, reason, *since, *until);
+                    }
+                }
                 self.risk.set_cause(None, Cause::Reconciliation, TradingState::Halted, &format!("{RECONCILIATION_FAILED}{why}"), now);
                 self.raise_alerts();
             }
@@ -609,8 +628,13 @@ impl OrderPath {
         }
         let now = self.world.clock.now();
         let mut start = Vec::new();
-        for plugin in plugins {
-            for p in self.world.ledger().positions(plugin) {
+        // Every book with a position, loaded plugin or not (adopted positions too).
+        let mut books: Vec<Arc<str>> = plugins.into_iter().cloned().collect();
+        books.extend(self.world.ledger().plugins().cloned());
+        books.sort();
+        books.dedup();
+        for plugin in books {
+            for p in self.world.ledger().positions(&plugin) {
                 start.push((plugin.clone(), p.instrument, p.quantity));
             }
         }
@@ -618,6 +642,7 @@ impl OrderPath {
         self.risk.set_cause(None, Cause::Deleverage, TradingState::ReduceOnly, &reason, now);
         self.raise_alerts();
         self.deleverage = Some(DeleveragePlan { fraction, steps, steps_done: 0, every_secs, next_at: now, start });
+        self.journal_deleverage(now);
         self.step_deleverage(now);
         self.commit();
         Ok(self.deleverage.clone().unwrap_or_else(|| DeleveragePlan { fraction, steps, steps_done: steps, every_secs, next_at: now, start: Vec::new() }))
@@ -628,8 +653,28 @@ impl OrderPath {
         self.deleverage.as_ref()
     }
 
+    /// The de-leveraging plan into the journal (`None`: ended), so a restart goes on with it.
+    fn journal_deleverage(&mut self, now: Timestamp) {
+        let event = match &self.deleverage {
+            Some(p) => JournalEvent::Deleverage {
+                fraction: p.fraction,
+                steps: p.steps,
+                steps_done: p.steps_done,
+                every_secs: p.every_secs,
+                next_at: p.next_at,
+                start: p.start.iter().map(|(b, i, q)| (b.to_string(), *i, *q)).collect(),
+            },
+            None => JournalEvent::Deleverage { fraction: 0.0, steps: 0, steps_done: 0, every_secs: 0, next_at: now, start: Vec::new() },
+        };
+        self.journal(now, event);
+    }
+
     /// Takes the de-leveraging steps that are due.
     fn step_deleverage(&mut self, now: Timestamp) {
+        let Some(plan) = self.deleverage.as_ref() else { return };
+        if plan.steps_done >= plan.steps || now < plan.next_at {
+            return;
+        }
         let Some(mut plan) = self.deleverage.take() else { return };
         while plan.steps_done < plan.steps && now >= plan.next_at {
             plan.steps_done += 1;
@@ -649,6 +694,7 @@ impl OrderPath {
         if plan.steps_done < plan.steps {
             self.deleverage = Some(plan);
         }
+        self.journal_deleverage(now);
     }
 
     /// Sets a trading state now (journaled, alerted). Active is the
@@ -657,6 +703,7 @@ impl OrderPath {
     pub fn set_trading_state(&mut self, plugin: Option<&str>, state: TradingState, reason: &str) {
         if plugin.is_none() && state == TradingState::Active && self.deleverage.take().is_some() {
             tracing::info!("de-leveraging ended by the operator's resume");
+            self.journal_deleverage(self.world.clock.now());
         }
         self.risk.set_state(plugin, state, reason, self.world.clock.now());
         self.raise_alerts();
@@ -870,18 +917,24 @@ impl OrderPath {
             let ledger = self.world.ledger();
             self.exit_orders.retain(|id| ledger.plugins().any(|p| ledger.book(p).is_some_and(|b| b.orders.contains_key(id))));
         }
-        if exit || !self.exit_orders.iter().any(|id| self.world.ledger().book(plugin).is_some_and(|b| b.orders.contains_key(id))) {
-            return count(self.broker.execute(plugin, plan, now));
-        }
         let ids: Vec<u64> = self
             .world
             .ledger()
             .book(plugin)
             .map(|b| b.orders.values().filter(|v| one.is_none_or(|id| v.id == id) && instrument.is_none_or(|i| v.instrument == i)).map(|v| v.id).collect())
             .unwrap_or_default();
+        let ids: Vec<u64> = ids.into_iter().filter(|id| exit || !self.exit_orders.contains(id)).collect();
         let mut done = 0;
-        for id in ids.into_iter().filter(|id| !self.exit_orders.contains(id)) {
-            done += count(self.broker.execute(plugin, Plan::Cancel(Some(id), None), now));
+        for id in ids {
+            let n = count(self.broker.execute(plugin, Plan::Cancel(Some(id), None), now));
+            // Journaled with the request (a remote broker sends it after the commit):
+            // a restart asks again for an order still working.
+            if n > 0
+                && let Some(client_id) = self.orders.client_id_of(id).map(str::to_owned)
+            {
+                self.journal(now, JournalEvent::CancelRequested { client_id });
+            }
+            done += n;
         }
         done
     }

@@ -165,6 +165,12 @@ pub enum JournalEvent {
     },
     /// An anomaly detector's alarm (`symbol` none: market-wide).
     Alarm { detector: String, level: String, symbol: Option<String>, reason: String },
+    /// A cancel the host asked the broker for (before it is sent): a restart
+    /// asks again for an order that is still working.
+    CancelRequested { client_id: String },
+    /// The operator's de-leveraging: at its start and after every step, so a
+    /// restart goes on with it (`steps_done == steps`: it ended).
+    Deleverage { fraction: f64, steps: u32, steps_done: u32, every_secs: u64, next_at: Timestamp, start: Vec<(String, InstrumentId, f64)> },
     /// What the loss limits measure from, whenever it changes (a durable
     /// journal only): a restart goes on from it instead of from the capital.
     RiskBaselines {

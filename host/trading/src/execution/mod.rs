@@ -101,6 +101,19 @@ pub struct Restored {
     pub deal_id: Option<String>,
     /// An exit the host placed (flatten, de-leveraging, a stop): a plugin's cancels leave it.
     pub exit: bool,
+    /// A cancel was asked for before the restart: it is asked for again.
+    pub cancel_requested: bool,
+}
+
+/// A de-leveraging in progress when the journal ends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestoredDeleverage {
+    pub fraction: f64,
+    pub steps: u32,
+    pub steps_done: u32,
+    pub every_secs: u64,
+    pub next_at: Timestamp,
+    pub start: Vec<(Arc<str>, InstrumentId, f64)>,
 }
 
 /// The risk reason journaled with an exit the host placed; a restart knows its exits by it.
@@ -137,6 +150,8 @@ pub struct Rebuilt {
     pub references: Vec<String>,
     /// The last state of each cause in each scope (`None`: global): (state, reason, since, until).
     pub states: RestoredStates,
+    /// The de-leveraging in progress, if one was.
+    pub deleverage: Option<RestoredDeleverage>,
     /// The loss limits' baselines last journaled, with each plugin's day start.
     pub baselines: Option<(crate::risk::Baselines, Vec<(String, f64)>)>,
 }
@@ -162,8 +177,9 @@ pub fn rebuild(journal: &Journal, symbols: &[String], ledger: &mut crate::broker
     let mut requests: HashMap<String, (stratbox_contract::OrderType, stratbox_contract::TimeInForce, u32)> = HashMap::new();
     // A remote broker's (reference, id) per client id.
     let mut refs: HashMap<String, (Option<String>, Option<String>)> = HashMap::new();
-    // Client ids of the host's exits.
+    // Client ids of the host's exits, and of orders it asked the broker to cancel.
     let mut exits: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut cancels: std::collections::HashSet<String> = std::collections::HashSet::new();
     for entry in journal.entries() {
         let entry = entry?;
         out.entries += 1;
@@ -233,6 +249,13 @@ pub fn rebuild(journal: &Journal, symbols: &[String], ledger: &mut crate::broker
                 map = Some(ids);
             }
             J::Equity { .. } | J::Arrival { .. } | J::Alarm { .. } => {}
+            J::CancelRequested { client_id } => {
+                cancels.insert(client_id);
+            }
+            J::Deleverage { fraction, steps, steps_done, every_secs, next_at, start } => {
+                let start = start.into_iter().map(|(p, i, q)| (Arc::from(p.as_str()), id_of(&map, i), q)).collect();
+                out.deleverage = (steps_done < steps).then_some(RestoredDeleverage { fraction, steps, steps_done, every_secs, next_at, start });
+            }
             J::RiskBaselines { peak_equity, day, day_start_equity, plugin_day_start } => {
                 out.baselines = Some((crate::risk::Baselines { peak_equity, day, day_start_equity }, plugin_day_start));
             }
@@ -259,6 +282,7 @@ pub fn rebuild(journal: &Journal, symbols: &[String], ledger: &mut crate::broker
             deal_reference: refs.get(&o.client_id).and_then(|r| r.0.clone()),
             deal_id: refs.get(&o.client_id).and_then(|r| r.1.clone()),
             exit: exits.contains(&o.client_id),
+            cancel_requested: cancels.contains(&o.client_id),
         });
     }
     out.working.sort_by_key(|r| r.broker_id);
