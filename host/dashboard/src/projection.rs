@@ -371,7 +371,8 @@ impl Board {
             JournalEvent::Alarm { .. } | JournalEvent::TradingState { .. } => {
                 self.alarms.extend(report::alarms(std::slice::from_ref(e), &Filter::default()));
             }
-            JournalEvent::BrokerRef { .. } => {}
+            // The order path's own bookkeeping for restarts: nothing to show.
+            JournalEvent::BrokerRef { .. } | JournalEvent::CancelRequested { .. } | JournalEvent::Deleverage { .. } | JournalEvent::RiskBaselines { .. } => {}
         }
         if let Some(t) = row {
             self.count_close(&t);
