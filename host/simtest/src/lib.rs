@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 pub use check::{Invariant, Violation};
 pub use op::{Op, generate};
-pub use sim::{Outcome, Stats, run};
+pub use sim::{Options, Outcome, Stats, run, run_with};
 
 /// A failing run kept for `cargo test`: the operations, and what failed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -40,8 +40,13 @@ pub struct Replay {
 /// the run cut after the failing step, then chunks removed while the failure
 /// stays (halving the chunk when none can go), within `budget`.
 pub fn shrink(ops: &[Op], invariant: Invariant, dir: &Path, budget: Duration) -> (Vec<Op>, Violation) {
+    shrink_with(ops, invariant, dir, budget, Options::default())
+}
+
+/// [`shrink`] with the checker's options.
+pub fn shrink_with(ops: &[Op], invariant: Invariant, dir: &Path, budget: Duration, options: Options) -> (Vec<Op>, Violation) {
     let started = Instant::now();
-    let fails = |ops: &[Op]| run(ops, dir).violation.filter(|v| v.invariant == invariant);
+    let fails = |ops: &[Op]| run_with(ops, dir, options).violation.filter(|v| v.invariant == invariant);
     let mut best = fails(ops).expect("shrink is given a failing run");
     let mut ops = ops[..=best.step].to_vec();
     let mut chunk = (ops.len() / 2).max(1);

@@ -613,10 +613,32 @@ impl Sim {
     }
 }
 
+/// How the checker judges a run.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// The order-quantity cap the checker holds accepted orders to (the
+    /// host's own by default; a lower one shows the harness catching and
+    /// shrinking a breach).
+    pub order_cap: f64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { order_cap: risk_config().max_order_quantity }
+    }
+}
+
 /// Runs `ops` in a fresh directory under `dir`; stops at the first violation.
 pub fn run(ops: &[Op], dir: &Path) -> Outcome {
+    run_with(ops, dir, Options::default())
+}
+
+/// [`run`] with the checker's options.
+pub fn run_with(ops: &[Op], dir: &Path, options: Options) -> Outcome {
     let dir = tempfile::Builder::new().prefix("simtest-").tempdir_in(dir).expect("a temporary directory");
     let mut sim = Sim::new(dir.path());
+    sim.max_order_quantity = options.order_cap;
+    sim.model = JournalModel::new(options.order_cap);
     let mut violation = None;
     for (step, op) in ops.iter().enumerate() {
         sim.hasher.update(serde_json::to_vec(op).expect("ops serialise"));
