@@ -77,11 +77,14 @@ pub struct JournalModel {
     /// Orders not final that the broker acknowledged: client ids.
     open: BTreeSet<String>,
     max_order_quantity: f64,
+    max_order_notional: f64,
+    /// Decision prices of orders, for the notional cap.
+    decided: HashMap<String, f64>,
 }
 
 impl JournalModel {
-    pub fn new(max_order_quantity: f64) -> Self {
-        Self { max_order_quantity, ..Self::default() }
+    pub fn new(max_order_quantity: f64, max_order_notional: f64) -> Self {
+        Self { max_order_quantity, max_order_notional, ..Self::default() }
     }
 
     /// Applies committed entries in order; the first broken rule is returned.
@@ -92,7 +95,10 @@ impl JournalModel {
             }
             self.next_seq += 1;
             match &e.event {
-                JournalEvent::Order { client_id, plugin, instrument, side, quantity, .. } => {
+                JournalEvent::Order { client_id, plugin, instrument, side, quantity, decision_price, .. } => {
+                    if let Some(p) = decision_price {
+                        self.decided.insert(client_id.clone(), *p);
+                    }
                     if self.orders.contains_key(client_id) {
                         return Err((Invariant::UniqueIds, format!("client order id {client_id} journaled twice (entry {})", e.seq)));
                     }
@@ -105,6 +111,12 @@ impl JournalModel {
                     let checked = reason.as_deref().is_none_or(|r| r == stratbox_trading::EXIT_ACCEPTED);
                     if *accepted && checked && o.quantity > self.max_order_quantity + 1e-9 {
                         return Err((Invariant::NoNewRisk, format!("order {client_id} of {} passed the order-quantity cap {}", o.quantity, self.max_order_quantity)));
+                    }
+                    // A new order (not an exit, which is sized by the position) within the notional cap at its price.
+                    let quantity = o.quantity;
+                    let notional = self.decided.remove(client_id).map(|p| p * quantity);
+                    if *accepted && reason.is_none() && notional.is_some_and(|n| n > self.max_order_notional + 1e-6) {
+                        return Err((Invariant::NoNewRisk, format!("order {client_id} of notional {notional:?} passed the order-notional cap {}", self.max_order_notional)));
                     }
                     if !accepted {
                         self.order_mut(client_id).done = true;

@@ -16,13 +16,12 @@ pub mod op;
 pub mod sim;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 pub use check::{Invariant, Violation};
 pub use op::{Op, generate};
-pub use sim::{Options, Outcome, Stats, run, run_with};
+pub use sim::{Options, Outcome, Stats, latency_for, run, run_with};
 
 /// A failing run kept for `cargo test`: the operations, and what failed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -32,28 +31,31 @@ pub struct Replay {
     pub steps: usize,
     /// What it found, in words (the defect it is the regression test of).
     pub found: String,
+    /// The paper broker's latency it ran with.
+    #[serde(default)]
+    pub latency_ms: u64,
     pub violation: Option<Violation>,
     pub ops: Vec<Op>,
 }
 
 /// Shrinks a failing run to fewer operations that fail the same invariant:
 /// the run cut after the failing step, then chunks removed while the failure
-/// stays (halving the chunk when none can go), within `budget`.
-pub fn shrink(ops: &[Op], invariant: Invariant, dir: &Path, budget: Duration) -> (Vec<Op>, Violation) {
-    shrink_with(ops, invariant, dir, budget, Options::default())
-}
-
-/// [`shrink`] with the checker's options.
-pub fn shrink_with(ops: &[Op], invariant: Invariant, dir: &Path, budget: Duration, options: Options) -> (Vec<Op>, Violation) {
-    let started = Instant::now();
-    let fails = |ops: &[Op]| run_with(ops, dir, options).violation.filter(|v| v.invariant == invariant);
+/// stays (halving the chunk when none can go), in at most `max_runs` runs
+/// (a count, not a time: the result is the same on any machine).
+pub fn shrink(ops: &[Op], invariant: Invariant, dir: &Path, max_runs: usize, options: Options) -> (Vec<Op>, Violation) {
+    let runs = std::cell::Cell::new(0usize);
+    let fails = |ops: &[Op]| {
+        runs.set(runs.get() + 1);
+        run_with(ops, dir, options).violation.filter(|v| v.invariant == invariant)
+    };
+    let over = || runs.get() >= max_runs;
     let mut best = fails(ops).expect("shrink is given a failing run");
     let mut ops = ops[..=best.step].to_vec();
     let mut chunk = (ops.len() / 2).max(1);
     loop {
         let mut removed = false;
         let mut at = 0;
-        while at < ops.len() && started.elapsed() < budget {
+        while at < ops.len() && !over() {
             let end = (at + chunk).min(ops.len());
             let candidate: Vec<Op> = ops[..at].iter().chain(&ops[end..]).cloned().collect();
             match fails(&candidate) {
@@ -65,7 +67,7 @@ pub fn shrink_with(ops: &[Op], invariant: Invariant, dir: &Path, budget: Duratio
                 None => at += chunk,
             }
         }
-        if started.elapsed() >= budget || (chunk == 1 && !removed) {
+        if over() || (chunk == 1 && !removed) {
             break;
         }
         if !removed {

@@ -8,11 +8,11 @@
 //! that replays it.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use stratbox_simtest::{Invariant, Replay, Stats, generate, run, shrink};
+use stratbox_simtest::{Invariant, Options, Replay, Stats, generate, run_with, shrink};
 
 #[derive(Parser)]
 #[command(about = "The order path under a deterministic fault simulation")]
@@ -32,9 +32,9 @@ struct Args {
     /// Where a failing seed's shrunk replay file is written.
     #[arg(long, default_value = "target/simtest")]
     out: PathBuf,
-    /// Seconds spent shrinking a failure.
-    #[arg(long, default_value_t = 120)]
-    shrink_secs: u64,
+    /// Runs spent shrinking a failure (0: no shrinking).
+    #[arg(long, default_value_t = 2000)]
+    shrink_runs: usize,
     /// Fails the run unless every fault kind was injected this often and every invariant checked.
     #[arg(long, default_value_t = 0)]
     min_faults: u64,
@@ -63,7 +63,7 @@ fn main() -> anyhow::Result<()> {
     if let Some(path) = &args.replay {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let replay: Replay = serde_json::from_str(&text).with_context(|| format!("{} is not a replay file", path.display()))?;
-        let outcome = run(&replay.ops, &dir);
+        let outcome = run_with(&replay.ops, &dir, Options { latency_ms: replay.latency_ms, ..Options::default() });
         println!("replay {}: {} operations (seed {}), trace {}", path.display(), replay.ops.len(), replay.seed, outcome.trace);
         return match outcome.violation {
             Some(v) => bail!("step {}: {} violated: {}", v.step, v.invariant.name(), v.message),
@@ -80,7 +80,8 @@ fn main() -> anyhow::Result<()> {
     let mut runs = 0u64;
     for seed in range.clone() {
         let ops = generate(seed, args.steps);
-        let outcome = run(&ops, &dir);
+        let options = Options::for_seed(seed);
+        let outcome = run_with(&ops, &dir, options);
         total.add(&outcome.stats);
         runs += 1;
         if args.traces {
@@ -88,10 +89,10 @@ fn main() -> anyhow::Result<()> {
         }
         if let Some(v) = outcome.violation {
             println!("seed {seed}: step {}: {} violated: {}", v.step, v.invariant.name(), v.message);
-            let (small, last) = shrink(&ops, v.invariant, &dir, Duration::from_secs(args.shrink_secs));
+            let (small, last) = if args.shrink_runs > 0 { shrink(&ops, v.invariant, &dir, args.shrink_runs, options) } else { (ops[..=v.step].to_vec(), v.clone()) };
             std::fs::create_dir_all(&args.out)?;
             let file = args.out.join(format!("seed-{seed}-{}.json", v.invariant.name()));
-            let replay = Replay { seed, steps: args.steps, found: v.message.clone(), violation: Some(last.clone()), ops: small };
+            let replay = Replay { seed, steps: args.steps, found: v.message.clone(), latency_ms: options.latency_ms, violation: Some(last.clone()), ops: small };
             std::fs::write(&file, serde_json::to_string_pretty(&replay)?)?;
             println!("  shrunk to {} operations ({}): {}", replay.ops.len(), last.invariant.name(), last.message);
             println!("  replay: cargo run --release -p stratbox-simtest -- --replay {}", file.display());
@@ -122,7 +123,8 @@ fn main() -> anyhow::Result<()> {
         bail!("seeds that failed: {failed:?}");
     }
     if args.min_faults > 0 {
-        let short: Vec<String> = total.faults.iter().filter(|(_, n)| **n < args.min_faults).map(|(k, n)| format!("{k} ({n})")).collect();
+        let short: Vec<String> =
+            stratbox_simtest::sim::FAULT_KINDS.iter().map(|k| (*k, total.faults.get(k).copied().unwrap_or(0))).filter(|(_, n)| *n < args.min_faults).map(|(k, n)| format!("{k} ({n})")).collect();
         let unchecked: Vec<&str> = Invariant::ALL.iter().map(|i| i.name()).filter(|n| !total.checks.contains_key(n)).collect();
         if !short.is_empty() || !unchecked.is_empty() {
             bail!("fewer than {} injections of {short:?}; never checked: {unchecked:?}", args.min_faults);

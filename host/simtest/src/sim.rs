@@ -56,8 +56,14 @@ pub fn risk_config() -> RiskConfig {
     }
 }
 
-fn paper_config() -> PaperConfig {
-    PaperConfig { spread_bps: 2.0, commission_bps: 0.5, slippage_bps: 0.5, latency_ms: 0, financing_bps_per_day: 1.0, max_volume_fraction: 0.1 }
+fn paper_config(latency_ms: u64) -> PaperConfig {
+    PaperConfig { spread_bps: 2.0, commission_bps: 0.5, slippage_bps: 0.5, latency_ms, financing_bps_per_day: 1.0, max_volume_fraction: 0.1 }
+}
+
+/// The paper broker's latency a seed runs with: none, or orders live only
+/// after one or two bars (an exit then waits while levels may fire).
+pub fn latency_for(seed: u64) -> u64 {
+    [0, 0, 30_000, 90_000][(seed % 4) as usize]
 }
 
 fn instruments() -> Vec<Instrument> {
@@ -67,6 +73,9 @@ fn instruments() -> Vec<Instrument> {
 fn plugin_name(p: u8) -> Arc<str> {
     Arc::from(format!("p{p}").as_str())
 }
+
+/// The faults this simulation injects, by the names the stats count them under.
+pub const FAULT_KINDS: [&str; 4] = ["crash", "downtime-days", "gap", "volume-cap"];
 
 /// What a run did, summed over runs by the binary.
 #[derive(Debug, Default, Clone, Serialize)]
@@ -219,12 +228,16 @@ struct Sim {
     max_order_quantity: f64,
     /// `SIMTEST_JOURNAL=1`: every journal entry to stderr as it is checked.
     show_journal: bool,
+    /// The paper broker's latency.
+    latency_ms: u64,
+    /// The order-notional cap the checker holds accepted orders to.
+    order_notional_cap: f64,
 }
 
 type Check = Result<(), (Invariant, String)>;
 
 impl Sim {
-    fn new(dir: &Path) -> Self {
+    fn new(dir: &Path, options: Options) -> Self {
         let disk = Disk { live: dir.join("journal"), durable: dir.join("durable") };
         let risk = risk_config();
         let mut sim = Sim {
@@ -233,7 +246,7 @@ impl Sim {
             now: START,
             loaded: (0..PLUGINS).collect(),
             last_price: vec![None; INSTRUMENTS as usize],
-            model: JournalModel::new(risk.max_order_quantity),
+            model: JournalModel::new(risk.max_order_quantity, risk.max_order_notional),
             durable: Durable::default(),
             flushes_seen: 0,
             flatten_since: None,
@@ -241,7 +254,11 @@ impl Sim {
             stats: Stats::default(),
             max_order_quantity: risk.max_order_quantity,
             show_journal: std::env::var_os("SIMTEST_JOURNAL").is_some(),
+            latency_ms: options.latency_ms,
+            order_notional_cap: risk.max_order_notional,
         };
+        sim.max_order_quantity = options.order_cap;
+        sim.model = JournalModel::new(options.order_cap, sim.order_notional_cap);
         sim.host = Some(sim.open_host());
         sim
     }
@@ -259,7 +276,7 @@ impl Sim {
     fn open_host(&mut self) -> Host {
         let world = Arc::new(stratbox_trading::SharedWorld::new(16));
         world.clock.set(self.now);
-        let broker = SharedPaper(Arc::new(Mutex::new(PaperBroker::new(paper_config(), world.clone()))));
+        let broker = SharedPaper(Arc::new(Mutex::new(PaperBroker::new(paper_config(self.latency_ms), world.clone()))));
         let journal = Journal::open_flushed_by_hand(&self.disk.live).expect("the simulation's journal opens");
         let config = OrderPathConfig { risk: risk_config(), alerts: AlertConfig::default(), equity_every_secs: 3_600, ..OrderPathConfig::default() };
         let hours = vec![None; INSTRUMENTS as usize];
@@ -428,7 +445,7 @@ impl Sim {
         self.now += downtime_secs as i64 * SEC;
         self.loaded = (0..PLUGINS).collect();
         // The checker re-reads the surviving journal from its start.
-        self.model = JournalModel::new(self.max_order_quantity);
+        self.model = JournalModel::new(self.max_order_quantity, self.order_notional_cap);
         self.flatten_since = None;
         self.host = Some(self.open_host());
     }
@@ -449,7 +466,7 @@ impl Sim {
 
     /// Worst-case position per (book, instrument): held, plus every working
     /// order on one side filling; and the state in force per book.
-    fn exposure(&self) -> (BTreeMap<(String, u32), f64>, BTreeMap<String, TradingState>) {
+    fn exposure(&self) -> (BTreeMap<(String, u32), (f64, f64)>, BTreeMap<String, TradingState>) {
         let h = self.host.as_ref().expect("a host runs");
         let mut sides: BTreeMap<(String, u32), (f64, f64, f64)> = BTreeMap::new();
         {
@@ -465,7 +482,8 @@ impl Sim {
             let left = v.quantity - v.filled_quantity;
             if v.side == Side::Buy { e.1 += left } else { e.2 += left }
         }
-        let worst = sides.into_iter().map(|(k, (q, b, s))| (k, (q + b).abs().max((q - s).abs()))).collect();
+        // Each side on its own: a position that could flip to a smaller opposite one adds risk too.
+        let worst = sides.into_iter().map(|(k, (q, b, s))| (k, ((q + b).max(0.0), (s - q).max(0.0)))).collect();
         let view = h.path.risk_view();
         let mut states = BTreeMap::new();
         for p in (0..PLUGINS).map(plugin_name).chain([Arc::from(stratbox_trading::ADOPTED)]) {
@@ -529,7 +547,15 @@ impl Sim {
         self.stats.check(Invariant::Bounded);
         let f = h.path.footprint();
         let keep = stratbox_trading::OrderTracker::KEEP_FINISHED;
-        if f.finished_orders > keep || f.tracked_orders > f.finished_orders + self.model.open_orders() + 1 || f.broker_ids > f.tracked_orders || f.cached_books > PLUGINS as usize + 2 {
+        let risk = risk_config();
+        let queue_cap = risk.orders_per_sec as usize + (PLUGINS as usize + 1) * risk.orders_per_sec_per_plugin as usize;
+        if f.finished_orders > keep
+            || f.tracked_orders > f.finished_orders + self.model.open_orders() + 1
+            || f.broker_ids > f.tracked_orders
+            || f.cached_books > PLUGINS as usize + 2
+            || f.exit_orders > broker_working.len()
+            || f.risk_queued > queue_cap
+        {
             return Err((Invariant::Bounded, format!("the order path holds {f:?} with {} orders open (keeps {keep} final)", self.model.open_orders())));
         }
         // 4. Flatten: while it holds, each position is covered by exits and nothing else works.
@@ -620,11 +646,20 @@ pub struct Options {
     /// host's own by default; a lower one shows the harness catching and
     /// shrinking a breach).
     pub order_cap: f64,
+    /// The paper broker's latency ([`latency_for`] a seed).
+    pub latency_ms: u64,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { order_cap: risk_config().max_order_quantity }
+        Self { order_cap: risk_config().max_order_quantity, latency_ms: 0 }
+    }
+}
+
+impl Options {
+    /// What a seed runs with.
+    pub fn for_seed(seed: u64) -> Self {
+        Self { latency_ms: latency_for(seed), ..Self::default() }
     }
 }
 
@@ -636,9 +671,7 @@ pub fn run(ops: &[Op], dir: &Path) -> Outcome {
 /// [`run`] with the checker's options.
 pub fn run_with(ops: &[Op], dir: &Path, options: Options) -> Outcome {
     let dir = tempfile::Builder::new().prefix("simtest-").tempdir_in(dir).expect("a temporary directory");
-    let mut sim = Sim::new(dir.path());
-    sim.max_order_quantity = options.order_cap;
-    sim.model = JournalModel::new(options.order_cap);
+    let mut sim = Sim::new(dir.path(), options);
     let mut violation = None;
     for (step, op) in ops.iter().enumerate() {
         sim.hasher.update(serde_json::to_vec(op).expect("ops serialise"));
@@ -664,11 +697,11 @@ pub fn run_with(ops: &[Op], dir: &Path, options: Options) -> Outcome {
             sim.stats.check(Invariant::NoNewRisk);
             for ((book, instrument), after) in &worst_after {
                 let restricted = |s: &BTreeMap<String, TradingState>| s.get(book).is_some_and(|s| *s != TradingState::Active);
-                let was = worst_before.get(&(book.clone(), *instrument)).copied().unwrap_or(0.0);
-                if restricted(&states_before) && restricted(&states_after) && *after > was + 1e-6 {
+                let was = worst_before.get(&(book.clone(), *instrument)).copied().unwrap_or((0.0, 0.0));
+                if restricted(&states_before) && restricted(&states_after) && (after.0 > was.0 + 1e-6 || after.1 > was.1 + 1e-6) {
                     result = Err((
                         Invariant::NoNewRisk,
-                        format!("{book} SIM{instrument}: worst-case position {was} -> {after} while {:?}", states_after.get(book).copied().unwrap_or(TradingState::Active)),
+                        format!("{book} SIM{instrument}: worst-case (long, short) {was:?} -> {after:?} while {:?}", states_after.get(book).copied().unwrap_or(TradingState::Active)),
                     ));
                     break;
                 }

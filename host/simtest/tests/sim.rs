@@ -4,9 +4,8 @@
 //! the shrinker on a breach the checker is set to see.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use stratbox_simtest::{Invariant, Options, Replay, Stats, generate, run, run_with, shrink_with};
+use stratbox_simtest::{Invariant, Options, Replay, Stats, generate, run, run_with, shrink};
 
 /// Seeds and steps per seed in `cargo test` (a debug build runs about 2,500 steps a second here).
 const SEEDS: std::ops::Range<u64> = 0..40;
@@ -17,7 +16,7 @@ fn a_fixed_range_of_seeds_holds_every_invariant() {
     let dir = tempfile::tempdir().unwrap();
     let mut total = Stats::default();
     for seed in SEEDS {
-        let outcome = run(&generate(seed, STEPS), dir.path());
+        let outcome = run_with(&generate(seed, STEPS), dir.path(), Options::for_seed(seed));
         if let Some(v) = outcome.violation {
             panic!(
                 "seed {seed}: step {}: {} violated: {}\nreplay: cargo run --release -p stratbox-simtest -- --seeds {seed} --steps {STEPS}",
@@ -32,7 +31,7 @@ fn a_fixed_range_of_seeds_holds_every_invariant() {
     for i in Invariant::ALL {
         assert!(total.checks.get(i.name()).copied().unwrap_or(0) > 0, "{} was never checked: {total:?}", i.name());
     }
-    for kind in ["crash", "downtime-days", "gap", "volume-cap"] {
+    for kind in stratbox_simtest::sim::FAULT_KINDS {
         assert!(total.faults.get(kind).copied().unwrap_or(0) > 10, "{kind} injected too rarely: {total:?}");
     }
     assert!(total.crashes > 100, "{total:?}");
@@ -47,7 +46,7 @@ fn every_replay_file_holds() {
     assert!(!files.is_empty(), "no replay files in {}", replays.display());
     for file in files {
         let replay: Replay = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-        let outcome = run(&replay.ops, dir.path());
+        let outcome = run_with(&replay.ops, dir.path(), Options { latency_ms: replay.latency_ms, ..Options::default() });
         assert!(outcome.violation.is_none(), "{} ({}) fails again: {:?}", file.display(), replay.found, outcome.violation);
     }
 }
@@ -56,8 +55,9 @@ fn every_replay_file_holds() {
 fn one_seed_gives_one_trace_in_two_processes() {
     let dir = tempfile::tempdir().unwrap();
     let ops = generate(7, 600);
-    let here = run(&ops, dir.path()).trace;
-    assert_eq!(run(&ops, dir.path()).trace, here, "twice in one process");
+    let options = Options::for_seed(7);
+    let here = run_with(&ops, dir.path(), options).trace;
+    assert_eq!(run_with(&ops, dir.path(), options).trace, here, "twice in one process");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_simtest"))
         .args(["--seeds", "7", "--steps", "600", "--traces", "--dir"])
         .arg(dir.path())
@@ -66,7 +66,7 @@ fn one_seed_gives_one_trace_in_two_processes() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains(&format!("seed 7: trace {here}")), "another process, another trace?\n{stdout}");
-    assert_ne!(run(&generate(8, 600), dir.path()).trace, here, "another seed, another trace");
+    assert_ne!(run_with(&generate(8, 600), dir.path(), Options::for_seed(8)).trace, here, "another seed, another trace");
 }
 
 /// With the checker's order cap set below the host's (100), the harness
@@ -75,11 +75,11 @@ fn one_seed_gives_one_trace_in_two_processes() {
 #[test]
 fn a_breach_is_caught_and_shrunk_to_a_few_operations() {
     let dir = tempfile::tempdir().unwrap();
-    let options = Options { order_cap: 50.0 };
+    let options = Options { order_cap: 50.0, ..Options::default() };
     let ops = generate(3, 1_000);
     let v = run_with(&ops, dir.path(), options).violation.expect("orders above 50 pass the host's cap of 100");
     assert_eq!(v.invariant, Invariant::NoNewRisk, "{v:?}");
-    let (small, last) = shrink_with(&ops, v.invariant, dir.path(), Duration::from_secs(60), options);
+    let (small, last) = shrink(&ops, v.invariant, dir.path(), 500, options);
     assert_eq!(last.invariant, Invariant::NoNewRisk);
     assert!(small.len() <= 3, "shrunk to {} operations: {small:?}", small.len());
     assert!(run_with(&small, dir.path(), options).violation.is_some(), "the shrunk run still fails");

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use stratbox_contract::util::{MAX_SPAN_SECS, secs_to_nanos};
-use stratbox_contract::{Alarm, Bar, Fill, Instrument, InstrumentId, Intent, Quote, StopDecision, StopLevels, TargetPosition, Timestamp};
+use stratbox_contract::{Alarm, Bar, Fill, Instrument, InstrumentId, Intent, OrderView, Quote, StopDecision, StopLevels, TargetPosition, Timestamp};
 use stratbox_market::TradingHours;
 
 use crate::broker::{Broker, BrokerAccount, BrokerNote, BrokerStats, Plan, Reconciliation, Submission};
@@ -93,6 +93,10 @@ pub struct Footprint {
     pub broker_ids: usize,
     /// Books whose risk view is cached (one per plugin that ordered).
     pub cached_books: usize,
+    /// The host's exits remembered (pruned to those working at every cancel).
+    pub exit_orders: usize,
+    /// Orders the risk engine's throttles and duplicate rule remember.
+    pub risk_queued: usize,
 }
 
 /// Counters of the order path.
@@ -121,7 +125,8 @@ pub type Violation = (Arc<str>, String);
 struct BookCache {
     /// The (event, fill, book change) counts it reflects.
     version: (u64, u64, u64),
-    by_instrument: HashMap<InstrumentId, Exposure>,
+    /// In instrument order: its totals are summed the same way in every run.
+    by_instrument: std::collections::BTreeMap<InstrumentId, Exposure>,
     totals: BookTotals,
 }
 
@@ -486,6 +491,7 @@ impl OrderPath {
                 BrokerNote::Rejected { reason, .. } => {
                     self.journal(now, JournalEvent::BrokerRejected { client_id: client_id.clone(), reason: reason.clone() });
                     let _ = self.orders.apply(&client_id, OrderEvent::BrokerRejected, now, Some(&reason));
+                    self.exit_orders.remove(&id);
                 }
             }
         }
@@ -672,7 +678,8 @@ impl OrderPath {
     /// Takes the de-leveraging steps that are due.
     fn step_deleverage(&mut self, now: Timestamp) {
         let Some(plan) = self.deleverage.as_ref() else { return };
-        if plan.steps_done >= plan.steps || now < plan.next_at {
+        // Steps are sized from the ledger: not while it is known to differ from the broker's.
+        if plan.steps_done >= plan.steps || now < plan.next_at || self.risk.holds(Cause::Reconciliation) {
             return;
         }
         let Some(mut plan) = self.deleverage.take() else { return };
@@ -778,7 +785,7 @@ impl OrderPath {
     /// The sizes of what the order path keeps in memory, for its bounds.
     pub fn footprint(&self) -> Footprint {
         let (tracked_orders, finished_orders, broker_ids) = self.orders.footprint();
-        Footprint { tracked_orders, finished_orders, broker_ids, cached_books: self.positions_cache.len() }
+        Footprint { tracked_orders, finished_orders, broker_ids, cached_books: self.positions_cache.len(), exit_orders: self.exit_orders.len(), risk_queued: self.risk.queued() }
     }
 
     pub fn broker_stats(&self) -> BrokerStats {
@@ -874,7 +881,7 @@ impl OrderPath {
         // An exit is sized by what is held: the plugin's own orders in the
         // instrument go first (one cancelled later would leave the exit
         // opening the other way); exits already working stay and count.
-        if exit && let Intent::Target(t) = intent && self.cancel(plugin, Plan::Cancel(None, Some(t.instrument)), now, false) > 0 {
+        if exit && let Intent::Target(t) = intent && self.cancel_before_exit(plugin, t, now) > 0 {
             self.book_changes += 1;
             self.apply_broker_events(now);
         }
@@ -886,7 +893,8 @@ impl OrderPath {
             return done;
         };
         let cap = self.risk.config().max_order_quantity;
-        if !exit || o.quantity <= cap {
+        // (A cap that is not a positive number leaves the exit whole: risk refuses it, naming the cap.)
+        if !exit || o.quantity <= cap || !(cap > 0.0 && cap.is_finite()) {
             return self.place(plugin, o, now, exit);
         }
         // An exit larger than the order cap goes in pieces under it (on the lot grid), each checked.
@@ -900,6 +908,29 @@ impl OrderPath {
             placed |= self.place(plugin, crate::broker::OrderRequest { quantity, ..o }, now, exit);
         }
         placed
+    }
+
+    /// Before an exit toward `t`: the plugin's own orders in the instrument
+    /// that the exit could not be sized against. A whole exit takes them all;
+    /// a partial one (a de-leveraging step) takes its market orders and those
+    /// on the opening side, and keeps resting closing orders (its stop-loss
+    /// for what stays) unless with the exit they could close past flat.
+    fn cancel_before_exit(&mut self, plugin: &Arc<str>, t: &TargetPosition, now: Timestamp) -> usize {
+        if t.quantity == 0.0 {
+            return self.cancel(plugin, Plan::Cancel(None, Some(t.instrument)), now, false);
+        }
+        let held = self.world.ledger().quantity(plugin, t.instrument);
+        let closing_side = if held > 0.0 { stratbox_contract::Side::Sell } else { stratbox_contract::Side::Buy };
+        let orders: Vec<OrderView> = self.world.ledger().book(plugin).map(|b| b.orders.values().filter(|o| o.instrument == t.instrument && !self.exit_orders.contains(&o.id)).copied().collect()).unwrap_or_default();
+        let resting_closing: f64 = orders.iter().filter(|o| o.side == closing_side && o.order_type != stratbox_contract::OrderType::Market).map(|o| o.quantity - o.filled_quantity).sum();
+        let over = resting_closing + (held - t.quantity).abs() > held.abs() + 1e-9;
+        let mut n = 0;
+        for o in orders {
+            if o.order_type == stratbox_contract::OrderType::Market || o.side != closing_side || over {
+                n += self.cancel(plugin, Plan::Cancel(Some(o.id), None), now, false);
+            }
+        }
+        n
     }
 
     /// Carries out a plugin's cancel: never of an order the host placed as
@@ -1040,7 +1071,7 @@ impl OrderPath {
     /// price, else the order's).
     fn book_cache(&self, plugin: &str, version: (u64, u64, u64)) -> BookCache {
         let ledger = self.world.ledger();
-        let mut by_instrument: HashMap<InstrumentId, Exposure> = ledger
+        let mut by_instrument: std::collections::BTreeMap<InstrumentId, Exposure> = ledger
             .positions(plugin)
             .iter()
             .map(|p| (p.instrument, Exposure { instrument: p.instrument, quantity: p.quantity, mark: p.average_price + p.unrealised_pnl / p.quantity, buying: 0.0, selling: 0.0 }))
@@ -1080,10 +1111,12 @@ impl OrderPath {
     fn track_fills(&mut self, fills: &[(Arc<str>, Fill)], now: Timestamp) {
         // Financing was charged before these fills (at the day's first bar or quote).
         self.journal_broker_facts(now);
+        let mut protective = Vec::new();
         for (owner, fill) in fills {
             let client_id = match self.orders.client_id_of(fill.order_id) {
                 Some(id) => id.to_owned(),
                 None => {
+                    protective.push((owner.clone(), fill.instrument, fill.side));
                     let id = self.orders.next_client_id(owner);
                     self.orders.adopt(id.clone(), owner, fill.instrument, fill.side, fill.quantity, fill.order_id, now);
                     // The journal holds every order before its fill, whoever made it.
@@ -1121,9 +1154,38 @@ impl OrderPath {
                     fee: fill.fee,
                 },
             );
-            let _ = self.orders.fill(&client_id, fill.quantity, fill.price, fill.time);
+            if self.orders.fill(&client_id, fill.quantity, fill.price, fill.time).is_ok_and(|s| s.is_final()) {
+                self.exit_orders.remove(&fill.order_id);
+            }
             self.traded_notional += fill.quantity * fill.price.abs();
         }
+        for (owner, instrument, side) in protective {
+            self.trim_after_protective_exit(&owner, instrument, side, now);
+        }
+    }
+
+    /// A broker's protective level closed some or all of a position: while
+    /// the book may only reduce, the plugin's own orders on that closing side
+    /// that now reach past flat are cancelled (they could only open the other
+    /// way, which a reduce-only or halted book may not).
+    fn trim_after_protective_exit(&mut self, owner: &Arc<str>, instrument: InstrumentId, side: stratbox_contract::Side, now: Timestamp) {
+        if self.risk.state_of(owner).state == TradingState::Active {
+            return;
+        }
+        let held = self.world.ledger().quantity(owner, instrument);
+        let closing: Vec<(u64, f64)> = self
+            .world
+            .ledger()
+            .book(owner)
+            .map(|b| b.orders.values().filter(|o| o.instrument == instrument && o.side == side && !self.exit_orders.contains(&o.id)).map(|o| (o.id, o.quantity - o.filled_quantity)).collect())
+            .unwrap_or_default();
+        if closing.iter().map(|c| c.1).sum::<f64>() <= held.abs() + 1e-9 {
+            return;
+        }
+        for (id, _) in closing {
+            self.cancel(owner, Plan::Cancel(Some(id), None), now, false);
+        }
+        self.book_changes += 1;
     }
 
     /// Cancels and expiries from the broker into the order tracker.
@@ -1141,6 +1203,8 @@ impl OrderPath {
                     _ => {}
                 }
                 let _ = self.orders.apply(&client_id, event, now, None);
+                // Cancelled or expired: no longer an exit that works.
+                self.exit_orders.remove(&id);
             }
         }
     }
@@ -1210,7 +1274,7 @@ impl OrderPath {
         }
         self.journaled_baselines = Some(b);
         let plugin_day_start = self.risk.plugin_day_starts();
-        self.journal(now, JournalEvent::RiskBaselines { peak_equity: b.peak_equity, day: b.day, day_start_equity: b.day_start_equity, plugin_day_start });
+        self.journal(now, JournalEvent::RiskBaselines { peak_equity: b.peak_equity, day: b.day, day_start_equity: b.day_start_equity, plugin_day_start, reference_open: b.reference_open });
     }
 
     /// A point of the equity curve into the journal, every `equity_every_secs`

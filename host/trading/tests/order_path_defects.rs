@@ -275,3 +275,72 @@ fn cancels_and_de_leveraging_are_journaled_and_de_leveraging_goes_on_after_a_res
     assert!(h.path.deleverage_plan().is_none());
     assert_eq!(h.path.risk_view().global.state, TradingState::ReduceOnly);
 }
+
+/// Found in review: with latency, flatten's exit is not live on the next bar
+/// while a protective level fires on it; the level closed the whole position
+/// and the exit then opened the other way.
+#[test]
+fn a_level_and_a_flatten_exit_do_not_close_a_position_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = open(dir.path(), risk(), PaperConfig { latency_ms: 90_000, ..paper() }, T0);
+    h.bar(0, 100.0, 0.0);
+    h.submit(vec![target(0, 50.0)]);
+    for _ in 0..3 {
+        h.bar(0, 100.0, 0.0);
+    }
+    assert_eq!(h.held(0), 50.0, "live after 90 s: filled on the third bar");
+    let levels = StopLevels { instrument: 0, stop_loss: Some(95.0), take_profit: None };
+    assert!(h.path.apply_stop_decisions(vec![(Arc::from("guard"), plugin(), StopDecision::SetLevels(levels))], h.now).is_empty());
+    h.path.flatten([&plugin()]);
+    // The next bar reaches the level before the exit is live: the level takes only what the exit does not.
+    h.bar(0, 90.0, 0.0);
+    h.bar(0, 90.0, 0.0);
+    h.bar(0, 90.0, 0.0);
+    assert_eq!(h.held(0), 0.0, "closed once, never short");
+}
+
+/// Found in review: a restored de-leveraging plan went on stepping while a
+/// failed reconciliation said the ledger differs from the broker.
+#[test]
+fn no_de_leveraging_step_while_the_reconciliation_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = open(dir.path(), risk(), paper(), T0);
+    h.bar(0, 100.0, 0.0);
+    h.submit(vec![target(0, 80.0)]);
+    h.bar(0, 100.0, 0.0);
+    h.path.start_deleverage([&plugin()], 0.5, 2, 300).unwrap();
+    h.bar(0, 100.0, 0.0);
+    assert_eq!(h.held(0), 60.0);
+    h.path.flush().unwrap();
+    let now = h.now;
+    drop(h);
+    let world = Arc::new(SharedWorld::new(10));
+    world.clock.set(now);
+    let broker = PaperBroker::new(paper(), world.clone());
+    let config = OrderPathConfig { risk: risk(), ..OrderPathConfig::default() };
+    let (mut path, rebuilt) = OrderPath::open(Box::new(broker), Journal::open(dir.path(), 1_000).unwrap(), world.clone(), instruments(), vec![None, None], config).unwrap();
+    path.finish_reconcile(rebuilt.unwrap(), Err("the broker could not be read".into()));
+    let later = now + 10 * MIN;
+    world.clock.set(later);
+    path.on_bars(&[Bar { instrument: 0, start: later - MIN, period_secs: 60, open: 100.0, high: 100.0, low: 100.0, close: 100.0, volume: 0.0 }], later);
+    path.end_event([&plugin()], later);
+    assert!(world.ledger().book("p").is_none_or(|b| b.orders.is_empty()), "no step sent");
+    assert_eq!(path.deleverage_plan().map(|p| p.steps_done), Some(1), "the plan waits");
+}
+
+/// Found in review: a de-leveraging step cancelled the plugin's stop-loss
+/// for what stays; only orders that could take the exit past flat go.
+#[test]
+fn a_partial_exit_keeps_the_plugins_stop_for_what_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = open(dir.path(), risk(), paper(), T0);
+    h.bar(0, 100.0, 0.0);
+    h.submit(vec![target(0, 100.0)]);
+    h.bar(0, 100.0, 0.0);
+    let stop = Intent::Order(OrderIntent { instrument: 0, side: Side::Sell, quantity: 50.0, order_type: OrderType::Stop(92.0), time_in_force: TimeInForce::Gtc, tag: 0 });
+    h.submit(vec![stop, limit(0, Side::Buy, 10.0, 95.0)]);
+    h.path.start_deleverage([&plugin()], 0.25, 1, 60).unwrap();
+    let mut working = h.working();
+    working.sort_by(|a, b| a.2.total_cmp(&b.2));
+    assert_eq!(working, [(0, Side::Sell, 25.0), (0, Side::Sell, 50.0)], "the exit and the stop; the buy (opening side) went");
+}

@@ -472,6 +472,20 @@ impl PaperBroker {
                 self.protections.remove(&(instrument, owner));
                 continue;
             };
+            // What market orders of the owner already close (an exit not live
+            // yet, under latency) is not closed twice: the level takes the rest.
+            let closing: f64 = self
+                .working
+                .get(&instrument)
+                .into_iter()
+                .flatten()
+                .filter(|w| w.owner == owner && w.view.order_type == OrderType::Market && (w.view.side == Side::Sell) == (held > 0.0))
+                .map(|w| w.view.quantity - w.view.filled_quantity)
+                .sum();
+            let held = held.signum() * (held.abs() - closing).max(0.0);
+            if held == 0.0 {
+                continue;
+            }
             // Under a liquidity cap the level stays for what the bar could not take.
             let qty = held.signum() * held.abs().min(liquidity);
             if qty == 0.0 {

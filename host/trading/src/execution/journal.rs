@@ -181,6 +181,9 @@ pub enum JournalEvent {
         /// Each plugin's P&L at the start of the day (its daily loss limit's base).
         #[serde(default)]
         plugin_day_start: Vec<(String, f64)>,
+        /// The circuit breaker's reference: (day, its first price that day).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reference_open: Option<(i64, f64)>,
     },
 }
 

@@ -256,8 +256,9 @@ pub fn rebuild(journal: &Journal, symbols: &[String], ledger: &mut crate::broker
                 let start = start.into_iter().map(|(p, i, q)| (Arc::from(p.as_str()), id_of(&map, i), q)).collect();
                 out.deleverage = (steps_done < steps).then_some(RestoredDeleverage { fraction, steps, steps_done, every_secs, next_at, start });
             }
-            J::RiskBaselines { peak_equity, day, day_start_equity, plugin_day_start } => {
-                out.baselines = Some((crate::risk::Baselines { peak_equity, day, day_start_equity }, plugin_day_start));
+            J::RiskBaselines { peak_equity, day, day_start_equity, plugin_day_start, reference_open } => {
+                let plugins = plugin_day_start.len();
+                out.baselines = Some((crate::risk::Baselines { peak_equity, day, day_start_equity, plugins, reference_open }, plugin_day_start));
             }
             J::TradingState { plugin, state, reason, cause, until } => {
                 out.states.insert((plugin, cause), (state, reason, t, until));

@@ -363,6 +363,12 @@ pub struct Baselines {
     /// Days since the epoch (UTC); `i64::MIN` before the first P&L.
     pub day: i64,
     pub day_start_equity: f64,
+    /// Plugins with a day start (a new one changes the baselines too).
+    #[serde(default)]
+    pub plugins: usize,
+    /// The circuit breaker's reference instrument: (day, its first price that day).
+    #[serde(default)]
+    pub reference_open: Option<(i64, f64)>,
 }
 
 /// Counters for status and reports.
@@ -828,7 +834,13 @@ impl RiskEngine {
     /// What the loss limits measure from: the peak equity (drawdown), and
     /// the UTC day with its starting equity (daily loss).
     pub fn baselines(&self) -> Baselines {
-        Baselines { peak_equity: self.peak_equity, day: self.day, day_start_equity: self.day_start_equity }
+        Baselines { peak_equity: self.peak_equity, day: self.day, day_start_equity: self.day_start_equity, plugins: self.plugin_day_start.len(), reference_open: self.reference_open }
+    }
+
+    /// Orders the throttles and the duplicate rule remember (each queue is
+    /// pruned to its window at every check, so it holds at most its cap).
+    pub fn queued(&self) -> usize {
+        self.recent_orders.len() + self.recent_by_plugin.values().map(VecDeque::len).sum::<usize>() + self.last_orders.values().map(VecDeque::len).sum::<usize>()
     }
 
     /// Each plugin's P&L at the start of the day, by name.
@@ -845,6 +857,7 @@ impl RiskEngine {
         self.peak_equity = self.peak_equity.max(b.peak_equity);
         self.day = b.day;
         self.day_start_equity = b.day_start_equity;
+        self.reference_open = b.reference_open;
         self.plugin_day_start = plugin_day_start.iter().map(|(k, v)| (Arc::from(k.as_str()), *v)).collect();
     }
 
