@@ -177,8 +177,14 @@ fn main() {
     // one of Cranelift's trace records (millions for a Python component)
     // would reach this closure, making a compile ten times slower.
     let hint = tracing_subscriber::layer::Filter::<tracing_subscriber::Registry>::max_level_hint(&filter).unwrap_or(tracing_subscriber::filter::LevelFilter::TRACE);
-    let no_frames = tracing_subscriber::filter::filter_fn(|m| !(*m.level() == tracing::Level::TRACE && m.target().contains("tungstenite")))
-        .with_max_level_hint(hint);
+    // sled's debug and trace records are dropped too: sled logs from crossbeam's
+    // epoch collector, which also runs in a thread's TLS destructors, where the
+    // fmt layer's thread-local buffer may already be gone (the process aborted
+    // at exit, "thread local panicked on drop", under `--log trace`).
+    let no_frames = tracing_subscriber::filter::filter_fn(|m| {
+        !(*m.level() == tracing::Level::TRACE && m.target().contains("tungstenite")) && !(*m.level() >= tracing::Level::DEBUG && m.target().starts_with("sled"))
+    })
+    .with_max_level_hint(hint);
     tracing_subscriber::registry()
         .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter).with_filter(no_frames))
         .init();
