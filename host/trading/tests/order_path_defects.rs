@@ -42,11 +42,28 @@ fn open(dir: &Path, risk: RiskConfig, paper: PaperConfig, now: i64) -> Host {
     Host { path, world, now }
 }
 
+/// A host on the journal at `dir` whose reconciliation with the broker failed.
+fn open_failing_reconciliation(dir: &Path, now: i64) -> (OrderPath, Arc<SharedWorld>) {
+    let world = Arc::new(SharedWorld::new(10));
+    world.clock.set(now);
+    let broker = PaperBroker::new(paper(), world.clone());
+    let config = OrderPathConfig { risk: risk(), ..OrderPathConfig::default() };
+    let (mut path, rebuilt) = OrderPath::open(Box::new(broker), Journal::open(dir, 1_000).unwrap(), world.clone(), instruments(), vec![None, None], config).unwrap();
+    path.finish_reconcile(rebuilt.unwrap(), Err("the broker could not be read".into()));
+    (path, world)
+}
+
 fn paper() -> PaperConfig {
     PaperConfig { spread_bps: 0.0, commission_bps: 0.0, slippage_bps: 0.0, ..PaperConfig::default() }
 }
 
 impl Host {
+    /// Stops the host with everything flushed (a clean stop); its market time.
+    fn stop(mut self) -> i64 {
+        self.path.flush().unwrap();
+        self.now
+    }
+
     /// A one-minute bar of `instrument` at `price` with `volume` (0: uncapped).
     fn bar(&mut self, instrument: u32, price: f64, volume: f64) {
         self.now += MIN;
@@ -94,15 +111,8 @@ fn a_failed_reconciliation_keeps_every_other_journaled_cause() {
     let mut h = open(dir.path(), risk(), paper(), T0);
     h.bar(0, 100.0, 0.0);
     h.path.flatten([&plugin()]);
-    h.path.flush().unwrap();
-    let now = h.now;
-    drop(h);
-    let world = Arc::new(SharedWorld::new(10));
-    world.clock.set(now);
-    let config = OrderPathConfig { risk: risk(), ..OrderPathConfig::default() };
-    let broker = PaperBroker::new(paper(), world.clone());
-    let (mut path, rebuilt) = OrderPath::open(Box::new(broker), Journal::open(dir.path(), 1_000).unwrap(), world, instruments(), vec![None, None], config).unwrap();
-    path.finish_reconcile(rebuilt.unwrap(), Err("the broker could not be read".into()));
+    let now = h.stop();
+    let (path, _) = open_failing_reconciliation(dir.path(), now);
     let causes: Vec<Cause> = path.risk_view().causes.iter().filter_map(|(_, r)| r.cause).collect();
     assert!(causes.contains(&Cause::Reconciliation), "{causes:?}");
     assert!(causes.contains(&Cause::Flatten), "the flatten holds beside the failed reconciliation: {causes:?}");
@@ -121,9 +131,7 @@ fn loss_limit_baselines_survive_a_restart() {
     h.bar(0, 140.0, 0.0);
     let before = h.path.risk_baselines();
     assert!(before.peak_equity > risk().capital + 4_000.0, "{before:?}");
-    h.path.flush().unwrap();
-    let now = h.now;
-    drop(h);
+    let now = h.stop();
     let h = open(dir.path(), risk(), paper(), now);
     assert_eq!(h.path.risk_baselines(), before);
 }
@@ -157,9 +165,7 @@ fn an_exit_passes_the_allowed_instrument_rule() {
     h.bar(1, 50.0, 0.0);
     h.submit(vec![target(1, 20.0)]);
     h.bar(1, 50.0, 0.0);
-    h.path.flush().unwrap();
-    let now = h.now;
-    drop(h);
+    let now = h.stop();
     let mut h = open(dir.path(), RiskConfig { allowed: vec!["AAA".into()], ..risk() }, paper(), now);
     h.bar(1, 50.0, 0.0);
     h.path.flatten([&plugin()]);
@@ -213,9 +219,7 @@ fn a_plugins_cancels_leave_the_hosts_exits() {
     h.submit(vec![Intent::CancelAll(None)]);
     assert_eq!(h.path.cancel_all("p"), 0);
     assert_eq!(h.working(), [(0, Side::Sell, 40.0)], "the exit works on");
-    h.path.flush().unwrap();
-    let now = h.now;
-    drop(h);
+    let now = h.stop();
     let mut h = open(dir.path(), risk(), paper(), now);
     h.submit(vec![Intent::CancelAll(None)]);
     assert_eq!(h.working(), [(0, Side::Sell, 40.0)], "and after a restart");
@@ -263,9 +267,7 @@ fn cancels_and_de_leveraging_are_journaled_and_de_leveraging_goes_on_after_a_res
     assert_eq!(h.working(), [(0, Side::Sell, 20.0)], "the first step: 80 toward 60");
     h.bar(0, 100.0, 0.0);
     assert_eq!(h.held(0), 60.0);
-    h.path.flush().unwrap();
-    let now = h.now;
-    drop(h);
+    let now = h.stop();
     let mut h = open(dir.path(), risk(), paper(), now + 3_600 * 1_000_000_000);
     assert!(h.causes().contains(&Cause::Deleverage));
     assert_eq!(h.path.deleverage_plan().map(|p| (p.steps_done, p.steps)), Some((1, 2)), "the plan goes on");
@@ -311,15 +313,8 @@ fn no_de_leveraging_step_while_the_reconciliation_failed() {
     h.path.start_deleverage([&plugin()], 0.5, 2, 300).unwrap();
     h.bar(0, 100.0, 0.0);
     assert_eq!(h.held(0), 60.0);
-    h.path.flush().unwrap();
-    let now = h.now;
-    drop(h);
-    let world = Arc::new(SharedWorld::new(10));
-    world.clock.set(now);
-    let broker = PaperBroker::new(paper(), world.clone());
-    let config = OrderPathConfig { risk: risk(), ..OrderPathConfig::default() };
-    let (mut path, rebuilt) = OrderPath::open(Box::new(broker), Journal::open(dir.path(), 1_000).unwrap(), world.clone(), instruments(), vec![None, None], config).unwrap();
-    path.finish_reconcile(rebuilt.unwrap(), Err("the broker could not be read".into()));
+    let now = h.stop();
+    let (mut path, world) = open_failing_reconciliation(dir.path(), now);
     let later = now + 10 * MIN;
     world.clock.set(later);
     path.on_bars(&[Bar { instrument: 0, start: later - MIN, period_secs: 60, open: 100.0, high: 100.0, low: 100.0, close: 100.0, volume: 0.0 }], later);
