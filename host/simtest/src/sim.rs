@@ -235,6 +235,10 @@ struct Sim {
 }
 
 type Check = Result<(), (Invariant, String)>;
+/// Per (book, instrument).
+type ByBook<T> = BTreeMap<(String, u32), T>;
+/// Protective levels: (stop-loss, take-profit).
+type Levels = (Option<f64>, Option<f64>);
 
 impl Sim {
     fn new(dir: &Path, options: Options) -> Self {
@@ -466,7 +470,7 @@ impl Sim {
 
     /// Worst-case position per (book, instrument): held, plus every working
     /// order on one side filling; and the state in force per book.
-    fn exposure(&self) -> (BTreeMap<(String, u32), (f64, f64)>, BTreeMap<String, TradingState>) {
+    fn exposure(&self) -> (ByBook<(f64, f64)>, BTreeMap<String, TradingState>) {
         let h = self.host.as_ref().expect("a host runs");
         let mut sides: BTreeMap<(String, u32), (f64, f64, f64)> = BTreeMap::new();
         {
@@ -613,14 +617,15 @@ impl Sim {
 
 impl Sim {
     /// The broker's protective levels, by (holder, instrument).
-    fn protections(&self) -> BTreeMap<(String, u32), (Option<f64>, Option<f64>)> {
+    fn protections(&self) -> ByBook<Levels> {
         let h = self.host.as_ref().expect("a host runs");
         h.broker.lock().protections().into_iter().map(|(o, l)| ((o.to_string(), l.instrument), (l.stop_loss, l.take_profit))).collect()
     }
 
-    /// 7. A step that is not the policy's change of a position's levels, nor
-    /// market data that may reach them, leaves the levels of an open position.
-    fn check_protections(&mut self, op: &Op, before: &BTreeMap<(String, u32), (Option<f64>, Option<f64>)>) -> Check {
+    /// Invariant 7: a step that is not the policy's change of a position's
+    /// levels, nor market data that may reach them, leaves the levels of an
+    /// open position.
+    fn check_protections(&mut self, op: &Op, before: &ByBook<Levels>) -> Check {
         self.stats.check(Invariant::ProtectionsKept);
         let after = self.protections();
         let h = self.host.as_ref().expect("a host runs");
