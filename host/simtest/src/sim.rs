@@ -180,6 +180,23 @@ struct Host {
     broker: SharedPaper,
 }
 
+/// A working order at the broker: (book, id, instrument, signed quantity left).
+type Working = (String, u64, u32, f64);
+
+impl Host {
+    /// Every book's open positions, as the broker booked them.
+    fn positions(&self) -> ByBook<f64> {
+        let ledger = self.world.ledger();
+        ledger.plugins().flat_map(|p| ledger.positions(p).into_iter().map(move |pos| ((p.to_string(), pos.instrument), pos.quantity))).collect()
+    }
+
+    /// The broker's own working orders, in id order.
+    fn working(&self) -> Vec<Working> {
+        let signed = |v: &OrderView| (v.quantity - v.filled_quantity) * if v.side == Side::Buy { 1.0 } else { -1.0 };
+        self.broker.lock().working().into_iter().map(|(o, v)| (o.to_string(), v.id, v.instrument, signed(&v))).collect()
+    }
+}
+
 /// The journal's directory, and the copy of it as of the last flush (what a crash keeps).
 struct Disk {
     live: PathBuf,
@@ -472,19 +489,10 @@ impl Sim {
     /// order on one side filling; and the state in force per book.
     fn exposure(&self) -> (ByBook<(f64, f64)>, BTreeMap<String, TradingState>) {
         let h = self.host.as_ref().expect("a host runs");
-        let mut sides: BTreeMap<(String, u32), (f64, f64, f64)> = BTreeMap::new();
-        {
-            let ledger = h.world.ledger();
-            for p in ledger.plugins() {
-                for pos in ledger.positions(p) {
-                    sides.entry((p.to_string(), pos.instrument)).or_default().0 = pos.quantity;
-                }
-            }
-        }
-        for (owner, v) in h.broker.lock().working() {
-            let e = sides.entry((owner.to_string(), v.instrument)).or_default();
-            let left = v.quantity - v.filled_quantity;
-            if v.side == Side::Buy { e.1 += left } else { e.2 += left }
+        let mut sides: ByBook<(f64, f64, f64)> = h.positions().into_iter().map(|(k, q)| (k, (q, 0.0, 0.0))).collect();
+        for (book, _, instrument, left) in h.working() {
+            let e = sides.entry((book, instrument)).or_default();
+            if left > 0.0 { e.1 += left } else { e.2 -= left }
         }
         // Each side on its own: a position that could flip to a smaller opposite one adds risk too.
         let worst = sides.into_iter().map(|(k, (q, b, s))| (k, ((q + b).max(0.0), (s - q).max(0.0)))).collect();
@@ -515,15 +523,7 @@ impl Sim {
         let h = self.host.as_ref().expect("a host runs");
         // 1. Positions: the journal's fills against the broker's book.
         self.stats.check(Invariant::BooksMatch);
-        let mut broker_positions: BTreeMap<(String, u32), f64> = BTreeMap::new();
-        {
-            let ledger = h.world.ledger();
-            for p in ledger.plugins() {
-                for pos in ledger.positions(p) {
-                    broker_positions.insert((p.to_string(), pos.instrument), pos.quantity);
-                }
-            }
-        }
+        let broker_positions = h.positions();
         let keys: BTreeSet<&(String, u32)> = broker_positions.keys().chain(self.model.positions.keys()).collect();
         for k in keys {
             let (j, b) = (self.model.positions.get(k).copied().unwrap_or(0.0), broker_positions.get(k).copied().unwrap_or(0.0));
@@ -532,19 +532,10 @@ impl Sim {
             }
         }
         // ... and working orders: the journal's open orders against the broker's own book.
-        let broker_working: Vec<(String, u64, u32, f64)> = h
-            .broker
-            .lock()
-            .working()
-            .into_iter()
-            .map(|(o, v): (Arc<str>, OrderView)| {
-                let left = v.quantity - v.filled_quantity;
-                (o.to_string(), v.id, v.instrument, if v.side == Side::Buy { left } else { -left })
-            })
-            .collect();
+        let broker_working = h.working();
         let journal_working = self.model.working();
         if journal_working.len() != broker_working.len() || journal_working.iter().zip(&broker_working).any(|(a, b)| a.0 != b.0 || a.1 != b.1 || (a.3 - b.3).abs() > 1e-6) {
-            let show = |w: &[(String, u64, u32, f64)]| w.iter().map(|(p, id, i, q)| format!("{p}#{id} SIM{i} {q:+}")).collect::<Vec<_>>().join(", ");
+            let show = |w: &[Working]| w.iter().map(|(p, id, i, q)| format!("{p}#{id} SIM{i} {q:+}")).collect::<Vec<_>>().join(", ");
             return Err((Invariant::BooksMatch, format!("working orders: the journal has [{}], the broker [{}]", show(&journal_working), show(&broker_working))));
         }
         // 6. Memory: final orders within the tracker's bound, the rest working.

@@ -25,7 +25,7 @@ pub use broker::{
 };
 pub use execution::journal::{OrderKind, SideName, TifName};
 pub use execution::{
-    EXIT_ACCEPTED, Entry, IllegalTransition, Journal, JournalError, JournalEvent, JournalReader, OrderEvent, OrderState, OrderTracker, Rebuilt, Restored, RestoredDeleverage, Slippage, TrackedOrder,
+    EXIT_ACCEPTED, Entry, IllegalTransition, Journal, JournalError, JournalEvent, JournalReader, OrderEvent, OrderState, OrderTracker, Rebuilt, Restored, Slippage, TrackedOrder,
     TrackerStats, rebuild, report, transition,
 };
 pub use order_path::{ADOPTED, PROTECTIVE_EXIT, AccountCheck, AdoptReport, DeleveragePlan, EquityTolerance, FlattenReport, Footprint, OrderPath, OrderPathConfig, PathStats, RECONCILIATION_FAILED, Violation};

@@ -55,7 +55,7 @@ pub struct DeleveragePlan {
     pub next_at: Timestamp,
     /// (plugin, instrument, signed quantity at the start).
     #[serde(skip)]
-    start: Vec<(Arc<str>, InstrumentId, f64)>,
+    pub(crate) start: Vec<(Arc<str>, InstrumentId, f64)>,
 }
 
 /// What an emergency flatten did.
@@ -93,7 +93,7 @@ pub struct Footprint {
     pub broker_ids: usize,
     /// Books whose risk view is cached (one per plugin that ordered).
     pub cached_books: usize,
-    /// The host's exits remembered (pruned to those working at every cancel).
+    /// The host's exits remembered (each until it is filled, cancelled, expired or rejected).
     pub exit_orders: usize,
     /// Orders the risk engine's throttles and duplicate rule remember.
     pub risk_queued: usize,
@@ -224,7 +224,7 @@ pub struct OrderPath {
     next_equity_at: Timestamp,
     stats: PathStats,
     /// Working orders the host placed as exits (a plugin's cancels leave them);
-    /// pruned to what still works whenever a plugin cancels.
+    /// each leaves when it is filled, cancelled, expired or rejected.
     exit_orders: std::collections::BTreeSet<u64>,
     /// The loss limits' baselines as last journaled (written again when they change).
     journaled_baselines: Option<crate::risk::Baselines>,
@@ -289,14 +289,7 @@ impl OrderPath {
             positions_cache: Default::default(),
             events: 0,
             book_changes: 0,
-            deleverage: rebuilt.as_ref().and_then(|r| r.deleverage.clone()).map(|d| DeleveragePlan {
-                fraction: d.fraction,
-                steps: d.steps,
-                steps_done: d.steps_done,
-                every_secs: d.every_secs,
-                next_at: d.next_at,
-                start: d.start,
-            }),
+            deleverage: rebuilt.as_ref().and_then(|r| r.deleverage.clone()),
             capital,
             equity_every_secs,
             equity_tolerance,
@@ -921,7 +914,7 @@ impl OrderPath {
         }
         let held = self.world.ledger().quantity(plugin, t.instrument);
         let closing_side = if held > 0.0 { stratbox_contract::Side::Sell } else { stratbox_contract::Side::Buy };
-        let orders: Vec<OrderView> = self.world.ledger().book(plugin).map(|b| b.orders.values().filter(|o| o.instrument == t.instrument && !self.exit_orders.contains(&o.id)).copied().collect()).unwrap_or_default();
+        let orders = self.working_of(plugin, Some(t.instrument), false);
         let resting_closing: f64 = orders.iter().filter(|o| o.side == closing_side && o.order_type != stratbox_contract::OrderType::Market).map(|o| o.quantity - o.filled_quantity).sum();
         let over = resting_closing + (held - t.quantity).abs() > held.abs() + 1e-9;
         let mut n = 0;
@@ -943,18 +936,7 @@ impl OrderPath {
             _ => 1,
         };
         let Plan::Cancel(one, instrument) = plan else { return count(self.broker.execute(plugin, plan, now)) };
-        {
-            // Exits that filled or ended leave the set (any book's: ids are the broker's, unique).
-            let ledger = self.world.ledger();
-            self.exit_orders.retain(|id| ledger.plugins().any(|p| ledger.book(p).is_some_and(|b| b.orders.contains_key(id))));
-        }
-        let ids: Vec<u64> = self
-            .world
-            .ledger()
-            .book(plugin)
-            .map(|b| b.orders.values().filter(|v| one.is_none_or(|id| v.id == id) && instrument.is_none_or(|i| v.instrument == i)).map(|v| v.id).collect())
-            .unwrap_or_default();
-        let ids: Vec<u64> = ids.into_iter().filter(|id| exit || !self.exit_orders.contains(id)).collect();
+        let ids: Vec<u64> = self.working_of(plugin, instrument, exit).iter().map(|o| o.id).filter(|id| one.is_none_or(|one| *id == one)).collect();
         let mut done = 0;
         for id in ids {
             let n = count(self.broker.execute(plugin, Plan::Cancel(Some(id), None), now));
@@ -968,6 +950,14 @@ impl OrderPath {
             done += n;
         }
         done
+    }
+
+    /// `plugin`'s working orders (in `instrument`, if named), with or
+    /// without the exits the host placed for it.
+    fn working_of(&self, plugin: &str, instrument: Option<InstrumentId>, with_exits: bool) -> Vec<OrderView> {
+        let ledger = self.world.ledger();
+        let Some(book) = ledger.book(plugin) else { return Vec::new() };
+        book.orders.values().filter(|o| instrument.is_none_or(|i| o.instrument == i) && (with_exits || !self.exit_orders.contains(&o.id))).copied().collect()
     }
 
     /// Checks one order with the risk engine and places what passes.
@@ -1173,17 +1163,12 @@ impl OrderPath {
             return;
         }
         let held = self.world.ledger().quantity(owner, instrument);
-        let closing: Vec<(u64, f64)> = self
-            .world
-            .ledger()
-            .book(owner)
-            .map(|b| b.orders.values().filter(|o| o.instrument == instrument && o.side == side && !self.exit_orders.contains(&o.id)).map(|o| (o.id, o.quantity - o.filled_quantity)).collect())
-            .unwrap_or_default();
-        if closing.iter().map(|c| c.1).sum::<f64>() <= held.abs() + 1e-9 {
+        let closing: Vec<OrderView> = self.working_of(owner, Some(instrument), false).into_iter().filter(|o| o.side == side).collect();
+        if closing.iter().map(|o| o.quantity - o.filled_quantity).sum::<f64>() <= held.abs() + 1e-9 {
             return;
         }
-        for (id, _) in closing {
-            self.cancel(owner, Plan::Cancel(Some(id), None), now, false);
+        for o in closing {
+            self.cancel(owner, Plan::Cancel(Some(o.id), None), now, false);
         }
         self.book_changes += 1;
     }
@@ -1250,10 +1235,9 @@ impl OrderPath {
         // loaded plugins' own P&L.
         let (per_plugin, totals) = {
             let ledger = self.world.ledger();
-            let summaries: Vec<(&str, crate::broker::BookSummary)> = ledger.plugins().map(|p| (&**p, ledger.summary(p))).collect();
-            // In book order (the ledger's), so the sum is the same bits in every run.
-            let totals = totals_of(summaries.iter().map(|(_, s)| *s));
-            let summaries: HashMap<&str, crate::broker::BookSummary> = summaries.into_iter().collect();
+            // In book order, so the sum is the same bits in every run.
+            let summaries: std::collections::BTreeMap<&str, crate::broker::BookSummary> = ledger.plugins().map(|p| (&**p, ledger.summary(p))).collect();
+            let totals = totals_of(summaries.values().copied());
             let per_plugin: Vec<(Arc<str>, f64)> =
                 plugins.into_iter().map(|name| (name.clone(), summaries.get(&**name).map_or(0.0, |s| s.realised_pnl + s.unrealised_pnl))).collect();
             (per_plugin, totals)

@@ -105,17 +105,6 @@ pub struct Restored {
     pub cancel_requested: bool,
 }
 
-/// A de-leveraging in progress when the journal ends.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RestoredDeleverage {
-    pub fraction: f64,
-    pub steps: u32,
-    pub steps_done: u32,
-    pub every_secs: u64,
-    pub next_at: Timestamp,
-    pub start: Vec<(Arc<str>, InstrumentId, f64)>,
-}
-
 /// The risk reason journaled with an exit the host placed; a restart knows its exits by it.
 pub const EXIT_ACCEPTED: &str = "exit placed by the host (flatten, de-leveraging, stop)";
 
@@ -151,7 +140,7 @@ pub struct Rebuilt {
     /// The last state of each cause in each scope (`None`: global): (state, reason, since, until).
     pub states: RestoredStates,
     /// The de-leveraging in progress, if one was.
-    pub deleverage: Option<RestoredDeleverage>,
+    pub deleverage: Option<crate::order_path::DeleveragePlan>,
     /// The loss limits' baselines last journaled, with each plugin's day start.
     pub baselines: Option<(crate::risk::Baselines, Vec<(String, f64)>)>,
 }
@@ -254,7 +243,7 @@ pub fn rebuild(journal: &Journal, symbols: &[String], ledger: &mut crate::broker
             }
             J::Deleverage { fraction, steps, steps_done, every_secs, next_at, start } => {
                 let start = start.into_iter().map(|(p, i, q)| (Arc::from(p.as_str()), id_of(&map, i), q)).collect();
-                out.deleverage = (steps_done < steps).then_some(RestoredDeleverage { fraction, steps, steps_done, every_secs, next_at, start });
+                out.deleverage = (steps_done < steps).then_some(crate::order_path::DeleveragePlan { fraction, steps, steps_done, every_secs, next_at, start });
             }
             J::RiskBaselines { peak_equity, day, day_start_equity, plugin_day_start, reference_open } => {
                 let plugins = plugin_day_start.len();
