@@ -115,6 +115,22 @@ pub struct Faults {
     pub activity_lag_ms: Option<u64>,
 }
 
+/// A fault scripted while the mock runs ([`MockServer::script`]): the next
+/// `times` requests whose method is `method` and whose path starts with
+/// `path` (e.g. `GET /api/v1/confirms/`) get `status`, with `error_code` as
+/// the body's `errorCode` if given. With `after_handling` the request is
+/// carried out first (a deal made, then a gateway error); without it the
+/// request never reaches the account.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScriptedFault {
+    pub method: String,
+    pub path: String,
+    pub times: u32,
+    pub status: u16,
+    pub error_code: Option<ApiCode>,
+    pub after_handling: bool,
+}
+
 /// Prices from stored bars instead of the simulator (the clock starts at the first bar).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -265,6 +281,7 @@ struct Shared {
     wall_start: Instant,
     market_start: i64,
     stats: MockStats,
+    scripted: Mutex<Vec<ScriptedFault>>,
 }
 
 impl Shared {
@@ -348,6 +365,7 @@ impl MockServer {
             watchlists: Mutex::new(account::Watchlists::new(&config.epics)),
             wall_start: Instant::now(),
             stats: MockStats::default(),
+            scripted: Mutex::default(),
             config,
         });
         let app = axum::Router::new()
@@ -376,6 +394,7 @@ impl MockServer {
             .route("/api/v1/accounts/preferences", get(trading::preferences).put(trading::set_preferences))
             .route("/api/v1/history/activity", get(trading::activity))
             .route("/connect", get(stream))
+            .layer(axum::middleware::from_fn_with_state(shared.clone(), scripted_faults))
             .with_state(shared.clone());
         let server = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
@@ -431,6 +450,16 @@ impl MockServer {
         self.shared.sessions.lock().expect("sessions lock").clear();
     }
 
+    /// Adds a fault for the next matching requests (see [`ScriptedFault`]).
+    pub fn script(&self, fault: ScriptedFault) {
+        self.shared.scripted.lock().expect("scripted lock").push(fault);
+    }
+
+    /// Scripted faults not yet used up.
+    pub fn scripted_left(&self) -> u32 {
+        self.shared.scripted.lock().expect("scripted lock").iter().map(|f| f.times).sum()
+    }
+
     /// From now on resting orders, stops and targets never trigger (market deals still fill).
     pub fn freeze_dealing(&self) {
         self.shared.dealing.lock().expect("dealing lock").frozen = true;
@@ -444,6 +473,31 @@ impl MockServer {
             quotes_published: m.quotes_published,
             market_time_ms: m.now_ms(),
         }
+    }
+}
+
+/// Answers a request a scripted fault matches, before or after its handler.
+async fn scripted_faults(State(shared): State<Arc<Shared>>, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let fault = {
+        let mut scripted = shared.scripted.lock().expect("scripted lock");
+        let (method, path) = (request.method().as_str(), request.uri().path());
+        let found = scripted.iter_mut().find(|f| f.times > 0 && f.method == method && path.starts_with(&f.path));
+        let fault = found.map(|f| {
+            f.times -= 1;
+            f.clone()
+        });
+        scripted.retain(|f| f.times > 0);
+        fault
+    };
+    let Some(fault) = fault else { return next.run(request).await };
+    tracing::debug!(method = %fault.method, path = %fault.path, status = fault.status, after = fault.after_handling, "fault: scripted answer");
+    if fault.after_handling {
+        let _ = next.run(request).await;
+    }
+    let status = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match fault.error_code {
+        Some(code) => error(status, code),
+        None => (status, "<html><body>gateway error</body></html>").into_response(),
     }
 }
 

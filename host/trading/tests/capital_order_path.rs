@@ -6,114 +6,16 @@
 //! second deal; and a position opened behind the host's back halts trading
 //! while it runs, naming the instrument and both sizes.
 
+mod common;
+
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use stratbox_capital::{CapitalCredentials, RestClient, RestConfig, wire};
-use stratbox_capital_mock::{Faults, MockAccount, MockConfig, MockServer};
-use stratbox_contract::{Instrument, Intent, Quote, StopDecision, StopLevels, TargetPosition};
-use stratbox_trading::{
-    CapitalBroker, CapitalBrokerConfig, Cause, Journal, JournalEvent, OrderPath, OrderPathConfig, RiskConfig, RiskRule, SharedWorld, TradingState,
-};
-
-fn credentials() -> CapitalCredentials {
-    let a = MockAccount::default();
-    CapitalCredentials { api_key: a.api_key.clone(), identifier: a.identifier.clone(), password: a.password.clone() }
-}
-
-/// A host's order path over Capital.com (the mock), with its journal in a temporary folder.
-struct Rig {
-    rt: tokio::runtime::Runtime,
-    mock: MockServer,
-    rest: Arc<RestClient>,
-    world: Arc<SharedWorld>,
-    path: OrderPath,
-    plugin: Arc<str>,
-    _dir: tempfile::TempDir,
-}
-
-fn rig(faults: Faults, broker: CapitalBrokerConfig) -> Rig {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let config = MockConfig {
-        epics: vec!["AAPL".into(), "GOLD".into()],
-        start_ms: Some(stratbox_contract::util::unix_ms() as i64 - 86_400_000),
-        faults,
-        ..MockConfig::default()
-    };
-    let mock = rt.block_on(MockServer::start(config, "127.0.0.1:0")).unwrap();
-    // A short timeout: a reply held back by the mock is lost to the client.
-    let rest_config = RestConfig { base_url: mock.base_url(), backoff_ms: 20, backoff_max_ms: 200, timeout_ms: 1_500, ..RestConfig::default() };
-    let rest = Arc::new(RestClient::new(rest_config, credentials()).unwrap());
-    rt.block_on(rest.login()).unwrap();
-    // Deals fill at published prices: wait for the first ones.
-    wait_for("the mock's first quotes", Duration::from_secs(10), || mock.ground_truth().quotes_published >= 2);
-    let world = Arc::new(SharedWorld::new(100));
-    let epics = vec!["AAPL".to_owned(), "GOLD".to_owned()];
-    let capital = CapitalBroker::start(rest.clone(), rt.handle().clone(), epics, world.clone(), broker).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let journal = Journal::open(dir.path(), 0).unwrap();
-    let instrument = |id: u32, symbol: &str| Instrument { id, symbol: symbol.into(), tick_size: 0.01, lot_size: 1.0, currency: "USD".into() };
-    let risk = RiskConfig { duplicate_window_ms: 0, ..RiskConfig::default() };
-    let config = OrderPathConfig { risk, ..OrderPathConfig::default() };
-    let (path, rebuilt) = OrderPath::open(Box::new(capital), journal, world.clone(), vec![instrument(0, "AAPL"), instrument(1, "GOLD")], vec![None, None], config).unwrap();
-    assert!(rebuilt.is_none(), "a fresh journal");
-    let mut rig = Rig { rt, mock, rest, world, path, plugin: Arc::from("trend"), _dir: dir };
-    rig.quote();
-    rig
-}
-
-fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-impl Rig {
-    fn now(&self) -> i64 {
-        self.mock.market_time_ms() * 1_000_000
-    }
-
-    /// The mock's current AAPL price into the path (risk needs a price), as a quote.
-    fn quote(&mut self) -> wire::MarketDetails {
-        let m = self.rt.block_on(self.rest.market("AAPL")).unwrap();
-        let now = self.now();
-        self.world.clock.set(now);
-        let q = Quote { instrument: 0, time: now, bid: m.snapshot.bid, bid_size: 1.0, ask: m.snapshot.offer, ask_size: 1.0 };
-        self.path.on_quote(&q, now);
-        self.path.settle();
-        m
-    }
-
-    fn target(&mut self, quantity: f64) {
-        let now = self.now();
-        self.world.clock.set(now);
-        let violations = self.path.submit(vec![(self.plugin.clone(), vec![Intent::Target(TargetPosition { instrument: 0, quantity })])], now);
-        assert!(violations.is_empty(), "{violations:?}");
-        self.path.commit();
-    }
-
-    /// Polls the broker (as the engine does) until `done` or the deadline.
-    fn run_until(&mut self, what: &str, within: Duration, mut done: impl FnMut(&mut Self) -> bool) {
-        let deadline = Instant::now() + within;
-        while !done(self) {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            self.world.clock.set(self.now());
-            self.path.poll_broker();
-            self.path.settle();
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn held(&self) -> f64 {
-        self.world.ledger().quantity(&self.plugin, 0)
-    }
-
-    fn journal(&mut self) -> Vec<stratbox_trading::Entry> {
-        self.path.journal_page(0, 100_000).unwrap()
-    }
-}
+use common::{Rig, credentials, rig};
+use stratbox_capital::{RestClient, RestConfig, wire};
+use stratbox_capital_mock::Faults;
+use stratbox_contract::{StopDecision, StopLevels};
+use stratbox_trading::{CapitalBrokerConfig, Cause, JournalEvent, RiskRule, TradingState};
 
 #[test]
 fn a_protective_exit_at_capital_is_checked_given_a_client_id_and_journaled_before_it_is_sent() {

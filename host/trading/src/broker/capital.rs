@@ -578,18 +578,18 @@ impl super::Broker for CapitalBroker {
         self.queue.push(Request::Account);
         self.dispatch();
         let deadline = std::time::Instant::now() + Duration::from_secs(self.config.reconcile_timeout_secs);
-        let mut held = Vec::new();
+        // What came before the account read is applied at the next poll, in
+        // order, whether or not the read succeeds: a fill found on the way is
+        // a fill, and an order left in flight would stop the position checks.
         let account = loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.replies.recv_timeout(left) {
                 Ok(Reply::Account { positions, working }) => break (positions, working),
                 Ok(Reply::Failed { reason }) => return Err(format!("Capital.com could not be read: {reason}")),
-                Ok(other) => held.push(other),
+                Ok(other) => self.held.push(other),
                 Err(_) => return Err(format!("Capital.com did not answer within {} s", self.config.reconcile_timeout_secs)),
             }
         };
-        // What came before the account read is applied at the next poll, in order.
-        self.held = held;
         let (positions, working) = account;
         let mut net: BTreeMap<InstrumentId, f64> = BTreeMap::new();
         for (epic, size) in positions {
