@@ -7,7 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::{Rig, rig};
+use stratbox_capital::ApiCode;
 use stratbox_capital_mock::{Faults, ScriptedFault};
+use stratbox_contract::{Intent, OrderIntent, OrderType, Side, TimeInForce};
 use stratbox_trading::{CapitalBrokerConfig, Cause, JournalEvent, TradingState};
 
 fn fast() -> CapitalBrokerConfig {
@@ -47,4 +49,33 @@ fn a_failed_reconciliation_keeps_the_fills_it_found_and_the_position_checks_go_o
     let checks = rig.path.position_checks();
     rig.run_until("the running position checks", Duration::from_secs(10), |r| r.path.position_checks() >= checks + 2);
     assert_eq!(rig.mock.dealing().deals.len(), 1);
+}
+
+/// Defect 5: a cancel for a resting order whose `dealId` was not known yet
+/// (its confirm not readable yet) was dropped; the order then rested at the
+/// broker and could fill, under a halt too.
+#[test]
+fn a_cancel_sent_before_the_orders_deal_id_is_known_is_carried_out_once_it_is() {
+    let mut rig = rig(Faults::default(), CapitalBrokerConfig { confirm_attempts: 1, ..fast() });
+    // The order's confirm is not found for its first 20 reads.
+    rig.mock.script(ScriptedFault {
+        method: "GET".into(),
+        path: "/api/v1/confirms/".into(),
+        times: 20,
+        status: 404,
+        error_code: Some(ApiCode::NotFoundDealReference),
+        after_handling: false,
+    });
+    let m = rig.quote();
+    // A buy limit 5% under the market: it rests.
+    let limit = (m.snapshot.bid * 0.95 * 100.0).round() / 100.0;
+    rig.order(OrderIntent { instrument: 0, side: Side::Buy, quantity: 3.0, order_type: OrderType::Limit(limit), time_in_force: TimeInForce::Gtc, tag: 0 });
+    rig.run_until("the order to rest at the broker, its confirm unread", Duration::from_secs(10), |r| r.mock.dealing().working_orders == 1 && r.mock.scripted_left() < 20);
+    rig.submit(vec![Intent::CancelAll(Some(0))]);
+    rig.run_until("the order to end", Duration::from_secs(20), |r| r.path.tracker().open_orders("trend").is_empty());
+    assert_eq!(rig.mock.scripted_left(), 0, "the cancel waited for the confirm");
+    let dealing = rig.mock.dealing();
+    assert_eq!((dealing.deals.len(), dealing.working_orders), (1, 0), "the order rests at the broker no more: {:?}", dealing.deals);
+    let cancelled = rig.journal().iter().filter(|e| matches!(&e.event, JournalEvent::Cancelled { .. })).count();
+    assert_eq!(cancelled, 1, "the cancel is journaled");
 }

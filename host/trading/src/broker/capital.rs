@@ -34,7 +34,7 @@
 //! is handed to the order path, which halts trading naming the instrument
 //! and both sizes.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender};
 use std::time::Duration;
@@ -209,6 +209,7 @@ impl CapitalBroker {
             claimed: HashSet::new(),
             unresolved: Vec::new(),
             cursor: None,
+            cancel_wanted: BTreeSet::new(),
         };
         runtime.spawn(worker.run(rx));
         Ok(Self {
@@ -618,6 +619,10 @@ struct Worker {
     unresolved: Vec<Unresolved>,
     /// The newest activity seen (server ms) and when, for reading on from it.
     cursor: Option<(i64, std::time::Instant)>,
+    /// Cancels of orders whose working order's `dealId` is not known yet
+    /// (confirm pending, or in doubt): sent once it is, dropped if the order
+    /// ends otherwise. At most one per order the worker is still resolving.
+    cancel_wanted: BTreeSet<u64>,
 }
 
 /// A request with no clear answer (5xx, timeout, broken connection).
@@ -684,6 +689,36 @@ impl Worker {
                     None => return,
                 },
             }
+            if !self.cancel_wanted.is_empty() {
+                self.cancel_when_known().await;
+            }
+        }
+    }
+
+    /// Cancels asked for before the order's `dealId` was known, now that it
+    /// is; those whose order ended otherwise (refused, never received) are dropped.
+    async fn cancel_when_known(&mut self) {
+        for id in std::mem::take(&mut self.cancel_wanted) {
+            if let Some(deal_id) = self.deal_of(id) {
+                self.cancel_resting(id, deal_id).await;
+            } else if self.pending_confirms.iter().any(|(o, _, _)| *o == id) || self.unresolved.iter().any(|u| u.id == id) {
+                self.cancel_wanted.insert(id);
+            }
+        }
+    }
+
+    fn deal_of(&self, id: u64) -> Option<String> {
+        // Few orders rest at once: the map is searched rather than kept twice.
+        self.order_of_deal.iter().find(|(_, o)| **o == id).map(|(d, _)| d.clone())
+    }
+
+    async fn cancel_resting(&mut self, id: u64, deal_id: String) {
+        match self.rest.delete_working_order(&deal_id).await {
+            Ok(_) => {
+                self.order_of_deal.remove(&deal_id);
+                self.send(Reply::Cancelled { id });
+            }
+            Err(e) => self.send(Reply::CancelFailed { id, reason: e.to_string() }),
         }
     }
 
@@ -694,20 +729,14 @@ impl Worker {
     async fn handle(&mut self, r: Request) {
         match r {
             Request::Place { id, epic, buy, size, kind, good_till_ms, placed_ms } => self.place(id, &epic, buy, size, kind, good_till_ms, placed_ms).await,
-            Request::Cancel { id } => {
-                // Few orders rest at once: the map is searched rather than kept twice.
-                let Some(deal_id) = self.order_of_deal.iter().find(|(_, o)| **o == id).map(|(d, _)| d.clone()) else {
-                    self.send(Reply::CancelFailed { id, reason: "not resting at the broker (yet)".into() });
-                    return;
-                };
-                match self.rest.delete_working_order(&deal_id).await {
-                    Ok(_) => {
-                        self.order_of_deal.remove(&deal_id);
-                        self.send(Reply::Cancelled { id });
-                    }
-                    Err(e) => self.send(Reply::CancelFailed { id, reason: e.to_string() }),
+            Request::Cancel { id } => match self.deal_of(id) {
+                Some(deal_id) => self.cancel_resting(id, deal_id).await,
+                // Its confirm or the activity has not given its `dealId` yet: cancelled once they do.
+                None if self.pending_confirms.iter().any(|(o, _, _)| *o == id) || self.unresolved.iter().any(|u| u.id == id) => {
+                    self.cancel_wanted.insert(id);
                 }
-            }
+                None => self.send(Reply::CancelFailed { id, reason: "not resting at the broker".into() }),
+            },
             Request::Resolve(lookup) => self.resolve_all(vec![lookup]).await,
             Request::ResolveAll(lookups) => {
                 self.resolve_all(lookups).await;

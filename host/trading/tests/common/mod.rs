@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use stratbox_capital::{CapitalCredentials, RestClient, RestConfig, wire};
 use stratbox_capital_mock::{Faults, MockAccount, MockConfig, MockServer};
-use stratbox_contract::{Instrument, Intent, Quote, TargetPosition};
+use stratbox_contract::{Instrument, Intent, OrderIntent, Quote, TargetPosition};
 use stratbox_trading::{CapitalBroker, CapitalBrokerConfig, Journal, OrderPath, OrderPathConfig, Rebuilt, RiskConfig, SharedWorld};
 
 pub fn credentials() -> CapitalCredentials {
@@ -110,6 +110,19 @@ impl Rig {
         let violations = self.path.submit(vec![(self.plugin.clone(), vec![Intent::Target(TargetPosition { instrument: 0, quantity })])], now);
         assert!(violations.is_empty(), "{violations:?}");
         self.path.commit();
+    }
+
+    /// The plugin's intents, checked and committed (the broker sends them).
+    pub fn submit(&mut self, intents: Vec<Intent>) {
+        let now = self.now();
+        self.world.clock.set(now);
+        let violations = self.path.submit(vec![(self.plugin.clone(), intents)], now);
+        assert!(violations.is_empty(), "{violations:?}");
+        self.path.commit();
+    }
+
+    pub fn order(&mut self, order: OrderIntent) {
+        self.submit(vec![Intent::Order(order)]);
     }
 
     /// Polls the broker (as the engine does) until `done` or the deadline.
