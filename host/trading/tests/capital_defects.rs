@@ -79,3 +79,30 @@ fn a_cancel_sent_before_the_orders_deal_id_is_known_is_carried_out_once_it_is() 
     let cancelled = rig.journal().iter().filter(|e| matches!(&e.event, JournalEvent::Cancelled { .. })).count();
     assert_eq!(cancelled, 1, "the cancel is journaled");
 }
+
+/// Defect 9: IOC limit and stop orders became good-till-cancelled working
+/// orders at Capital.com, while the paper broker expires them: live and a
+/// backtest differed. Now the next price decides them, as in the paper broker.
+#[test]
+fn ioc_limit_and_stop_orders_fill_at_the_next_price_or_expire_as_in_the_paper_broker() {
+    let mut rig = rig(Faults::default(), fast());
+    let m = rig.quote();
+    let (bid, ask) = (m.snapshot.bid, m.snapshot.offer);
+    let ioc = |side, order_type| OrderIntent { instrument: 0, side, quantity: 2.0, order_type, time_in_force: TimeInForce::Ioc, tag: 0 };
+    // Out of reach: a buy limit 5% under, a buy stop 5% over.
+    rig.order(ioc(Side::Buy, OrderType::Limit(((bid * 0.95) * 100.0).round() / 100.0)));
+    rig.order(ioc(Side::Buy, OrderType::Stop(((ask * 1.05) * 100.0).round() / 100.0)));
+    rig.quote();
+    rig.path.commit();
+    rig.run_until("both to expire", Duration::from_secs(10), |r| r.path.tracker().open_orders("trend").is_empty());
+    let expired = rig.journal().iter().filter(|e| matches!(&e.event, JournalEvent::Expired { .. })).count();
+    assert_eq!(expired, 2);
+    assert_eq!((rig.mock.dealing().deals.len(), rig.mock.dealing().working_orders), (0, 0), "nothing rests at the broker");
+    // Within reach: a buy limit 5% over the ask fills at the market.
+    rig.order(ioc(Side::Buy, OrderType::Limit(((ask * 1.05) * 100.0).round() / 100.0)));
+    rig.quote();
+    rig.path.commit();
+    rig.run_until("the marketable one to fill", Duration::from_secs(10), |r| r.held() == 2.0);
+    let dealing = rig.mock.dealing();
+    assert_eq!((dealing.deals.len(), dealing.working_orders, dealing.net.get("AAPL").copied()), (1, 0, Some(2.0)), "{:?}", dealing.deals);
+}

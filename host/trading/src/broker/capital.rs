@@ -13,7 +13,12 @@
 //!   working order's `dealId`. Executions, expiries and cancels by the broker
 //!   are read from `GET /history/activity` every `poll_ms` while orders rest;
 //! - a cancel is `DELETE /workingorders/{dealId}`; a 404 means it already
-//!   executed or expired, which the activity poll then reports.
+//!   executed or expired, which the activity poll then reports. A cancel of
+//!   an order whose `dealId` is not known yet is sent once it is;
+//! - working orders have no immediate-or-cancel form: an IOC limit or stop
+//!   order waits here for its instrument's next price, which decides it as
+//!   the paper broker's first quote does: reached, it goes as a market
+//!   order; not, it expires unsent.
 //!
 //! Capital.com has no client order id, so a request whose reply was lost
 //! (timeout, broken connection, a 5xx from a gateway, a crash of the host) is
@@ -182,6 +187,9 @@ pub struct CapitalBroker {
     account: Option<BrokerAccount>,
     /// Orders with no clear answer yet, and why.
     unknown: BTreeMap<u64, String>,
+    /// IOC limit and stop orders, held here until the next price of their
+    /// instrument decides them (Capital.com's working orders have no IOC).
+    ioc: BTreeMap<u64, (Side, OrderType)>,
     /// Differences found by the running position checks, for the order path.
     discrepancies: Vec<String>,
     /// Position checks done while running, and those skipped (something in doubt).
@@ -231,6 +239,7 @@ impl CapitalBroker {
             arrivals: Vec::new(),
             account,
             unknown: BTreeMap::new(),
+            ioc: BTreeMap::new(),
             discrepancies: Vec::new(),
             position_checks: 0,
             position_checks_skipped: 0,
@@ -251,6 +260,12 @@ impl CapitalBroker {
         let view = OrderView { id, instrument: o.instrument, side: o.side, quantity: o.quantity, filled_quantity: 0.0, order_type: o.order_type, status: OrderStatus::Working, tag: o.tag };
         self.world.ledger_mut().book_mut(owner).orders.insert(id, view);
         self.orders.insert(id, RemoteOrder { owner: owner.clone(), view, market: kind == OrderType::Market });
+        if kind != OrderType::Market && o.time_in_force == TimeInForce::Ioc {
+            // As the paper broker does: the next price fills it or it expires.
+            self.ioc.insert(id, (o.side, kind));
+            self.stats.orders += 1;
+            return Submission::Queued(id);
+        }
         self.queue.push(Request::Place { id, epic, buy: o.side == Side::Buy, size: o.quantity, kind, good_till_ms, placed_ms: now / 1_000_000 });
         // It goes out with this event's commit: the market then is its arrival.
         if let Some(mid) = self.last_mid.get(o.instrument as usize).copied().flatten() {
@@ -263,9 +278,44 @@ impl CapitalBroker {
     fn cancel_where(&mut self, pred: impl Fn(&RemoteOrder) -> bool) -> Submission {
         let ids: Vec<u64> = self.orders.iter().filter(|(_, o)| !o.market && pred(o)).map(|(&id, _)| id).collect();
         for &id in &ids {
-            self.queue.push(Request::Cancel { id });
+            if self.ioc.remove(&id).is_some() {
+                // Never sent: it ends here.
+                self.stats.cancels += 1;
+                self.finish(id, OrderEvent::Cancelled);
+            } else {
+                self.queue.push(Request::Cancel { id });
+            }
         }
         if ids.is_empty() { Submission::Nothing } else { Submission::Cancelled(ids.len()) }
+    }
+
+    /// The IOC limit and stop orders of `instrument`, decided by its price
+    /// now (`bid`/`ask`) as the paper broker decides them at their first
+    /// quote: one that reaches its level goes as a market order (filled at
+    /// the market, which may have moved past the level since this price);
+    /// the others expire unsent.
+    fn decide_ioc(&mut self, instrument: InstrumentId, bid: f64, ask: f64, now: Timestamp) {
+        let due: Vec<(u64, Side, OrderType)> =
+            self.ioc.iter().filter(|(id, _)| self.orders.get(id).is_some_and(|o| o.view.instrument == instrument)).map(|(&id, &(side, kind))| (id, side, kind)).collect();
+        for (id, side, kind) in due {
+            self.ioc.remove(&id);
+            let buy = side == Side::Buy;
+            let price = if buy { ask } else { bid };
+            let reached = match kind {
+                OrderType::Limit(l) => price > 0.0 && if buy { price <= l } else { price >= l },
+                OrderType::Stop(s) => price > 0.0 && if buy { price >= s } else { price <= s },
+                OrderType::Market => true,
+            };
+            let (Some(o), Some(epic)) = (self.orders.get_mut(&id), self.epics.get(instrument as usize).cloned()) else { continue };
+            if !reached {
+                self.stats.expired += 1;
+                self.finish(id, OrderEvent::Expired);
+                continue;
+            }
+            o.market = true;
+            let size = o.view.quantity;
+            self.queue.push(Request::Place { id, epic, buy, size, kind: OrderType::Market, good_till_ms: None, placed_ms: now / 1_000_000 });
+        }
     }
 
     /// An order is done: off the books.
@@ -410,6 +460,9 @@ impl super::Broker for CapitalBroker {
         if let Some(m) = self.last_mid.get_mut(quote.instrument as usize) {
             *m = Some(mid);
         }
+        if !self.ioc.is_empty() {
+            self.decide_ioc(quote.instrument, quote.bid, quote.ask, quote.time);
+        }
         let first: (InstrumentId, Arc<str>) = (quote.instrument, Arc::from(""));
         let mut exits = Vec::new();
         for ((instrument, owner), levels) in self.protections.range(first..).take_while(|((i, _), _)| *i == quote.instrument) {
@@ -437,6 +490,9 @@ impl super::Broker for CapitalBroker {
         self.world.ledger_mut().mark(bar.instrument, bar.close);
         if let Some(m) = self.last_mid.get_mut(bar.instrument as usize) {
             *m = Some(bar.close);
+        }
+        if !self.ioc.is_empty() {
+            self.decide_ioc(bar.instrument, bar.close, bar.close, bar.start);
         }
         Vec::new()
     }
@@ -537,12 +593,13 @@ impl super::Broker for CapitalBroker {
     }
 
     fn discard_queued(&mut self, why: &str) {
-        for r in std::mem::take(&mut self.queue) {
-            if let Request::Place { id, .. } = r {
-                self.notes.push(BrokerNote::Rejected { order_id: id, reason: format!("not sent: {why}") });
-                if let Some(o) = self.orders.remove(&id) {
-                    self.world.ledger_mut().book_mut(&o.owner).orders.remove(&id);
-                }
+        let mut unsent: Vec<u64> = std::mem::take(&mut self.queue).into_iter().filter_map(|r| if let Request::Place { id, .. } = r { Some(id) } else { None }).collect();
+        // IOC orders held for their price were never sent either.
+        unsent.extend(std::mem::take(&mut self.ioc).into_keys());
+        for id in unsent {
+            self.notes.push(BrokerNote::Rejected { order_id: id, reason: format!("not sent: {why}") });
+            if let Some(o) = self.orders.remove(&id) {
+                self.world.ledger_mut().book_mut(&o.owner).orders.remove(&id);
             }
         }
     }
