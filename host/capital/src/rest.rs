@@ -399,6 +399,11 @@ impl RestClient {
         self.call(Method::GET, &format!("/confirms/{deal_reference}"), None::<&()>, &[], CallKind::General).await
     }
 
+    /// `GET /session`: the account in use and its time zone.
+    pub async fn session_details(&self) -> Result<wire::SessionDetails, CapitalError> {
+        self.call(Method::GET, "/session", None::<&()>, &[], CallKind::General).await
+    }
+
     pub async fn positions(&self) -> Result<wire::Positions, CapitalError> {
         self.call(Method::GET, "/positions", None::<&()>, &[], CallKind::General).await
     }

@@ -87,6 +87,16 @@ pub struct SessionResponse {
     pub trailing_stops_enabled: bool,
 }
 
+/// `GET /session`: the session's account and its time zone (confirm
+/// `date`s are in it: hours ahead of UTC).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SessionDetails {
+    pub client_id: String,
+    pub account_id: String,
+    pub timezone_offset: i32,
+}
+
 /// A bid/ask pair of one OHLC field in `GET /prices`.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct BidAsk {

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Rig, rig};
-use stratbox_capital::ApiCode;
+use stratbox_capital::{ApiCode, wire};
 use stratbox_capital_mock::{Faults, ScriptedFault};
 use stratbox_contract::{Intent, OrderIntent, OrderType, Side, TimeInForce};
 use stratbox_trading::{CapitalBrokerConfig, Cause, JournalEvent, TradingState};
@@ -105,4 +105,24 @@ fn ioc_limit_and_stop_orders_fill_at_the_next_price_or_expire_as_in_the_paper_br
     rig.run_until("the marketable one to fill", Duration::from_secs(10), |r| r.held() == 2.0);
     let dealing = rig.mock.dealing();
     assert_eq!((dealing.deals.len(), dealing.working_orders, dealing.net.get("AAPL").copied()), (1, 0, Some(2.0)), "{:?}", dealing.deals);
+}
+
+/// Defect 15 (its Capital.com part): a fill was stamped with the host's last
+/// market time, not the deal's: one reported late (a lost reply found in the
+/// activity, a confirm read later) carried the time the host heard of it.
+#[test]
+fn a_fill_heard_of_late_is_stamped_with_the_time_of_its_deal() {
+    // The reply is lost and the activity lags 3 s: the host hears of the deal seconds later.
+    let faults = Faults { lost_reply_every: Some(1), lost_reply_ms: 4_000, activity_lag_ms: Some(3_000), ..Faults::default() };
+    let mut rig = rig(faults, CapitalBrokerConfig { unknown_grace_secs: 20, ..fast() });
+    rig.target(5.0);
+    rig.run_until("the order to be in doubt", Duration::from_secs(10), |r| r.path.in_doubt(&r.plugin, 0).is_some());
+    rig.quote();
+    rig.run_until("the fill", Duration::from_secs(20), |r| r.held() == 5.0);
+    let heard_at = rig.now();
+    let activity = rig.rt.block_on(rig.rest.activity_last(600)).unwrap();
+    let deal = activity.iter().find(|a| a.activity_type == "POSITION").expect("the deal's activity");
+    let deal_ms = wire::parse_wire_time(&deal.date_utc).unwrap();
+    let fill_ns = rig.journal().iter().find(|e| matches!(&e.event, JournalEvent::Fill { .. })).map(|e| e.time).unwrap();
+    assert_eq!(fill_ns, deal_ms * 1_000_000, "the fill is stamped at its deal ({} ms before the host heard of it)", heard_at / 1_000_000 - deal_ms);
 }

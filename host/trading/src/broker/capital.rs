@@ -145,7 +145,8 @@ enum Reply {
     /// request was in doubt at the worker (then it must match the ledger).
     Positions { positions: Vec<(String, f64)>, working: Vec<String>, settled: bool },
     Working { id: u64, deal_id: String },
-    Filled { id: u64, size: f64, level: f64 },
+    /// `at_ms`: when the deal was made (server ms), if the broker said.
+    Filled { id: u64, size: f64, level: f64, at_ms: Option<i64> },
     Rejected { id: u64, reason: String },
     Cancelled { id: u64 },
     Expired { id: u64 },
@@ -202,6 +203,7 @@ impl CapitalBroker {
     /// Starts the worker on `runtime` with the feed's client; `epics` are indexed by instrument id.
     pub fn start(rest: Arc<RestClient>, runtime: tokio::runtime::Handle, epics: Vec<String>, world: Arc<SharedWorld>, config: CapitalBrokerConfig) -> Result<Self, CapitalError> {
         let hedging = runtime.block_on(rest.preferences())?.hedging_mode;
+        let utc_offset_ms = i64::from(runtime.block_on(rest.session_details())?.timezone_offset) * 3_600_000;
         // The first balance before any order: the baseline equity is reconciled against.
         let account = read_account(&runtime.block_on(rest.accounts())?);
         tracing::info!(hedging, epics = epics.len(), balance = account.map(|a| a.balance), "Capital.com broker ready");
@@ -218,6 +220,7 @@ impl CapitalBroker {
             unresolved: Vec::new(),
             cursor: None,
             cancel_wanted: BTreeSet::new(),
+            utc_offset_ms,
         };
         runtime.spawn(worker.run(rx));
         Ok(Self {
@@ -340,14 +343,16 @@ impl CapitalBroker {
             }
             Reply::Positions { positions, working, settled } => self.check_positions(positions, working, settled),
             Reply::Working { id, deal_id } => self.notes.push(BrokerNote::DealId { order_id: id, deal_id }),
-            Reply::Filled { id, size, level } => {
+            Reply::Filled { id, size, level, at_ms } => {
                 let Some(o) = self.orders.get_mut(&id) else {
                     tracing::error!(order = id, size, level, "Capital.com reported a fill of an order the host does not have");
                     return;
                 };
                 let qty = size.min(o.view.quantity - o.view.filled_quantity);
                 o.view.filled_quantity += qty;
-                let fill = Fill { order_id: id, instrument: o.view.instrument, time: self.now, side: o.view.side, quantity: qty, price: level, fee: 0.0 };
+                // Stamped with the deal's time at the broker (the host may hear of it much later).
+                let time = at_ms.map_or(self.now, |ms| ms.saturating_mul(1_000_000));
+                let fill = Fill { order_id: id, instrument: o.view.instrument, time, side: o.view.side, quantity: qty, price: level, fee: 0.0 };
                 let owner = o.owner.clone();
                 let done = self.world.ledger_mut().fill_order(&owner, &o.view, qty, level, 0.0);
                 if done {
@@ -680,6 +685,8 @@ struct Worker {
     /// (confirm pending, or in doubt): sent once it is, dropped if the order
     /// ends otherwise. At most one per order the worker is still resolving.
     cancel_wanted: BTreeSet<u64>,
+    /// The account's time zone: confirm `date`s are local, this far ahead of UTC.
+    utc_offset_ms: i64,
 }
 
 /// A request with no clear answer (5xx, timeout, broken connection).
@@ -921,7 +928,8 @@ impl Worker {
                 Ok(reference) => match self.rest.confirm(&reference).await {
                     Ok(c) if c.accepted() => {
                         left -= c.size;
-                        self.send(Reply::Filled { id, size: c.size, level: c.level });
+                        let at_ms = self.confirm_time(&c);
+                        self.send(Reply::Filled { id, size: c.size, level: c.level, at_ms });
                     }
                     Ok(_) | Err(_) => {}
                 },
@@ -948,13 +956,19 @@ impl Worker {
         self.pending_confirms.push((id, reference, market));
     }
 
+    /// When a confirm's deal was made, in UTC ms.
+    fn confirm_time(&self, c: &wire::Confirm) -> Option<i64> {
+        wire::parse_wire_time(&c.date).map(|local| local - self.utc_offset_ms)
+    }
+
     fn confirmed(&mut self, id: u64, reference: &str, c: wire::Confirm, market: bool) {
         if !c.accepted() {
             let why = c.reject_reason.unwrap_or_else(|| "REJECTED".into());
             return self.send(Reply::Rejected { id, reason: format!("{reference}: {why}") });
         }
         if market {
-            self.send(Reply::Filled { id, size: c.size, level: c.level });
+            let at_ms = self.confirm_time(&c);
+            self.send(Reply::Filled { id, size: c.size, level: c.level, at_ms });
         } else {
             self.order_of_deal.insert(c.deal_id.clone(), id);
             self.send(Reply::Working { id, deal_id: c.deal_id });
@@ -1070,13 +1084,13 @@ impl Worker {
             };
             let mine = |a: &&wire::Activity| a.details.as_ref().is_some_and(|d| d.deal_reference == reference);
             if !working {
-                let (size, value) = activities.iter().filter(mine).filter(|a| a.activity_type == "POSITION").fold((0.0, 0.0), |(s, v), a| {
+                let (size, value, at_ms) = activities.iter().filter(mine).filter(|a| a.activity_type == "POSITION").fold((0.0, 0.0, None), |(s, v, t), a| {
                     let d = a.details.as_ref().expect("filtered");
-                    (s + d.size, v + d.size * d.level)
+                    (s + d.size, v + d.size * d.level, t.max(wire::parse_wire_time(&a.date_utc)))
                 });
                 if size > 0.0 {
                     if size > l.filled + 1e-9 {
-                        self.send(Reply::Filled { id: l.id, size: size - l.filled, level: value / size });
+                        self.send(Reply::Filled { id: l.id, size: size - l.filled, level: value / size, at_ms });
                     }
                     continue;
                 }
@@ -1092,7 +1106,8 @@ impl Worker {
                 // A market deal: what the journal has not filled yet.
                 Ok(c) if c.accepted() && !working => {
                     if c.size > l.filled + 1e-9 {
-                        self.send(Reply::Filled { id: l.id, size: c.size - l.filled, level: c.level });
+                        let at_ms = self.confirm_time(&c);
+                        self.send(Reply::Filled { id: l.id, size: c.size - l.filled, level: c.level, at_ms });
                     }
                 }
                 Ok(c) => self.confirmed(l.id, &reference, c, !working),
@@ -1111,7 +1126,7 @@ impl Worker {
         for a in activities.iter().filter(|a| a.activity_type == "WORKING_ORDER") {
             let Some(&id) = self.order_of_deal.get(&a.deal_id) else { continue };
             let reply = match (a.status.as_str(), &a.details) {
-                ("EXECUTED", Some(d)) => Reply::Filled { id, size: d.size, level: d.level },
+                ("EXECUTED", Some(d)) => Reply::Filled { id, size: d.size, level: d.level, at_ms: wire::parse_wire_time(&a.date_utc) },
                 ("EXPIRED", _) => Reply::Expired { id },
                 ("CANCELLED" | "DELETED", _) => Reply::Cancelled { id },
                 _ => continue,
