@@ -1297,6 +1297,10 @@ impl OrderPath {
     /// take-profit reached): each one an exit through the path like any other.
     fn route_protective_exits(&mut self, now: Timestamp) {
         for (owner, instrument) in self.broker.take_protective_exits() {
+            // A level asks again while it is reached: not while its exit is on its way.
+            if self.working_of(&owner, Some(instrument), true).iter().any(|o| self.exit_orders.contains(&o.id)) {
+                continue;
+            }
             tracing::info!(market_time = %format_time(now), plugin = %owner, instrument = %self.symbol(instrument), "protective level reached: exit");
             self.route(&owner, &Intent::Target(TargetPosition { instrument, quantity: 0.0 }), now, true);
         }

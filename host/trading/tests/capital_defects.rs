@@ -9,7 +9,9 @@ use std::time::Duration;
 use common::{Rig, rig};
 use stratbox_capital::{ApiCode, wire};
 use stratbox_capital_mock::{Faults, ScriptedFault};
-use stratbox_contract::{Intent, OrderIntent, OrderType, Side, TimeInForce};
+use std::sync::Arc;
+
+use stratbox_contract::{Intent, OrderIntent, OrderType, Side, StopDecision, StopLevels, TimeInForce};
 use stratbox_trading::{CapitalBrokerConfig, Cause, JournalEvent, TradingState};
 
 fn fast() -> CapitalBrokerConfig {
@@ -125,4 +127,37 @@ fn a_fill_heard_of_late_is_stamped_with_the_time_of_its_deal() {
     let deal_ms = wire::parse_wire_time(&deal.date_utc).unwrap();
     let fill_ns = rig.journal().iter().find(|e| matches!(&e.event, JournalEvent::Fill { .. })).map(|e| e.time).unwrap();
     assert_eq!(fill_ns, deal_ms * 1_000_000, "the fill is stamped at its deal ({} ms before the host heard of it)", heard_at / 1_000_000 - deal_ms);
+}
+
+/// Defect 10 (its Capital.com part): a protective level was deleted when it
+/// was reached, before its exit was routed: an exit the risk engine refused
+/// (here: halted, with a resting sell still counted until its cancel is
+/// done) left the position with no protection at all.
+#[test]
+fn a_reached_protective_level_stays_until_its_exit_is_done() {
+    let mut rig = rig(Faults::default(), fast());
+    rig.target(5.0);
+    rig.run_until("the entry's fill", Duration::from_secs(10), |r| r.held() == 5.0);
+    let m = rig.quote();
+    // A take-profit order resting 5% over the market.
+    rig.order(OrderIntent { instrument: 0, side: Side::Sell, quantity: 5.0, order_type: OrderType::Limit(((m.snapshot.offer * 1.05) * 100.0).round() / 100.0), time_in_force: TimeInForce::Gtc, tag: 0 });
+    rig.run_until("the sell to rest", Duration::from_secs(10), |r| r.journal().iter().any(|e| matches!(&e.event, JournalEvent::Acknowledged { .. })));
+    rig.path.set_trading_state(None, TradingState::Halted, "the operator's halt");
+    // A stop over the bid of a long: the next quote reaches it.
+    let levels = StopLevels { instrument: 0, stop_loss: Some(m.snapshot.bid * 1.5), take_profit: None };
+    let now = rig.now();
+    assert!(rig.path.apply_stop_decisions(vec![(Arc::from("stops"), rig.plugin.clone(), StopDecision::SetLevels(levels))], now).is_empty());
+    rig.quote();
+    rig.path.commit();
+    assert_eq!(rig.path.protections().len(), 1, "the level stays while its exit is not done");
+    // Quotes keep coming; once the resting sell's cancel is done the exit goes.
+    rig.run_until("the protective exit", Duration::from_secs(15), |r| {
+        r.quote_again(&m);
+        r.path.commit();
+        r.held() == 0.0
+    });
+    let dealing = rig.mock.dealing();
+    assert_eq!((dealing.net.get("AAPL").copied(), dealing.working_orders), (None, 0), "flat at the broker: {:?}", dealing.deals);
+    rig.quote();
+    assert!(rig.path.protections().is_empty(), "the level ends with the position");
 }

@@ -176,6 +176,8 @@ pub struct CapitalBroker {
     protections: BTreeMap<(InstrumentId, Arc<str>), StopLevels>,
     /// Protective levels reached, for the order path to exit.
     due_exits: Vec<(Arc<str>, InstrumentId)>,
+    /// When each level last asked for its exit (one entry per level at most).
+    fired: BTreeMap<(InstrumentId, Arc<str>), Timestamp>,
     config: CapitalBrokerConfig,
     /// Replies read while reconciling, applied at the next poll.
     held: Vec<Reply>,
@@ -236,6 +238,7 @@ impl CapitalBroker {
             notes: Vec::new(),
             protections: BTreeMap::new(),
             due_exits: Vec::new(),
+            fired: BTreeMap::new(),
             config,
             held: Vec::new(),
             now: 0,
@@ -469,23 +472,29 @@ impl super::Broker for CapitalBroker {
             self.decide_ioc(quote.instrument, quote.bid, quote.ask, quote.time);
         }
         let first: (InstrumentId, Arc<str>) = (quote.instrument, Arc::from(""));
-        let mut exits = Vec::new();
+        let mut flat = Vec::new();
         for ((instrument, owner), levels) in self.protections.range(first..).take_while(|((i, _), _)| *i == quote.instrument) {
             let qty = self.world.ledger().quantity(owner, *instrument);
             let long = qty > 0.0;
             let exit = if long { quote.bid } else { quote.ask };
             let hit = qty != 0.0
                 && (levels.stop_loss.is_some_and(|s| if long { exit <= s } else { exit >= s }) || levels.take_profit.is_some_and(|t| if long { exit >= t } else { exit <= t }));
-            if hit || qty == 0.0 {
-                exits.push((owner.clone(), *instrument, qty));
-            }
-        }
-        for (owner, instrument, qty) in exits {
-            self.protections.remove(&(instrument, owner.clone()));
-            if qty != 0.0 {
-                self.due_exits.push((owner, instrument));
+            let key = (*instrument, owner.clone());
+            // The level stays until the position is closed: an exit the risk
+            // engine refuses now (an order in doubt) is asked for again, at
+            // most once a second of market time while the level is reached.
+            if hit && self.fired.get(&key).is_none_or(|at| quote.time >= at.saturating_add(1_000_000_000)) {
+                self.fired.insert(key.clone(), quote.time);
+                self.due_exits.push((owner.clone(), *instrument));
                 self.stats.protective_exits += 1;
             }
+            if qty == 0.0 {
+                flat.push(key);
+            }
+        }
+        for key in flat {
+            self.fired.remove(&key);
+            self.protections.remove(&key);
         }
         Vec::new()
     }
@@ -504,6 +513,7 @@ impl super::Broker for CapitalBroker {
 
     fn cancel_all(&mut self, owner: &str) -> usize {
         self.protections.retain(|(_, o), _| &**o != owner);
+        self.fired.retain(|(_, o), _| &**o != owner);
         match self.cancel_where(|o| &*o.owner == owner) {
             Submission::Cancelled(n) => n,
             _ => 0,
@@ -516,6 +526,7 @@ impl super::Broker for CapitalBroker {
 
     fn protect(&mut self, owner: &Arc<str>, levels: StopLevels) {
         let key = (levels.instrument, owner.clone());
+        self.fired.remove(&key);
         if levels.stop_loss.is_none() && levels.take_profit.is_none() {
             self.protections.remove(&key);
         } else {
@@ -724,8 +735,20 @@ impl Worker {
         let every = Duration::from_millis(self.config.positions_every_ms.max(100));
         let mut positions = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         positions.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Periodic reads and requests take turns: after a read, a waiting
+        // request goes first, so neither starves the other (the reads alone
+        // can fill the rate limit when they fall behind).
+        let mut read_last = false;
         loop {
-            // Biased: a due poll goes before the next request, so a busy queue never starves it.
+            if read_last && let Ok(r) = rx.try_recv() {
+                read_last = false;
+                self.handle(r).await;
+                if !self.cancel_wanted.is_empty() {
+                    self.cancel_when_known().await;
+                }
+                continue;
+            }
+            read_last = true;
             tokio::select! {
                 biased;
                 _ = tick.tick() => {
@@ -749,7 +772,10 @@ impl Worker {
                     Err(e) => self.send(Reply::Failed { reason: format!("account balance: {e}") }),
                 },
                 r = rx.recv() => match r {
-                    Some(r) => self.handle(r).await,
+                    Some(r) => {
+                        read_last = false;
+                        self.handle(r).await;
+                    }
                     None => return,
                 },
             }

@@ -96,12 +96,17 @@ impl Rig {
     /// The mock's current AAPL price into the path (risk needs a price), as a quote.
     pub fn quote(&mut self) -> wire::MarketDetails {
         let m = self.rt.block_on(self.rest.market("AAPL")).unwrap();
+        self.quote_again(&m);
+        m
+    }
+
+    /// `m`'s prices again, stamped now (no REST call: the client's rate limit is the worker's).
+    pub fn quote_again(&mut self, m: &wire::MarketDetails) {
         let now = self.now();
         self.world.clock.set(now);
         let q = Quote { instrument: 0, time: now, bid: m.snapshot.bid, bid_size: 1.0, ask: m.snapshot.offer, ask_size: 1.0 };
         self.path.on_quote(&q, now);
         self.path.settle();
-        m
     }
 
     pub fn target(&mut self, quantity: f64) {
