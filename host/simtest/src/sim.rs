@@ -550,6 +550,7 @@ impl Sim {
             || f.cached_books > PLUGINS as usize + 2
             || f.exit_orders > broker_working.len()
             || f.risk_queued > queue_cap
+            || f.exits_due > (PLUGINS as usize + 2) * INSTRUMENTS as usize
         {
             return Err((Invariant::Bounded, format!("the order path holds {f:?} with {} orders open (keeps {keep} final)", self.model.open_orders())));
         }

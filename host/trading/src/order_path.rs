@@ -13,7 +13,7 @@
 //! plugin itself. Backtest, paper and live trading run this same path: only
 //! the broker behind it differs.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -97,6 +97,8 @@ pub struct Footprint {
     pub exit_orders: usize,
     /// Orders the risk engine's throttles and duplicate rule remember.
     pub risk_queued: usize,
+    /// The operator's exits not done yet (one per book and instrument).
+    pub exits_due: usize,
 }
 
 /// Counters of the order path.
@@ -226,6 +228,12 @@ pub struct OrderPath {
     /// Working orders the host placed as exits (a plugin's cancels leave them);
     /// each leaves when it is filled, cancelled, expired or rejected.
     exit_orders: std::collections::BTreeSet<u64>,
+    /// Exits the operator asked for (flatten, de-leveraging steps) not done
+    /// yet: the target per book and instrument, and when last tried. Each is
+    /// sent again once nothing of its book in the instrument is on its way
+    /// (cancels of resting orders, an exit, an order in doubt at the broker),
+    /// at most once a second of market time, until the position reaches it.
+    exits_due: BTreeMap<(Arc<str>, InstrumentId), (f64, Timestamp)>,
     /// The loss limits' baselines as last journaled (written again when they change).
     journaled_baselines: Option<crate::risk::Baselines>,
     /// When set, every intent accepted from a plugin, in order (for tests and audits).
@@ -299,6 +307,7 @@ impl OrderPath {
             next_equity_at: Timestamp::MIN,
             stats: PathStats::default(),
             exit_orders: rebuilt.iter().flat_map(|r| r.working.iter().filter(|o| o.exit).map(|o| o.broker_id)).collect(),
+            exits_due: BTreeMap::new(),
             journaled_baselines: rebuilt.as_ref().and_then(|r| r.baselines.as_ref().map(|b| b.0)),
             intent_log: None,
         };
@@ -379,6 +388,15 @@ impl OrderPath {
                 }
                 self.risk.set_cause(None, Cause::Reconciliation, TradingState::Halted, &format!("{RECONCILIATION_FAILED}{why}"), now);
                 self.raise_alerts();
+            }
+        }
+        // A flatten in force goes on closing what the restart found open.
+        if self.risk.holds(Cause::Flatten) {
+            let books: Vec<Arc<str>> = self.world.ledger().plugins().cloned().collect();
+            for plugin in books {
+                for p in self.world.ledger().positions(&plugin) {
+                    self.exits_due.insert((plugin.clone(), p.instrument), (0.0, Timestamp::MIN));
+                }
             }
         }
         self.commit();
@@ -497,7 +515,9 @@ impl OrderPath {
     /// Closes what the broker reported (cancels, expiries) into the tracker
     /// and commits the journal: the end of a poll, a command or an event.
     pub fn settle(&mut self) {
-        self.apply_broker_events(self.world.clock.now());
+        let now = self.world.clock.now();
+        self.apply_broker_events(now);
+        self.retry_exits(now);
         self.commit();
     }
 
@@ -612,6 +632,7 @@ impl OrderPath {
     /// risk engine, alerts, the equity curve, and the journal committed.
     pub fn end_event<'a>(&mut self, plugins: impl IntoIterator<Item = &'a Arc<str>>, now: Timestamp) {
         self.step_deleverage(now);
+        self.retry_exits(now);
         self.update_risk(plugins, now);
         self.commit();
     }
@@ -686,6 +707,7 @@ impl OrderPath {
                 let held = self.world.ledger().quantity(&plugin, instrument);
                 if held.abs() > target.abs() && held * original > 0.0 {
                     self.route(&plugin, &Intent::Target(TargetPosition { instrument, quantity: target }), now, true);
+                    self.exits_due.insert((plugin.clone(), instrument), (target, now));
                 }
             }
             plan.next_at = plan.next_at.saturating_add(secs_to_nanos(plan.every_secs));
@@ -704,6 +726,9 @@ impl OrderPath {
         if plugin.is_none() && state == TradingState::Active && self.deleverage.take().is_some() {
             tracing::info!("de-leveraging ended by the operator's resume");
             self.journal_deleverage(self.world.clock.now());
+        }
+        if plugin.is_none() && state == TradingState::Active {
+            self.exits_due.clear();
         }
         self.risk.set_state(plugin, state, reason, self.world.clock.now());
         self.raise_alerts();
@@ -734,6 +759,8 @@ impl OrderPath {
                 if self.route(plugin, &intent, now, true) {
                     closing.push((plugin.to_string(), self.symbol(p.instrument), -p.quantity));
                 }
+                // Refused for now (a resting order's cancel on its way, an order in doubt): sent again.
+                self.exits_due.insert((plugin.clone(), p.instrument), (0.0, now));
             }
         }
         self.raise_alerts();
@@ -778,7 +805,15 @@ impl OrderPath {
     /// The sizes of what the order path keeps in memory, for its bounds.
     pub fn footprint(&self) -> Footprint {
         let (tracked_orders, finished_orders, broker_ids) = self.orders.footprint();
-        Footprint { tracked_orders, finished_orders, broker_ids, cached_books: self.positions_cache.len(), exit_orders: self.exit_orders.len(), risk_queued: self.risk.queued() }
+        Footprint {
+            tracked_orders,
+            finished_orders,
+            broker_ids,
+            cached_books: self.positions_cache.len(),
+            exit_orders: self.exit_orders.len(),
+            risk_queued: self.risk.queued(),
+            exits_due: self.exits_due.len(),
+        }
     }
 
     pub fn broker_stats(&self) -> BrokerStats {
@@ -1295,6 +1330,35 @@ impl OrderPath {
 
     /// Routes the exits a broker's protective levels asked for (a stop-loss or
     /// take-profit reached): each one an exit through the path like any other.
+    /// Sends again the operator's exits that are not done (see `exits_due`).
+    fn retry_exits(&mut self, now: Timestamp) {
+        // Sized from the ledger: not while it is known to differ from the broker's.
+        if self.exits_due.is_empty() || self.risk.holds(Cause::Reconciliation) {
+            return;
+        }
+        let due: Vec<((Arc<str>, InstrumentId), (f64, Timestamp))> = self.exits_due.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        for ((plugin, instrument), (target, tried)) in due {
+            let held = self.world.ledger().quantity(&plugin, instrument);
+            if held * target >= 0.0 && held.abs() <= target.abs() + 1e-9 {
+                self.exits_due.remove(&(plugin, instrument));
+                continue;
+            }
+            if now < tried.saturating_add(1_000_000_000) || self.broker.unresolved(&plugin, instrument).is_some() {
+                continue;
+            }
+            // On their way: an exit, a market order, or (for a whole exit) any order being cancelled.
+            let busy = self.working_of(&plugin, Some(instrument), true).iter().any(|o| {
+                target == 0.0 || self.exit_orders.contains(&o.id) || o.order_type == stratbox_contract::OrderType::Market
+            });
+            if busy {
+                continue;
+            }
+            self.exits_due.insert((plugin.clone(), instrument), (target, now));
+            tracing::info!(market_time = %format_time(now), plugin = %plugin, instrument = %self.symbol(instrument), target, held, "an exit not done yet: sent again");
+            self.route(&plugin, &Intent::Target(TargetPosition { instrument, quantity: target }), now, true);
+        }
+    }
+
     fn route_protective_exits(&mut self, now: Timestamp) {
         for (owner, instrument) in self.broker.take_protective_exits() {
             // A level asks again while it is reached: not while its exit is on its way.

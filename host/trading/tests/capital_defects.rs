@@ -161,3 +161,57 @@ fn a_reached_protective_level_stays_until_its_exit_is_done() {
     rig.quote();
     assert!(rig.path.protections().is_empty(), "the level ends with the position");
 }
+
+/// Defect 2: at Capital.com a flatten could not close a position with a
+/// resting order on its closing side: the cancel was only queued, risk still
+/// counted the resting sell, the exit was judged a flip and refused, and
+/// nothing sent it again. (De-leveraging steps failed the same way.)
+#[test]
+fn flatten_closes_a_position_with_a_resting_order_on_its_closing_side() {
+    let mut rig = rig(Faults::default(), fast());
+    rig.target(5.0);
+    rig.run_until("the entry's fill", Duration::from_secs(10), |r| r.held() == 5.0);
+    let m = rig.quote();
+    rig.order(OrderIntent { instrument: 0, side: Side::Sell, quantity: 5.0, order_type: OrderType::Limit(((m.snapshot.offer * 1.05) * 100.0).round() / 100.0), time_in_force: TimeInForce::Gtc, tag: 0 });
+    rig.run_until("the sell to rest", Duration::from_secs(10), |r| r.journal().iter().any(|e| matches!(&e.event, JournalEvent::Acknowledged { .. })));
+    let plugin = rig.plugin.clone();
+    let report = rig.path.flatten([&plugin]);
+    assert_eq!(report.cancelled_orders, 1);
+    rig.run_until("flat", Duration::from_secs(15), |r| {
+        r.quote_again(&m);
+        r.path.end_event([&plugin], r.now());
+        r.held() == 0.0
+    });
+    let dealing = rig.mock.dealing();
+    assert_eq!((dealing.net.get("AAPL").copied(), dealing.working_orders), (None, 0), "flat at the broker: {:?}", dealing.deals);
+    assert!(rig.path.tracker().open_orders("trend").is_empty());
+    assert_eq!(rig.path.footprint().exits_due, 0, "nothing left to send");
+}
+
+/// Defect 6 (its exits): an exit was exempt from the in-doubt rule and sized
+/// against the order in doubt: a protective level reached while a buy was in
+/// doubt sold the buy too, and when the buy turned out never to have reached
+/// the broker the account was left short. Now the exit waits for the doubt to end.
+#[test]
+fn a_protective_exit_while_an_order_is_in_doubt_waits_for_it_and_ends_flat() {
+    let mut rig = rig(Faults::default(), fast());
+    rig.target(5.0);
+    rig.run_until("the entry's fill", Duration::from_secs(10), |r| r.held() == 5.0);
+    // The next order is answered 502 by a gateway that never passed it on.
+    script(&rig, "POST", "/api/v1/positions", 1, 502, false);
+    let m = rig.quote();
+    rig.target(10.0);
+    rig.run_until("the order to be in doubt", Duration::from_secs(10), |r| r.path.in_doubt(&r.plugin, 0).is_some());
+    // A stop over the bid of the long: the next quote reaches it, while the buy is in doubt.
+    let levels = StopLevels { instrument: 0, stop_loss: Some(m.snapshot.bid * 1.5), take_profit: None };
+    let now = rig.now();
+    assert!(rig.path.apply_stop_decisions(vec![(Arc::from("stops"), rig.plugin.clone(), StopDecision::SetLevels(levels))], now).is_empty());
+    rig.run_until("flat, the doubt over", Duration::from_secs(20), |r| {
+        r.quote_again(&m);
+        r.path.commit();
+        r.held() == 0.0 && r.path.in_doubt(&r.plugin, 0).is_none() && r.path.tracker().open_orders("trend").is_empty()
+    });
+    let dealing = rig.mock.dealing();
+    assert_eq!(dealing.net.get("AAPL").copied(), None, "flat at the broker, not short: {:?}", dealing.deals);
+    assert_eq!(dealing.deals.iter().map(|d| d.size).sum::<f64>(), 10.0, "the entry and one exit of its size");
+}

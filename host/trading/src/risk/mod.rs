@@ -524,7 +524,8 @@ impl RiskEngine {
             };
         let after = if o.side == Side::Buy { long } else { short };
         let pending = if o.side == Side::Buy { buying } else { selling };
-        if let Some(why) = o.in_doubt.filter(|_| !o.exit) {
+        // Exits too: one sized while an order is in doubt closes past flat if that order never happened.
+        if let Some(why) = o.in_doubt {
             return reject(RiskRule::InDoubt, format!("{why}: no new order in {} until it is resolved", o.symbol));
         }
         let state = self.state_of(o.plugin);
