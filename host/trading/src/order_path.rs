@@ -99,6 +99,8 @@ pub struct Footprint {
     pub risk_queued: usize,
     /// The operator's exits not done yet (one per book and instrument).
     pub exits_due: usize,
+    /// Deal references the broker remembers (Capital.com: a day's claims).
+    pub broker_references: usize,
 }
 
 /// Counters of the order path.
@@ -407,11 +409,36 @@ impl OrderPath {
     /// the second half compares).
     pub fn begin_adopt(&mut self) -> Result<Reconciliation, String> {
         let now = self.world.clock.now();
+        // An order on its way could fill after the read: what it fills would then be booked twice.
+        let in_flight = self.in_flight();
+        if !in_flight.is_empty() {
+            return Err(format!("orders are on their way to the broker ({}): adopt once they are answered", in_flight.join(", ")));
+        }
         let r = self.broker.reconcile(now, &[])?;
         if !r.compared {
             return Err("this broker has no account of its own (paper): there is nothing to adopt".into());
         }
         Ok(r)
+    }
+
+    /// Orders sent and not answered yet (market orders before their fill,
+    /// any order before its acknowledgement, requests not sent), by client id.
+    fn in_flight(&self) -> Vec<String> {
+        let ledger = self.world.ledger();
+        let mut found: Vec<String> = ledger
+            .plugins()
+            .filter_map(|p| ledger.book(p))
+            .flat_map(|b| b.orders.values())
+            .filter_map(|o| {
+                let client_id = self.orders.client_id_of(o.id)?;
+                let sent = self.orders.get(client_id).is_some_and(|t| t.state == crate::OrderState::Sent);
+                (o.order_type == stratbox_contract::OrderType::Market || sent).then(|| client_id.to_owned())
+            })
+            .collect();
+        if self.broker.queued() > 0 {
+            found.push(format!("{} request(s) not sent yet", self.broker.queued()));
+        }
+        found
     }
 
     /// `stratbox adopt`, second half: every difference between the broker's
@@ -422,6 +449,10 @@ impl OrderPath {
     pub fn finish_adopt(&mut self, into: &str, outcome: Result<Reconciliation, String>) -> Result<AdoptReport, String> {
         let r = outcome?;
         let now = self.world.clock.now();
+        let in_flight = self.in_flight();
+        if !in_flight.is_empty() {
+            return Err(format!("orders went out while the account was read ({}): adopt again once they are answered", in_flight.join(", ")));
+        }
         let owner: Arc<str> = Arc::from(into);
         let mut differences = Vec::new();
         let at_broker = self.world.ledger().net_differences(&r.broker_positions, 1e-9);
@@ -447,6 +478,22 @@ impl OrderPath {
         }
         // The positions changed outside a fill of the broker's: the risk view is rebuilt.
         self.book_changes += 1;
+        // The account's positions are facts, booked whatever their size; past a
+        // limit, the book only reduces until the operator says otherwise.
+        let limit = self.risk.config().max_position_notional;
+        let past: Vec<String> = adopted
+            .iter()
+            .filter_map(|(symbol, _, price)| {
+                let i = self.instruments.iter().position(|x| &x.symbol == symbol)? as InstrumentId;
+                let notional = (self.world.ledger().quantity(&owner, i) * price).abs();
+                (notional > limit).then(|| format!("{symbol}: notional {notional:.2} over the limit {limit:.2}"))
+            })
+            .collect();
+        if !past.is_empty() {
+            let why = format!("adopted positions past the risk limits: {}", past.join("; "));
+            tracing::warn!(into, reason = %why, "adopted book is reduce-only");
+            self.risk.set_cause(Some(into), Cause::Operator, TradingState::ReduceOnly, &why, now);
+        }
         let cancelled_orders = r.unknown_working_orders.clone();
         self.broker.cancel_foreign(&cancelled_orders);
         let reason = format!(
@@ -813,6 +860,7 @@ impl OrderPath {
             exit_orders: self.exit_orders.len(),
             risk_queued: self.risk.queued(),
             exits_due: self.exits_due.len(),
+            broker_references: self.broker.remembered_references(),
         }
     }
 

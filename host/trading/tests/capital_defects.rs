@@ -6,13 +6,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Rig, rig};
+use common::{Account, Rig, rig, rig_with};
 use stratbox_capital::{ApiCode, wire};
 use stratbox_capital_mock::{Faults, ScriptedFault};
 use std::sync::Arc;
 
 use stratbox_contract::{Intent, OrderIntent, OrderType, Side, StopDecision, StopLevels, TimeInForce};
-use stratbox_trading::{CapitalBrokerConfig, Cause, JournalEvent, TradingState};
+use stratbox_trading::{CapitalBrokerConfig, Cause, JournalEvent, RiskConfig, TradingState};
 
 fn fast() -> CapitalBrokerConfig {
     CapitalBrokerConfig { poll_ms: 200, positions_every_ms: 500, unknown_grace_secs: 5, reconcile_timeout_secs: 20, ..CapitalBrokerConfig::default() }
@@ -214,4 +214,76 @@ fn a_protective_exit_while_an_order_is_in_doubt_waits_for_it_and_ends_flat() {
     let dealing = rig.mock.dealing();
     assert_eq!(dealing.net.get("AAPL").copied(), None, "flat at the broker, not short: {:?}", dealing.deals);
     assert_eq!(dealing.deals.iter().map(|d| d.size).sum::<f64>(), 10.0, "the entry and one exit of its size");
+}
+
+/// Defect 3: in a hedging account, a close whose confirm lagged (or whose
+/// reply was a gateway error after the close was done) was taken as "nothing
+/// closed", and the full size was opened the other way: the account held
+/// twice the intended trade.
+#[test]
+fn a_hedged_close_that_is_not_confirmed_yet_is_never_opened_again_the_other_way() {
+    for (fault, what) in [
+        (ScriptedFault { method: "GET".into(), path: "/api/v1/confirms/".into(), times: 3, status: 404, error_code: Some(ApiCode::NotFoundDealReference), after_handling: false }, "the confirm lags"),
+        (ScriptedFault { method: "DELETE".into(), path: "/api/v1/positions/".into(), times: 1, status: 502, error_code: None, after_handling: true }, "a 502 after the close"),
+    ] {
+        let mut rig = rig_with(Faults::default(), CapitalBrokerConfig { confirm_attempts: 1, ..fast() }, Account::Hedging, risk());
+        rig.target(5.0);
+        rig.run_until("the entry's fill", Duration::from_secs(10), |r| r.held() == 5.0);
+        rig.mock.script(fault);
+        rig.quote();
+        rig.target(0.0);
+        rig.run_until("the close", Duration::from_secs(15), |r| r.held() == 0.0 && r.path.tracker().open_orders("trend").is_empty());
+        // Quiet for a while: nothing else is dealt.
+        std::thread::sleep(Duration::from_millis(1_500));
+        rig.path.poll_broker();
+        rig.path.settle();
+        let dealing = rig.mock.dealing();
+        assert_eq!((dealing.positions, dealing.net.get("AAPL").copied()), (0, None), "{what}: flat at the broker, nothing opened short: {:?}", dealing.deals);
+        assert_eq!(rig.held(), 0.0, "{what}");
+        assert_eq!(rig.path.risk_view().global.state, TradingState::Active, "{what}: the account agrees ({})", rig.path.risk_view().global.reason);
+    }
+}
+
+/// Defect 14: the worker's set of claimed deal references was never pruned
+/// (it grew with every order for the life of the process); and `adopt`
+/// booked positions with no check that nothing was in flight, and with no
+/// risk check.
+#[test]
+fn claimed_references_are_forgotten_past_their_retention_and_adopt_waits_for_orders_in_flight() {
+    // Claims kept 6 s (the match window and the grace: the floor).
+    let broker = CapitalBrokerConfig { claim_retention_secs: 2, match_window_secs: 1, ..fast() };
+    let mut rig = rig_with(Faults::default(), broker, Account::Netting, RiskConfig { max_position_notional: 10_000.0, ..risk() });
+    for q in [1.0, 2.0, 3.0] {
+        rig.quote();
+        rig.target(q);
+        rig.run_until("the fill", Duration::from_secs(10), |r| r.held() == q);
+    }
+    assert!(rig.path.footprint().broker_references >= 3, "{:?}", rig.path.footprint());
+    rig.run_until("the claims to be forgotten", Duration::from_secs(15), |r| r.path.footprint().broker_references == 0);
+
+    // An order on its way: adopt refuses, naming it.
+    script(&rig, "POST", "/api/v1/positions", 1, 502, false);
+    rig.quote();
+    rig.target(4.0);
+    rig.run_until("the order to be in doubt", Duration::from_secs(10), |r| r.path.in_doubt(&r.plugin, 0).is_some());
+    let refused = rig.path.begin_adopt().expect_err("adopt with an order in doubt");
+    assert!(refused.contains("trend-4"), "{refused}");
+    rig.run_until("the doubt to end", Duration::from_secs(15), |r| r.path.in_doubt(&r.plugin, 0).is_none());
+
+    // Someone else buys 100 (notional past the position limit): adopted, and the book only reduces.
+    let deal = wire::DealRequest { epic: "AAPL".into(), direction: "BUY".into(), size: 100.0, ..Default::default() };
+    rig.rt.block_on(rig.rest.open_position(&deal)).unwrap();
+    let read = rig.path.begin_adopt();
+    rig.path.poll_broker();
+    rig.path.settle();
+    let report = rig.path.finish_adopt("adopted", read).unwrap();
+    assert_eq!(report.adopted.len(), 1, "{report:?}");
+    let v = rig.path.risk_view();
+    let book = v.plugins.get("adopted").expect("the adopted book's state");
+    assert_eq!(book.state, TradingState::ReduceOnly, "{}", book.reason);
+    assert!(book.reason.contains("over the limit"), "{}", book.reason);
+}
+
+fn risk() -> RiskConfig {
+    RiskConfig { duplicate_window_ms: 0, ..RiskConfig::default() }
 }

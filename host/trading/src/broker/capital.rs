@@ -73,6 +73,10 @@ pub struct CapitalBrokerConfig {
     pub activity_overlap_secs: i64,
     /// How far the host's P&L may drift from the account's before it is reported.
     pub equity_tolerance: crate::EquityTolerance,
+    /// How long a deal reference claimed by an order is remembered (so a lost
+    /// reply is never matched to it): past the activity's one-day reach, and
+    /// never less than `match_window_secs + unknown_grace_secs`.
+    pub claim_retention_secs: u64,
 }
 
 impl Default for CapitalBrokerConfig {
@@ -87,6 +91,7 @@ impl Default for CapitalBrokerConfig {
             unknown_grace_secs: 30,
             activity_overlap_secs: 120,
             equity_tolerance: crate::EquityTolerance::default(),
+            claim_retention_secs: 25 * 3600,
         }
     }
 }
@@ -195,6 +200,8 @@ pub struct CapitalBroker {
     ioc: BTreeMap<u64, (Side, OrderType)>,
     /// Differences found by the running position checks, for the order path.
     discrepancies: Vec<String>,
+    /// Deal references the worker remembers (its claims).
+    claimed_count: Arc<std::sync::atomic::AtomicUsize>,
     /// Position checks done while running, and those skipped (something in doubt).
     pub position_checks: u64,
     pub position_checks_skipped: u64,
@@ -211,6 +218,7 @@ impl CapitalBroker {
         tracing::info!(hedging, epics = epics.len(), balance = account.map(|a| a.balance), "Capital.com broker ready");
         let (requests, rx) = tokio::sync::mpsc::unbounded_channel();
         let (tx, replies) = std::sync::mpsc::channel();
+        let claimed_count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let worker = Worker {
             rest,
             replies: tx,
@@ -218,11 +226,13 @@ impl CapitalBroker {
             config: config.clone(),
             order_of_deal: HashMap::new(),
             pending_confirms: Vec::new(),
-            claimed: HashSet::new(),
+            claimed: HashMap::new(),
+            claimed_count: claimed_count.clone(),
             unresolved: Vec::new(),
             cursor: None,
             cancel_wanted: BTreeSet::new(),
             utc_offset_ms,
+            rest_unsent: BTreeSet::new(),
         };
         runtime.spawn(worker.run(rx));
         Ok(Self {
@@ -246,6 +256,7 @@ impl CapitalBroker {
             account,
             unknown: BTreeMap::new(),
             ioc: BTreeMap::new(),
+            claimed_count,
             discrepancies: Vec::new(),
             position_checks: 0,
             position_checks_skipped: 0,
@@ -550,6 +561,10 @@ impl super::Broker for CapitalBroker {
         self.position_checks
     }
 
+    fn remembered_references(&self) -> usize {
+        self.claimed_count.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn cancel_foreign(&mut self, deal_ids: &[String]) {
         if !deal_ids.is_empty() {
             self.queue.push(Request::CancelForeign(deal_ids.to_vec()));
@@ -686,8 +701,12 @@ struct Worker {
     order_of_deal: HashMap<String, u64>,
     /// Deals received whose confirm is not in yet: (order id, reference, market).
     pending_confirms: Vec<(u64, String, bool)>,
-    /// References that belong to known orders (never matched to a lost reply).
-    claimed: HashSet<String>,
+    /// References that belong to known orders (never matched to a lost reply),
+    /// and when each was claimed: kept `claim_retention_secs`, longer than any
+    /// activity read reaches back (a day), then forgotten.
+    claimed: HashMap<String, tokio::time::Instant>,
+    /// Their count, for the order path's footprint.
+    claimed_count: Arc<std::sync::atomic::AtomicUsize>,
     /// Requests with no clear answer, looked for at every poll until their deadline.
     unresolved: Vec<Unresolved>,
     /// The newest activity seen (server ms) and when, for reading on from it.
@@ -698,6 +717,9 @@ struct Worker {
     cancel_wanted: BTreeSet<u64>,
     /// The account's time zone: confirm `date`s are local, this far ahead of UTC.
     utc_offset_ms: i64,
+    /// Hedged orders stopped at a close not confirmed yet: their rest ends
+    /// once its confirm is read (one per pending confirm at most).
+    rest_unsent: BTreeSet<u64>,
 }
 
 /// A request with no clear answer (5xx, timeout, broken connection).
@@ -782,7 +804,19 @@ impl Worker {
             if !self.cancel_wanted.is_empty() {
                 self.cancel_when_known().await;
             }
+            self.forget_old_claims();
         }
+    }
+
+    /// Forgets references claimed longer ago than any activity read reaches.
+    fn forget_old_claims(&mut self) {
+        // Never shorter than a read for a lost reply reaches back (the match
+        // window before a request, the grace after it): a forgotten claim
+        // there would let a lost reply take another order's deal.
+        let c = &self.config;
+        let keep = Duration::from_secs(c.claim_retention_secs.max(c.match_window_secs.max(0) as u64 + c.unknown_grace_secs));
+        self.claimed.retain(|_, at| at.elapsed() < keep);
+        self.claimed_count.store(self.claimed.len(), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Cancels asked for before the order's `dealId` was known, now that it
@@ -837,7 +871,10 @@ impl Worker {
                     self.resolve_unknown().await;
                 }
             }
-            Request::Claim(references) => self.claimed.extend(references),
+            Request::Claim(references) => {
+                let now = tokio::time::Instant::now();
+                self.claimed.extend(references.into_iter().map(|r| (r, now)));
+            }
             Request::CancelForeign(deal_ids) => {
                 for deal_id in deal_ids {
                     match self.rest.delete_working_order(&deal_id).await {
@@ -901,7 +938,8 @@ impl Worker {
         let mut left = size;
         if kind == OrderType::Market && self.hedging {
             // Hedging keeps opposite positions side by side: close whole ones first.
-            left = self.close_opposite(id, epic, buy, size).await;
+            let Some(rest) = self.close_opposite(id, epic, buy, size).await else { return };
+            left = rest;
             if left <= 1e-9 {
                 return;
             }
@@ -929,19 +967,23 @@ impl Worker {
                 return self.resolve_unknown().await;
             }
         };
-        self.claimed.insert(reference.clone());
+        self.claimed.insert(reference.clone(), tokio::time::Instant::now());
         self.send(Reply::Referenced { id, deal_reference: reference.clone() });
         self.confirm(id, reference, kind == OrderType::Market).await;
     }
 
-    /// Closes whole positions opposite to `buy` in `epic` that fit in `size`, oldest first; returns what is left.
-    async fn close_opposite(&mut self, id: u64, epic: &str, buy: bool, size: f64) -> f64 {
+    /// Closes whole positions opposite to `buy` in `epic` that fit in `size`,
+    /// oldest first; returns what is left to open, or `None` when the rest
+    /// must not be opened: a close whose outcome is not known yet may have
+    /// happened, and opening as if it had not would double the trade.
+    async fn close_opposite(&mut self, id: u64, epic: &str, buy: bool, size: f64) -> Option<f64> {
         let mut left = size;
         let positions = match self.rest.positions().await {
             Ok(p) => p.positions,
             Err(e) => {
+                // Nothing closed: opening the whole size keeps the account's net right.
                 tracing::warn!(error = %e, "cannot read positions to close in hedging mode; opening instead");
-                return left;
+                return Some(left);
             }
         };
         let mut opposite: Vec<_> = positions.into_iter().filter(|p| p.market.epic == epic && (p.position.direction == "BUY") != buy).collect();
@@ -950,19 +992,68 @@ impl Worker {
             if p.position.size > left + 1e-9 {
                 continue;
             }
-            match self.rest.close_position(&p.position.deal_id).await {
-                Ok(reference) => match self.rest.confirm(&reference).await {
-                    Ok(c) if c.accepted() => {
-                        left -= c.size;
-                        let at_ms = self.confirm_time(&c);
-                        self.send(Reply::Filled { id, size: c.size, level: c.level, at_ms });
+            let deal_id = p.position.deal_id;
+            match self.rest.close_position(&deal_id).await {
+                Ok(reference) => {
+                    self.claimed.insert(reference.clone(), tokio::time::Instant::now());
+                    match self.read_confirm(&reference).await {
+                        Some(c) if c.accepted() => {
+                            left -= c.size;
+                            let at_ms = self.confirm_time(&c);
+                            self.send(Reply::Filled { id, size: c.size, level: c.level, at_ms });
+                        }
+                        // Refused: the position stays, and opening instead keeps the net right.
+                        Some(_) => {}
+                        None => {
+                            tracing::warn!(order = id, deal_reference = %reference, "a hedged close is not confirmed yet: the rest of the order is not opened");
+                            self.pending_confirms.push((id, reference, true));
+                            self.rest_unsent.insert(id);
+                            return None;
+                        }
                     }
-                    Ok(_) | Err(_) => {}
-                },
-                Err(e) => tracing::warn!(error = %e, "closing a hedged position failed"),
+                }
+                Err(e) if e.is_refusal() => tracing::warn!(error = %e, "closing a hedged position was refused"),
+                Err(e) => {
+                    // No clear answer: whether it closed, the account says.
+                    tracing::warn!(order = id, deal_id = %deal_id, error = %e, "no clear answer to a hedged close; reading the account");
+                    if let Ok(now) = self.rest.positions().await
+                        && now.positions.iter().any(|q| q.position.deal_id == deal_id)
+                    {
+                        continue;
+                    }
+                    let close = direction(buy);
+                    let found = self.rest.activity_last(600).await.ok().and_then(|a| {
+                        a.into_iter().find(|a| a.deal_id == deal_id && a.activity_type == "POSITION" && a.details.as_ref().is_some_and(|d| d.direction == close))
+                    });
+                    match found.as_ref().and_then(|a| a.details.as_ref().map(|d| (d.size, d.level, wire::parse_wire_time(&a.date_utc)))) {
+                        Some((size, level, at_ms)) => {
+                            left -= size;
+                            self.send(Reply::Filled { id, size, level, at_ms });
+                        }
+                        None => {
+                            // Gone, with no trace yet: fail closed (the running check names the difference).
+                            self.send(Reply::Rejected { id, reason: format!("a hedged close of {deal_id} had no clear answer and the position is gone: the rest was not sent") });
+                            return None;
+                        }
+                    }
+                }
             }
         }
-        left
+        Some(left)
+    }
+
+    /// The confirm of `reference`, read a few times while it is not found yet.
+    async fn read_confirm(&self, reference: &str) -> Option<wire::Confirm> {
+        for attempt in 0..self.config.confirm_attempts.max(1) {
+            match self.rest.confirm(reference).await {
+                Ok(c) => return Some(c),
+                Err(CapitalError::Api { code: stratbox_capital::ApiCode::NotFoundDealReference, .. }) if attempt + 1 < self.config.confirm_attempts => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(_) => break,
+            }
+        }
+        None
     }
 
     /// Reads the confirm of `reference` (a few tries; then it is left to the poll).
@@ -1035,7 +1126,7 @@ impl Worker {
         for a in activities {
             let Some(d) = &a.details else { continue };
             let kind_ok = if working { a.activity_type == "WORKING_ORDER" && a.status == "ACCEPTED" } else { a.activity_type == "POSITION" && d.deal_reference.starts_with("o_") };
-            if a.epic == epic && d.direction == direction(buy) && kind_ok && !self.claimed.contains(&d.deal_reference) {
+            if a.epic == epic && d.direction == direction(buy) && kind_ok && !self.claimed.contains_key(&d.deal_reference) {
                 let e = by_reference.entry(d.deal_reference.clone()).or_insert((0.0, a.date_utc.as_str()));
                 e.0 += d.size;
             }
@@ -1043,7 +1134,7 @@ impl Worker {
         // The oldest unclaimed deal that fits: requests were sent in order.
         let found = by_reference.into_iter().filter(|(_, (s, _))| (s - size).abs() < 1e-9).min_by(|a, b| a.1.1.cmp(b.1.1)).map(|(r, _)| r);
         if let Some(r) = &found {
-            self.claimed.insert(r.clone());
+            self.claimed.insert(r.clone(), tokio::time::Instant::now());
         }
         found
     }
@@ -1081,7 +1172,7 @@ impl Worker {
         // Known references first, so a lost one is never matched to a deal they own.
         for l in &lookups {
             if let Some(r) = &l.deal_reference {
-                self.claimed.insert(r.clone());
+                self.claimed.insert(r.clone(), tokio::time::Instant::now());
             }
         }
         for l in lookups {
@@ -1165,7 +1256,14 @@ impl Worker {
     async fn poll(&mut self) {
         for (id, reference, market) in std::mem::take(&mut self.pending_confirms) {
             match self.rest.confirm(&reference).await {
-                Ok(c) => self.confirmed(id, &reference, c, market),
+                Ok(c) => {
+                    let accepted = c.accepted();
+                    self.confirmed(id, &reference, c, market);
+                    // A hedged order stopped at a late close: what it did not open ends now (after its fill).
+                    if self.rest_unsent.remove(&id) && accepted {
+                        self.send(Reply::Rejected { id, reason: "the rest was not sent: a hedged close was confirmed late".into() });
+                    }
+                }
                 Err(_) => self.pending_confirms.push((id, reference, market)),
             }
         }

@@ -64,6 +64,10 @@ pub trait Broker: Send {
     fn on_quote(&mut self, quote: &Quote) -> Vec<(Arc<str>, Fill)>;
     fn on_bar(&mut self, bar: &Bar) -> Vec<(Arc<str>, Fill)>;
     /// Cancels every working order of `owner`; returns how many were cancelled or asked to be.
+    /// Broker references remembered for matching (a remote broker's claimed deal references).
+    fn remembered_references(&self) -> usize {
+        0
+    }
     fn cancel_all(&mut self, owner: &str) -> usize;
     /// Sets (or, with both levels `None`, removes) protection for `owner`'s position.
     fn protect(&mut self, owner: &Arc<str>, levels: StopLevels);
