@@ -287,3 +287,53 @@ fn claimed_references_are_forgotten_past_their_retention_and_adopt_waits_for_ord
 fn risk() -> RiskConfig {
     RiskConfig { duplicate_window_ms: 0, ..RiskConfig::default() }
 }
+
+/// Defect 12: a restart in hedging mode miscounted what an order still
+/// needed: the fills of its closes were counted against the deal it opened,
+/// so that deal's fill was never booked, the order stayed in flight and the
+/// reconciliation failed.
+#[test]
+fn a_restart_in_hedging_mode_books_the_opened_rest_of_an_order_that_also_closed() {
+    let mut rig = rig_with(Faults::default(), CapitalBrokerConfig { confirm_attempts: 1, ..fast() }, Account::Hedging, risk());
+    rig.target(5.0);
+    rig.run_until("the entry's fill", Duration::from_secs(10), |r| r.held() == 5.0);
+    // Opening confirms (`o_…`) are not readable for a while; closes (`p_…`) are.
+    rig.mock.script(ScriptedFault { method: "GET".into(), path: "/api/v1/confirms/o_".into(), times: 1_000, status: 404, error_code: Some(ApiCode::NotFoundDealReference), after_handling: false });
+    rig.quote();
+    // Sell 8: close the long 5, open a short 3.
+    rig.target(-3.0);
+    rig.run_until("the close's fill and the open's reference", Duration::from_secs(10), |r| {
+        let references = r.journal().iter().filter(|e| matches!(&e.event, JournalEvent::BrokerRef { deal_reference: Some(_), .. })).count();
+        r.held() == 0.0 && references == 2
+    });
+    assert_eq!(rig.mock.dealing().net.get("AAPL").copied(), Some(-3.0), "{:?}", rig.mock.dealing().deals);
+    // The host stops before the open's fill is known, and starts again.
+    rig.path.flush().unwrap();
+    let mut rig = rig.restart();
+    rig.run_until("the open's fill", Duration::from_secs(10), |r| r.held() == -3.0);
+    let v = rig.path.risk_view();
+    assert_eq!(v.global.state, TradingState::Active, "reconciled: {}", v.global.reason);
+    assert!(rig.path.tracker().open_orders("trend").is_empty(), "nothing left in flight");
+}
+
+/// Defect 12, its other half: the open's reply lost (in doubt) when the host
+/// stops; after the restart the deal must be looked for at the size that was
+/// still to fill (3), not the order's (8).
+#[test]
+fn a_restart_in_hedging_mode_finds_the_opened_rest_whose_reply_was_lost() {
+    // The second dealing request (the open after the close) has its reply held back.
+    let faults = Faults { lost_reply_every: Some(2), lost_reply_ms: 4_000, ..Faults::default() };
+    let mut rig = rig_with(faults, CapitalBrokerConfig { unknown_grace_secs: 20, ..fast() }, Account::Hedging, risk());
+    rig.target(5.0);
+    rig.run_until("the entry's fill", Duration::from_secs(10), |r| r.held() == 5.0);
+    rig.quote();
+    rig.target(-3.0);
+    rig.run_until("the close's fill, the open in doubt", Duration::from_secs(10), |r| r.held() == 0.0 && r.path.in_doubt(&r.plugin, 0).is_some());
+    rig.path.flush().unwrap();
+    let mut rig = rig.restart();
+    rig.run_until("the open's fill", Duration::from_secs(10), |r| r.held() == -3.0);
+    let v = rig.path.risk_view();
+    assert_eq!(v.global.state, TradingState::Active, "reconciled: {}", v.global.reason);
+    assert!(rig.path.tracker().open_orders("trend").is_empty(), "nothing left in flight");
+    assert_eq!(rig.mock.dealing().net.get("AAPL").copied(), Some(-3.0));
+}

@@ -743,6 +743,13 @@ fn read_account(accounts: &[wire::Account]) -> Option<BrokerAccount> {
     Some(BrokerAccount { balance: b.balance, deposit: b.deposit, profit_loss: b.profit_loss, available: b.available, read_at_ms })
 }
 
+/// How much of a restored market order's fills came from the deal under its
+/// reference, which dealt `dealt`: in hedging the closes before it filled the
+/// rest of the order (`size - dealt`), and they are not this deal's.
+fn filled_under(l: &Lookup, dealt: f64) -> f64 {
+    (l.filled - (l.size - dealt)).max(0.0)
+}
+
 fn direction(buy: bool) -> &'static str {
     if buy { "BUY" } else { "SELL" }
 }
@@ -1179,7 +1186,8 @@ impl Worker {
             let working = l.kind != OrderType::Market;
             let reference = match l.deal_reference.clone() {
                 Some(r) => r,
-                None => match self.match_lost(&activities, &l.epic, l.buy, l.size, working) {
+                // What is not filled yet was sent under one reference (in hedging, after the closes).
+                None => match self.match_lost(&activities, &l.epic, l.buy, l.size - l.filled, working) {
                     Some(r) => {
                         tracing::info!(order = l.id, deal_reference = %r, "a request whose reply was lost was found at the broker");
                         self.send(Reply::Referenced { id: l.id, deal_reference: r.clone() });
@@ -1189,7 +1197,7 @@ impl Worker {
                     None if server_now - l.placed_ms < self.config.unknown_grace_secs as i64 * 1000 => {
                         let left = Duration::from_millis((self.config.unknown_grace_secs as i64 * 1000 - (server_now - l.placed_ms)).max(0) as u64);
                         let why = "sent just before the restart; no reply was journaled".to_owned();
-                        self.doubt(Unresolved { id: l.id, epic: l.epic, buy: l.buy, size: l.size, working, placed_ms: l.placed_ms, deadline: tokio::time::Instant::now() + left, why });
+                        self.doubt(Unresolved { id: l.id, epic: l.epic, buy: l.buy, size: l.size - l.filled, working, placed_ms: l.placed_ms, deadline: tokio::time::Instant::now() + left, why });
                         continue;
                     }
                     None => {
@@ -1206,8 +1214,9 @@ impl Worker {
                     (s + d.size, v + d.size * d.level, t.max(wire::parse_wire_time(&a.date_utc)))
                 });
                 if size > 0.0 {
-                    if size > l.filled + 1e-9 {
-                        self.send(Reply::Filled { id: l.id, size: size - l.filled, level: value / size, at_ms });
+                    let already = filled_under(&l, size);
+                    if size > already + 1e-9 {
+                        self.send(Reply::Filled { id: l.id, size: size - already, level: value / size, at_ms });
                     }
                     continue;
                 }
@@ -1222,9 +1231,10 @@ impl Worker {
             match self.rest.confirm(&reference).await {
                 // A market deal: what the journal has not filled yet.
                 Ok(c) if c.accepted() && !working => {
-                    if c.size > l.filled + 1e-9 {
+                    let already = filled_under(&l, c.size);
+                    if c.size > already + 1e-9 {
                         let at_ms = self.confirm_time(&c);
-                        self.send(Reply::Filled { id: l.id, size: c.size - l.filled, level: c.level, at_ms });
+                        self.send(Reply::Filled { id: l.id, size: c.size - already, level: c.level, at_ms });
                     }
                 }
                 Ok(c) => self.confirmed(l.id, &reference, c, !working),
