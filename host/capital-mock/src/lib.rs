@@ -282,11 +282,13 @@ struct Shared {
     market_start: i64,
     stats: MockStats,
     scripted: Mutex<Vec<ScriptedFault>>,
+    /// Market time skipped ahead by [`MockServer::skip`].
+    skipped_ms: std::sync::atomic::AtomicI64,
 }
 
 impl Shared {
     fn now_ms(&self) -> i64 {
-        self.market_start + (self.wall_start.elapsed().as_secs_f64() * 1e3 * self.config.speed) as i64
+        self.market_start + self.skipped_ms.load(Ordering::Relaxed) + (self.wall_start.elapsed().as_secs_f64() * 1e3 * self.config.speed) as i64
     }
 }
 
@@ -366,6 +368,7 @@ impl MockServer {
             wall_start: Instant::now(),
             stats: MockStats::default(),
             scripted: Mutex::default(),
+            skipped_ms: std::sync::atomic::AtomicI64::new(0),
             config,
         });
         let app = axum::Router::new()
@@ -448,6 +451,14 @@ impl MockServer {
     /// `error.invalid.session.token` (as after an idle timeout).
     pub fn expire_sessions(&self) {
         self.shared.sessions.lock().expect("sessions lock").clear();
+    }
+
+    /// The market jumps `ms` ahead (a host's days of downtime in an
+    /// instant): every quote in between is published and trades the
+    /// account's resting orders, and good-till-date orders expire, as if the
+    /// time had passed.
+    pub fn skip(&self, ms: i64) {
+        self.shared.skipped_ms.fetch_add(ms.max(0), Ordering::Relaxed);
     }
 
     /// Adds a fault for the next matching requests (see [`ScriptedFault`]).

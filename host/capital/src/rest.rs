@@ -466,6 +466,17 @@ impl RestClient {
         Ok(r.activities)
     }
 
+    /// Detailed activities from `from_ms` to `to_ms` (server time; at most a
+    /// day apart, however long ago), of one deal if `deal_id` is given.
+    pub async fn activity_between(&self, from_ms: i64, to_ms: i64, deal_id: Option<&str>) -> Result<Vec<wire::Activity>, CapitalError> {
+        let mut query = vec![("from", wire::format_query_time(from_ms)), ("to", wire::format_query_time(to_ms)), ("detailed", "true".to_owned())];
+        if let Some(id) = deal_id {
+            query.push(("dealId", id.to_owned()));
+        }
+        let r: wire::Activities = self.call(Method::GET, "/history/activity", None::<&()>, &query, CallKind::General).await?;
+        Ok(r.activities)
+    }
+
     pub async fn logout(&self) -> Result<(), CapitalError> {
         if self.session.lock().await.is_none() {
             return Ok(());

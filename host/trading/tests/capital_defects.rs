@@ -6,9 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Account, Rig, rig, rig_with};
+use common::{Account, Rig, rig, rig_on, rig_with, wait_for};
 use stratbox_capital::{ApiCode, wire};
-use stratbox_capital_mock::{Faults, ScriptedFault};
+use stratbox_capital_mock::{Faults, MockConfig, ScriptedFault};
 use std::sync::Arc;
 
 use stratbox_contract::{Intent, OrderIntent, OrderType, Side, StopDecision, StopLevels, TimeInForce};
@@ -336,4 +336,32 @@ fn a_restart_in_hedging_mode_finds_the_opened_rest_whose_reply_was_lost() {
     assert_eq!(v.global.state, TradingState::Active, "reconciled: {}", v.global.reason);
     assert!(rig.path.tracker().open_orders("trend").is_empty(), "nothing left in flight");
     assert_eq!(rig.mock.dealing().net.get("AAPL").copied(), Some(-3.0));
+}
+
+/// Defect 7: after more than a day of downtime, a restored resting order
+/// that ended meanwhile (its activity older than the day a read reaches)
+/// was never explained: it blocked the reconciliation, and adopt, for good.
+#[test]
+fn a_resting_order_that_ended_days_before_a_restart_is_found_further_back() {
+    // A quote a market minute, a market minute a wall second (the skip below publishes every one).
+    let mock = MockConfig { quote_secs: 60, speed: 60.0, ..common::mock_config() };
+    let risk = RiskConfig { price_band: 0.5, ..risk() };
+    let mut rig = rig_on(mock, fast(), Account::Netting, risk);
+    let m = rig.quote();
+    // A day order 30% under the market: it rests, then expires at the day's end.
+    let limit = (m.snapshot.bid * 0.7 * 100.0).round() / 100.0;
+    rig.order(OrderIntent { instrument: 0, side: Side::Buy, quantity: 2.0, order_type: OrderType::Limit(limit), time_in_force: TimeInForce::Day, tag: 0 });
+    rig.run_until("the order to rest", Duration::from_secs(10), |r| r.journal().iter().any(|e| matches!(&e.event, JournalEvent::Acknowledged { .. })));
+    rig.path.flush().unwrap();
+    // Down for three market days.
+    let mut rig = rig.restart_after(|mock| {
+        let before = mock.market_time_ms();
+        mock.skip(3 * 86_400_000);
+        wait_for("the mock's market to catch up", Duration::from_secs(30), || mock.ground_truth().market_time_ms >= before + 3 * 86_400_000);
+    });
+    let v = rig.path.risk_view();
+    assert_eq!(v.global.state, TradingState::Active, "reconciled: {}", v.global.reason);
+    assert!(rig.path.tracker().open_orders("trend").is_empty(), "the order's end was found");
+    let ended = rig.journal().iter().filter(|e| matches!(&e.event, JournalEvent::Expired { .. } | JournalEvent::Fill { .. })).count();
+    assert_eq!(ended, 1, "its expiry (or fill) is journaled");
 }

@@ -1176,6 +1176,9 @@ impl Worker {
             Ok(a) => a,
             Err(e) => return self.send(Reply::Failed { reason: format!("activity: {e}") }),
         };
+        // Resting orders placed before this read reaches: one that ended while
+        // the host was down may have its activity older than the read.
+        let mut older: Vec<(String, i64)> = Vec::new();
         // Known references first, so a lost one is never matched to a deal they own.
         for l in &lookups {
             if let Some(r) = &l.deal_reference {
@@ -1224,6 +1227,9 @@ impl Worker {
                 if l.deal_id.is_none() {
                     self.send(Reply::Working { id: l.id, deal_id: deal_id.clone() });
                 }
+                if l.placed_ms < from {
+                    older.push((deal_id.clone(), l.placed_ms));
+                }
                 self.order_of_deal.insert(deal_id.clone(), l.id);
                 continue;
             }
@@ -1246,6 +1252,44 @@ impl Worker {
         }
         // What the resting ones did while the host was down.
         self.apply_activity(&activities);
+        if !older.is_empty() {
+            self.look_further_back(older, from).await;
+        }
+    }
+
+    /// Restored resting orders no longer at the broker whose end the read from
+    /// `from` did not show: their activity is looked for further back, a day a
+    /// request (the API's widest window), down to when each was placed.
+    async fn look_further_back(&mut self, older: Vec<(String, i64)>, from: i64) {
+        let resting: HashSet<String> = match self.rest.working_orders().await {
+            Ok(w) => w.working_orders.into_iter().map(|w| w.working_order_data.deal_id).collect(),
+            Err(e) => return tracing::warn!(error = %e, "cannot read the working orders to look further back for restored ones"),
+        };
+        const DAY_MS: i64 = 86_400_000;
+        for (deal_id, placed_ms) in older {
+            if resting.contains(&deal_id) || !self.order_of_deal.contains_key(&deal_id) {
+                continue;
+            }
+            let mut to = from;
+            // At most a year of downtime is walked (one request a day).
+            for _ in 0..366 {
+                let start = (to - DAY_MS).max(placed_ms - self.config.match_window_secs * 1000);
+                match self.rest.activity_between(start, to, Some(&deal_id)).await {
+                    Ok(found) => self.apply_activity(&found),
+                    Err(e) => {
+                        tracing::warn!(deal_id = %deal_id, error = %e, "cannot read older activity for a restored resting order");
+                        break;
+                    }
+                }
+                if !self.order_of_deal.contains_key(&deal_id) || start <= placed_ms - self.config.match_window_secs * 1000 {
+                    break;
+                }
+                to = start;
+            }
+            if self.order_of_deal.contains_key(&deal_id) {
+                tracing::warn!(deal_id = %deal_id, "a restored resting order is gone from the broker and no activity since it was placed says how");
+            }
+        }
     }
 
     /// Executions, expiries and cancels of resting orders.

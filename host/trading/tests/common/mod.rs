@@ -40,13 +40,16 @@ pub fn rig(faults: Faults, broker: CapitalBrokerConfig) -> Rig {
 }
 
 pub fn rig_with(faults: Faults, broker: CapitalBrokerConfig, account: Account, risk: RiskConfig) -> Rig {
+    rig_on(MockConfig { faults, ..mock_config() }, broker, account, risk)
+}
+
+/// The mock's market: AAPL and GOLD, in real time, from a day ago.
+pub fn mock_config() -> MockConfig {
+    MockConfig { epics: vec!["AAPL".into(), "GOLD".into()], start_ms: Some(stratbox_contract::util::unix_ms() as i64 - 86_400_000), ..MockConfig::default() }
+}
+
+pub fn rig_on(config: MockConfig, broker: CapitalBrokerConfig, account: Account, risk: RiskConfig) -> Rig {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let config = MockConfig {
-        epics: vec!["AAPL".into(), "GOLD".into()],
-        start_ms: Some(stratbox_contract::util::unix_ms() as i64 - 86_400_000),
-        faults,
-        ..MockConfig::default()
-    };
     let mock = rt.block_on(MockServer::start(config, "127.0.0.1:0")).unwrap();
     mock.set_hedging(account == Account::Hedging);
     // A short timeout: a reply held back by the mock is lost to the client.
@@ -146,8 +149,14 @@ impl Rig {
     /// engine does: replay, the broker asked, its replies drained, the
     /// positions compared. The old host's broker worker ends with it.
     pub fn restart(self) -> Self {
+        self.restart_after(|_| {})
+    }
+
+    /// A restart with `downtime` done to the broker while the host is down.
+    pub fn restart_after(self, downtime: impl FnOnce(&MockServer)) -> Self {
         let Rig { rt, mock, rest, path, plugin, broker, risk, dir, .. } = self;
         drop(path);
+        downtime(&mock);
         let world = Arc::new(SharedWorld::new(100));
         let (path, rebuilt) = open_path(&rt, &rest, &world, &dir, &broker, &risk);
         let mut rig = Rig { rt, mock, rest, world, path, plugin, broker, risk, dir };
