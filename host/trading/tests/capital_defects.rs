@@ -365,3 +365,25 @@ fn a_resting_order_that_ended_days_before_a_restart_is_found_further_back() {
     let ended = rig.journal().iter().filter(|e| matches!(&e.event, JournalEvent::Expired { .. } | JournalEvent::Fill { .. })).count();
     assert_eq!(ended, 1, "its expiry (or fill) is journaled");
 }
+
+/// Defect 6: "in doubt" ended on a timer, not on evidence: an order whose
+/// deal the activity showed later than the grace was refused as never
+/// received, though the account held it (`GET /positions` was never read).
+#[test]
+fn an_order_in_doubt_that_the_account_holds_is_not_refused_when_the_activity_is_late() {
+    // The deal is made, the gateway answers 502, and the activity shows it only after 8 s (the grace is 3 s).
+    let faults = Faults { executed_then_502_every: Some(1), activity_lag_ms: Some(8_000), ..Faults::default() };
+    let mut rig = rig(faults, CapitalBrokerConfig { unknown_grace_secs: 3, ..fast() });
+    rig.target(5.0);
+    rig.run_until("the order to be in doubt", Duration::from_secs(10), |r| r.path.in_doubt(&r.plugin, 0).is_some());
+    rig.run_until("the late activity to settle it", Duration::from_secs(20), |r| r.held() == 5.0);
+    assert!(!rig.journal().iter().any(|e| matches!(&e.event, JournalEvent::BrokerRejected { .. })), "never refused");
+    assert_eq!(rig.mock.dealing().deals.len(), 1);
+    // And one that never reached the broker is refused, once the account shows nothing changed.
+    script(&rig, "POST", "/api/v1/positions", 1, 502, false);
+    rig.quote();
+    rig.target(8.0);
+    rig.run_until("the second order to be refused", Duration::from_secs(20), |r| r.journal().iter().any(|e| matches!(&e.event, JournalEvent::BrokerRejected { .. })));
+    assert_eq!((rig.held(), rig.mock.dealing().net.get("AAPL").copied()), (5.0, Some(5.0)));
+    assert_eq!(rig.path.risk_view().global.state, TradingState::Active, "{}", rig.path.risk_view().global.reason);
+}

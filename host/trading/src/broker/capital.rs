@@ -124,6 +124,8 @@ enum Request {
     Account,
     /// Cancel working orders no order of the host owns (the operator's adopt).
     CancelForeign(Vec<String>),
+    /// Stop looking for an order in doubt: the account shows it never happened.
+    Forget { id: u64 },
 }
 
 /// An order from before a restart, as the journal left it.
@@ -146,6 +148,10 @@ enum Reply {
     Referenced { id: u64, deal_reference: String },
     /// No clear answer: the order may or may not be at the broker (looked for until the grace ends).
     Unknown { id: u64, why: String },
+    /// An order in doubt still not in the activity after the grace: the
+    /// account's net position in its epic, and whether a working order no
+    /// known order claims matches it, for the host to judge against its books.
+    Unseen { id: u64, net: f64, working_match: bool },
     /// A consistent read of the account while running; `settled` when no
     /// request was in doubt at the worker (then it must match the ledger).
     Positions { positions: Vec<(String, f64)>, working: Vec<String>, settled: bool },
@@ -355,6 +361,7 @@ impl CapitalBroker {
                 tracing::warn!(order = id, why = %why, "no clear answer from Capital.com: the order is in doubt; new orders for its plugin and instrument wait");
                 self.unknown.insert(id, why);
             }
+            Reply::Unseen { id, net, working_match } => self.judge_unseen(id, net, working_match),
             Reply::Positions { positions, working, settled } => self.check_positions(positions, working, settled),
             Reply::Working { id, deal_id } => self.notes.push(BrokerNote::DealId { order_id: id, deal_id }),
             Reply::Filled { id, size, level, at_ms } => {
@@ -401,6 +408,36 @@ impl CapitalBroker {
             Reply::Account { .. } => tracing::debug!("an account read after reconciliation ended; ignored"),
             Reply::Balance(a) => self.account = Some(a),
             Reply::Failed { reason } => tracing::warn!(reason = %reason, "Capital.com broker"),
+        }
+    }
+
+    /// An order in doubt the activity still does not show, judged by the
+    /// account: if the account's net position in its instrument is the
+    /// host's (and no other order of that instrument is on its way or in
+    /// doubt, and no unclaimed working order matches it), it never reached the
+    /// broker and is refused. If the account holds it, or cannot be told
+    /// apart, it stays in doubt and is looked for again.
+    fn judge_unseen(&mut self, id: u64, net: f64, working_match: bool) {
+        let Some(o) = self.orders.get(&id) else {
+            let _ = self.requests.send(Request::Forget { id });
+            return;
+        };
+        let instrument = o.view.instrument;
+        let left = signed(o.view.side, o.view.quantity - o.view.filled_quantity);
+        // What else could move the account's position unseen: another market order on its way or an order in doubt.
+        let others = self.orders.iter().any(|(&k, x)| k != id && x.view.instrument == instrument && (x.market || self.unknown.contains_key(&k)))
+            || self.queue.iter().any(|r| matches!(r, Request::Place { .. }));
+        let host: f64 = self.world.ledger().net_by_plugin(instrument).iter().map(|(_, q)| q).sum();
+        if !others && !working_match && (net - host).abs() < 1e-9 {
+            let reason = format!("not received by Capital.com: no matching deal in the activity, and the account's position ({net}) is the host's");
+            tracing::warn!(order = id, reason = %reason, "an order in doubt never reached the broker");
+            let _ = self.requests.send(Request::Forget { id });
+            let mut ignored = Vec::new();
+            self.apply(Reply::Rejected { id, reason }, &mut ignored);
+        } else if (net - host - left).abs() < 1e-9 || working_match {
+            tracing::warn!(order = id, net, host, "an order in doubt is in the account but not yet in the activity: still looking");
+        } else {
+            tracing::warn!(order = id, net, host, others, "an order in doubt cannot be told from the account yet: still looking");
         }
     }
 
@@ -878,6 +915,7 @@ impl Worker {
                     self.resolve_unknown().await;
                 }
             }
+            Request::Forget { id } => self.unresolved.retain(|u| u.id != id),
             Request::Claim(references) => {
                 let now = tokio::time::Instant::now();
                 self.claimed.extend(references.into_iter().map(|r| (r, now)));
@@ -1118,13 +1156,31 @@ impl Worker {
                 self.send(Reply::Referenced { id: u.id, deal_reference: reference.clone() });
                 self.confirm(u.id, reference, !u.working).await;
             } else if now >= u.deadline {
-                let reason = format!("not received by Capital.com: no matching deal in the activity within {} s ({})", self.config.unknown_grace_secs, u.why);
-                tracing::warn!(order = u.id, reason = %reason, "an order in doubt never reached the broker");
-                self.send(Reply::Rejected { id: u.id, reason });
+                // The activity is silent: the account is the evidence, judged by
+                // the host against its books. Looked for until then (and again).
+                let mut u = u;
+                match self.evidence(&u).await {
+                    Ok((net, working_match)) => self.send(Reply::Unseen { id: u.id, net, working_match }),
+                    Err(e) => tracing::warn!(order = u.id, error = %e, "cannot read the account to judge an order in doubt; asking again"),
+                }
+                u.deadline = now + Duration::from_secs(self.config.unknown_grace_secs.max(1));
+                self.unresolved.push(u);
             } else {
                 self.unresolved.push(u);
             }
         }
+    }
+
+    /// The account's net position in `u`'s epic, and whether a resting order
+    /// nobody here claims matches it (epic, direction, size).
+    async fn evidence(&self, u: &Unresolved) -> Result<(f64, bool), CapitalError> {
+        let (positions, working) = tokio::try_join!(self.rest.positions(), self.rest.working_orders())?;
+        let net = positions.positions.iter().filter(|p| p.market.epic == u.epic).map(|p| if p.position.direction == "BUY" { p.position.size } else { -p.position.size }).sum();
+        let working_match = working.working_orders.iter().any(|w| {
+            let d = &w.working_order_data;
+            d.epic == u.epic && d.direction == direction(u.buy) && (d.order_size - u.size).abs() < 1e-9 && !self.order_of_deal.contains_key(&d.deal_id)
+        });
+        Ok((net, working_match))
     }
 
     fn match_lost(&mut self, activities: &[wire::Activity], epic: &str, buy: bool, size: f64, working: bool) -> Option<String> {
