@@ -387,3 +387,22 @@ fn an_order_in_doubt_that_the_account_holds_is_not_refused_when_the_activity_is_
     assert_eq!((rig.held(), rig.mock.dealing().net.get("AAPL").copied()), (5.0, Some(5.0)));
     assert_eq!(rig.path.risk_view().global.state, TradingState::Active, "{}", rig.path.risk_view().global.reason);
 }
+
+/// Defect 6, at a restart: an order sent just before the stop that never
+/// reached the broker is judged by the account once its grace is over; the
+/// reconciliation does not wait on it and agrees, and the order is refused.
+#[test]
+fn a_restart_with_an_order_that_never_reached_the_broker_reconciles_and_refuses_it() {
+    let mut rig = rig(Faults::default(), CapitalBrokerConfig { unknown_grace_secs: 3, ..fast() });
+    // Answered 502 by a gateway that never passed it on.
+    script(&rig, "POST", "/api/v1/positions", 1, 502, false);
+    rig.target(5.0);
+    rig.run_until("the order to be in doubt", Duration::from_secs(10), |r| r.path.in_doubt(&r.plugin, 0).is_some());
+    rig.path.flush().unwrap();
+    let mut rig = rig.restart();
+    let v = rig.path.risk_view();
+    assert_eq!(v.global.state, TradingState::Active, "reconciled: {}", v.global.reason);
+    rig.run_until("the order to be refused", Duration::from_secs(15), |r| r.journal().iter().any(|e| matches!(&e.event, JournalEvent::BrokerRejected { .. })));
+    assert_eq!((rig.held(), rig.mock.dealing().deals.len()), (0.0, 0));
+    assert!(rig.path.tracker().open_orders("trend").is_empty());
+}

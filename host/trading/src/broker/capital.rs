@@ -770,6 +770,8 @@ struct Unresolved {
     placed_ms: i64,
     deadline: tokio::time::Instant,
     why: String,
+    /// Whether its grace has run out once (the account was then read for it).
+    judged: bool,
 }
 
 /// The preferred account's balance (the one a login trades), else the first.
@@ -908,9 +910,11 @@ impl Worker {
             Request::Resolve(lookup) => self.resolve_all(vec![lookup]).await,
             Request::ResolveAll(lookups) => {
                 self.resolve_all(lookups).await;
-                // The account is read only once every order in doubt is settled
-                // (each ends by its deadline), so it can be compared.
-                while !self.unresolved.is_empty() {
+                // The account is read once every order in doubt is found or past
+                // its grace (then the host judges it against the account; until
+                // then it stays in doubt, and a deal the activity still hides
+                // shows as a difference, which keeps trading halted).
+                while self.unresolved.iter().any(|u| !u.judged) {
                     tokio::time::sleep(Duration::from_millis(self.config.poll_ms.max(50))).await;
                     self.resolve_unknown().await;
                 }
@@ -1008,7 +1012,7 @@ impl Worker {
             Err(e) => {
                 tracing::warn!(order = id, error = %e, "no clear answer to a dealing request; looking for it in the activity");
                 let deadline = tokio::time::Instant::now() + Duration::from_secs(self.config.unknown_grace_secs);
-                self.doubt(Unresolved { id, epic: epic.to_owned(), buy, size: left, working: kind != OrderType::Market, placed_ms, deadline, why: e.to_string() });
+                self.doubt(Unresolved { id, epic: epic.to_owned(), buy, size: left, working: kind != OrderType::Market, placed_ms, deadline, why: e.to_string(), judged: false });
                 return self.resolve_unknown().await;
             }
         };
@@ -1164,6 +1168,7 @@ impl Worker {
                     Err(e) => tracing::warn!(order = u.id, error = %e, "cannot read the account to judge an order in doubt; asking again"),
                 }
                 u.deadline = now + Duration::from_secs(self.config.unknown_grace_secs.max(1));
+                u.judged = true;
                 self.unresolved.push(u);
             } else {
                 self.unresolved.push(u);
@@ -1256,7 +1261,7 @@ impl Worker {
                     None if server_now - l.placed_ms < self.config.unknown_grace_secs as i64 * 1000 => {
                         let left = Duration::from_millis((self.config.unknown_grace_secs as i64 * 1000 - (server_now - l.placed_ms)).max(0) as u64);
                         let why = "sent just before the restart; no reply was journaled".to_owned();
-                        self.doubt(Unresolved { id: l.id, epic: l.epic, buy: l.buy, size: l.size - l.filled, working, placed_ms: l.placed_ms, deadline: tokio::time::Instant::now() + left, why });
+                        self.doubt(Unresolved { id: l.id, epic: l.epic, buy: l.buy, size: l.size - l.filled, working, placed_ms: l.placed_ms, deadline: tokio::time::Instant::now() + left, why, judged: false });
                         continue;
                     }
                     None => {
