@@ -82,6 +82,15 @@ pub struct AdoptReport {
     pub risk: RiskView,
 }
 
+/// An exit of the operator's not done yet: its target, when it may be sent
+/// again, and how often it was.
+#[derive(Debug, Clone, Copy)]
+struct ExitDue {
+    target: f64,
+    next_at: Timestamp,
+    tries: u32,
+}
+
 /// What the order path holds in memory (see [`OrderPath::footprint`]).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Footprint {
@@ -235,7 +244,7 @@ pub struct OrderPath {
     /// sent again once nothing of its book in the instrument is on its way
     /// (cancels of resting orders, an exit, an order in doubt at the broker),
     /// at most once a second of market time, until the position reaches it.
-    exits_due: BTreeMap<(Arc<str>, InstrumentId), (f64, Timestamp)>,
+    exits_due: BTreeMap<(Arc<str>, InstrumentId), ExitDue>,
     /// The loss limits' baselines as last journaled (written again when they change).
     journaled_baselines: Option<crate::risk::Baselines>,
     /// When set, every intent accepted from a plugin, in order (for tests and audits).
@@ -397,7 +406,7 @@ impl OrderPath {
             let books: Vec<Arc<str>> = self.world.ledger().plugins().cloned().collect();
             for plugin in books {
                 for p in self.world.ledger().positions(&plugin) {
-                    self.exits_due.insert((plugin.clone(), p.instrument), (0.0, Timestamp::MIN));
+                    self.exits_due.insert((plugin.clone(), p.instrument), ExitDue { target: 0.0, next_at: Timestamp::MIN, tries: 0 });
                 }
             }
         }
@@ -427,12 +436,14 @@ impl OrderPath {
         let ledger = self.world.ledger();
         let mut found: Vec<String> = ledger
             .plugins()
-            .filter_map(|p| ledger.book(p))
-            .flat_map(|b| b.orders.values())
-            .filter_map(|o| {
+            .filter_map(|p| ledger.book(p).map(|b| (p, b)))
+            .flat_map(|(p, b)| b.orders.values().map(move |o| (p, o)))
+            .filter_map(|(plugin, o)| {
                 let client_id = self.orders.client_id_of(o.id)?;
                 let sent = self.orders.get(client_id).is_some_and(|t| t.state == crate::OrderState::Sent);
-                (o.order_type == stratbox_contract::OrderType::Market || sent).then(|| client_id.to_owned())
+                // In doubt (a cancel asked for since changes nothing: it may still fill).
+                let in_doubt = self.broker.unresolved(plugin, o.instrument).is_some();
+                (o.order_type == stratbox_contract::OrderType::Market || sent || in_doubt).then(|| client_id.to_owned())
             })
             .collect();
         if self.broker.queued() > 0 {
@@ -489,7 +500,9 @@ impl OrderPath {
                 (notional > limit).then(|| format!("{symbol}: notional {notional:.2} over the limit {limit:.2}"))
             })
             .collect();
-        if !past.is_empty() {
+        // (A book already halted stays halted: reduce-only would loosen it.)
+        let halted = self.risk.view().plugins.get(into).is_some_and(|r| r.state == TradingState::Halted);
+        if !past.is_empty() && !halted {
             let why = format!("adopted positions past the risk limits: {}", past.join("; "));
             tracing::warn!(into, reason = %why, "adopted book is reduce-only");
             self.risk.set_cause(Some(into), Cause::Operator, TradingState::ReduceOnly, &why, now);
@@ -754,7 +767,7 @@ impl OrderPath {
                 let held = self.world.ledger().quantity(&plugin, instrument);
                 if held.abs() > target.abs() && held * original > 0.0 {
                     self.route(&plugin, &Intent::Target(TargetPosition { instrument, quantity: target }), now, true);
-                    self.exits_due.insert((plugin.clone(), instrument), (target, now));
+                    self.exits_due.insert((plugin.clone(), instrument), ExitDue { target, next_at: now.saturating_add(1_000_000_000), tries: 0 });
                 }
             }
             plan.next_at = plan.next_at.saturating_add(secs_to_nanos(plan.every_secs));
@@ -807,7 +820,7 @@ impl OrderPath {
                     closing.push((plugin.to_string(), self.symbol(p.instrument), -p.quantity));
                 }
                 // Refused for now (a resting order's cancel on its way, an order in doubt): sent again.
-                self.exits_due.insert((plugin.clone(), p.instrument), (0.0, now));
+                self.exits_due.insert((plugin.clone(), p.instrument), ExitDue { target: 0.0, next_at: now.saturating_add(1_000_000_000), tries: 0 });
             }
         }
         self.raise_alerts();
@@ -1376,41 +1389,64 @@ impl OrderPath {
         }
     }
 
-    /// Routes the exits a broker's protective levels asked for (a stop-loss or
-    /// take-profit reached): each one an exit through the path like any other.
     /// Sends again the operator's exits that are not done (see `exits_due`).
     fn retry_exits(&mut self, now: Timestamp) {
+        // While a flatten holds, a position opened after it (an order that was
+        // on its way, found in doubt) is closed too.
+        if self.risk.holds(Cause::Flatten) {
+            let open: Vec<(Arc<str>, InstrumentId)> = {
+                let ledger = self.world.ledger();
+                ledger.plugins().flat_map(|p| ledger.positions(p).into_iter().map(move |q| (p.clone(), q.instrument))).collect()
+            };
+            for key in open {
+                self.exits_due.entry(key).or_insert(ExitDue { target: 0.0, next_at: now, tries: 0 });
+            }
+        }
         // Sized from the ledger: not while it is known to differ from the broker's.
         if self.exits_due.is_empty() || self.risk.holds(Cause::Reconciliation) {
             return;
         }
-        let due: Vec<((Arc<str>, InstrumentId), (f64, Timestamp))> = self.exits_due.iter().map(|(k, v)| (k.clone(), *v)).collect();
-        for ((plugin, instrument), (target, tried)) in due {
+        let due: Vec<((Arc<str>, InstrumentId), ExitDue)> = self.exits_due.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        for ((plugin, instrument), mut exit) in due {
             let held = self.world.ledger().quantity(&plugin, instrument);
+            // A position that went past flat the other way is taken to flat, never grown.
+            let target = if held * exit.target < 0.0 { 0.0 } else { exit.target };
             if held * target >= 0.0 && held.abs() <= target.abs() + 1e-9 {
                 self.exits_due.remove(&(plugin, instrument));
                 continue;
             }
-            if now < tried.saturating_add(1_000_000_000) || self.broker.unresolved(&plugin, instrument).is_some() {
+            if now < exit.next_at || self.broker.unresolved(&plugin, instrument).is_some() {
                 continue;
             }
-            // On their way: an exit, a market order, or (for a whole exit) any order being cancelled.
-            let busy = self.working_of(&plugin, Some(instrument), true).iter().any(|o| {
-                target == 0.0 || self.exit_orders.contains(&o.id) || o.order_type == stratbox_contract::OrderType::Market
-            });
-            if busy {
+            let working = self.working_of(&plugin, Some(instrument), true);
+            // On its way: an exit, or a market order.
+            if working.iter().any(|o| self.exit_orders.contains(&o.id) || o.order_type == stratbox_contract::OrderType::Market) {
                 continue;
             }
-            self.exits_due.insert((plugin.clone(), instrument), (target, now));
+            // Again and again less often (1 s doubling to a minute): a broker that keeps refusing is not flooded.
+            exit.tries += 1;
+            exit.next_at = now.saturating_add(1_000_000_000i64.saturating_mul(1 << exit.tries.min(6)));
+            self.exits_due.insert((plugin.clone(), instrument), exit);
+            if target == 0.0 && !working.is_empty() {
+                // Resting orders still there (a cancel that failed at the broker): asked to cancel again, the exit after.
+                for o in working {
+                    self.cancel(&plugin, Plan::Cancel(Some(o.id), None), now, false);
+                }
+                self.book_changes += 1;
+                continue;
+            }
             tracing::info!(market_time = %format_time(now), plugin = %plugin, instrument = %self.symbol(instrument), target, held, "an exit not done yet: sent again");
             self.route(&plugin, &Intent::Target(TargetPosition { instrument, quantity: target }), now, true);
         }
     }
 
+    /// Routes the exits a broker's protective levels asked for (a stop-loss or
+    /// take-profit reached): each one an exit through the path like any other.
     fn route_protective_exits(&mut self, now: Timestamp) {
         for (owner, instrument) in self.broker.take_protective_exits() {
-            // A level asks again while it is reached: not while its exit is on its way.
-            if self.working_of(&owner, Some(instrument), true).iter().any(|o| self.exit_orders.contains(&o.id)) {
+            // A level asks again while it is reached: not while its exit is on its way, nor while
+            // an order of the book is in doubt (the exit would be refused, and journaled every time).
+            if self.working_of(&owner, Some(instrument), true).iter().any(|o| self.exit_orders.contains(&o.id)) || self.broker.unresolved(&owner, instrument).is_some() {
                 continue;
             }
             tracing::info!(market_time = %format_time(now), plugin = %owner, instrument = %self.symbol(instrument), "protective level reached: exit");

@@ -23,6 +23,39 @@ fn script(rig: &Rig, method: &str, path: &str, times: u32, status: u16, after_ha
     rig.mock.script(ScriptedFault { method: method.into(), path: path.into(), times, status, error_code: None, after_handling });
 }
 
+/// Long 5 AAPL, with a take-profit sell of 5 resting 5% over the market; the market then.
+fn long_with_resting_sell(rig: &mut Rig) -> wire::MarketDetails {
+    rig.target(5.0);
+    rig.run_until("the entry's fill", Duration::from_secs(10), |r| r.held() == 5.0);
+    let m = rig.quote();
+    let level = ((m.snapshot.offer * 1.05) * 100.0).round() / 100.0;
+    rig.order(OrderIntent { instrument: 0, side: Side::Sell, quantity: 5.0, order_type: OrderType::Limit(level), time_in_force: TimeInForce::Gtc, tag: 0 });
+    rig.run_until("the sell to rest", Duration::from_secs(10), |r| r.journal().iter().any(|e| matches!(&e.event, JournalEvent::Acknowledged { .. })));
+    m
+}
+
+/// A buy of 5 AAPL in doubt: every deal is made and answered 502 by the
+/// gateway, and the activity shows it `activity_lag_ms` late.
+fn buying_5_in_doubt(activity_lag_ms: u64, grace_secs: u64) -> Rig {
+    let faults = Faults { executed_then_502_every: Some(1), activity_lag_ms: Some(activity_lag_ms), ..Faults::default() };
+    let mut rig = rig(faults, CapitalBrokerConfig { unknown_grace_secs: grace_secs, ..fast() });
+    rig.target(5.0);
+    rig.run_until("the order to be in doubt", Duration::from_secs(10), |r| r.path.in_doubt(&r.plugin, 0).is_some());
+    rig
+}
+
+/// The host stops (its journal flushed) and starts again: the reconciliation
+/// agrees, the short 3 opened before the stop is booked, nothing is left in flight.
+fn restart_and_book_the_short_3(mut rig: Rig) -> Rig {
+    rig.path.flush().unwrap();
+    let mut rig = rig.restart();
+    rig.run_until("the open's fill", Duration::from_secs(10), |r| r.held() == -3.0);
+    let v = rig.path.risk_view();
+    assert_eq!(v.global.state, TradingState::Active, "reconciled: {}", v.global.reason);
+    assert!(rig.path.tracker().open_orders("trend").is_empty(), "nothing left in flight");
+    rig
+}
+
 fn fills_of(rig: &mut Rig) -> f64 {
     rig.journal().iter().filter_map(|e| if let JournalEvent::Fill { quantity, .. } = &e.event { Some(*quantity) } else { None }).sum()
 }
@@ -136,12 +169,7 @@ fn a_fill_heard_of_late_is_stamped_with_the_time_of_its_deal() {
 #[test]
 fn a_reached_protective_level_stays_until_its_exit_is_done() {
     let mut rig = rig(Faults::default(), fast());
-    rig.target(5.0);
-    rig.run_until("the entry's fill", Duration::from_secs(10), |r| r.held() == 5.0);
-    let m = rig.quote();
-    // A take-profit order resting 5% over the market.
-    rig.order(OrderIntent { instrument: 0, side: Side::Sell, quantity: 5.0, order_type: OrderType::Limit(((m.snapshot.offer * 1.05) * 100.0).round() / 100.0), time_in_force: TimeInForce::Gtc, tag: 0 });
-    rig.run_until("the sell to rest", Duration::from_secs(10), |r| r.journal().iter().any(|e| matches!(&e.event, JournalEvent::Acknowledged { .. })));
+    let m = long_with_resting_sell(&mut rig);
     rig.path.set_trading_state(None, TradingState::Halted, "the operator's halt");
     // A stop over the bid of a long: the next quote reaches it.
     let levels = StopLevels { instrument: 0, stop_loss: Some(m.snapshot.bid * 1.5), take_profit: None };
@@ -169,11 +197,7 @@ fn a_reached_protective_level_stays_until_its_exit_is_done() {
 #[test]
 fn flatten_closes_a_position_with_a_resting_order_on_its_closing_side() {
     let mut rig = rig(Faults::default(), fast());
-    rig.target(5.0);
-    rig.run_until("the entry's fill", Duration::from_secs(10), |r| r.held() == 5.0);
-    let m = rig.quote();
-    rig.order(OrderIntent { instrument: 0, side: Side::Sell, quantity: 5.0, order_type: OrderType::Limit(((m.snapshot.offer * 1.05) * 100.0).round() / 100.0), time_in_force: TimeInForce::Gtc, tag: 0 });
-    rig.run_until("the sell to rest", Duration::from_secs(10), |r| r.journal().iter().any(|e| matches!(&e.event, JournalEvent::Acknowledged { .. })));
+    let m = long_with_resting_sell(&mut rig);
     let plugin = rig.plugin.clone();
     let report = rig.path.flatten([&plugin]);
     assert_eq!(report.cancelled_orders, 1);
@@ -308,12 +332,7 @@ fn a_restart_in_hedging_mode_books_the_opened_rest_of_an_order_that_also_closed(
     });
     assert_eq!(rig.mock.dealing().net.get("AAPL").copied(), Some(-3.0), "{:?}", rig.mock.dealing().deals);
     // The host stops before the open's fill is known, and starts again.
-    rig.path.flush().unwrap();
-    let mut rig = rig.restart();
-    rig.run_until("the open's fill", Duration::from_secs(10), |r| r.held() == -3.0);
-    let v = rig.path.risk_view();
-    assert_eq!(v.global.state, TradingState::Active, "reconciled: {}", v.global.reason);
-    assert!(rig.path.tracker().open_orders("trend").is_empty(), "nothing left in flight");
+    restart_and_book_the_short_3(rig);
 }
 
 /// Defect 12, its other half: the open's reply lost (in doubt) when the host
@@ -329,13 +348,8 @@ fn a_restart_in_hedging_mode_finds_the_opened_rest_whose_reply_was_lost() {
     rig.quote();
     rig.target(-3.0);
     rig.run_until("the close's fill, the open in doubt", Duration::from_secs(10), |r| r.held() == 0.0 && r.path.in_doubt(&r.plugin, 0).is_some());
-    rig.path.flush().unwrap();
-    let mut rig = rig.restart();
-    rig.run_until("the open's fill", Duration::from_secs(10), |r| r.held() == -3.0);
-    let v = rig.path.risk_view();
-    assert_eq!(v.global.state, TradingState::Active, "reconciled: {}", v.global.reason);
-    assert!(rig.path.tracker().open_orders("trend").is_empty(), "nothing left in flight");
-    assert_eq!(rig.mock.dealing().net.get("AAPL").copied(), Some(-3.0));
+    let rig = restart_and_book_the_short_3(rig);
+    assert_eq!(rig.mock.dealing().net.get("AAPL").copied(), Some(-3.0), "{:?}", rig.mock.dealing().deals);
 }
 
 /// Defect 7: after more than a day of downtime, a restored resting order
@@ -371,11 +385,8 @@ fn a_resting_order_that_ended_days_before_a_restart_is_found_further_back() {
 /// received, though the account held it (`GET /positions` was never read).
 #[test]
 fn an_order_in_doubt_that_the_account_holds_is_not_refused_when_the_activity_is_late() {
-    // The deal is made, the gateway answers 502, and the activity shows it only after 8 s (the grace is 3 s).
-    let faults = Faults { executed_then_502_every: Some(1), activity_lag_ms: Some(8_000), ..Faults::default() };
-    let mut rig = rig(faults, CapitalBrokerConfig { unknown_grace_secs: 3, ..fast() });
-    rig.target(5.0);
-    rig.run_until("the order to be in doubt", Duration::from_secs(10), |r| r.path.in_doubt(&r.plugin, 0).is_some());
+    // The activity shows the deal only after 8 s; the grace is 3 s.
+    let mut rig = buying_5_in_doubt(8_000, 3);
     rig.run_until("the late activity to settle it", Duration::from_secs(20), |r| r.held() == 5.0);
     assert!(!rig.journal().iter().any(|e| matches!(&e.event, JournalEvent::BrokerRejected { .. })), "never refused");
     assert_eq!(rig.mock.dealing().deals.len(), 1);
@@ -405,4 +416,43 @@ fn a_restart_with_an_order_that_never_reached_the_broker_reconciles_and_refuses_
     rig.run_until("the order to be refused", Duration::from_secs(15), |r| r.journal().iter().any(|e| matches!(&e.event, JournalEvent::BrokerRejected { .. })));
     assert_eq!((rig.held(), rig.mock.dealing().deals.len()), (0.0, 0));
     assert!(rig.path.tracker().open_orders("trend").is_empty());
+}
+
+/// Found in review: a flatten whose cancel of a resting order failed at the
+/// broker (a 500) waited for that order for good; now the cancel is asked for
+/// again and the flatten ends flat.
+#[test]
+fn a_flatten_whose_cancel_failed_asks_again_and_ends_flat() {
+    let mut rig = rig(Faults::default(), fast());
+    let m = long_with_resting_sell(&mut rig);
+    // (Flatten asks twice: its cancel-all, then the exit's own cancel first.)
+    script(&rig, "DELETE", "/api/v1/workingorders/", 2, 500, false);
+    let plugin = rig.plugin.clone();
+    rig.path.flatten([&plugin]);
+    rig.run_until("flat", Duration::from_secs(20), |r| {
+        r.quote_again(&m);
+        r.path.end_event([&plugin], r.now());
+        r.held() == 0.0 && r.path.tracker().open_orders("trend").is_empty()
+    });
+    assert_eq!(rig.mock.scripted_left(), 0, "the first cancel failed");
+    let dealing = rig.mock.dealing();
+    assert_eq!((dealing.net.get("AAPL").copied(), dealing.working_orders), (None, 0), "{:?}", dealing.deals);
+}
+
+/// Found in review: a flatten closed only what was held when it was asked
+/// for; an order in doubt then that turned out dealt left a position under
+/// the flatten's halt. Now it is closed too.
+#[test]
+fn a_position_that_opens_after_a_flatten_is_closed_too() {
+    let mut rig = buying_5_in_doubt(3_000, 20);
+    let plugin = rig.plugin.clone();
+    rig.path.flatten([&plugin]);
+    let m = rig.quote();
+    rig.run_until("found, then flat", Duration::from_secs(25), |r| {
+        r.quote_again(&m);
+        r.path.end_event([&plugin], r.now());
+        r.path.in_doubt(&r.plugin, 0).is_none() && r.held() == 0.0 && r.path.tracker().open_orders("trend").is_empty()
+    });
+    let dealing = rig.mock.dealing();
+    assert_eq!((dealing.deals.len(), dealing.net.get("AAPL").copied()), (2, None), "{:?}", dealing.deals);
 }

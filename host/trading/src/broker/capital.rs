@@ -151,7 +151,10 @@ enum Reply {
     /// An order in doubt still not in the activity after the grace: the
     /// account's net position in its epic, and whether a working order no
     /// known order claims matches it, for the host to judge against its books.
-    Unseen { id: u64, net: f64, working_match: bool },
+    /// `settled`: every resting order of the host's was still resting and no
+    /// confirm was pending in the same read (so none of them moved the position unseen);
+    /// `round`: how many times its grace has run out.
+    Unseen { id: u64, net: f64, working_match: bool, settled: bool, round: u32 },
     /// A consistent read of the account while running; `settled` when no
     /// request was in doubt at the worker (then it must match the ledger).
     Positions { positions: Vec<(String, f64)>, working: Vec<String>, settled: bool },
@@ -361,7 +364,7 @@ impl CapitalBroker {
                 tracing::warn!(order = id, why = %why, "no clear answer from Capital.com: the order is in doubt; new orders for its plugin and instrument wait");
                 self.unknown.insert(id, why);
             }
-            Reply::Unseen { id, net, working_match } => self.judge_unseen(id, net, working_match),
+            Reply::Unseen { id, net, working_match, settled, round } => self.judge_unseen(id, net, working_match, settled, round),
             Reply::Positions { positions, working, settled } => self.check_positions(positions, working, settled),
             Reply::Working { id, deal_id } => self.notes.push(BrokerNote::DealId { order_id: id, deal_id }),
             Reply::Filled { id, size, level, at_ms } => {
@@ -417,7 +420,7 @@ impl CapitalBroker {
     /// doubt, and no unclaimed working order matches it), it never reached the
     /// broker and is refused. If the account holds it, or cannot be told
     /// apart, it stays in doubt and is looked for again.
-    fn judge_unseen(&mut self, id: u64, net: f64, working_match: bool) {
+    fn judge_unseen(&mut self, id: u64, net: f64, working_match: bool, settled: bool, round: u32) {
         let Some(o) = self.orders.get(&id) else {
             let _ = self.requests.send(Request::Forget { id });
             return;
@@ -428,7 +431,7 @@ impl CapitalBroker {
         let others = self.orders.iter().any(|(&k, x)| k != id && x.view.instrument == instrument && (x.market || self.unknown.contains_key(&k)))
             || self.queue.iter().any(|r| matches!(r, Request::Place { .. }));
         let host: f64 = self.world.ledger().net_by_plugin(instrument).iter().map(|(_, q)| q).sum();
-        if !others && !working_match && (net - host).abs() < 1e-9 {
+        if settled && !others && !working_match && (net - host).abs() < 1e-9 {
             let reason = format!("not received by Capital.com: no matching deal in the activity, and the account's position ({net}) is the host's");
             tracing::warn!(order = id, reason = %reason, "an order in doubt never reached the broker");
             let _ = self.requests.send(Request::Forget { id });
@@ -437,7 +440,12 @@ impl CapitalBroker {
         } else if (net - host - left).abs() < 1e-9 || working_match {
             tracing::warn!(order = id, net, host, "an order in doubt is in the account but not yet in the activity: still looking");
         } else {
-            tracing::warn!(order = id, net, host, others, "an order in doubt cannot be told from the account yet: still looking");
+            tracing::warn!(order = id, net, host, others, settled, "an order in doubt cannot be told from the account yet: still looking");
+        }
+        // Still in doubt after three graces: the operator is told (trading halts until a reconciliation or adopt).
+        if round == 3 && self.orders.contains_key(&id) {
+            let symbol = self.epics.get(instrument as usize).cloned().unwrap_or_default();
+            self.discrepancies.push(format!("{symbol}: order {id} is in doubt and the account cannot tell whether it was dealt (broker {net}, host {host})"));
         }
     }
 
@@ -625,7 +633,11 @@ impl super::Broker for CapitalBroker {
         let market = o.order_type == OrderType::Market;
         self.orders.insert(o.broker_id, RemoteOrder { owner: o.plugin.clone(), view, market });
         self.next_id = self.next_id.max(o.broker_id + 1);
-        let kind = o.order_type;
+        // An IOC limit or stop went out as a market order, if at all.
+        let kind = if o.time_in_force == TimeInForce::Ioc { OrderType::Market } else { o.order_type };
+        if kind == OrderType::Market && let Some(r) = self.orders.get_mut(&o.broker_id) {
+            r.market = true;
+        }
         let Some(epic) = self.epics.get(o.instrument as usize).cloned() else { return };
         self.queue.push(Request::Resolve(Lookup {
             id: o.broker_id,
@@ -770,8 +782,8 @@ struct Unresolved {
     placed_ms: i64,
     deadline: tokio::time::Instant,
     why: String,
-    /// Whether its grace has run out once (the account was then read for it).
-    judged: bool,
+    /// How many times its grace has run out (the account was read for it each time).
+    judged: u32,
 }
 
 /// The preferred account's balance (the one a login trades), else the first.
@@ -856,6 +868,10 @@ impl Worker {
 
     /// Forgets references claimed longer ago than any activity read reaches.
     fn forget_old_claims(&mut self) {
+        // Not while an order is in doubt: its look-up reads back to when it was placed.
+        if !self.unresolved.is_empty() {
+            return;
+        }
         // Never shorter than a read for a lost reply reaches back (the match
         // window before a request, the grace after it): a forgotten claim
         // there would let a lost reply take another order's deal.
@@ -914,7 +930,7 @@ impl Worker {
                 // its grace (then the host judges it against the account; until
                 // then it stays in doubt, and a deal the activity still hides
                 // shows as a difference, which keeps trading halted).
-                while self.unresolved.iter().any(|u| !u.judged) {
+                while self.unresolved.iter().any(|u| u.judged == 0) {
                     tokio::time::sleep(Duration::from_millis(self.config.poll_ms.max(50))).await;
                     self.resolve_unknown().await;
                 }
@@ -1012,7 +1028,7 @@ impl Worker {
             Err(e) => {
                 tracing::warn!(order = id, error = %e, "no clear answer to a dealing request; looking for it in the activity");
                 let deadline = tokio::time::Instant::now() + Duration::from_secs(self.config.unknown_grace_secs);
-                self.doubt(Unresolved { id, epic: epic.to_owned(), buy, size: left, working: kind != OrderType::Market, placed_ms, deadline, why: e.to_string(), judged: false });
+                self.doubt(Unresolved { id, epic: epic.to_owned(), buy, size: left, working: kind != OrderType::Market, placed_ms, deadline, why: e.to_string(), judged: 0 });
                 return self.resolve_unknown().await;
             }
         };
@@ -1068,7 +1084,9 @@ impl Worker {
                     if let Ok(now) = self.rest.positions().await
                         && now.positions.iter().any(|q| q.position.deal_id == deal_id)
                     {
-                        continue;
+                        // Still open, but the close may yet be applied: nothing more is sent.
+                        self.send(Reply::Rejected { id, reason: format!("a hedged close of {deal_id} had no clear answer (the position is still open): the rest was not sent") });
+                        return None;
                     }
                     let close = direction(buy);
                     let found = self.rest.activity_last(600).await.ok().and_then(|a| {
@@ -1163,12 +1181,12 @@ impl Worker {
                 // The activity is silent: the account is the evidence, judged by
                 // the host against its books. Looked for until then (and again).
                 let mut u = u;
+                u.judged += 1;
                 match self.evidence(&u).await {
-                    Ok((net, working_match)) => self.send(Reply::Unseen { id: u.id, net, working_match }),
+                    Ok((net, working_match, settled)) => self.send(Reply::Unseen { id: u.id, net, working_match, settled, round: u.judged }),
                     Err(e) => tracing::warn!(order = u.id, error = %e, "cannot read the account to judge an order in doubt; asking again"),
                 }
                 u.deadline = now + Duration::from_secs(self.config.unknown_grace_secs.max(1));
-                u.judged = true;
                 self.unresolved.push(u);
             } else {
                 self.unresolved.push(u);
@@ -1176,16 +1194,19 @@ impl Worker {
         }
     }
 
-    /// The account's net position in `u`'s epic, and whether a resting order
-    /// nobody here claims matches it (epic, direction, size).
-    async fn evidence(&self, u: &Unresolved) -> Result<(f64, bool), CapitalError> {
+    /// The account's net position in `u`'s epic, whether a resting order
+    /// nobody here claims matches it (epic, direction, size), and whether
+    /// every resting order of ours is still resting (none filled unseen).
+    async fn evidence(&self, u: &Unresolved) -> Result<(f64, bool, bool), CapitalError> {
         let (positions, working) = tokio::try_join!(self.rest.positions(), self.rest.working_orders())?;
+        let resting: HashSet<&str> = working.working_orders.iter().map(|w| w.working_order_data.deal_id.as_str()).collect();
+        let settled = self.pending_confirms.is_empty() && self.order_of_deal.keys().all(|d| resting.contains(d.as_str()));
         let net = positions.positions.iter().filter(|p| p.market.epic == u.epic).map(|p| if p.position.direction == "BUY" { p.position.size } else { -p.position.size }).sum();
         let working_match = working.working_orders.iter().any(|w| {
             let d = &w.working_order_data;
             d.epic == u.epic && d.direction == direction(u.buy) && (d.order_size - u.size).abs() < 1e-9 && !self.order_of_deal.contains_key(&d.deal_id)
         });
-        Ok((net, working_match))
+        Ok((net, working_match, settled))
     }
 
     fn match_lost(&mut self, activities: &[wire::Activity], epic: &str, buy: bool, size: f64, working: bool) -> Option<String> {
@@ -1261,7 +1282,7 @@ impl Worker {
                     None if server_now - l.placed_ms < self.config.unknown_grace_secs as i64 * 1000 => {
                         let left = Duration::from_millis((self.config.unknown_grace_secs as i64 * 1000 - (server_now - l.placed_ms)).max(0) as u64);
                         let why = "sent just before the restart; no reply was journaled".to_owned();
-                        self.doubt(Unresolved { id: l.id, epic: l.epic, buy: l.buy, size: l.size - l.filled, working, placed_ms: l.placed_ms, deadline: tokio::time::Instant::now() + left, why, judged: false });
+                        self.doubt(Unresolved { id: l.id, epic: l.epic, buy: l.buy, size: l.size - l.filled, working, placed_ms: l.placed_ms, deadline: tokio::time::Instant::now() + left, why, judged: 0 });
                         continue;
                     }
                     None => {
