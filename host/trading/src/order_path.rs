@@ -245,6 +245,8 @@ pub struct OrderPath {
     /// (cancels of resting orders, an exit, an order in doubt at the broker),
     /// at most once a second of market time, until the position reaches it.
     exits_due: BTreeMap<(Arc<str>, InstrumentId), ExitDue>,
+    /// The protective levels last journaled, by book and instrument (one each).
+    journaled_levels: BTreeMap<(Arc<str>, InstrumentId), (Option<f64>, Option<f64>)>,
     /// The loss limits' baselines as last journaled (written again when they change).
     journaled_baselines: Option<crate::risk::Baselines>,
     /// When set, every intent accepted from a plugin, in order (for tests and audits).
@@ -279,6 +281,10 @@ impl OrderPath {
             }
             for o in &r.working {
                 broker.restore(o);
+            }
+            // The protective levels in force before the stop protect the positions again.
+            for ((plugin, _), levels) in &r.protections {
+                broker.protect(plugin, *levels);
             }
             // Cancels asked for before the restart are asked for again (journaled when they end).
             for o in r.working.iter().filter(|o| o.cancel_requested) {
@@ -319,6 +325,7 @@ impl OrderPath {
             stats: PathStats::default(),
             exit_orders: rebuilt.iter().flat_map(|r| r.working.iter().filter(|o| o.exit).map(|o| o.broker_id)).collect(),
             exits_due: BTreeMap::new(),
+            journaled_levels: rebuilt.iter().flat_map(|r| r.protections.iter().map(|(k, l)| (k.clone(), (l.stop_loss, l.take_profit)))).collect(),
             journaled_baselines: rebuilt.as_ref().and_then(|r| r.baselines.as_ref().map(|b| b.0)),
             intent_log: None,
         };
@@ -664,7 +671,21 @@ impl OrderPath {
                 continue;
             }
             match decision {
-                StopDecision::SetLevels(levels) => self.broker.protect(&holder, levels),
+                StopDecision::SetLevels(levels) => {
+                    self.broker.protect(&holder, levels);
+                    // Journaled when they change (a trailing stop moves them often; most bars do not).
+                    let key = (holder.clone(), levels.instrument);
+                    let now_levels = (levels.stop_loss, levels.take_profit);
+                    if self.journaled_levels.get(&key) != Some(&now_levels) {
+                        let (stop_loss, take_profit) = now_levels;
+                        self.journal(now, JournalEvent::Protection { plugin: holder.to_string(), instrument: levels.instrument, stop_loss, take_profit });
+                        if stop_loss.is_none() && take_profit.is_none() {
+                            self.journaled_levels.remove(&key);
+                        } else {
+                            self.journaled_levels.insert(key, now_levels);
+                        }
+                    }
+                }
                 StopDecision::Exit(instrument) => {
                     self.stats.stop_exits += 1;
                     tracing::debug!(policy = %policy, plugin = %holder, instrument, "stop policy exit");

@@ -339,3 +339,31 @@ fn a_partial_exit_keeps_the_plugins_stop_for_what_stays() {
     working.sort_by(|a, b| a.2.total_cmp(&b.2));
     assert_eq!(working, [(0, Side::Sell, 25.0), (0, Side::Sell, 50.0)], "the exit and the stop; the buy (opening side) went");
 }
+
+/// Found in review: protective levels lived only in the broker, so a restart
+/// left every position unprotected until its policy sent the levels again.
+/// They are journaled when they change and given back to the broker.
+#[test]
+fn protective_levels_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = open(dir.path(), risk(), paper(), T0);
+    h.bar(0, 100.0, 0.0);
+    h.submit(vec![target(0, 10.0), target(1, 5.0)]);
+    h.bar(0, 100.0, 0.0);
+    h.bar(1, 100.0, 0.0);
+    let set = |h: &mut Host, levels: StopLevels| assert!(h.path.apply_stop_decisions(vec![(Arc::from("guard"), plugin(), StopDecision::SetLevels(levels))], h.now).is_empty());
+    let first = StopLevels { instrument: 0, stop_loss: Some(90.0), take_profit: None };
+    let moved = StopLevels { instrument: 0, stop_loss: Some(92.0), take_profit: Some(130.0) };
+    set(&mut h, first);
+    set(&mut h, first);
+    set(&mut h, moved);
+    set(&mut h, StopLevels { instrument: 1, stop_loss: Some(80.0), take_profit: None });
+    set(&mut h, StopLevels { instrument: 1, stop_loss: None, take_profit: None });
+    let journaled = h.entries().iter().filter(|e| matches!(e, JournalEvent::Protection { .. })).count();
+    assert_eq!(journaled, 4, "journaled when they change, removals too");
+    let now = h.stop();
+    let mut h = open(dir.path(), risk(), paper(), now);
+    assert_eq!(h.path.protections(), [(plugin(), moved)], "the levels in force before the stop, and only those");
+    h.bar(0, 91.0, 0.0);
+    assert_eq!(h.held(0), 0.0, "the restored level closed the position");
+}

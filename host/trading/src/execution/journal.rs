@@ -171,6 +171,10 @@ pub enum JournalEvent {
     /// The operator's de-leveraging: at its start and after every step, so a
     /// restart goes on with it (`steps_done == steps`: it ended).
     Deleverage { fraction: f64, steps: u32, steps_done: u32, every_secs: u64, next_at: Timestamp, start: Vec<(String, InstrumentId, f64)> },
+    /// A position's protective levels as a stop policy set them (both `None`:
+    /// removed), journaled when they change: a restart gives them back to
+    /// the broker instead of leaving the position unprotected.
+    Protection { plugin: String, instrument: InstrumentId, stop_loss: Option<f64>, take_profit: Option<f64> },
     /// What the loss limits measure from, whenever it changes (a durable
     /// journal only): a restart goes on from it instead of from the capital.
     RiskBaselines {

@@ -143,6 +143,8 @@ pub struct Rebuilt {
     pub deleverage: Option<crate::order_path::DeleveragePlan>,
     /// The loss limits' baselines last journaled, with each plugin's day start.
     pub baselines: Option<(crate::risk::Baselines, Vec<(String, f64)>)>,
+    /// The protective levels in force, by book and instrument.
+    pub protections: BTreeMap<(Arc<str>, InstrumentId), stratbox_contract::StopLevels>,
 }
 
 /// Replays `journal` into `ledger` (fills, financing) and `tracker` (every
@@ -248,6 +250,15 @@ pub fn rebuild(journal: &Journal, symbols: &[String], ledger: &mut crate::broker
             J::RiskBaselines { peak_equity, day, day_start_equity, plugin_day_start, reference_open } => {
                 let plugins = plugin_day_start.len();
                 out.baselines = Some((crate::risk::Baselines { peak_equity, day, day_start_equity, plugins, reference_open }, plugin_day_start));
+            }
+            J::Protection { plugin, instrument, stop_loss, take_profit } => {
+                let instrument = id_of(&map, instrument);
+                let key = (Arc::from(plugin.as_str()), instrument);
+                if stop_loss.is_none() && take_profit.is_none() {
+                    out.protections.remove(&key);
+                } else {
+                    out.protections.insert(key, stratbox_contract::StopLevels { instrument, stop_loss, take_profit });
+                }
             }
             J::TradingState { plugin, state, reason, cause, until } => {
                 out.states.insert((plugin, cause), (state, reason, t, until));
