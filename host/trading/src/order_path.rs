@@ -240,13 +240,14 @@ pub struct OrderPath {
     /// each leaves when it is filled, cancelled, expired or rejected.
     exit_orders: std::collections::BTreeSet<u64>,
     /// Exits the operator asked for (flatten, de-leveraging steps) not done
-    /// yet: the target per book and instrument, and when last tried. Each is
-    /// sent again once nothing of its book in the instrument is on its way
-    /// (cancels of resting orders, an exit, an order in doubt at the broker),
-    /// at most once a second of market time, until the position reaches it.
+    /// yet: the target per book and instrument, and when it may be tried
+    /// again. Each is sent again once nothing of its book in the instrument is
+    /// on its way (an exit, a market order, an order in doubt at the broker),
+    /// first after a second of market time, then doubling to a minute, until
+    /// the position reaches it. While a flatten holds, every open position has one.
     exits_due: BTreeMap<(Arc<str>, InstrumentId), ExitDue>,
     /// The protective levels last journaled, by book and instrument (one each).
-    journaled_levels: BTreeMap<(Arc<str>, InstrumentId), (Option<f64>, Option<f64>)>,
+    journaled_levels: BTreeMap<(Arc<str>, InstrumentId), StopLevels>,
     /// The loss limits' baselines as last journaled (written again when they change).
     journaled_baselines: Option<crate::risk::Baselines>,
     /// When set, every intent accepted from a plugin, in order (for tests and audits).
@@ -325,7 +326,7 @@ impl OrderPath {
             stats: PathStats::default(),
             exit_orders: rebuilt.iter().flat_map(|r| r.working.iter().filter(|o| o.exit).map(|o| o.broker_id)).collect(),
             exits_due: BTreeMap::new(),
-            journaled_levels: rebuilt.iter().flat_map(|r| r.protections.iter().map(|(k, l)| (k.clone(), (l.stop_loss, l.take_profit)))).collect(),
+            journaled_levels: rebuilt.as_ref().map(|r| r.protections.clone()).unwrap_or_default(),
             journaled_baselines: rebuilt.as_ref().and_then(|r| r.baselines.as_ref().map(|b| b.0)),
             intent_log: None,
         };
@@ -408,15 +409,7 @@ impl OrderPath {
                 self.raise_alerts();
             }
         }
-        // A flatten in force goes on closing what the restart found open.
-        if self.risk.holds(Cause::Flatten) {
-            let books: Vec<Arc<str>> = self.world.ledger().plugins().cloned().collect();
-            for plugin in books {
-                for p in self.world.ledger().positions(&plugin) {
-                    self.exits_due.insert((plugin.clone(), p.instrument), ExitDue { target: 0.0, next_at: Timestamp::MIN, tries: 0 });
-                }
-            }
-        }
+        // (A flatten in force goes on closing what the restart found open: `retry_exits`.)
         self.commit();
     }
 
@@ -675,14 +668,13 @@ impl OrderPath {
                     self.broker.protect(&holder, levels);
                     // Journaled when they change (a trailing stop moves them often; most bars do not).
                     let key = (holder.clone(), levels.instrument);
-                    let now_levels = (levels.stop_loss, levels.take_profit);
-                    if self.journaled_levels.get(&key) != Some(&now_levels) {
-                        let (stop_loss, take_profit) = now_levels;
-                        self.journal(now, JournalEvent::Protection { plugin: holder.to_string(), instrument: levels.instrument, stop_loss, take_profit });
+                    if self.journaled_levels.get(&key) != Some(&levels) {
+                        let StopLevels { instrument, stop_loss, take_profit } = levels;
+                        self.journal(now, JournalEvent::Protection { plugin: holder.to_string(), instrument, stop_loss, take_profit });
                         if stop_loss.is_none() && take_profit.is_none() {
                             self.journaled_levels.remove(&key);
                         } else {
-                            self.journaled_levels.insert(key, now_levels);
+                            self.journaled_levels.insert(key, levels);
                         }
                     }
                 }

@@ -9,9 +9,7 @@ use std::time::Duration;
 use common::{Account, Rig, rig, rig_on, rig_with, wait_for};
 use stratbox_capital::{ApiCode, wire};
 use stratbox_capital_mock::{Faults, MockConfig, ScriptedFault};
-use std::sync::Arc;
-
-use stratbox_contract::{Intent, OrderIntent, OrderType, Side, StopDecision, StopLevels, TimeInForce};
+use stratbox_contract::{Intent, OrderIntent, OrderType, Side, StopLevels, TimeInForce};
 use stratbox_trading::{CapitalBrokerConfig, Cause, JournalEvent, RiskConfig, TradingState};
 
 fn fast() -> CapitalBrokerConfig {
@@ -173,8 +171,7 @@ fn a_reached_protective_level_stays_until_its_exit_is_done() {
     rig.path.set_trading_state(None, TradingState::Halted, "the operator's halt");
     // A stop over the bid of a long: the next quote reaches it.
     let levels = StopLevels { instrument: 0, stop_loss: Some(m.snapshot.bid * 1.5), take_profit: None };
-    let now = rig.now();
-    assert!(rig.path.apply_stop_decisions(vec![(Arc::from("stops"), rig.plugin.clone(), StopDecision::SetLevels(levels))], now).is_empty());
+    rig.protect(levels);
     rig.quote();
     rig.path.commit();
     assert_eq!(rig.path.protections().len(), 1, "the level stays while its exit is not done");
@@ -228,8 +225,7 @@ fn a_protective_exit_while_an_order_is_in_doubt_waits_for_it_and_ends_flat() {
     rig.run_until("the order to be in doubt", Duration::from_secs(10), |r| r.path.in_doubt(&r.plugin, 0).is_some());
     // A stop over the bid of the long: the next quote reaches it, while the buy is in doubt.
     let levels = StopLevels { instrument: 0, stop_loss: Some(m.snapshot.bid * 1.5), take_profit: None };
-    let now = rig.now();
-    assert!(rig.path.apply_stop_decisions(vec![(Arc::from("stops"), rig.plugin.clone(), StopDecision::SetLevels(levels))], now).is_empty());
+    rig.protect(levels);
     rig.run_until("flat, the doubt over", Duration::from_secs(20), |r| {
         r.quote_again(&m);
         r.path.commit();

@@ -8,13 +8,12 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Rig, credentials, rig};
 use stratbox_capital::{RestClient, RestConfig, wire};
 use stratbox_capital_mock::Faults;
-use stratbox_contract::{StopDecision, StopLevels};
+use stratbox_contract::StopLevels;
 use stratbox_trading::{CapitalBrokerConfig, Cause, JournalEvent, RiskRule, TradingState};
 
 #[test]
@@ -26,8 +25,7 @@ fn a_protective_exit_at_capital_is_checked_given_a_client_id_and_journaled_befor
     // A stop above the bid of a long: the next quote reaches it.
     let m = rig.rt.block_on(rig.rest.market("AAPL")).unwrap();
     let levels = StopLevels { instrument: 0, stop_loss: Some(m.snapshot.bid * 1.5), take_profit: None };
-    let now = rig.now();
-    assert!(rig.path.apply_stop_decisions(vec![(Arc::from("stops"), rig.plugin.clone(), StopDecision::SetLevels(levels))], now).is_empty());
+    rig.protect(levels);
     rig.quote();
     assert_eq!(rig.path.risk_view().stats.checked, checked + 1, "the exit went through the risk engine");
     rig.path.commit();

@@ -90,6 +90,11 @@ impl Host {
         self.path.risk_view().causes.iter().filter_map(|(_, r)| r.cause).collect()
     }
 
+    /// A stop policy sets `levels` for the plugin's position.
+    fn protect(&mut self, levels: StopLevels) {
+        assert!(self.path.apply_stop_decisions(vec![(Arc::from("guard"), plugin(), StopDecision::SetLevels(levels))], self.now).is_empty());
+    }
+
     fn entries(&mut self) -> Vec<JournalEvent> {
         self.path.journal_page(0, usize::MAX).unwrap().into_iter().map(|e| e.event).collect()
     }
@@ -198,7 +203,7 @@ fn a_quarantine_keeps_the_protective_levels_of_open_positions() {
     h.submit(vec![target(0, 10.0), limit(0, Side::Buy, 5.0, 95.0)]);
     h.bar(0, 100.0, 0.0);
     let levels = StopLevels { instrument: 0, stop_loss: Some(90.0), take_profit: None };
-    assert!(h.path.apply_stop_decisions(vec![(Arc::from("guard"), plugin(), StopDecision::SetLevels(levels))], h.now).is_empty());
+    h.protect(levels);
     assert_eq!(h.path.cancel_all("p"), 1, "the resting buy");
     assert_eq!(h.path.protections(), [(plugin(), levels)]);
     h.bar(0, 85.0, 0.0);
@@ -292,7 +297,7 @@ fn a_level_and_a_flatten_exit_do_not_close_a_position_twice() {
     }
     assert_eq!(h.held(0), 50.0, "live after 90 s: filled on the third bar");
     let levels = StopLevels { instrument: 0, stop_loss: Some(95.0), take_profit: None };
-    assert!(h.path.apply_stop_decisions(vec![(Arc::from("guard"), plugin(), StopDecision::SetLevels(levels))], h.now).is_empty());
+    h.protect(levels);
     h.path.flatten([&plugin()]);
     // The next bar reaches the level before the exit is live: the level takes only what the exit does not.
     h.bar(0, 90.0, 0.0);
@@ -351,14 +356,13 @@ fn protective_levels_survive_a_restart() {
     h.submit(vec![target(0, 10.0), target(1, 5.0)]);
     h.bar(0, 100.0, 0.0);
     h.bar(1, 100.0, 0.0);
-    let set = |h: &mut Host, levels: StopLevels| assert!(h.path.apply_stop_decisions(vec![(Arc::from("guard"), plugin(), StopDecision::SetLevels(levels))], h.now).is_empty());
     let first = StopLevels { instrument: 0, stop_loss: Some(90.0), take_profit: None };
     let moved = StopLevels { instrument: 0, stop_loss: Some(92.0), take_profit: Some(130.0) };
-    set(&mut h, first);
-    set(&mut h, first);
-    set(&mut h, moved);
-    set(&mut h, StopLevels { instrument: 1, stop_loss: Some(80.0), take_profit: None });
-    set(&mut h, StopLevels { instrument: 1, stop_loss: None, take_profit: None });
+    h.protect(first);
+    h.protect(first);
+    h.protect(moved);
+    h.protect(StopLevels { instrument: 1, stop_loss: Some(80.0), take_profit: None });
+    h.protect(StopLevels { instrument: 1, stop_loss: None, take_profit: None });
     let journaled = h.entries().iter().filter(|e| matches!(e, JournalEvent::Protection { .. })).count();
     assert_eq!(journaled, 4, "journaled when they change, removals too");
     let now = h.stop();

@@ -327,11 +327,7 @@ impl CapitalBroker {
             self.ioc.remove(&id);
             let buy = side == Side::Buy;
             let price = if buy { ask } else { bid };
-            let reached = match kind {
-                OrderType::Limit(l) => price > 0.0 && if buy { price <= l } else { price >= l },
-                OrderType::Stop(s) => price > 0.0 && if buy { price >= s } else { price <= s },
-                OrderType::Market => true,
-            };
+            let reached = price > 0.0 && super::reached(kind, buy, price);
             let (Some(o), Some(epic)) = (self.orders.get_mut(&id), self.epics.get(instrument as usize).cloned()) else { continue };
             if !reached {
                 self.stats.expired += 1;
@@ -820,49 +816,52 @@ impl Worker {
         // can fill the rate limit when they fall behind).
         let mut read_last = false;
         loop {
-            if read_last && let Ok(r) = rx.try_recv() {
-                read_last = false;
-                self.handle(r).await;
-                if !self.cancel_wanted.is_empty() {
-                    self.cancel_when_known().await;
-                }
-                continue;
-            }
-            read_last = true;
-            tokio::select! {
-                biased;
-                _ = tick.tick() => {
-                    if !self.order_of_deal.is_empty() || !self.pending_confirms.is_empty() || !self.unresolved.is_empty() {
-                        self.poll().await;
-                    }
-                }
-                _ = positions.tick() => match self.account().await {
-                    Ok((positions, working, explained)) => {
-                        let settled = explained && self.pending_confirms.is_empty() && self.unresolved.is_empty();
-                        self.send(Reply::Positions { positions, working, settled });
-                    }
-                    Err(e) => self.send(Reply::Failed { reason: format!("positions: {e}") }),
-                },
-                _ = balance.tick() => match self.rest.accounts().await {
-                    Ok(accounts) => {
-                        if let Some(a) = read_account(&accounts) {
-                            self.send(Reply::Balance(a));
+            let waiting = if read_last { rx.try_recv().ok() } else { None };
+            let request = match waiting {
+                Some(r) => Some(r),
+                None => tokio::select! {
+                    biased;
+                    _ = tick.tick() => {
+                        if !self.order_of_deal.is_empty() || !self.pending_confirms.is_empty() || !self.unresolved.is_empty() {
+                            self.poll().await;
                         }
+                        self.forget_old_claims();
+                        None
                     }
-                    Err(e) => self.send(Reply::Failed { reason: format!("account balance: {e}") }),
-                },
-                r = rx.recv() => match r {
-                    Some(r) => {
-                        read_last = false;
-                        self.handle(r).await;
+                    _ = positions.tick() => {
+                        match self.account().await {
+                            Ok((positions, working, explained)) => {
+                                let settled = explained && self.pending_confirms.is_empty() && self.unresolved.is_empty();
+                                self.send(Reply::Positions { positions, working, settled });
+                            }
+                            Err(e) => self.send(Reply::Failed { reason: format!("positions: {e}") }),
+                        }
+                        None
                     }
-                    None => return,
+                    _ = balance.tick() => {
+                        match self.rest.accounts().await {
+                            Ok(accounts) => {
+                                if let Some(a) = read_account(&accounts) {
+                                    self.send(Reply::Balance(a));
+                                }
+                            }
+                            Err(e) => self.send(Reply::Failed { reason: format!("account balance: {e}") }),
+                        }
+                        None
+                    }
+                    r = rx.recv() => match r {
+                        Some(r) => Some(r),
+                        None => return,
+                    },
                 },
+            };
+            read_last = request.is_none();
+            if let Some(r) = request {
+                self.handle(r).await;
             }
             if !self.cancel_wanted.is_empty() {
                 self.cancel_when_known().await;
             }
-            self.forget_old_claims();
         }
     }
 
@@ -887,10 +886,20 @@ impl Worker {
         for id in std::mem::take(&mut self.cancel_wanted) {
             if let Some(deal_id) = self.deal_of(id) {
                 self.cancel_resting(id, deal_id).await;
-            } else if self.pending_confirms.iter().any(|(o, _, _)| *o == id) || self.unresolved.iter().any(|u| u.id == id) {
+            } else if self.awaits_deal_id(id) {
                 self.cancel_wanted.insert(id);
             }
         }
+    }
+
+    /// Whether order `id` may still get a `dealId`: its confirm is pending, or it is in doubt.
+    fn awaits_deal_id(&self, id: u64) -> bool {
+        self.pending_confirms.iter().any(|(o, _, _)| *o == id) || self.unresolved.iter().any(|u| u.id == id)
+    }
+
+    /// A reference is a known order's from now on (never matched to a lost reply).
+    fn claim(&mut self, reference: String) {
+        self.claimed.insert(reference, tokio::time::Instant::now());
     }
 
     fn deal_of(&self, id: u64) -> Option<String> {
@@ -918,7 +927,7 @@ impl Worker {
             Request::Cancel { id } => match self.deal_of(id) {
                 Some(deal_id) => self.cancel_resting(id, deal_id).await,
                 // Its confirm or the activity has not given its `dealId` yet: cancelled once they do.
-                None if self.pending_confirms.iter().any(|(o, _, _)| *o == id) || self.unresolved.iter().any(|u| u.id == id) => {
+                None if self.awaits_deal_id(id) => {
                     self.cancel_wanted.insert(id);
                 }
                 None => self.send(Reply::CancelFailed { id, reason: "not resting at the broker".into() }),
@@ -936,10 +945,7 @@ impl Worker {
                 }
             }
             Request::Forget { id } => self.unresolved.retain(|u| u.id != id),
-            Request::Claim(references) => {
-                let now = tokio::time::Instant::now();
-                self.claimed.extend(references.into_iter().map(|r| (r, now)));
-            }
+            Request::Claim(references) => references.into_iter().for_each(|r| self.claim(r)),
             Request::CancelForeign(deal_ids) => {
                 for deal_id in deal_ids {
                     match self.rest.delete_working_order(&deal_id).await {
@@ -1032,7 +1038,7 @@ impl Worker {
                 return self.resolve_unknown().await;
             }
         };
-        self.claimed.insert(reference.clone(), tokio::time::Instant::now());
+        self.claim(reference.clone());
         self.send(Reply::Referenced { id, deal_reference: reference.clone() });
         self.confirm(id, reference, kind == OrderType::Market).await;
     }
@@ -1060,17 +1066,17 @@ impl Worker {
             let deal_id = p.position.deal_id;
             match self.rest.close_position(&deal_id).await {
                 Ok(reference) => {
-                    self.claimed.insert(reference.clone(), tokio::time::Instant::now());
+                    self.claim(reference.clone());
                     match self.read_confirm(&reference).await {
-                        Some(c) if c.accepted() => {
+                        Ok(c) if c.accepted() => {
                             left -= c.size;
                             let at_ms = self.confirm_time(&c);
                             self.send(Reply::Filled { id, size: c.size, level: c.level, at_ms });
                         }
                         // Refused: the position stays, and opening instead keeps the net right.
-                        Some(_) => {}
-                        None => {
-                            tracing::warn!(order = id, deal_reference = %reference, "a hedged close is not confirmed yet: the rest of the order is not opened");
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(order = id, deal_reference = %reference, error = %e, "a hedged close is not confirmed yet: the rest of the order is not opened");
                             self.pending_confirms.push((id, reference, true));
                             self.rest_unsent.insert(id);
                             return None;
@@ -1109,35 +1115,30 @@ impl Worker {
         Some(left)
     }
 
-    /// The confirm of `reference`, read a few times while it is not found yet.
-    async fn read_confirm(&self, reference: &str) -> Option<wire::Confirm> {
-        for attempt in 0..self.config.confirm_attempts.max(1) {
+    /// The confirm of `reference`, read up to `confirm_attempts` times (200 ms
+    /// apart) while it is not found yet; the last error if it never is.
+    async fn read_confirm(&self, reference: &str) -> Result<wire::Confirm, CapitalError> {
+        let mut attempt = 1;
+        loop {
             match self.rest.confirm(reference).await {
-                Ok(c) => return Some(c),
-                Err(CapitalError::Api { code: stratbox_capital::ApiCode::NotFoundDealReference, .. }) if attempt + 1 < self.config.confirm_attempts => {
+                Err(CapitalError::Api { code: stratbox_capital::ApiCode::NotFoundDealReference, .. }) if attempt < self.config.confirm_attempts => {
+                    attempt += 1;
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
-                Err(_) => break,
+                read => return read,
             }
         }
-        None
     }
 
     /// Reads the confirm of `reference` (a few tries; then it is left to the poll).
     async fn confirm(&mut self, id: u64, reference: String, market: bool) {
-        for attempt in 0..self.config.confirm_attempts.max(1) {
-            match self.rest.confirm(&reference).await {
-                Ok(c) => return self.confirmed(id, &reference, c, market),
-                Err(CapitalError::Api { code: stratbox_capital::ApiCode::NotFoundDealReference, .. }) if attempt + 1 < self.config.confirm_attempts => {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                Err(e) => {
-                    tracing::warn!(order = id, error = %e, "no confirm yet; asking again at the next poll");
-                    break;
-                }
+        match self.read_confirm(&reference).await {
+            Ok(c) => self.confirmed(id, &reference, c, market),
+            Err(e) => {
+                tracing::warn!(order = id, error = %e, "no confirm yet; asking again at the next poll");
+                self.pending_confirms.push((id, reference, market));
             }
         }
-        self.pending_confirms.push((id, reference, market));
     }
 
     /// When a confirm's deal was made, in UTC ms.
@@ -1223,7 +1224,7 @@ impl Worker {
         // The oldest unclaimed deal that fits: requests were sent in order.
         let found = by_reference.into_iter().filter(|(_, (s, _))| (s - size).abs() < 1e-9).min_by(|a, b| a.1.1.cmp(b.1.1)).map(|(r, _)| r);
         if let Some(r) = &found {
-            self.claimed.insert(r.clone(), tokio::time::Instant::now());
+            self.claim(r.clone());
         }
         found
     }
@@ -1264,7 +1265,7 @@ impl Worker {
         // Known references first, so a lost one is never matched to a deal they own.
         for l in &lookups {
             if let Some(r) = &l.deal_reference {
-                self.claimed.insert(r.clone(), tokio::time::Instant::now());
+                self.claim(r.clone());
             }
         }
         for l in lookups {

@@ -63,11 +63,11 @@ pub trait Broker: Send {
     /// A market quote: fills in-process orders, checks protections, marks positions.
     fn on_quote(&mut self, quote: &Quote) -> Vec<(Arc<str>, Fill)>;
     fn on_bar(&mut self, bar: &Bar) -> Vec<(Arc<str>, Fill)>;
-    /// Cancels every working order of `owner`; returns how many were cancelled or asked to be.
     /// Broker references remembered for matching (a remote broker's claimed deal references).
     fn remembered_references(&self) -> usize {
         0
     }
+    /// Cancels every working order of `owner`; returns how many were cancelled or asked to be.
     fn cancel_all(&mut self, owner: &str) -> usize;
     /// Sets (or, with both levels `None`, removes) protection for `owner`'s position.
     fn protect(&mut self, owner: &Arc<str>, levels: StopLevels);
@@ -195,6 +195,18 @@ pub(crate) fn order_for_target(target: f64, held: f64, pending: f64, instrument:
     }
     let side = if delta > 0.0 { Side::Buy } else { Side::Sell };
     Plan::Place(OrderRequest { instrument, side, quantity: delta.abs(), order_type: OrderType::Market, time_in_force: TimeInForce::Gtc, tag: 0 })
+}
+
+/// Whether a quote reaches an order: `price` is the ask for a buy, the bid
+/// for a sell; a limit fills at or better than its level, a stop triggers at
+/// or through it, a market order always.
+pub(crate) fn reached(order_type: stratbox_contract::OrderType, buy: bool, price: f64) -> bool {
+    use stratbox_contract::OrderType;
+    match order_type {
+        OrderType::Market => true,
+        OrderType::Limit(l) => if buy { price <= l } else { price >= l },
+        OrderType::Stop(s) => if buy { price >= s } else { price <= s },
+    }
 }
 
 /// Buys positive, sells negative.

@@ -345,8 +345,8 @@ impl PaperBroker {
             let taker = |p: f64| if buy { p * (1.0 + sl) } else { p * (1.0 - sl) };
             let fill_price = match w.view.order_type {
                 OrderType::Market => Some(taker(price)),
-                OrderType::Limit(l) => (if buy { price <= l } else { price >= l }).then_some(price),
-                OrderType::Stop(s) => (if buy { price >= s } else { price <= s }).then(|| taker(price)),
+                kind @ OrderType::Limit(_) => super::reached(kind, buy, price).then_some(price),
+                kind @ OrderType::Stop(_) => super::reached(kind, buy, price).then(|| taker(price)),
             };
             let left = w.view.quantity - w.view.filled_quantity;
             match fill_price {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use stratbox_capital::{CapitalCredentials, RestClient, RestConfig, wire};
 use stratbox_capital_mock::{Faults, MockAccount, MockConfig, MockServer};
-use stratbox_contract::{Instrument, Intent, OrderIntent, Quote, TargetPosition};
+use stratbox_contract::{Instrument, Intent, OrderIntent, Quote, StopDecision, StopLevels, TargetPosition};
 use stratbox_trading::{CapitalBroker, CapitalBrokerConfig, Journal, OrderPath, OrderPathConfig, Rebuilt, RiskConfig, SharedWorld};
 
 pub fn credentials() -> CapitalCredentials {
@@ -169,6 +169,12 @@ impl Rig {
         rig.path.finish_reconcile(rebuilt, outcome);
         rig.quote();
         rig
+    }
+
+    /// A stop policy sets `levels` for the plugin's position.
+    pub fn protect(&mut self, levels: StopLevels) {
+        let now = self.now();
+        assert!(self.path.apply_stop_decisions(vec![(Arc::from("stops"), self.plugin.clone(), StopDecision::SetLevels(levels))], now).is_empty());
     }
 
     pub fn held(&self) -> f64 {
