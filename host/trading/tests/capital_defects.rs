@@ -4,13 +4,14 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Account, Rig, rig, rig_on, rig_with, wait_for};
 use stratbox_capital::{ApiCode, wire};
 use stratbox_capital_mock::{Faults, MockConfig, ScriptedFault};
-use stratbox_contract::{Intent, OrderIntent, OrderType, Side, StopLevels, TimeInForce};
-use stratbox_trading::{CapitalBrokerConfig, Cause, JournalEvent, RiskConfig, TradingState};
+use stratbox_contract::{Intent, OrderIntent, OrderType, Side, StopDecision, StopLevels, TimeInForce};
+use stratbox_trading::{CapitalBrokerConfig, Cause, JournalEvent, RiskConfig, RiskRule, TradingState};
 
 fn fast() -> CapitalBrokerConfig {
     CapitalBrokerConfig { poll_ms: 200, positions_every_ms: 500, unknown_grace_secs: 5, reconcile_timeout_secs: 20, ..CapitalBrokerConfig::default() }
@@ -451,4 +452,26 @@ fn a_position_that_opens_after_a_flatten_is_closed_too() {
     });
     let dealing = rig.mock.dealing();
     assert_eq!((dealing.deals.len(), dealing.net.get("AAPL").copied()), (2, None), "{:?}", dealing.deals);
+}
+
+/// Defect 6 (its exits), at the risk rule itself: a stop policy's exit while
+/// a buy is in doubt was sized against that buy and let through; the buy
+/// never reached the broker, so the account went short. Now it is refused.
+#[test]
+fn a_stop_policy_exit_while_an_order_is_in_doubt_is_refused_not_sized_against_it() {
+    let mut rig = rig(Faults::default(), fast());
+    rig.target(5.0);
+    rig.run_until("the entry's fill", Duration::from_secs(10), |r| r.held() == 5.0);
+    // The next order is answered 502 by a gateway that never passed it on.
+    script(&rig, "POST", "/api/v1/positions", 1, 502, false);
+    rig.quote();
+    rig.target(10.0);
+    rig.run_until("the order to be in doubt", Duration::from_secs(10), |r| r.path.in_doubt(&r.plugin, 0).is_some());
+    let now = rig.now();
+    assert!(rig.path.apply_stop_decisions(vec![(Arc::from("stops"), rig.plugin.clone(), StopDecision::Exit(0))], now).is_empty());
+    rig.path.commit();
+    rig.run_until("the doubt to end", Duration::from_secs(20), |r| r.path.in_doubt(&r.plugin, 0).is_none() && r.path.tracker().open_orders("trend").is_empty());
+    let dealing = rig.mock.dealing();
+    assert_eq!((rig.held(), dealing.net.get("AAPL").copied()), (5.0, Some(5.0)), "never short: {:?}", dealing.deals);
+    assert!(rig.path.risk_view().stats.rejected.get(&RiskRule::InDoubt).is_some_and(|n| *n >= 1), "the exit was refused as in doubt");
 }
