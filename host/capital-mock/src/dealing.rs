@@ -23,7 +23,8 @@
 //!   `available` is balance + P&L - margin; no fees or overnight financing.
 
 use std::collections::HashMap;
-use std::time::Instant;
+// tokio's clock: real time in a normal runtime, virtual under the simulation's paused one.
+use tokio::time::Instant;
 
 use rand::Rng;
 use serde::Serialize;
@@ -84,6 +85,8 @@ pub struct DealingSnapshot {
     pub net: HashMap<String, f64>,
     pub positions: usize,
     pub working_orders: usize,
+    /// Each working order: (epic, signed size, deal reference).
+    pub working: Vec<(String, f64, String)>,
     pub deals: Vec<DealRecord>,
     pub fills: u64,
 }
@@ -105,6 +108,8 @@ pub(super) struct Dealing {
     /// Last published (bid, ask) per epic.
     quotes: Vec<Option<(f64, f64)>>,
     last_opening: Option<Instant>,
+    /// Draws order references (seeded in process: one seed, one run).
+    pub references: rand::rngs::StdRng,
     pub deals: Vec<DealRecord>,
     pub fills: u64,
     /// Cash paid in (the deposit and top-ups) and realised P&L, USD.
@@ -134,6 +139,7 @@ impl Dealing {
             activity_at: Vec::new(),
             quotes: vec![None; n],
             last_opening: None,
+            references: rand::SeedableRng::from_entropy(),
             deals: Vec::new(),
             fills: 0,
             deposit: DEPOSIT,
@@ -193,7 +199,7 @@ impl Dealing {
 
     /// A new order reference, `o_` and a random UUID.
     pub fn next_order_reference(&mut self) -> String {
-        let mut r = rand::thread_rng();
+        let r = &mut self.references;
         format!("o_{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}", r.r#gen::<u32>(), r.r#gen::<u16>(), r.gen_range(0..0x1000), r.gen_range(0..0x1000), r.r#gen::<u64>() & 0xffff_ffff_ffff)
     }
 
@@ -488,6 +494,7 @@ impl Dealing {
         for p in &self.positions {
             *net.entry(self.epics[p.epic].clone()).or_default() += if p.buy { p.size } else { -p.size };
         }
-        DealingSnapshot { hedging: self.hedging, net, positions: self.positions.len(), working_orders: self.working.len(), deals: self.deals.clone(), fills: self.fills }
+        let working = self.working.iter().map(|w| (self.epics[w.epic].clone(), if w.buy { w.size } else { -w.size }, w.reference.clone())).collect();
+        DealingSnapshot { hedging: self.hedging, net, positions: self.positions.len(), working_orders: self.working.len(), working, deals: self.deals.clone(), fills: self.fills }
     }
 }

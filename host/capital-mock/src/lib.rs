@@ -39,7 +39,10 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock: real time in a normal runtime, virtual under the simulation's paused one.
+use tokio::time::Instant;
 
 use axum::Json;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -266,8 +269,9 @@ struct Burst {
 struct Shared {
     config: MockConfig,
     index: HashMap<String, usize>,
-    private_key: rsa::RsaPrivateKey,
-    public_key: String,
+    /// The login key pair and its public half (SPKI DER, base64): made at
+    /// start on a socket, at the first encrypted login in process.
+    keys: std::sync::OnceLock<(rsa::RsaPrivateKey, String)>,
     key_stamp: i64,
     market: Mutex<MockMarket>,
     dealing: Mutex<dealing::Dealing>,
@@ -284,6 +288,9 @@ struct Shared {
     scripted: Mutex<Vec<ScriptedFault>>,
     /// Market time skipped ahead by [`MockServer::skip`].
     skipped_ms: std::sync::atomic::AtomicI64,
+    /// The activity feed's lag now, ms (0: none): `faults.activity_lag_ms`
+    /// at start, changed by [`MockServer::set_activity_lag`].
+    activity_lag_ms: AtomicU64,
 }
 
 impl Shared {
@@ -296,6 +303,8 @@ impl Shared {
 pub struct MockServer {
     addr: SocketAddr,
     shared: Arc<Shared>,
+    /// The REST handlers, for the in-process transport.
+    app: axum::Router,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -322,8 +331,35 @@ fn error(status: StatusCode, code: ApiCode) -> Response {
 
 impl MockServer {
     /// Starts on `listen` (e.g. `127.0.0.1:0`) in the current tokio runtime.
-    pub async fn start(mut config: MockConfig, listen: &str) -> Result<Self, MockError> {
-        use rsa::pkcs8::EncodePublicKey;
+    pub async fn start(config: MockConfig, listen: &str) -> Result<Self, MockError> {
+        let key = tokio::task::spawn_blocking(new_key).await.expect("key generation task")?;
+        let listener = tokio::net::TcpListener::bind(listen).await.map_err(|source| MockError::Listen { addr: listen.into(), source })?;
+        let addr = listener.local_addr().map_err(|source| MockError::Listen { addr: listen.into(), source })?;
+        let (shared, app) = Self::build(config)?;
+        shared.keys.set(key).ok();
+        let served = app.clone();
+        let server = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, served).await {
+                tracing::error!(error = %e, "mock Capital.com server stopped");
+            }
+        });
+        let clock = tokio::spawn(drive(shared.clone()));
+        tracing::info!(%addr, epics = shared.config.epics.len(), speed = shared.config.speed, "mock Capital.com listening");
+        Ok(Self { addr, shared, app, tasks: vec![server, clock] })
+    }
+
+    /// The same account and handlers with no socket and no clock task, for
+    /// the deterministic simulation: requests come through [`MockServer::transport`],
+    /// prices through [`MockServer::publish_quote`], and time is the tokio
+    /// clock of the caller's runtime (paused there, it moves only when the
+    /// simulation moves it). Order references are drawn from `seed`.
+    pub fn in_process(config: MockConfig, seed: u64) -> Result<Self, MockError> {
+        let (shared, app) = Self::build(config)?;
+        shared.dealing.lock().expect("dealing lock").references = rand::SeedableRng::seed_from_u64(seed);
+        Ok(Self { addr: SocketAddr::from(([127, 0, 0, 1], 0)), shared, app, tasks: Vec::new() })
+    }
+
+    fn build(mut config: MockConfig) -> Result<(Arc<Shared>, axum::Router), MockError> {
         let source: Box<dyn QuoteSource> = match &config.replay {
             Some(replay) => {
                 let (epics, bars) = replay_bars(replay, &config.epics)?;
@@ -338,22 +374,14 @@ impl MockServer {
         if config.epics.is_empty() || !(config.speed > 0.0 && config.speed.is_finite()) {
             return Err(MockError::Config("need at least one epic and a positive speed".into()));
         }
-        let private_key = tokio::task::spawn_blocking(|| rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048))
-            .await
-            .expect("key generation task")
-            .map_err(|e| MockError::Config(format!("RSA key generation: {e}")))?;
-        let public_key = B64.encode(private_key.to_public_key().to_public_key_der().map_err(|e| MockError::Config(e.to_string()))?.as_bytes());
         let closed: Vec<bool> = config.epics.iter().map(|e| config.faults.closed_epics.contains(e)).collect();
         let market = MockMarket::new(config.epics.len(), source, closed.clone());
         let mut dealing = dealing::Dealing::new(config.epics.clone(), closed, config.timezone_offset);
         dealing.transact(market.now_ms(), "DEPOSIT", "Opening deposit", None, dealing::DEPOSIT);
-        let listener = tokio::net::TcpListener::bind(listen).await.map_err(|source| MockError::Listen { addr: listen.into(), source })?;
-        let addr = listener.local_addr().map_err(|source| MockError::Listen { addr: listen.into(), source })?;
         let (publications, _) = broadcast::channel(1 << 16);
         let shared = Arc::new(Shared {
             index: config.epics.iter().enumerate().map(|(i, e)| (e.clone(), i)).collect(),
-            private_key,
-            public_key,
+            keys: std::sync::OnceLock::new(),
             key_stamp: market.now_ms(),
             market_start: market.now_ms(),
             market: Mutex::new(market),
@@ -369,6 +397,7 @@ impl MockServer {
             stats: MockStats::default(),
             scripted: Mutex::default(),
             skipped_ms: std::sync::atomic::AtomicI64::new(0),
+            activity_lag_ms: AtomicU64::new(config.faults.activity_lag_ms.unwrap_or(0)),
             config,
         });
         let app = axum::Router::new()
@@ -399,14 +428,22 @@ impl MockServer {
             .route("/connect", get(stream))
             .layer(axum::middleware::from_fn_with_state(shared.clone(), scripted_faults))
             .with_state(shared.clone());
-        let server = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!(error = %e, "mock Capital.com server stopped");
-            }
-        });
-        let clock = tokio::spawn(drive(shared.clone()));
-        tracing::info!(%addr, epics = shared.config.epics.len(), speed = shared.config.speed, "mock Capital.com listening");
-        Ok(Self { addr, shared, tasks: vec![server, clock] })
+        Ok((shared, app))
+    }
+
+    /// A transport that hands each request to the mock's handlers in this
+    /// process (no socket): a reply not ready within `timeout` of the
+    /// runtime's clock is a timeout, as reqwest's would be.
+    pub fn transport(&self, timeout: Duration) -> InProcess {
+        InProcess { app: self.app.clone(), timeout }
+    }
+
+    /// Publishes a quote of epic `epic` (by index) at the mock's time now:
+    /// working orders, stops and targets trade on it, good-till-date orders
+    /// expire (the in-process mock has no price source of its own).
+    pub fn publish_quote(&self, epic: usize, bid: f64, ask: f64) {
+        let now = self.shared.now_ms();
+        self.shared.dealing.lock().expect("dealing lock").on_quote(now, epic, bid, ask);
     }
 
     /// `http://127.0.0.1:PORT`: the REST base URL.
@@ -461,6 +498,18 @@ impl MockServer {
         self.shared.skipped_ms.fetch_add(ms.max(0), Ordering::Relaxed);
     }
 
+    /// How long ago the account's last activity was (a deal, an execution,
+    /// an expiry, a cancel), on the runtime's clock; `None` before the first.
+    pub fn since_last_activity(&self) -> Option<Duration> {
+        self.shared.dealing.lock().expect("dealing lock").activity_at.last().map(|at| at.elapsed())
+    }
+
+    /// From now on activities show in `GET /history/activity` only `ms`
+    /// after they happened (0: at once).
+    pub fn set_activity_lag(&self, ms: u64) {
+        self.shared.activity_lag_ms.store(ms, Ordering::Relaxed);
+    }
+
     /// Adds a fault for the next matching requests (see [`ScriptedFault`]).
     pub fn script(&self, fault: ScriptedFault) {
         self.shared.scripted.lock().expect("scripted lock").push(fault);
@@ -485,6 +534,42 @@ impl MockServer {
             market_time_ms: m.now_ms(),
         }
     }
+}
+
+/// The in-process transport ([`MockServer::transport`]).
+pub struct InProcess {
+    app: axum::Router,
+    timeout: Duration,
+}
+
+impl stratbox_capital::transport::Transport for InProcess {
+    fn send(&self, r: stratbox_capital::transport::HttpRequest) -> stratbox_capital::transport::Sending<'_> {
+        use stratbox_capital::transport::{HttpResponse, TransportError};
+        use tower::ServiceExt;
+        Box::pin(async move {
+            let mut request = axum::http::Request::builder().method(r.method).uri(r.path_and_query);
+            if let Some(h) = request.headers_mut() {
+                *h = r.headers;
+                h.insert("host", HeaderValue::from_static("127.0.0.1"));
+            }
+            let request = request.body(axum::body::Body::from(r.body.unwrap_or_default())).map_err(|e| TransportError::Failed(e.to_string()))?;
+            let answer = async {
+                let response = self.app.clone().oneshot(request).await.map_err(|e| TransportError::Failed(e.to_string()))?;
+                let (parts, body) = response.into_parts();
+                let body = axum::body::to_bytes(body, 64 << 20).await.map_err(|e| TransportError::Failed(e.to_string()))?;
+                Ok(HttpResponse { status: parts.status, headers: parts.headers, body: body.to_vec() })
+            };
+            tokio::time::timeout(self.timeout, answer).await.map_err(|_| TransportError::Timeout)?
+        })
+    }
+}
+
+/// A 2048-bit login key pair, and its public half as SPKI DER in base64.
+fn new_key() -> Result<(rsa::RsaPrivateKey, String), MockError> {
+    use rsa::pkcs8::EncodePublicKey;
+    let private = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).map_err(|e| MockError::Config(format!("RSA key generation: {e}")))?;
+    let public = B64.encode(private.to_public_key().to_public_key_der().map_err(|e| MockError::Config(e.to_string()))?.as_bytes());
+    Ok((private, public))
 }
 
 /// Answers a request a scripted fault matches, before or after its handler.
@@ -619,13 +704,20 @@ async fn ping(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Reply {
 async fn encryption_key(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Reply {
     gate(&shared, &headers, false).await?;
     api_key_ok(&shared, &headers)?;
-    Ok(ok(None, &EncryptionKey { encryption_key: shared.public_key.clone(), time_stamp: shared.key_stamp }))
+    let key = match shared.keys.get() {
+        Some((_, public)) => public.clone(),
+        None => {
+            let made = new_key().map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, ApiCode::Other(e.to_string())))?;
+            shared.keys.get_or_init(|| made).1.clone()
+        }
+    };
+    Ok(ok(None, &EncryptionKey { encryption_key: key, time_stamp: shared.key_stamp }))
 }
 
 /// The password of an `encryptedPassword` login, or `None` if it does not decrypt.
 fn decrypt_password(shared: &Shared, sealed: &str) -> Option<String> {
     let bytes = B64.decode(sealed).ok()?;
-    let plain = shared.private_key.decrypt(rsa::Pkcs1v15Encrypt, &bytes).ok()?;
+    let plain = shared.keys.get()?.0.decrypt(rsa::Pkcs1v15Encrypt, &bytes).ok()?;
     let inner = String::from_utf8(B64.decode(plain).ok()?).ok()?;
     let (password, stamp) = inner.rsplit_once('|')?;
     (stamp.parse::<i64>().ok()? == shared.key_stamp).then(|| password.to_owned())

@@ -309,7 +309,7 @@ pub(super) async fn activity(State(shared): State<Arc<Shared>>, headers: HeaderM
     }
     let d = shared.dealing.lock().expect("dealing lock");
     // With the lag fault, what happened in the last `lag` wall ms is not shown yet.
-    let lag = shared.config.faults.activity_lag_ms.map(std::time::Duration::from_millis);
+    let lag = Some(shared.activity_lag_ms.load(std::sync::atomic::Ordering::Relaxed)).filter(|ms| *ms > 0).map(std::time::Duration::from_millis);
     let shown = |k: usize| lag.is_none_or(|lag| d.activity_at.get(k).is_none_or(|at| at.elapsed() >= lag));
     let activities = d
         .activity

@@ -142,6 +142,9 @@ pub enum CapitalError {
     RateLimited { endpoint: String, attempts: u32 },
     #[error("Capital.com {endpoint}: {source}")]
     Http { endpoint: String, source: reqwest::Error },
+    /// The connection failed or broke before a reply came.
+    #[error("Capital.com {endpoint}: {why}")]
+    Transport { endpoint: String, why: String },
     /// A 2xx body or a frame that does not have the documented shape.
     #[error("Capital.com {endpoint}: unexpected response ({why})")]
     Protocol { endpoint: String, why: String },

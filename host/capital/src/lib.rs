@@ -11,6 +11,7 @@
 //! - [`wire`]: the JSON shapes, shared by the client and the mock
 //! - `error.rs`: every documented `errorCode` as a typed [`ApiCode`]
 //! - `rest.rs`: session, tokens, keep-alive, rate limits, 429 backoff
+//! - [`transport`]: HTTPS, or the mock's handlers in process (the simulation's seam)
 //! - `stream.rs`: subscriptions in batches of 40, ping, reconnect, backfill, de-duplication
 //! - `feed.rs`: [`CapitalFeed`] (a host [`stratbox_market::Feed`]) and the [`Collector`] that stores what streams
 //! - `credentials.rs`: broker secrets encrypted at rest (AES-256-GCM, Argon2id)
@@ -20,6 +21,7 @@ mod error;
 mod feed;
 mod rest;
 mod stream;
+pub mod transport;
 pub mod wire;
 
 pub use credentials::{CapitalCredentials, CredentialStore, CredentialsError};

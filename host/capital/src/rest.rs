@@ -21,8 +21,9 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use rand::Rng;
+use governor::Quota;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
@@ -33,6 +34,7 @@ use zeroize::Zeroizing;
 use super::error::{ApiCode, CapitalError};
 use super::wire::{self, EncryptionKey, ErrorBody, Prices, SessionRequest, SessionResponse, Status};
 use crate::credentials::CapitalCredentials;
+use crate::transport::{self, Http, HttpRequest, Limiter, Transport, TransportError};
 
 /// Capital.com's live and demo REST hosts.
 pub const LIVE_URL: &str = "https://api-capital.backend-capital.com";
@@ -115,7 +117,7 @@ pub struct RestStats {
 }
 
 pub struct RestClient {
-    http: reqwest::Client,
+    transport: Box<dyn Transport>,
     config: RestConfig,
     credentials: CapitalCredentials,
     session: Mutex<Option<Session>>,
@@ -123,10 +125,12 @@ pub struct RestClient {
     /// callers that find the session dead together (the stream, the broker
     /// worker, the feed) log in once: single flight.
     login_gate: Mutex<()>,
-    general: DefaultDirectRateLimiter,
-    trading: DefaultDirectRateLimiter,
-    login_limit: DefaultDirectRateLimiter,
+    general: Limiter,
+    trading: Limiter,
+    login_limit: Limiter,
     generation: AtomicU64,
+    /// The 429 backoff's jitter (seeded under the simulation: one seed, one run).
+    jitter: std::sync::Mutex<StdRng>,
     last_used: Mutex<tokio::time::Instant>,
     pub stats: RestStats,
 }
@@ -153,17 +157,25 @@ fn even_quota(per_sec: u32) -> Quota {
 impl RestClient {
     pub fn new(config: RestConfig, credentials: CapitalCredentials) -> Result<Self, CapitalError> {
         check_base_url(&config.base_url)?;
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(config.timeout_ms))
-            .user_agent(concat!("stratbox/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|source| CapitalError::Http { endpoint: "client".into(), source })?;
+        let http = Http::new(&config.base_url, Duration::from_millis(config.timeout_ms)).map_err(|source| CapitalError::Http { endpoint: "client".into(), source })?;
+        Ok(Self::with_transport(config, credentials, Box::new(http), StdRng::from_entropy()))
+    }
+
+    /// A client whose requests go through `transport` (the simulation's
+    /// in-process mock), with the backoff's jitter drawn from `jitter`.
+    /// `config.base_url` is not used; `config.timeout_ms` is the transport's to keep.
+    pub fn in_process(config: RestConfig, credentials: CapitalCredentials, transport: Box<dyn Transport>, jitter_seed: u64) -> Self {
+        Self::with_transport(config, credentials, transport, StdRng::seed_from_u64(jitter_seed))
+    }
+
+    fn with_transport(config: RestConfig, credentials: CapitalCredentials, transport: Box<dyn Transport>, jitter: StdRng) -> Self {
         let trading = Quota::with_period(Duration::from_millis(config.trading_interval_ms.max(1))).expect("non-zero period");
-        Ok(Self {
-            http,
-            general: RateLimiter::direct(even_quota(config.requests_per_sec)),
-            trading: RateLimiter::direct(trading),
-            login_limit: RateLimiter::direct(Quota::per_second(NonZeroU32::MIN)),
+        Self {
+            transport,
+            general: transport::limiter(even_quota(config.requests_per_sec)),
+            trading: transport::limiter(trading),
+            login_limit: transport::limiter(Quota::per_second(NonZeroU32::MIN)),
+            jitter: std::sync::Mutex::new(jitter),
             config,
             credentials,
             session: Mutex::new(None),
@@ -171,20 +183,16 @@ impl RestClient {
             generation: AtomicU64::new(0),
             last_used: Mutex::new(tokio::time::Instant::now()),
             stats: RestStats::default(),
-        })
+        }
     }
 
     pub fn config(&self) -> &RestConfig {
         &self.config
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}/api/v1{path}", self.config.base_url.trim_end_matches('/'))
-    }
-
     /// Logs in (again), replacing any session. Returns the account summary.
     pub async fn login(&self) -> Result<SessionResponse, CapitalError> {
-        self.login_limit.until_ready().await;
+        transport::until_ready(&self.login_limit).await;
         let c = &self.credentials;
         let password = if self.config.encrypt_password {
             let key: EncryptionKey = self.call_raw(Method::GET, "/session/encryptionKey", None::<&()>, None, &[]).await?.1;
@@ -269,7 +277,7 @@ impl RestClient {
                 continue;
             };
             if kind == CallKind::Trading {
-                self.trading.until_ready().await;
+                transport::until_ready(&self.trading).await;
             }
             match self.call_raw::<B, T>(method.clone(), path, body, Some(&tokens), query).await {
                 Ok((headers, value)) => {
@@ -304,28 +312,24 @@ impl RestClient {
         let endpoint = format!("{method} {path}");
         let mut attempt = 0u32;
         loop {
-            self.general.until_ready().await;
-            let mut request = self.http.request(method.clone(), self.url(path)).header("X-CAP-API-KEY", sensitive(&self.credentials.api_key));
+            transport::until_ready(&self.general).await;
+            let mut headers = HeaderMap::new();
+            headers.insert("X-CAP-API-KEY", sensitive(&self.credentials.api_key));
             if let Some(t) = tokens {
-                request = request.header("CST", sensitive(&t.cst)).header("X-SECURITY-TOKEN", sensitive(&t.security_token));
+                headers.insert("CST", sensitive(&t.cst));
+                headers.insert("X-SECURITY-TOKEN", sensitive(&t.security_token));
             }
-            if !query.is_empty() {
-                request = request.query(query);
+            let body = body.map(|b| serde_json::to_vec(b).map_err(|e| CapitalError::Protocol { endpoint: endpoint.clone(), why: format!("the request does not serialise: {e}") })).transpose()?;
+            if body.is_some() {
+                headers.insert(reqwest::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             }
-            if let Some(b) = body {
-                request = request.json(b);
-            }
+            let request = HttpRequest { method: method.clone(), path_and_query: transport::with_query(&format!("/api/v1{path}"), query), headers, body };
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            let response = request.send().await.map_err(|source| {
-                if source.is_timeout() {
-                    CapitalError::Timeout { endpoint: endpoint.clone(), timeout: Duration::from_millis(self.config.timeout_ms) }
-                } else {
-                    CapitalError::Http { endpoint: endpoint.clone(), source: source.without_url() }
-                }
+            let response = self.transport.send(request).await.map_err(|e| match e {
+                TransportError::Timeout => CapitalError::Timeout { endpoint: endpoint.clone(), timeout: Duration::from_millis(self.config.timeout_ms) },
+                TransportError::Failed(why) => CapitalError::Transport { endpoint: endpoint.clone(), why },
             })?;
-            let status = response.status();
-            let headers = response.headers().clone();
-            let bytes = response.bytes().await.map_err(|source| CapitalError::Http { endpoint: endpoint.clone(), source: source.without_url() })?;
+            let (status, headers, bytes) = (response.status, response.headers, response.body);
             if status.is_success() {
                 let value = serde_json::from_slice(&bytes).map_err(|e| CapitalError::Protocol { endpoint: endpoint.clone(), why: e.to_string() })?;
                 return Ok((headers, value));
@@ -351,7 +355,7 @@ impl RestClient {
     /// Exponential backoff with full jitter: uniform in [base*2^(n-1) / 2, base*2^(n-1)], capped.
     fn backoff(&self, attempt: u32) -> Duration {
         let ceiling = self.config.backoff_ms.saturating_mul(1 << (attempt - 1).min(16)).min(self.config.backoff_max_ms).max(1);
-        Duration::from_millis(rand::thread_rng().gen_range(ceiling / 2..=ceiling))
+        Duration::from_millis(self.jitter.lock().unwrap_or_else(|e| e.into_inner()).gen_range(ceiling / 2..=ceiling))
     }
 
     pub async fn ping(&self) -> Result<(), CapitalError> {

@@ -372,7 +372,7 @@ impl Board {
                 self.alarms.extend(report::alarms(std::slice::from_ref(e), &Filter::default()));
             }
             // The order path's own bookkeeping for restarts: nothing to show.
-            JournalEvent::BrokerRef { .. } | JournalEvent::CancelRequested { .. } | JournalEvent::Deleverage { .. } | JournalEvent::RiskBaselines { .. } | JournalEvent::Protection { .. } => {}
+            JournalEvent::BrokerRef { .. } | JournalEvent::BrokerClose { .. } | JournalEvent::CancelRequested { .. } | JournalEvent::Deleverage { .. } | JournalEvent::RiskBaselines { .. } | JournalEvent::Protection { .. } => {}
         }
         if let Some(t) = row {
             self.count_close(&t);

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
-use stratbox_trading::{Entry, JournalEvent, SideName};
+use stratbox_trading::{Entry, JournalEvent, OrderKind, SideName, TifName};
 
 /// The invariants, numbered as ARCHITECTURE.md's order-path section lists them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -62,6 +62,13 @@ struct OrderRec {
     filled: f64,
     broker_id: Option<u64>,
     done: bool,
+    /// A market order, or an IOC one (it never rests at Capital.com).
+    market: bool,
+    /// Capital.com's names for it, once journaled.
+    reference: Option<String>,
+    deal_id: bool,
+    /// Risk accepted it (so it may reach the broker).
+    accepted: bool,
 }
 
 /// What the committed journal says: orders, ids and positions.
@@ -80,6 +87,10 @@ pub struct JournalModel {
     max_order_notional: f64,
     /// Decision prices of orders, for the notional cap.
     decided: HashMap<String, f64>,
+    /// Deal reference -> client id (Capital.com).
+    pub references: HashMap<String, String>,
+    /// Fills journaled (a hedged close is a fill under a reference of its own).
+    pub fills: usize,
 }
 
 impl JournalModel {
@@ -95,14 +106,27 @@ impl JournalModel {
             }
             self.next_seq += 1;
             match &e.event {
-                JournalEvent::Order { client_id, plugin, instrument, side, quantity, decision_price, .. } => {
+                JournalEvent::Order { client_id, plugin, instrument, side, quantity, decision_price, order_type, time_in_force, .. } => {
                     if let Some(p) = decision_price {
                         self.decided.insert(client_id.clone(), *p);
                     }
                     if self.orders.contains_key(client_id) {
                         return Err((Invariant::UniqueIds, format!("client order id {client_id} journaled twice (entry {})", e.seq)));
                     }
-                    let rec = OrderRec { plugin: plugin.clone(), instrument: *instrument, buy: *side == SideName::Buy, quantity: *quantity, filled: 0.0, broker_id: None, done: false };
+                    let market = *order_type == OrderKind::Market || *time_in_force == TifName::Ioc;
+                    let rec = OrderRec {
+                        plugin: plugin.clone(),
+                        instrument: *instrument,
+                        buy: *side == SideName::Buy,
+                        quantity: *quantity,
+                        filled: 0.0,
+                        broker_id: None,
+                        done: false,
+                        market,
+                        reference: None,
+                        deal_id: false,
+                        accepted: false,
+                    };
                     self.orders.insert(client_id.clone(), rec);
                 }
                 JournalEvent::Risk { client_id, accepted, reason } => {
@@ -120,6 +144,8 @@ impl JournalModel {
                     }
                     if !accepted {
                         self.order_mut(client_id).done = true;
+                    } else {
+                        self.order_mut(client_id).accepted = true;
                     }
                 }
                 JournalEvent::Sent { client_id, broker_id } | JournalEvent::Acknowledged { client_id, broker_id } => {
@@ -148,6 +174,7 @@ impl JournalModel {
                     if o.plugin != *plugin || o.instrument != *instrument || o.buy != (*side == SideName::Buy) {
                         return Err((Invariant::UniqueIds, format!("a fill of {client_id} for another book, instrument or side than the order's")));
                     }
+                    self.fills += 1;
                     let signed = if *side == SideName::Buy { *quantity } else { -quantity };
                     *self.positions.entry((plugin.clone(), *instrument)).or_default() += signed;
                     let o = self.order_mut(client_id);
@@ -155,6 +182,23 @@ impl JournalModel {
                     if o.filled >= o.quantity - 1e-9 {
                         o.done = true;
                         self.open.remove(client_id);
+                    }
+                }
+                JournalEvent::BrokerRef { client_id, deal_reference, deal_id } => {
+                    self.order(client_id, e.seq)?;
+                    if let Some(r) = deal_reference {
+                        if let Some(other) = self.references.get(r).filter(|c| *c != client_id) {
+                            return Err((Invariant::UniqueIds, format!("deal reference {r} journaled for {client_id} and for {other}")));
+                        }
+                        self.references.insert(r.clone(), client_id.clone());
+                        let o = self.order_mut(client_id);
+                        if o.reference.as_ref().is_some_and(|x| x != r) {
+                            return Err((Invariant::UniqueIds, format!("order {client_id} reached the broker twice (references {:?} and {r})", o.reference)));
+                        }
+                        o.reference = Some(r.clone());
+                    }
+                    if deal_id.is_some() {
+                        self.order_mut(client_id).deal_id = true;
                     }
                 }
                 JournalEvent::Cancelled { client_id } | JournalEvent::Expired { client_id } | JournalEvent::BrokerRejected { client_id, .. } => {
@@ -194,5 +238,41 @@ impl JournalModel {
     /// Orders not final (acknowledged or not).
     pub fn open_orders(&self) -> usize {
         self.open.len()
+    }
+
+    /// Orders risk accepted that are not final, as (book, instrument, signed quantity left).
+    pub fn pending(&self) -> Vec<(String, u32, f64)> {
+        let mut out: Vec<_> = self
+            .orders
+            .values()
+            .filter(|o| o.accepted && !o.done)
+            .map(|o| {
+                let left = o.quantity - o.filled;
+                (o.plugin.clone(), o.instrument, if o.buy { left } else { -left })
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)).then(a.2.total_cmp(&b.2)));
+        out
+    }
+
+    /// Whether every order not final rests at Capital.com under a known
+    /// reference and deal id (nothing is on its way, nothing awaits a confirm).
+    pub fn at_rest(&self) -> bool {
+        self.orders.values().filter(|o| o.accepted && !o.done).all(|o| !o.market && o.broker_id.is_some() && o.reference.is_some() && o.deal_id)
+    }
+
+    /// Resting orders by their deal reference: (reference, instrument, signed quantity left).
+    pub fn resting(&self) -> Vec<(String, u32, f64)> {
+        let mut out: Vec<_> = self
+            .orders
+            .values()
+            .filter(|o| o.accepted && !o.done)
+            .filter_map(|o| {
+                let left = o.quantity - o.filled;
+                Some((o.reference.clone()?, o.instrument, if o.buy { left } else { -left }))
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
     }
 }

@@ -11,6 +11,7 @@
 //! trace hash in any process; a failing run is shrunk ([`shrink`]) to a few
 //! operations and kept as a replay file that `cargo test` runs.
 
+pub mod capital;
 pub mod check;
 pub mod op;
 pub mod sim;
@@ -20,8 +21,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 pub use check::{Invariant, Violation};
-pub use op::{Op, generate};
-pub use sim::{Options, Outcome, Stats, latency_for, run, run_with};
+pub use op::{BrokerFault, Op, generate, generate_for};
+pub use sim::{BrokerKind, Options, Outcome, Stats, latency_for, run, run_with};
 
 /// A failing run kept for `cargo test`: the operations, and what failed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -34,6 +35,9 @@ pub struct Replay {
     /// The paper broker's latency it ran with.
     #[serde(default)]
     pub latency_ms: u64,
+    /// The broker it ran against.
+    #[serde(default)]
+    pub broker: BrokerKind,
     pub violation: Option<Violation>,
     pub ops: Vec<Op>,
 }

@@ -1,7 +1,7 @@
 //! `simtest`: runs the order-path simulation over a range of seeds.
 //!
 //! ```text
-//! simtest --seeds 0..1000 --steps 2000 [--dir /dev/shm] [--min-faults 1000]
+//! simtest --seeds 0..1000 --steps 2000 [--broker paper|netting|hedging|all] [--dir /dev/shm] [--min-faults 1000]
 //! simtest --replay host/simtest/replays/flatten-over-the-order-cap.json
 //! ```
 //! A failing seed is shrunk and written as a replay file, with the command
@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use stratbox_simtest::{Invariant, Options, Replay, Stats, generate, run_with, shrink};
+use stratbox_simtest::{BrokerKind, Invariant, Options, Replay, Stats, generate_for, run_with, shrink};
 
 #[derive(Parser)]
 #[command(about = "The order path under a deterministic fault simulation")]
@@ -23,6 +23,10 @@ struct Args {
     /// Operations per seed.
     #[arg(long, default_value_t = 2000)]
     steps: usize,
+    /// The broker: `paper`, Capital.com's `netting` or `hedging` account
+    /// (the mock, in process), or `all` (seed modulo 3 picks one).
+    #[arg(long, default_value = "paper")]
+    broker: String,
     /// Where runs keep their journals (a tmpfs such as /dev/shm is fastest).
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -56,14 +60,30 @@ fn seeds(s: &str) -> anyhow::Result<std::ops::Range<u64>> {
     }
 }
 
+/// The broker a seed runs against.
+fn broker_for(choice: &str, seed: u64) -> anyhow::Result<BrokerKind> {
+    Ok(match choice {
+        "paper" => BrokerKind::Paper,
+        "netting" => BrokerKind::Netting,
+        "hedging" => BrokerKind::Hedging,
+        "all" => [BrokerKind::Paper, BrokerKind::Netting, BrokerKind::Hedging][(seed % 3) as usize],
+        other => bail!("--broker takes paper, netting, hedging or all, not `{other}`"),
+    })
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // `RUST_LOG=stratbox_trading=debug`: the host's own log of a replayed run, on stderr.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).without_time().init();
+    }
     let dir = args.dir.clone().unwrap_or_else(std::env::temp_dir);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     if let Some(path) = &args.replay {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let replay: Replay = serde_json::from_str(&text).with_context(|| format!("{} is not a replay file", path.display()))?;
-        let outcome = run_with(&replay.ops, &dir, Options { latency_ms: replay.latency_ms, ..Options::default() });
+        let options = Options { latency_ms: replay.latency_ms, broker: replay.broker, seed: replay.seed, ..Options::default() };
+        let outcome = run_with(&replay.ops, &dir, options);
         println!("replay {}: {} operations (seed {}), trace {}", path.display(), replay.ops.len(), replay.seed, outcome.trace);
         return match outcome.violation {
             Some(v) => bail!("step {}: {} violated: {}", v.step, v.invariant.name(), v.message),
@@ -78,9 +98,12 @@ fn main() -> anyhow::Result<()> {
     let mut total = Stats::default();
     let mut failed = Vec::new();
     let mut runs = 0u64;
+    let mut kinds: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
     for seed in range.clone() {
-        let ops = generate(seed, args.steps);
-        let options = Options::for_seed(seed);
+        let broker = broker_for(&args.broker, seed)?;
+        let ops = generate_for(seed, args.steps, broker.capital());
+        let options = Options::for_broker(seed, broker);
+        kinds.extend(if broker.capital() { &stratbox_simtest::sim::CAPITAL_FAULT_KINDS[..] } else { &stratbox_simtest::sim::FAULT_KINDS[..] }.iter().copied());
         let outcome = run_with(&ops, &dir, options);
         total.add(&outcome.stats);
         runs += 1;
@@ -88,15 +111,15 @@ fn main() -> anyhow::Result<()> {
             println!("seed {seed}: trace {}", outcome.trace);
         }
         if let Some(v) = outcome.violation {
-            println!("seed {seed}: step {}: {} violated: {}", v.step, v.invariant.name(), v.message);
+            println!("seed {seed} ({broker:?}): step {}: {} violated: {}", v.step, v.invariant.name(), v.message);
             let (small, last) = if args.shrink_runs > 0 { shrink(&ops, v.invariant, &dir, args.shrink_runs, options) } else { (ops[..=v.step].to_vec(), v.clone()) };
             std::fs::create_dir_all(&args.out)?;
             let file = args.out.join(format!("seed-{seed}-{}.json", v.invariant.name()));
-            let replay = Replay { seed, steps: args.steps, found: v.message.clone(), latency_ms: options.latency_ms, violation: Some(last.clone()), ops: small };
+            let replay = Replay { seed, steps: args.steps, found: v.message.clone(), latency_ms: options.latency_ms, broker, violation: Some(last.clone()), ops: small };
             std::fs::write(&file, serde_json::to_string_pretty(&replay)?)?;
             println!("  shrunk to {} operations ({}): {}", replay.ops.len(), last.invariant.name(), last.message);
             println!("  replay: cargo run --release -p stratbox-simtest -- --replay {}", file.display());
-            println!("  or:     cargo run --release -p stratbox-simtest -- --seeds {seed} --steps {}", args.steps);
+            println!("  or:     cargo run --release -p stratbox-simtest -- --seeds {seed} --steps {} --broker {}", args.steps, args.broker);
             failed.push(seed);
             if !args.keep_going {
                 break;
@@ -124,7 +147,7 @@ fn main() -> anyhow::Result<()> {
     }
     if args.min_faults > 0 {
         let short: Vec<String> =
-            stratbox_simtest::sim::FAULT_KINDS.iter().map(|k| (*k, total.faults.get(k).copied().unwrap_or(0))).filter(|(_, n)| *n < args.min_faults).map(|(k, n)| format!("{k} ({n})")).collect();
+            kinds.iter().map(|k| (*k, total.faults.get(k).copied().unwrap_or(0))).filter(|(_, n)| *n < args.min_faults).map(|(k, n)| format!("{k} ({n})")).collect();
         let unchecked: Vec<&str> = Invariant::ALL.iter().map(|i| i.name()).filter(|n| !total.checks.contains_key(n)).collect();
         if !short.is_empty() || !unchecked.is_empty() {
             bail!("fewer than {} injections of {short:?}; never checked: {unchecked:?}", args.min_faults);

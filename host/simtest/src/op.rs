@@ -45,6 +45,48 @@ pub enum Op {
     Flush,
     /// The host dies here and restarts `downtime_secs` of market time later.
     Crash { downtime_secs: u64 },
+    /// Capital.com only: the host dies at its next broker request after
+    /// `requests` more, before the request reaches the broker or, with
+    /// `after_handling`, once the broker has carried it out and before the
+    /// reply comes back; it restarts `downtime_secs` later. (Paper: a crash now.)
+    CrashAtRequest { requests: u8, after_handling: bool, downtime_secs: u64 },
+    /// Capital.com only: a fault at the broker (paper: nothing).
+    Fault { fault: BrokerFault },
+}
+
+/// Faults of the Capital.com world, each answered as the real API would.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "fault", rename_all = "kebab-case")]
+pub enum BrokerFault {
+    /// The next deal (`POST /positions` or `/workingorders`) is made, then answered with a gateway error (502 or 504).
+    DealThenError { working: bool, status: u16 },
+    /// The next deal is refused before it is made, with a documented `errorCode`.
+    Refused { working: bool },
+    /// The next `times` confirm reads answer 404 `error.not-found.dealReference`.
+    ConfirmMissing { times: u8 },
+    /// The next cancel answers 404 `error.not-found.dealId` (and cancels nothing).
+    CancelMissing,
+    /// The next `times` requests answer 429.
+    RateLimited { times: u8 },
+    /// Every session ends now (`error.invalid.session.token` on the next request).
+    SessionExpired,
+    /// From now on activities show this late in `GET /history/activity` (0: at once).
+    ActivityLate { ms: u64 },
+}
+
+impl BrokerFault {
+    /// The name the stats count it under.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::DealThenError { .. } => "deal-then-error",
+            Self::Refused { .. } => "refused",
+            Self::ConfirmMissing { .. } => "confirm-missing",
+            Self::CancelMissing => "cancel-missing",
+            Self::RateLimited { .. } => "rate-limited",
+            Self::SessionExpired => "session-expired",
+            Self::ActivityLate { .. } => "activity-late",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,19 +136,31 @@ const MENU: &[(u32, &str)] = &[
     (15, "crash"),
 ];
 
+/// What the Capital.com world adds to the menu: its faults, and crashes on
+/// either side of a broker request.
+const CAPITAL_MENU: &[(u32, &str)] = &[(60, "fault"), (10, "crash-at-request")];
+
+/// Draws `steps` operations from `seed` for the paper broker (see [`generate_for`]).
+pub fn generate(seed: u64, steps: usize) -> Vec<Op> {
+    generate_for(seed, steps, false)
+}
+
 /// Draws `steps` operations from `seed`: a market of mean-reverting prices
 /// with gaps of 5 to 15% (through stops), bars with and without volume (the
 /// volume cap gives partial fills), intents of every kind with sizes up to
 /// and past the risk limits, operator commands, flushes and crashes with
 /// downtime from minutes to days.
-pub fn generate(seed: u64, steps: usize) -> Vec<Op> {
+/// With `capital`, broker faults and crashes at a broker request are drawn
+/// too (the paper menu, and so every paper seed's run, stays as it was).
+pub fn generate_for(seed: u64, steps: usize, capital: bool) -> Vec<Op> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut prices = vec![100.0_f64; INSTRUMENTS as usize];
-    let total: u32 = MENU.iter().map(|(w, _)| w).sum();
+    let menu: Vec<(u32, &str)> = MENU.iter().chain(if capital { CAPITAL_MENU } else { &[] }).copied().collect();
+    let total: u32 = menu.iter().map(|(w, _)| w).sum();
     let mut ops = Vec::with_capacity(steps);
     for _ in 0..steps {
         let mut pick = rng.gen_range(0..total);
-        let name = MENU.iter().find(|(w, _)| if pick < *w { true } else { pick -= w; false }).map_or("bar", |(_, n)| *n);
+        let name = menu.iter().find(|(w, _)| if pick < *w { true } else { pick -= w; false }).map_or("bar", |(_, n)| *n);
         let plugin = rng.gen_range(0..PLUGINS);
         let instrument = rng.gen_range(0..INSTRUMENTS);
         let op = match name {
@@ -134,20 +188,35 @@ pub fn generate(seed: u64, steps: usize) -> Vec<Op> {
             "unload" => Op::Unload { plugin, cancel: rng.gen_bool(0.7) },
             "load" => Op::Load { plugin },
             "flush" => Op::Flush,
-            _ => {
-                // Minutes to days: resting orders meet the market again after it.
-                let downtime_secs = match rng.gen_range(0..4) {
-                    0 => rng.gen_range(1..600),
-                    1 => rng.gen_range(600..7_200),
-                    2 => rng.gen_range(7_200..86_400),
-                    _ => rng.gen_range(86_400..4 * 86_400),
-                };
-                Op::Crash { downtime_secs }
-            }
+            "fault" => Op::Fault { fault: fault(&mut rng) },
+            "crash-at-request" => Op::CrashAtRequest { requests: rng.gen_range(0..6), after_handling: rng.gen_bool(0.5), downtime_secs: downtime(&mut rng) },
+            _ => Op::Crash { downtime_secs: downtime(&mut rng) },
         };
         ops.push(op);
     }
     ops
+}
+
+/// Minutes to days: resting orders meet the market again after it.
+fn downtime(rng: &mut StdRng) -> u64 {
+    match rng.gen_range(0..4) {
+        0 => rng.gen_range(1..600),
+        1 => rng.gen_range(600..7_200),
+        2 => rng.gen_range(7_200..86_400),
+        _ => rng.gen_range(86_400..4 * 86_400),
+    }
+}
+
+fn fault(rng: &mut StdRng) -> BrokerFault {
+    match rng.gen_range(0..9) {
+        0 | 1 => BrokerFault::DealThenError { working: rng.gen_bool(0.4), status: if rng.gen_bool(0.5) { 502 } else { 504 } },
+        2 => BrokerFault::Refused { working: rng.gen_bool(0.4) },
+        3 => BrokerFault::ConfirmMissing { times: rng.gen_range(1..12) },
+        4 => BrokerFault::CancelMissing,
+        5 => BrokerFault::RateLimited { times: rng.gen_range(1..4) },
+        6 => BrokerFault::SessionExpired,
+        _ => BrokerFault::ActivityLate { ms: if rng.gen_bool(0.4) { 0 } else { rng.gen_range(1_000..90_000) } },
+    }
 }
 
 fn round(p: f64) -> f64 {

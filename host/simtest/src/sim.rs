@@ -23,6 +23,7 @@ use stratbox_trading::{
     Submission, TradingState, AlarmLevelName,
 };
 
+use crate::capital::{CapitalWorld, Gate};
 use crate::check::{Invariant, JournalModel, Violation};
 use crate::op::{INSTRUMENTS, IntentOp, Kind, Op, PLUGINS, Tif};
 
@@ -76,6 +77,44 @@ fn plugin_name(p: u8) -> Arc<str> {
 
 /// The faults this simulation injects, by the names the stats count them under.
 pub const FAULT_KINDS: [&str; 4] = ["crash", "downtime-days", "gap", "volume-cap"];
+/// Those of the Capital.com world (the paper broker's volume cap has no counterpart there).
+pub const CAPITAL_FAULT_KINDS: [&str; 12] = [
+    "crash",
+    "downtime-days",
+    "gap",
+    "crash-before-request",
+    "crash-after-request",
+    "deal-then-error",
+    "refused",
+    "confirm-missing",
+    "cancel-missing",
+    "rate-limited",
+    "session-expired",
+    "activity-late",
+];
+
+/// The epics of the mock account, by instrument id.
+fn epics() -> Vec<String> {
+    stratbox_capital_mock::default_epics(INSTRUMENTS as usize)
+}
+
+/// Which broker a run trades with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BrokerKind {
+    #[default]
+    Paper,
+    /// Capital.com (the mock, in process), a netting account.
+    Netting,
+    /// Capital.com, a hedging account.
+    Hedging,
+}
+
+impl BrokerKind {
+    pub fn capital(self) -> bool {
+        self != BrokerKind::Paper
+    }
+}
 
 /// What a run did, summed over runs by the binary.
 #[derive(Debug, Default, Clone, Serialize)]
@@ -177,7 +216,10 @@ impl Broker for SharedPaper {
 struct Host {
     path: OrderPath,
     world: Arc<stratbox_trading::SharedWorld>,
-    broker: SharedPaper,
+    /// The paper broker (the Capital.com broker's book is the mock's).
+    broker: Option<SharedPaper>,
+    /// Capital.com: the crash point in the host's transport.
+    gate: Option<Arc<Gate>>,
 }
 
 /// A working order at the broker: (book, id, instrument, signed quantity left).
@@ -193,8 +235,13 @@ impl Host {
     /// The broker's own working orders, in id order.
     fn working(&self) -> Vec<Working> {
         let signed = |v: &OrderView| (v.quantity - v.filled_quantity) * if v.side == Side::Buy { 1.0 } else { -1.0 };
-        self.broker.lock().working().into_iter().map(|(o, v)| (o.to_string(), v.id, v.instrument, signed(&v))).collect()
+        let Some(broker) = &self.broker else { return Vec::new() };
+        broker.lock().working().into_iter().map(|(o, v)| (o.to_string(), v.id, v.instrument, signed(&v))).collect()
     }
+}
+
+fn round2(p: f64) -> f64 {
+    (p * 100.0).round() / 100.0
 }
 
 /// The journal's directory, and the copy of it as of the last flush (what a crash keeps).
@@ -249,6 +296,14 @@ struct Sim {
     latency_ms: u64,
     /// The order-notional cap the checker holds accepted orders to.
     order_notional_cap: f64,
+    /// Capital.com: the runtime and the mock account (which outlive a crash).
+    capital: Option<CapitalWorld>,
+    /// The downtime of a crash armed at a broker request.
+    armed_downtime: u64,
+    /// A crash happened during this step.
+    crashed: bool,
+    /// What the restart after it restored, checked against what was durable (invariant 5).
+    restart_check: Option<Check>,
 }
 
 type Check = Result<(), (Invariant, String)>;
@@ -261,7 +316,19 @@ impl Sim {
     fn new(dir: &Path, options: Options) -> Self {
         let disk = Disk { live: dir.join("journal"), durable: dir.join("durable") };
         let risk = risk_config();
+        let capital = options.broker.capital().then(|| {
+            let world = CapitalWorld::new(options.seed, options.broker == BrokerKind::Hedging, epics(), START / 1_000_000);
+            // Every market has a price before the first order.
+            for i in 0..INSTRUMENTS as usize {
+                world.publish(i, 99.99, 100.01);
+            }
+            world
+        });
         let mut sim = Sim {
+            capital,
+            armed_downtime: 0,
+            crashed: false,
+            restart_check: None,
             disk,
             host: None,
             now: START,
@@ -297,22 +364,72 @@ impl Sim {
     fn open_host(&mut self) -> Host {
         let world = Arc::new(stratbox_trading::SharedWorld::new(16));
         world.clock.set(self.now);
-        let broker = SharedPaper(Arc::new(Mutex::new(PaperBroker::new(paper_config(self.latency_ms), world.clone()))));
+        let (boxed, broker, gate): (Box<dyn Broker>, _, _) = match self.capital.as_mut() {
+            Some(cw) => {
+                let (capital, gate) = cw.connect(world.clone(), epics());
+                (Box::new(capital), None, Some(gate))
+            }
+            None => {
+                let paper = SharedPaper(Arc::new(Mutex::new(PaperBroker::new(paper_config(self.latency_ms), world.clone()))));
+                (Box::new(paper.clone()), Some(paper), None)
+            }
+        };
         let journal = Journal::open_flushed_by_hand(&self.disk.live).expect("the simulation's journal opens");
         let config = OrderPathConfig { risk: risk_config(), alerts: AlertConfig::default(), equity_every_secs: 3_600, ..OrderPathConfig::default() };
         let hours = vec![None; INSTRUMENTS as usize];
-        let (mut path, rebuilt) = OrderPath::open(Box::new(broker.clone()), journal, world.clone(), instruments(), hours, config).expect("the journal replays");
+        let (mut path, rebuilt) = OrderPath::open(boxed, journal, world.clone(), instruments(), hours, config).expect("the journal replays");
         let rebuilt = rebuilt.unwrap_or_default();
         let outcome = path.begin_reconcile(&rebuilt);
         path.poll_broker();
         path.finish_reconcile(rebuilt, outcome);
         self.flushes_seen = path.journal_flushes();
-        Host { path, world, broker }
+        if let Some(cw) = &self.capital {
+            // Reconciling took the broker's time.
+            self.now = self.now.max(cw.now_ns());
+            world.clock.set(self.now);
+        }
+        Host { path, world, broker, gate }
+    }
+
+    /// Capital.com: a price at the broker and then at the host, as the stream would bring it.
+    fn price(&mut self, instrument: u32, bid: f64, ask: f64) {
+        if let Some(cw) = &self.capital {
+            cw.publish(instrument as usize, bid, ask);
+        }
+        let quote = Quote { instrument, time: self.now, bid, bid_size: 0.0, ask, ask_size: 0.0 };
+        let (now, plugins) = (self.now, self.plugins());
+        let h = self.host();
+        h.path.on_quote(&quote, now);
+        h.path.end_event(plugins.iter(), now);
     }
 
     /// Runs one operation.
     fn apply(&mut self, op: &Op) {
         match op {
+            Op::Bar { instrument, advance_secs, open, high, low, close, volume } if self.capital.is_some() => {
+                // At Capital.com the bar is four quotes across its time (the
+                // extreme nearer the open first), each traded at the broker
+                // and seen by the host, then the bar itself.
+                let i = *instrument as usize;
+                if self.last_price[i].is_some_and(|p| (open / p - 1.0).abs() > 0.03) {
+                    self.stats.fault("gap");
+                }
+                self.last_price[i] = Some(*close);
+                let path = if high - open < open - low { [*open, *high, *low, *close] } else { [*open, *low, *high, *close] };
+                for p in path {
+                    self.advance(*advance_secs as i64 * SEC / 4);
+                    self.price(*instrument, round2(p - 0.01), round2(p + 0.01));
+                }
+                let bar = Bar { instrument: *instrument, start: self.now - 60 * SEC, period_secs: 60, open: *open, high: *high, low: *low, close: *close, volume: *volume };
+                let (now, plugins) = (self.now, self.plugins());
+                let h = self.host();
+                h.path.on_bars(&[bar], now);
+                h.path.end_event(plugins.iter(), now);
+            }
+            Op::Quote { instrument, advance_ms, bid, ask, .. } if self.capital.is_some() => {
+                self.advance(*advance_ms as i64 * 1_000_000);
+                self.price(*instrument, *bid, *ask);
+            }
             Op::Bar { instrument, advance_secs, open, high, low, close, volume } => {
                 self.advance(*advance_secs as i64 * SEC);
                 let i = *instrument as usize;
@@ -405,13 +522,55 @@ impl Sim {
                 let _ = self.host().path.flush();
             }
             Op::Crash { downtime_secs } => self.crash(*downtime_secs),
+            Op::CrashAtRequest { requests, after_handling, downtime_secs } => match self.host.as_ref().and_then(|h| h.gate.clone()) {
+                Some(gate) => {
+                    gate.arm(*requests, *after_handling);
+                    self.armed_downtime = *downtime_secs;
+                }
+                None => self.crash(*downtime_secs),
+            },
+            Op::Fault { fault } => {
+                if let Some(cw) = self.capital.as_mut() {
+                    cw.inject(fault);
+                    self.stats.fault(fault.kind());
+                }
+            }
         }
     }
 
     fn advance(&mut self, by: i64) {
-        self.now += by.max(0);
-        let now = self.now;
-        self.host().world.clock.set(now);
+        let Some(cw) = &self.capital else {
+            self.now += by.max(0);
+            let now = self.now;
+            self.host().world.clock.set(now);
+            return;
+        };
+        // The broker's world runs in steps of at most a second, the host
+        // reading what came back after each (as its runner polls).
+        let end = self.now + by.max(0);
+        while self.now < end {
+            let step = (end - self.now).min(SEC);
+            cw.drive(std::time::Duration::from_nanos(step as u64));
+            self.now = cw.now_ns().max(self.now + step);
+            let now = self.now;
+            let h = self.host.as_mut().expect("a host runs between steps");
+            h.world.clock.set(now);
+            h.path.poll_broker();
+            h.path.settle();
+            if h.gate.as_ref().is_some_and(|g| g.tripped()) {
+                // The host is dead from here: its requests hang; time goes on at the crash.
+                self.crash_at_request();
+                return;
+            }
+        }
+    }
+
+    /// The armed crash point was reached: the host dies mid-request.
+    fn crash_at_request(&mut self) {
+        let after = self.host.as_ref().and_then(|h| h.gate.as_ref()).is_some_and(|g| g.after_handling());
+        self.stats.fault(if after { "crash-after-request" } else { "crash-before-request" });
+        let downtime = self.armed_downtime;
+        self.crash(downtime);
     }
 
     fn stop_decision(&mut self, plugin: u8, decision: StopDecision) {
@@ -457,37 +616,97 @@ impl Sim {
         if downtime_secs >= 86_400 {
             self.stats.fault("downtime-days");
         }
+        // What the host flushed during this step is on disk (a request
+        // leaves only after its flush): take it before the host goes.
+        if self.host.is_some() {
+            self.note_flushes();
+        }
         drop(self.host.take());
+        self.crashed = true;
         if self.disk.durable.exists() {
             copy_dir(&self.disk.durable, &self.disk.live).expect("the durable journal copies");
         } else if self.disk.live.exists() {
             std::fs::remove_dir_all(&self.disk.live).expect("the journal directory goes");
         }
-        self.now += downtime_secs as i64 * SEC;
+        match &self.capital {
+            Some(cw) => {
+                // The market goes on while the host is down: resting orders
+                // trade or expire at the broker, unseen.
+                let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(downtime_secs);
+                let mut prices: Vec<f64> = self.last_price.iter().map(|p| p.unwrap_or(100.0)).collect();
+                for _ in 0..8 {
+                    cw.drive(std::time::Duration::from_secs(downtime_secs.max(8) / 8));
+                    for (i, p) in prices.iter_mut().enumerate() {
+                        *p = round2(*p * (1.0 + rand::Rng::gen_range(&mut rng, -0.02..0.02)));
+                        cw.publish(i, round2(*p - 0.01), round2(*p + 0.01));
+                    }
+                }
+                self.now = self.now.max(cw.now_ns());
+            }
+            None => self.now += downtime_secs as i64 * SEC,
+        }
+        self.durable = self.read_durable();
         self.loaded = (0..PLUGINS).collect();
         // The checker re-reads the surviving journal from its start.
         self.model = JournalModel::new(self.max_order_quantity, self.order_notional_cap);
         self.flatten_since = None;
         self.host = Some(self.open_host());
+        // Checked at once: the rest of a step cut by a crash at a request
+        // runs on the new host, which may move on from what it restored.
+        let restored = self.check_restart();
+        self.restart_check = Some(restored);
     }
 
-    /// After a step: a new flush is a new durable point.
+    /// After a step: a new flush is a new durable point (what a crash keeps).
     fn note_flushes(&mut self) {
         let h = self.host.as_ref().expect("a host runs");
         if h.path.journal_flushes() == self.flushes_seen {
             return;
         }
         self.flushes_seen = h.path.journal_flushes();
-        let view = h.path.risk_view();
-        let causes = view.causes.iter().map(|(scope, r)| (scope.clone(), r.cause.unwrap_or_default(), r.state, r.until)).collect();
-        let deleverage = h.path.deleverage_plan().map(|p| (p.steps_done, p.steps, p.next_at));
-        self.durable = Durable { causes, baselines: Some(h.path.risk_baselines()), deleverage };
         copy_dir(&self.disk.live, &self.disk.durable).expect("the journal copies");
+    }
+
+    /// What the journal a restart opens says was in force: the trading-state
+    /// causes, the risk baselines and the de-leveraging plan, read from its
+    /// entries (not from the host that wrote them, which may have moved on
+    /// after its last flush).
+    fn read_durable(&self) -> Durable {
+        let mut durable = Durable::default();
+        if !self.disk.live.exists() {
+            return durable;
+        }
+        let journal = Journal::open_flushed_by_hand(&self.disk.live).expect("the durable journal opens");
+        let mut causes: BTreeMap<(String, Cause), (TradingState, Option<Timestamp>)> = BTreeMap::new();
+        for entry in journal.entries() {
+            match entry.expect("the durable journal reads").event {
+                stratbox_trading::JournalEvent::TradingState { plugin, state, cause, until, .. } => {
+                    let key = (plugin.unwrap_or_else(|| "global".into()), cause);
+                    if state == TradingState::Active {
+                        causes.remove(&key);
+                    } else {
+                        causes.insert(key, (state, until));
+                    }
+                }
+                stratbox_trading::JournalEvent::RiskBaselines { peak_equity, day, day_start_equity, plugin_day_start, reference_open } => {
+                    durable.baselines = Some(Baselines { peak_equity, day, day_start_equity, plugins: plugin_day_start.len(), reference_open });
+                }
+                stratbox_trading::JournalEvent::Deleverage { steps, steps_done, next_at, .. } => {
+                    durable.deleverage = (steps_done < steps).then_some((steps_done, steps, next_at));
+                }
+                _ => {}
+            }
+        }
+        durable.causes = causes.into_iter().map(|((scope, cause), (state, until))| (scope, cause, state, until)).collect();
+        durable
     }
 
     /// Worst-case position per (book, instrument): held, plus every working
     /// order on one side filling; and the state in force per book.
     fn exposure(&self) -> (ByBook<(f64, f64)>, BTreeMap<String, TradingState>) {
+        if self.capital.is_some() {
+            return self.capital_exposure();
+        }
         let h = self.host.as_ref().expect("a host runs");
         let mut sides: ByBook<(f64, f64, f64)> = h.positions().into_iter().map(|(k, q)| (k, (q, 0.0, 0.0))).collect();
         for (book, _, instrument, left) in h.working() {
@@ -496,13 +715,18 @@ impl Sim {
         }
         // Each side on its own: a position that could flip to a smaller opposite one adds risk too.
         let worst = sides.into_iter().map(|(k, (q, b, s))| (k, ((q + b).max(0.0), (s - q).max(0.0)))).collect();
-        let view = h.path.risk_view();
+        (worst, self.states())
+    }
+
+    /// The trading state in force per book.
+    fn states(&self) -> BTreeMap<String, TradingState> {
+        let view = self.host.as_ref().expect("a host runs").path.risk_view();
         let mut states = BTreeMap::new();
         for p in (0..PLUGINS).map(plugin_name).chain([Arc::from(stratbox_trading::ADOPTED)]) {
             let own = view.plugins.get(&*p).map_or(TradingState::Active, |r| r.state);
             states.insert(p.to_string(), own.max(view.global.state));
         }
-        (worst, states)
+        states
     }
 
     /// Invariants 1, 2 and 6, after every step; 4 while a flatten holds.
@@ -520,6 +744,9 @@ impl Sim {
         self.stats.check(Invariant::UniqueIds);
         self.stats.entries += entries.len() as u64;
         self.model.apply(&entries)?;
+        if self.capital.is_some() {
+            return self.check_capital(step);
+        }
         let h = self.host.as_ref().expect("a host runs");
         // 1. Positions: the journal's fills against the broker's book.
         self.stats.check(Invariant::BooksMatch);
@@ -555,14 +782,7 @@ impl Sim {
             return Err((Invariant::Bounded, format!("the order path holds {f:?} with {} orders open (keeps {keep} final)", self.model.open_orders())));
         }
         // 4. Flatten: while it holds, each position is covered by exits and nothing else works.
-        let view = h.path.risk_view();
-        let flattening = view.causes.iter().any(|(scope, r)| scope == "global" && r.cause == Some(Cause::Flatten));
-        if !flattening {
-            self.flatten_since = None;
-            return Ok(());
-        }
-        let since = *self.flatten_since.get_or_insert(step);
-        self.stats.check(Invariant::FlattenCloses);
+        let Some(since) = self.flattening(step) else { return Ok(()) };
         for ((book, instrument), held) in &broker_positions {
             let exits: f64 = broker_working.iter().filter(|w| &w.0 == book && w.2 == *instrument).map(|w| w.3).sum();
             if (held + exits).abs() > 1e-6 {
@@ -599,7 +819,9 @@ impl Sim {
         }
         if let Some(b) = self.durable.baselines {
             let now = h.path.risk_baselines();
-            if now.peak_equity < b.peak_equity - 1e-6 || (b.day != i64::MIN && (now.day != b.day || (now.day_start_equity - b.day_start_equity).abs() > 1e-6)) {
+            // The same day keeps its starting equity; a restart past midnight starts the next day.
+            let day_lost = b.day != i64::MIN && (now.day < b.day || (now.day == b.day && (now.day_start_equity - b.day_start_equity).abs() > 1e-6));
+            if now.peak_equity < b.peak_equity - 1e-6 || day_lost {
                 return Err((Invariant::StatesSurvive, format!("risk baselines before the crash {b:?}, after the restart {now:?}")));
             }
         }
@@ -608,10 +830,126 @@ impl Sim {
 }
 
 impl Sim {
+    /// The step a global flatten in force began at (invariant 4 is checked
+    /// while one holds), or `None`.
+    fn flattening(&mut self, step: usize) -> Option<usize> {
+        let view = self.host.as_ref().expect("a host runs").path.risk_view();
+        if !view.causes.iter().any(|(scope, r)| scope == "global" && r.cause == Some(Cause::Flatten)) {
+            self.flatten_since = None;
+            return None;
+        }
+        self.stats.check(Invariant::FlattenCloses);
+        Some(*self.flatten_since.get_or_insert(step))
+    }
+
+    /// Whether nothing is on its way at Capital.com: every open order rests
+    /// there under a known reference, no order is in doubt, and the
+    /// account's last activity is older than the feed's lag and two polls
+    /// (so the host has had the chance to read it).
+    fn capital_quiet(&self) -> bool {
+        let (Some(cw), Some(h)) = (&self.capital, &self.host) else { return false };
+        if !self.model.at_rest() {
+            return false;
+        }
+        let books = (0..PLUGINS).map(plugin_name).chain([Arc::from(stratbox_trading::ADOPTED)]);
+        for book in books {
+            if (0..INSTRUMENTS).any(|i| h.path.in_doubt(&book, i).is_some()) {
+                return false;
+            }
+        }
+        let settle = std::time::Duration::from_millis(cw.lag_ms + 2 * crate::capital::broker_config().poll_ms + 1_000);
+        cw.since_last_activity().is_none_or(|a| a >= settle)
+    }
+
+    /// Invariants 1, 2, 4 and 6 against the Capital.com account (the mock's
+    /// own book, never read back through the host's client).
+    fn check_capital(&mut self, step: usize) -> Check {
+        let quiet = self.capital_quiet();
+        let cw = self.capital.as_ref().expect("a Capital.com world");
+        let snapshot = cw.dealing();
+        let epics = epics();
+        if quiet {
+            // 1. Net positions per instrument (the account has no books), and resting orders by reference.
+            self.stats.check(Invariant::BooksMatch);
+            for (i, epic) in epics.iter().enumerate() {
+                let journal: f64 = self.model.positions.iter().filter(|((_, k), _)| *k as usize == i).map(|(_, q)| q).sum();
+                let broker = snapshot.net.get(epic).copied().unwrap_or(0.0);
+                if (journal - broker).abs() > 1e-6 {
+                    return Err((Invariant::BooksMatch, format!("{epic} (SIM{i}): the journal's fills make {journal}, the account holds {broker}")));
+                }
+            }
+            let journal: Vec<(String, u32, f64)> = self.model.resting();
+            let mut broker: Vec<(String, u32, f64)> =
+                snapshot.working.iter().map(|(epic, q, r)| (r.clone(), epics.iter().position(|e| e == epic).unwrap_or(usize::MAX) as u32, *q)).collect();
+            broker.sort_by(|a, b| a.0.cmp(&b.0));
+            if journal.len() != broker.len() || journal.iter().zip(&broker).any(|(a, b)| a.0 != b.0 || a.1 != b.1 || (a.2 - b.2).abs() > 1e-6) {
+                return Err((Invariant::BooksMatch, format!("working orders: the journal has {journal:?}, the account {broker:?}")));
+            }
+            // 2. Every deal the account made for a request is journaled (so none was sent twice unseen).
+            for d in snapshot.deals.iter().filter(|d| d.accepted && d.kind != "CLOSE") {
+                if !self.model.references.contains_key(&d.deal_reference) {
+                    return Err((Invariant::UniqueIds, format!("the account's deal {} ({} {} {} {}) is in no journaled order", d.deal_reference, d.kind, d.direction, d.size, d.epic)));
+                }
+            }
+        }
+        // 6. Memory.
+        self.stats.check(Invariant::Bounded);
+        let h = self.host.as_ref().expect("a host runs");
+        let f = h.path.footprint();
+        let keep = stratbox_trading::OrderTracker::KEEP_FINISHED;
+        let risk = risk_config();
+        let queue_cap = risk.orders_per_sec as usize + (PLUGINS as usize + 1) * risk.orders_per_sec_per_plugin as usize;
+        let pending = self.model.pending().len();
+        if f.finished_orders > keep
+            || f.tracked_orders > f.finished_orders + pending + 1
+            || f.broker_ids > f.tracked_orders
+            || f.cached_books > PLUGINS as usize + 2
+            || f.exit_orders > pending
+            || f.risk_queued > queue_cap
+            || f.exits_due > (PLUGINS as usize + 2) * INSTRUMENTS as usize
+            || f.broker_references > self.model.references.len() + self.model.fills + pending
+        {
+            return Err((Invariant::Bounded, format!("the order path holds {f:?} with {pending} orders open (keeps {keep} final)")));
+        }
+        // 4. Flatten: nothing adds to a position, and every book is flat within the bound.
+        let Some(since) = self.flattening(step) else { return Ok(()) };
+        // Cancels take a round trip (and a refused one is asked again): what
+        // still rests when all is quiet a while into the flatten must be an exit.
+        let pending = if quiet && step - since > 20 { self.model.pending() } else { Vec::new() };
+        for (book, instrument, left) in pending {
+            let held = self.model.positions.get(&(book.clone(), instrument)).copied().unwrap_or(0.0);
+            if held * left >= 0.0 || left.abs() > held.abs() + 1e-6 {
+                return Err((Invariant::FlattenCloses, format!("flatten: {book} has an order for {left:+} SIM{instrument} open while it holds {held}")));
+            }
+        }
+        if step - since > FLATTEN_BOUND && snapshot.net.values().any(|q| q.abs() > 1e-9) {
+            return Err((Invariant::FlattenCloses, format!("flatten: the account still holds {:?} {} steps after it", snapshot.net, step - since)));
+        }
+        Ok(())
+    }
+
+    /// Worst-case position per (book, instrument) by the journal (held, plus
+    /// every open order on one side filling), and the state in force per book.
+    fn capital_exposure(&self) -> (ByBook<(f64, f64)>, BTreeMap<String, TradingState>) {
+        let mut sides: ByBook<(f64, f64, f64)> = self.model.positions.iter().map(|(k, q)| (k.clone(), (*q, 0.0, 0.0))).collect();
+        for (book, instrument, left) in self.model.pending() {
+            let e = sides.entry((book, instrument)).or_default();
+            if left > 0.0 { e.1 += left } else { e.2 -= left }
+        }
+        let worst = sides.into_iter().map(|(k, (q, b, s))| (k, ((q + b).max(0.0), (s - q).max(0.0)))).collect();
+        (worst, self.states())
+    }
+}
+
+impl Sim {
     /// The broker's protective levels, by (holder, instrument).
     fn protections(&self) -> ByBook<Levels> {
         let h = self.host.as_ref().expect("a host runs");
-        h.broker.lock().protections().into_iter().map(|(o, l)| ((o.to_string(), l.instrument), (l.stop_loss, l.take_profit))).collect()
+        let levels = match &h.broker {
+            Some(paper) => paper.lock().protections(),
+            None => h.path.protections(),
+        };
+        levels.into_iter().map(|(o, l)| ((o.to_string(), l.instrument), (l.stop_loss, l.take_profit))).collect()
     }
 
     /// Invariant 7: a step that is not the policy's change of a position's
@@ -645,18 +983,30 @@ pub struct Options {
     pub order_cap: f64,
     /// The paper broker's latency ([`latency_for`] a seed).
     pub latency_ms: u64,
+    /// The broker the host trades with.
+    pub broker: BrokerKind,
+    /// Capital.com: seeds the mock's references and the client's backoff jitter.
+    pub seed: u64,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { order_cap: risk_config().max_order_quantity, latency_ms: 0 }
+        Self { order_cap: risk_config().max_order_quantity, latency_ms: 0, broker: BrokerKind::Paper, seed: 0 }
     }
 }
 
 impl Options {
-    /// What a seed runs with.
+    /// What a seed runs with on the paper broker.
     pub fn for_seed(seed: u64) -> Self {
-        Self { latency_ms: latency_for(seed), ..Self::default() }
+        Self { latency_ms: latency_for(seed), seed, ..Self::default() }
+    }
+
+    /// What a seed runs with on `broker`.
+    pub fn for_broker(seed: u64, broker: BrokerKind) -> Self {
+        match broker {
+            BrokerKind::Paper => Self::for_seed(seed),
+            _ => Self { broker, seed, ..Self::default() },
+        }
     }
 }
 
@@ -672,14 +1022,23 @@ pub fn run_with(ops: &[Op], dir: &Path, options: Options) -> Outcome {
     let mut violation = None;
     for (step, op) in ops.iter().enumerate() {
         sim.hasher.update(serde_json::to_vec(op).expect("ops serialise"));
-        let crash = matches!(op, Op::Crash { .. });
+        let crash = matches!(op, Op::Crash { .. }) || (matches!(op, Op::CrashAtRequest { .. }) && !options.broker.capital());
         let before = (!crash).then(|| (sim.exposure(), sim.protections()));
+        sim.crashed = false;
         sim.apply(op);
+        if sim.capital.is_some() && !matches!(op, Op::Bar { .. } | Op::Quote { .. } | Op::Crash { .. }) {
+            // The worker sends what the step queued, and the replies come back.
+            sim.advance(250_000_000);
+        }
         sim.host().path.settle();
+        let crash = crash || sim.crashed;
+        let before = if crash { None } else { before };
         sim.stats.steps += 1;
         let mut result = sim.check(step);
-        if result.is_ok() && crash {
-            result = sim.check_restart();
+        if let Some(restored) = sim.restart_check.take()
+            && result.is_ok()
+        {
+            result = restored;
         }
         if result.is_ok()
             && let Some((_, protections)) = &before

@@ -544,7 +544,7 @@ impl OrderPath {
         }
         for note in notes {
             let id = match &note {
-                BrokerNote::Reference { order_id, .. } | BrokerNote::DealId { order_id, .. } | BrokerNote::Rejected { order_id, .. } => *order_id,
+                BrokerNote::Reference { order_id, .. } | BrokerNote::DealId { order_id, .. } | BrokerNote::Rejected { order_id, .. } | BrokerNote::CloseReference { order_id, .. } => *order_id,
             };
             let Some(client_id) = self.orders.client_id_of(id).map(str::to_owned) else {
                 tracing::error!(order = id, ?note, "a broker note for an order the host does not track");
@@ -554,6 +554,7 @@ impl OrderPath {
                 BrokerNote::Reference { deal_reference, .. } => {
                     self.journal(now, JournalEvent::BrokerRef { client_id, deal_reference: Some(deal_reference), deal_id: None });
                 }
+                BrokerNote::CloseReference { deal_reference, .. } => self.journal(now, JournalEvent::BrokerClose { client_id, deal_reference }),
                 BrokerNote::DealId { deal_id, .. } => {
                     self.journal(now, JournalEvent::BrokerRef { client_id: client_id.clone(), deal_reference: None, deal_id: Some(deal_id) });
                     self.journal(now, JournalEvent::Acknowledged { client_id: client_id.clone(), broker_id: id });
@@ -945,7 +946,7 @@ impl OrderPath {
     /// is logged and raised as an alert when it starts, not at every read.
     fn check_account(&mut self, now: Timestamp) {
         let Some(account) = self.broker.account() else { return };
-        if self.account_check.is_some_and(|c| c.account.read_at_ms == account.read_at_ms) {
+        if self.account_check.is_some_and(|c| c.account.read == account.read) {
             return;
         }
         let (realised, unrealised, gross) = self.ledger_totals();
@@ -1054,7 +1055,11 @@ impl OrderPath {
             if n > 0
                 && let Some(client_id) = self.orders.client_id_of(id).map(str::to_owned)
             {
-                self.journal(now, JournalEvent::CancelRequested { client_id });
+                self.journal(now, JournalEvent::CancelRequested { client_id: client_id.clone() });
+                // The tracker waits for the answer too: an order cancelled
+                // before any acknowledgement (an IOC order held for its
+                // price) then ends instead of staying tracked for good.
+                let _ = self.orders.apply(&client_id, OrderEvent::CancelRequested, now, None);
             }
             done += n;
         }

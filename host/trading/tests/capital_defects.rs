@@ -68,8 +68,9 @@ fn a_failed_reconciliation_keeps_the_fills_it_found_and_the_position_checks_go_o
     // No running position reads before the stop: the scripted failure is the reconciliation's.
     let mut rig = rig(Faults::default(), CapitalBrokerConfig { positions_every_ms: 600_000, ..fast() });
     rig.target(5.0);
-    // The host stops right after sending: the journal holds the order, not its reference or fill.
+    // The host stops right after the deal is made: the journal holds the order, not its reference or fill.
     rig.path.flush().unwrap();
+    wait_for("the deal at the broker", Duration::from_secs(10), || rig.mock.dealing().deals.len() == 1);
     script(&rig, "GET", "/api/v1/positions", 1, 500, false);
     rig.broker = fast();
     let mut rig = rig.restart();

@@ -140,12 +140,16 @@ struct Lookup {
     placed_ms: i64,
     deal_reference: Option<String>,
     deal_id: Option<String>,
+    /// The hedged closes the journal holds for it.
+    closes: Vec<String>,
 }
 
 /// What the worker reports back.
 #[derive(Debug, Clone)]
 enum Reply {
     Referenced { id: u64, deal_reference: String },
+    /// A hedged close made for the order, under a reference of its own.
+    CloseReferenced { id: u64, deal_reference: String },
     /// No clear answer: the order may or may not be at the broker (looked for until the grace ends).
     Unknown { id: u64, why: String },
     /// An order in doubt still not in the activity after the grace: the
@@ -178,6 +182,12 @@ struct RemoteOrder {
 }
 
 pub struct CapitalBroker {
+    /// The worker's task: it ends with the broker (a request cut off halfway
+    /// is what a crash leaves, and the restart's lookups resolve it).
+    worker: tokio::task::JoinHandle<()>,
+    /// Runs the worker's runtime forward while reconciling, on a runtime
+    /// nobody else drives (the simulation's): returns how much time passed.
+    drive: Option<Box<dyn FnMut() -> Duration + Send>>,
     world: Arc<SharedWorld>,
     epics: Vec<String>,
     next_id: u64,
@@ -220,10 +230,16 @@ pub struct CapitalBroker {
 impl CapitalBroker {
     /// Starts the worker on `runtime` with the feed's client; `epics` are indexed by instrument id.
     pub fn start(rest: Arc<RestClient>, runtime: tokio::runtime::Handle, epics: Vec<String>, world: Arc<SharedWorld>, config: CapitalBrokerConfig) -> Result<Self, CapitalError> {
-        let hedging = runtime.block_on(rest.preferences())?.hedging_mode;
-        let utc_offset_ms = i64::from(runtime.block_on(rest.session_details())?.timezone_offset) * 3_600_000;
+        runtime.block_on(Self::connect(rest, epics, world, config))
+    }
+
+    /// [`CapitalBroker::start`] on the runtime it is awaited on (the
+    /// simulation's, whose clock it controls).
+    pub async fn connect(rest: Arc<RestClient>, epics: Vec<String>, world: Arc<SharedWorld>, config: CapitalBrokerConfig) -> Result<Self, CapitalError> {
+        let hedging = rest.preferences().await?.hedging_mode;
+        let utc_offset_ms = i64::from(rest.session_details().await?.timezone_offset) * 3_600_000;
         // The first balance before any order: the baseline equity is reconciled against.
-        let account = read_account(&runtime.block_on(rest.accounts())?);
+        let account = read_account(&rest.accounts().await?);
         tracing::info!(hedging, epics = epics.len(), balance = account.map(|a| a.balance), "Capital.com broker ready");
         let (requests, rx) = tokio::sync::mpsc::unbounded_channel();
         let (tx, replies) = std::sync::mpsc::channel();
@@ -243,8 +259,10 @@ impl CapitalBroker {
             utc_offset_ms,
             rest_unsent: BTreeSet::new(),
         };
-        runtime.spawn(worker.run(rx));
+        let worker = tokio::spawn(worker.run(rx));
         Ok(Self {
+            worker,
+            drive: None,
             world,
             last_mid: vec![None; epics.len()],
             epics,
@@ -271,6 +289,31 @@ impl CapitalBroker {
             position_checks_skipped: 0,
             stats: BrokerStats::default(),
         })
+    }
+
+    /// While reconciling, waits for the worker by calling `drive` instead of
+    /// blocking (the worker's runtime runs only when its owner drives it).
+    pub fn drive_with(&mut self, drive: Box<dyn FnMut() -> Duration + Send>) {
+        self.drive = Some(drive);
+    }
+
+    /// The next reply, within what is left of `left`; `None` once it is used up.
+    fn next_reply(&mut self, left: &mut Duration) -> Option<Reply> {
+        let Some(drive) = self.drive.as_mut() else {
+            let started = std::time::Instant::now();
+            let reply = self.replies.recv_timeout(*left).ok();
+            *left = left.saturating_sub(started.elapsed());
+            return reply;
+        };
+        loop {
+            if let Ok(reply) = self.replies.try_recv() {
+                return Some(reply);
+            }
+            if left.is_zero() {
+                return None;
+            }
+            *left = left.saturating_sub(drive().max(Duration::from_millis(1)));
+        }
     }
 
     fn place(&mut self, owner: &Arc<str>, o: OrderRequest, now: Timestamp) -> Submission {
@@ -356,6 +399,7 @@ impl CapitalBroker {
                 }
                 self.notes.push(BrokerNote::Reference { order_id: id, deal_reference });
             }
+            Reply::CloseReferenced { id, deal_reference } => self.notes.push(BrokerNote::CloseReference { order_id: id, deal_reference }),
             Reply::Unknown { id, why } => {
                 tracing::warn!(order = id, why = %why, "no clear answer from Capital.com: the order is in doubt; new orders for its plugin and instrument wait");
                 self.unknown.insert(id, why);
@@ -405,7 +449,10 @@ impl CapitalBroker {
             Reply::CancelFailed { id, reason } => tracing::info!(order = id, reason = %reason, "cancel not done at Capital.com; the order's fate comes with the activity"),
             // Only reconciliation asks for the account, and waits for it there.
             Reply::Account { .. } => tracing::debug!("an account read after reconciliation ended; ignored"),
-            Reply::Balance(a) => self.account = Some(a),
+            Reply::Balance(mut a) => {
+                a.read = self.account.map_or(1, |last| last.read + 1);
+                self.account = Some(a);
+            }
             Reply::Failed { reason } => tracing::warn!(reason = %reason, "Capital.com broker"),
         }
     }
@@ -645,6 +692,7 @@ impl super::Broker for CapitalBroker {
             placed_ms: o.placed_at / 1_000_000,
             deal_reference: o.deal_reference.clone(),
             deal_id: o.deal_id.clone(),
+            closes: o.closes.clone(),
         }));
     }
 
@@ -711,17 +759,16 @@ impl super::Broker for CapitalBroker {
         self.queue = [Request::Claim(known_references.to_vec()), Request::ResolveAll(lookups)].into_iter().chain(rest).collect();
         self.queue.push(Request::Account);
         self.dispatch();
-        let deadline = std::time::Instant::now() + Duration::from_secs(self.config.reconcile_timeout_secs);
+        let mut left = Duration::from_secs(self.config.reconcile_timeout_secs);
         // What came before the account read is applied at the next poll, in
         // order, whether or not the read succeeds: a fill found on the way is
         // a fill, and an order left in flight would stop the position checks.
         let account = loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.replies.recv_timeout(left) {
-                Ok(Reply::Account { positions, working }) => break (positions, working),
-                Ok(Reply::Failed { reason }) => return Err(format!("Capital.com could not be read: {reason}")),
-                Ok(other) => self.held.push(other),
-                Err(_) => return Err(format!("Capital.com did not answer within {} s", self.config.reconcile_timeout_secs)),
+            match self.next_reply(&mut left) {
+                Some(Reply::Account { positions, working }) => break (positions, working),
+                Some(Reply::Failed { reason }) => return Err(format!("Capital.com could not be read: {reason}")),
+                Some(other) => self.held.push(other),
+                None => return Err(format!("Capital.com did not answer within {} s", self.config.reconcile_timeout_secs)),
             }
         };
         let (positions, working) = account;
@@ -733,6 +780,12 @@ impl super::Broker for CapitalBroker {
             }
         }
         Ok(Reconciliation { compared: true, broker_positions: net.into_iter().collect(), resolved, unknown_working_orders: working })
+    }
+}
+
+impl Drop for CapitalBroker {
+    fn drop(&mut self) {
+        self.worker.abort();
     }
 }
 
@@ -755,7 +808,7 @@ struct Worker {
     /// Requests with no clear answer, looked for at every poll until their deadline.
     unresolved: Vec<Unresolved>,
     /// The newest activity seen (server ms) and when, for reading on from it.
-    cursor: Option<(i64, std::time::Instant)>,
+    cursor: Option<(i64, tokio::time::Instant)>,
     /// Cancels of orders whose working order's `dealId` is not known yet
     /// (confirm pending, or in doubt): sent once it is, dropped if the order
     /// ends otherwise. At most one per order the worker is still resolving.
@@ -765,6 +818,15 @@ struct Worker {
     /// Hedged orders stopped at a close not confirmed yet: their rest ends
     /// once its confirm is read (one per pending confirm at most).
     rest_unsent: BTreeSet<u64>,
+}
+
+/// What became of a restored request whose reply was lost.
+enum Lost {
+    /// Its deal, under this reference.
+    Reference(String),
+    /// A hedged order its closes filled whole (no deal of its own).
+    Closed,
+    NotFound,
 }
 
 /// A request with no clear answer (5xx, timeout, broken connection).
@@ -787,7 +849,7 @@ fn read_account(accounts: &[wire::Account]) -> Option<BrokerAccount> {
     let a = accounts.iter().find(|a| a.preferred).or(accounts.first())?;
     let read_at_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
     let b = &a.balance;
-    Some(BrokerAccount { balance: b.balance, deposit: b.deposit, profit_loss: b.profit_loss, available: b.available, read_at_ms })
+    Some(BrokerAccount { balance: b.balance, deposit: b.deposit, profit_loss: b.profit_loss, available: b.available, read_at_ms, read: 0 })
 }
 
 /// How much of a restored market order's fills came from the deal under its
@@ -993,7 +1055,8 @@ impl Worker {
                         let gone: Vec<&String> = self.order_of_deal.keys().filter(|d| !resting.contains(*d)).collect();
                         tracing::warn!(?gone, "resting orders left the broker's book with no activity saying how; the account read is not trusted");
                     }
-                    let foreign = resting.into_iter().filter(|d| !self.order_of_deal.contains_key(d)).collect();
+                    let mut foreign: Vec<String> = resting.into_iter().filter(|d| !self.order_of_deal.contains_key(d)).collect();
+                    foreign.sort();
                     return Ok((after.into_iter().map(|(_, epic, size)| (epic, size)).collect(), foreign, explained));
                 }
             } else if late {
@@ -1067,6 +1130,8 @@ impl Worker {
             match self.rest.close_position(&deal_id).await {
                 Ok(reference) => {
                     self.claim(reference.clone());
+                    // Journaled, so that a restart never takes this close for another order's.
+                    self.send(Reply::CloseReferenced { id, deal_reference: reference.clone() });
                     match self.read_confirm(&reference).await {
                         Ok(c) if c.accepted() => {
                             left -= c.size;
@@ -1268,25 +1333,50 @@ impl Worker {
                 self.claim(r.clone());
             }
         }
-        for l in lookups {
+        // Hedged market orders whose replies were all lost, several in one
+        // epic and direction: whose closes are whose cannot be told apart.
+        let mut unreferenced: BTreeMap<(String, bool), usize> = BTreeMap::new();
+        for l in lookups.iter().filter(|l| self.hedging && l.kind == OrderType::Market && l.deal_reference.is_none()) {
+            *unreferenced.entry((l.epic.clone(), l.buy)).or_default() += 1;
+        }
+        for mut l in lookups {
             let working = l.kind != OrderType::Market;
+            let ambiguous = unreferenced.get(&(l.epic.clone(), l.buy)).is_some_and(|n| *n > 1);
+            if !l.closes.is_empty() {
+                // Its closes come first: what they dealt that the journal does not fill yet is filled now.
+                l.filled += self.settle_closes(&l).await;
+            }
             let reference = match l.deal_reference.clone() {
                 Some(r) => r,
                 // What is not filled yet was sent under one reference (in hedging, after the closes).
-                None => match self.match_lost(&activities, &l.epic, l.buy, l.size - l.filled, working) {
-                    Some(r) => {
+                None => match self.find_lost(&activities, &l, from, server_now, ambiguous).await {
+                    Err(e) => {
+                        // Not known either way: in doubt, judged against the account like any other.
+                        let why = format!("the activity of when it was sent could not be read: {e}");
+                        self.doubt(Unresolved { id: l.id, epic: l.epic, buy: l.buy, size: l.size - l.filled, working, placed_ms: l.placed_ms, deadline: tokio::time::Instant::now(), why, judged: 0 });
+                        continue;
+                    }
+                    Ok(Lost::Reference(r)) => {
                         tracing::info!(order = l.id, deal_reference = %r, "a request whose reply was lost was found at the broker");
                         self.send(Reply::Referenced { id: l.id, deal_reference: r.clone() });
                         r
                     }
                     // Sent within the grace window: the lagging activity may not show it yet.
-                    None if server_now - l.placed_ms < self.config.unknown_grace_secs as i64 * 1000 => {
+                    // Its closes filled it whole (reported as they were found).
+                    Ok(Lost::Closed) => continue,
+                    // Not found, but closes of another lost order may be its own: judged by the account instead.
+                    Ok(Lost::NotFound) if ambiguous => {
+                        let why = "a hedged order whose reply was lost, beside others in the same epic and direction".to_owned();
+                        self.doubt(Unresolved { id: l.id, epic: l.epic, buy: l.buy, size: l.size - l.filled, working, placed_ms: l.placed_ms, deadline: tokio::time::Instant::now(), why, judged: 0 });
+                        continue;
+                    }
+                    Ok(Lost::NotFound) if server_now - l.placed_ms < self.config.unknown_grace_secs as i64 * 1000 => {
                         let left = Duration::from_millis((self.config.unknown_grace_secs as i64 * 1000 - (server_now - l.placed_ms)).max(0) as u64);
                         let why = "sent just before the restart; no reply was journaled".to_owned();
                         self.doubt(Unresolved { id: l.id, epic: l.epic, buy: l.buy, size: l.size - l.filled, working, placed_ms: l.placed_ms, deadline: tokio::time::Instant::now() + left, why, judged: 0 });
                         continue;
                     }
-                    None => {
+                    Ok(Lost::NotFound) => {
                         tracing::info!(order = l.id, "a request the journal holds never reached the broker");
                         self.send(Reply::Rejected { id: l.id, reason: "never reached Capital.com (no matching deal after the restart)".into() });
                         continue;
@@ -1326,7 +1416,13 @@ impl Worker {
                         self.send(Reply::Filled { id: l.id, size: c.size - already, level: c.level, at_ms });
                     }
                 }
-                Ok(c) => self.confirmed(l.id, &reference, c, !working),
+                Ok(c) => {
+                    self.confirmed(l.id, &reference, c, !working);
+                    // A resting order placed before the read reaches: its end may be older too.
+                    if working && l.placed_ms < from && let Some(deal_id) = self.deal_of(l.id) {
+                        older.push((deal_id, l.placed_ms));
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(order = l.id, error = %e, "no confirm for a restored order; asking again at the next poll");
                     self.pending_confirms.push((l.id, reference, !working));
@@ -1338,6 +1434,91 @@ impl Worker {
         if !older.is_empty() {
             self.look_further_back(older, from).await;
         }
+    }
+
+    /// The deal of a restored request whose reply was lost: in the activity
+    /// read from `from`, or, sent before that read reaches (more than a day
+    /// of downtime), in the activity of the window it was sent in. A hedged
+    /// market order first closed opposite positions: the closes the journal
+    /// does not hold are found the same way and reported as its fills.
+    /// `Err` when that older activity cannot be read.
+    /// With `ambiguous` (other lost hedged orders in its epic and direction)
+    /// no close is taken for it.
+    async fn find_lost(&mut self, recent: &[wire::Activity], l: &Lookup, from: i64, server_now: i64, ambiguous: bool) -> Result<Lost, CapitalError> {
+        let working = l.kind != OrderType::Market;
+        let window = self.config.match_window_secs * 1000;
+        let older = if l.placed_ms - window >= from {
+            Vec::new()
+        } else {
+            let to = (l.placed_ms + window + self.config.unknown_grace_secs as i64 * 1000).min(server_now);
+            self.rest.activity_between(l.placed_ms - window, to, None).await?
+        };
+        let both: Vec<wire::Activity> = older.into_iter().chain(recent.iter().cloned()).collect();
+        let mut left = l.size - l.filled;
+        if !working && self.hedging && !ambiguous {
+            for (size, level, at_ms) in self.match_lost_closes(&both, l, left) {
+                left -= size;
+                self.send(Reply::Filled { id: l.id, size, level, at_ms });
+            }
+            if left <= 1e-9 {
+                return Ok(Lost::Closed);
+            }
+        }
+        Ok(self.match_lost(&both, &l.epic, l.buy, left, working).map_or(Lost::NotFound, Lost::Reference))
+    }
+
+    /// The journaled closes of a restored hedged order, read from their
+    /// confirms: the part the journal's fills do not cover is reported as a
+    /// fill (closes come before the order's own deal). Returns its size.
+    async fn settle_closes(&mut self, l: &Lookup) -> f64 {
+        let (mut size, mut value, mut at) = (0.0, 0.0, None);
+        for reference in &l.closes {
+            match self.read_confirm(reference).await {
+                Ok(c) if c.accepted() => {
+                    size += c.size;
+                    value += c.size * c.level;
+                    at = at.max(self.confirm_time(&c));
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(order = l.id, deal_reference = %reference, error = %e, "no confirm for a restored order's hedged close"),
+            }
+        }
+        let missing = size - l.filled.min(size);
+        if missing > 1e-9 {
+            self.send(Reply::Filled { id: l.id, size: missing, level: value / size, at_ms: at });
+            return missing;
+        }
+        0.0
+    }
+
+    /// Closes of the user's in `l`'s epic and direction made after it was
+    /// sent (within the match window) that no order claims, oldest first,
+    /// while they fit in `left` (positions are closed whole): (size, level, when).
+    fn match_lost_closes(&mut self, activities: &[wire::Activity], l: &Lookup, left: f64) -> Vec<(f64, f64, Option<i64>)> {
+        let window = self.config.match_window_secs * 1000;
+        let mut closes: Vec<(i64, String, f64, f64)> = activities
+            .iter()
+            .filter_map(|a| {
+                let d = a.details.as_ref()?;
+                let at = wire::parse_wire_time(&a.date_utc)?;
+                let ours = a.activity_type == "POSITION" && a.source == "USER" && d.deal_reference.starts_with("p_") && a.epic == l.epic && d.direction == direction(l.buy);
+                (ours && at >= l.placed_ms - 1_000 && at <= l.placed_ms + window && !self.claimed.contains_key(&d.deal_reference)).then(|| (at, d.deal_reference.clone(), d.size, d.level))
+            })
+            .collect();
+        closes.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+        closes.dedup_by(|a, b| a.1 == b.1);
+        let mut left = left;
+        let mut found = Vec::new();
+        for (at, reference, size, level) in closes {
+            if size > left + 1e-9 {
+                break;
+            }
+            left -= size;
+            tracing::info!(order = l.id, deal_reference = %reference, "a hedged close whose reply was lost was found at the broker");
+            self.claim(reference);
+            found.push((size, level, Some(at)));
+        }
+        found
     }
 
     /// Restored resting orders no longer at the broker whose end the read from
@@ -1419,7 +1600,7 @@ impl Worker {
         match read {
             Ok(activities) => {
                 if let Some(newest) = activities.iter().filter_map(|a| wire::parse_wire_time(&a.date_utc)).max() {
-                    self.cursor = Some((newest.max(cursor.unwrap_or(i64::MIN)), std::time::Instant::now()));
+                    self.cursor = Some((newest.max(cursor.unwrap_or(i64::MIN)), tokio::time::Instant::now()));
                 }
                 self.apply_activity(&activities);
             }

@@ -25,6 +25,9 @@ pub enum BrokerNote {
     DealId { order_id: u64, deal_id: String },
     /// Why an order was refused or could not be placed.
     Rejected { order_id: u64, reason: String },
+    /// The reference of a position an order closed (a Capital.com hedging
+    /// account closes opposite positions whole before it opens the rest).
+    CloseReference { order_id: u64, deal_reference: String },
 }
 
 /// The account as a remote broker last reported it (Capital.com's `GET /accounts`).
@@ -39,6 +42,8 @@ pub struct BrokerAccount {
     pub available: f64,
     /// Wall-clock time of the read, ms since the epoch.
     pub read_at_ms: i64,
+    /// Which read it is (1, 2, ...): two reads in one millisecond are still two.
+    pub read: u64,
 }
 
 impl BrokerAccount {

@@ -142,6 +142,9 @@ pub enum JournalEvent {
     BrokerRejected { client_id: String, reason: String },
     /// What a remote broker calls the order: its reference once received, its id once working.
     BrokerRef { client_id: String, deal_reference: Option<String>, deal_id: Option<String> },
+    /// A position the order closed at the broker, under the close's own
+    /// reference (Capital.com hedging): a restart knows the close is this order's.
+    BrokerClose { client_id: String, deal_reference: String },
     Fill { client_id: String, broker_id: u64, plugin: String, instrument: InstrumentId, side: SideName, quantity: f64, price: f64, fee: f64 },
     Cancelled { client_id: String },
     Expired { client_id: String },

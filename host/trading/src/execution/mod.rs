@@ -103,6 +103,8 @@ pub struct Restored {
     pub exit: bool,
     /// A cancel was asked for before the restart: it is asked for again.
     pub cancel_requested: bool,
+    /// References of the positions it closed at the broker (Capital.com hedging), in order.
+    pub closes: Vec<String>,
 }
 
 /// The risk reason journaled with an exit the host placed; a restart knows its exits by it.
@@ -171,6 +173,7 @@ pub fn rebuild(journal: &Journal, symbols: &[String], ledger: &mut crate::broker
     // Client ids of the host's exits, and of orders it asked the broker to cancel.
     let mut exits: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut cancels: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut closes: HashMap<String, Vec<String>> = HashMap::new();
     for entry in journal.entries() {
         let entry = entry?;
         out.entries += 1;
@@ -199,6 +202,10 @@ pub fn rebuild(journal: &Journal, symbols: &[String], ledger: &mut crate::broker
                 let known = refs.entry(client_id).or_default();
                 known.0 = deal_reference.or(known.0.take());
                 known.1 = deal_id.or(known.1.take());
+            }
+            J::BrokerClose { client_id, deal_reference } => {
+                out.references.push(deal_reference.clone());
+                closes.entry(client_id).or_default().push(deal_reference);
             }
             J::BrokerRejected { client_id, reason } => {
                 let _ = tracker.apply(&client_id, OrderEvent::BrokerRejected, t, Some(&reason));
@@ -241,6 +248,8 @@ pub fn rebuild(journal: &Journal, symbols: &[String], ledger: &mut crate::broker
             }
             J::Equity { .. } | J::Arrival { .. } | J::Alarm { .. } => {}
             J::CancelRequested { client_id } => {
+                // As the running host did: the order waits for the cancel's answer.
+                let _ = tracker.apply(&client_id, OrderEvent::CancelRequested, t, None);
                 cancels.insert(client_id);
             }
             J::Deleverage { fraction, steps, steps_done, every_secs, next_at, start } => {
@@ -284,6 +293,7 @@ pub fn rebuild(journal: &Journal, symbols: &[String], ledger: &mut crate::broker
             deal_id: refs.get(&o.client_id).and_then(|r| r.1.clone()),
             exit: exits.contains(&o.client_id),
             cancel_requested: cancels.contains(&o.client_id),
+            closes: closes.get(&o.client_id).cloned().unwrap_or_default(),
         });
     }
     out.working.sort_by_key(|r| r.broker_id);
