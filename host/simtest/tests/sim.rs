@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use stratbox_simtest::{Invariant, Options, Replay, Stats, generate, run, run_with, shrink};
+use stratbox_simtest::{BrokerKind, Invariant, Options, Replay, Stats, generate, generate_for, run, run_with, shrink};
 
 /// Seeds and steps per seed in `cargo test` (a debug build runs about 2,500 steps a second here).
 const SEEDS: std::ops::Range<u64> = 0..40;
@@ -46,7 +46,8 @@ fn every_replay_file_holds() {
     assert!(!files.is_empty(), "no replay files in {}", replays.display());
     for file in files {
         let replay: Replay = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-        let outcome = run_with(&replay.ops, dir.path(), Options { latency_ms: replay.latency_ms, ..Options::default() });
+        let options = Options { latency_ms: replay.latency_ms, broker: replay.broker, seed: replay.seed, ..Options::default() };
+        let outcome = run_with(&replay.ops, dir.path(), options);
         assert!(outcome.violation.is_none(), "{} ({}) fails again: {:?}", file.display(), replay.found, outcome.violation);
     }
 }
@@ -84,4 +85,57 @@ fn a_breach_is_caught_and_shrunk_to_a_few_operations() {
     assert!(small.len() <= 3, "shrunk to {} operations: {small:?}", small.len());
     assert!(run_with(&small, dir.path(), options).violation.is_some(), "the shrunk run still fails");
     assert!(run(&small, dir.path()).violation.is_none(), "and holds under the host's own cap");
+}
+
+/// Seeds against Capital.com (the real broker worker and REST client, the
+/// mock's handlers in process, one paused clock) in `cargo test`: a debug
+/// build runs a few hundred steps a second here, hedging about half that.
+const CAPITAL_SEEDS: std::ops::Range<u64> = 0..8;
+const CAPITAL_STEPS: usize = 300;
+
+#[test]
+fn capital_com_seeds_hold_every_invariant_in_netting_and_hedging_accounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut total = Stats::default();
+    for broker in [BrokerKind::Netting, BrokerKind::Hedging] {
+        for seed in CAPITAL_SEEDS {
+            let outcome = run_with(&generate_for(seed, CAPITAL_STEPS, true), dir.path(), Options::for_broker(seed, broker));
+            if let Some(v) = outcome.violation {
+                panic!(
+                    "seed {seed} ({broker:?}): step {}: {} violated: {}\nreplay: cargo run --release -p stratbox-simtest -- --seeds {seed} --steps {CAPITAL_STEPS} --broker {}",
+                    v.step,
+                    v.invariant.name(),
+                    v.message,
+                    if broker == BrokerKind::Netting { "netting" } else { "hedging" }
+                );
+            }
+            total.add(&outcome.stats);
+        }
+    }
+    for i in Invariant::ALL {
+        assert!(total.checks.get(i.name()).copied().unwrap_or(0) > 0, "{} was never checked: {total:?}", i.name());
+    }
+    for kind in stratbox_simtest::sim::CAPITAL_FAULT_KINDS {
+        assert!(total.faults.get(kind).copied().unwrap_or(0) > 0, "{kind} never injected: {total:?}");
+    }
+    assert!(total.crashes > 20, "{total:?}");
+}
+
+#[test]
+fn a_capital_com_seed_gives_one_trace_in_two_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = generate_for(5, 300, true);
+    let options = Options::for_broker(5, BrokerKind::Hedging);
+    let here = run_with(&ops, dir.path(), options).trace;
+    assert_eq!(run_with(&ops, dir.path(), options).trace, here, "twice in one process");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_simtest"))
+        .args(["--seeds", "5", "--steps", "300", "--broker", "hedging", "--traces", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(&format!("seed 5: trace {here}")), "another process, another trace?\n{stdout}");
+    let netting = run_with(&ops, dir.path(), Options::for_broker(5, BrokerKind::Netting)).trace;
+    assert_ne!(netting, here, "another account, another trace");
 }

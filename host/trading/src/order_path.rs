@@ -1411,10 +1411,15 @@ impl OrderPath {
     fn retry_exits(&mut self, now: Timestamp) {
         // While a flatten holds, a position opened after it (an order that was
         // on its way, found in doubt) is closed too.
-        if self.risk.holds(Cause::Flatten) {
+        // Resting orders of a book with nothing to close are cancelled again
+        // too (a cancel that failed at the broker would leave them working).
+        let flattening = self.risk.holds(Cause::Flatten);
+        if flattening {
             let open: Vec<(Arc<str>, InstrumentId)> = {
                 let ledger = self.world.ledger();
-                ledger.plugins().flat_map(|p| ledger.positions(p).into_iter().map(move |q| (p.clone(), q.instrument))).collect()
+                let positions = ledger.plugins().flat_map(|p| ledger.positions(p).into_iter().map(move |q| (p.clone(), q.instrument)));
+                let resting = ledger.plugins().flat_map(|p| ledger.book(p).into_iter().flat_map(move |b| b.orders.values().map(move |o| (p.clone(), o.instrument))));
+                positions.chain(resting).collect()
             };
             for key in open {
                 self.exits_due.entry(key).or_insert(ExitDue { target: 0.0, next_at: now, tries: 0 });
@@ -1429,7 +1434,8 @@ impl OrderPath {
             let held = self.world.ledger().quantity(&plugin, instrument);
             // A position that went past flat the other way is taken to flat, never grown.
             let target = if held * exit.target < 0.0 { 0.0 } else { exit.target };
-            if held * target >= 0.0 && held.abs() <= target.abs() + 1e-9 {
+            let resting = flattening && target == 0.0 && self.working_of(&plugin, Some(instrument), false).iter().any(|o| o.order_type != stratbox_contract::OrderType::Market);
+            if held * target >= 0.0 && held.abs() <= target.abs() + 1e-9 && !resting {
                 self.exits_due.remove(&(plugin, instrument));
                 continue;
             }

@@ -258,6 +258,7 @@ impl CapitalBroker {
             cancel_wanted: BTreeSet::new(),
             utc_offset_ms,
             rest_unsent: BTreeSet::new(),
+            restored_old: BTreeMap::new(),
         };
         let worker = tokio::spawn(worker.run(rx));
         Ok(Self {
@@ -818,6 +819,9 @@ struct Worker {
     /// Hedged orders stopped at a close not confirmed yet: their rest ends
     /// once its confirm is read (one per pending confirm at most).
     rest_unsent: BTreeSet<u64>,
+    /// Restored resting orders placed before the activity's reach whose
+    /// confirm is still pending: when each was placed (one per pending confirm at most).
+    restored_old: BTreeMap<u64, i64>,
 }
 
 /// What became of a restored request whose reply was lost.
@@ -1425,6 +1429,10 @@ impl Worker {
                 }
                 Err(e) => {
                     tracing::warn!(order = l.id, error = %e, "no confirm for a restored order; asking again at the next poll");
+                    if working && l.placed_ms < from {
+                        // Its end may be older than the polls read: looked for further back once it is confirmed.
+                        self.restored_old.insert(l.id, l.placed_ms);
+                    }
                     self.pending_confirms.push((l.id, reference, !working));
                 }
             }
@@ -1492,17 +1500,17 @@ impl Worker {
     }
 
     /// Closes of the user's in `l`'s epic and direction made after it was
-    /// sent (within the match window) that no order claims, oldest first,
+    /// created that no order claims (journaled closes are claimed), oldest first,
     /// while they fit in `left` (positions are closed whole): (size, level, when).
     fn match_lost_closes(&mut self, activities: &[wire::Activity], l: &Lookup, left: f64) -> Vec<(f64, f64, Option<i64>)> {
-        let window = self.config.match_window_secs * 1000;
         let mut closes: Vec<(i64, String, f64, f64)> = activities
             .iter()
             .filter_map(|a| {
                 let d = a.details.as_ref()?;
                 let at = wire::parse_wire_time(&a.date_utc)?;
                 let ours = a.activity_type == "POSITION" && a.source == "USER" && d.deal_reference.starts_with("p_") && a.epic == l.epic && d.direction == direction(l.buy);
-                (ours && at >= l.placed_ms - 1_000 && at <= l.placed_ms + window && !self.claimed.contains_key(&d.deal_reference)).then(|| (at, d.deal_reference.clone(), d.size, d.level))
+                // No bound after it: an IOC order is sent at its next price, which may be much later.
+                (ours && at >= l.placed_ms - 1_000 && !self.claimed.contains_key(&d.deal_reference)).then(|| (at, d.deal_reference.clone(), d.size, d.level))
             })
             .collect();
         closes.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
@@ -1577,6 +1585,12 @@ impl Worker {
                 Ok(c) => {
                     let accepted = c.accepted();
                     self.confirmed(id, &reference, c, market);
+                    if let Some(placed_ms) = self.restored_old.remove(&id)
+                        && let Some(deal_id) = self.deal_of(id)
+                    {
+                        let from = self.activity_from(placed_ms, self.rest_now().await);
+                        self.look_further_back(vec![(deal_id, placed_ms)], from).await;
+                    }
                     // A hedged order stopped at a late close: what it did not open ends now (after its fill).
                     if self.rest_unsent.remove(&id) && accepted {
                         self.send(Reply::Rejected { id, reason: "the rest was not sent: a hedged close was confirmed late".into() });
