@@ -10,6 +10,11 @@
 //! [`check::Invariant`] after every step. The same operations give the same
 //! trace hash in any process; a failing run is shrunk ([`shrink`]) to a few
 //! operations and kept as a replay file that `cargo test` runs.
+//!
+//! With [`BrokerKind::Netting`] or [`BrokerKind::Hedging`] the broker is the
+//! real Capital.com broker and REST client against the Capital.com mock's
+//! handlers in process ([`capital`]), on one paused tokio clock, with broker
+//! faults ([`BrokerFault`]) and crashes on either side of a request.
 
 pub mod capital;
 pub mod check;

@@ -561,4 +561,40 @@ mod tests {
         assert_eq!(ledger.quantity("p", 0), 1.0);
         assert_eq!(ledger.net_positions().len(), 1, "GOLD is flat");
     }
+
+    /// An order cancelled before any acknowledgement (an IOC order held for
+    /// its price at Capital.com): Sent, CancelRequested, Cancelled. The
+    /// rebuild ends it as the running host did, instead of handing it back
+    /// as working (the restart then looked it up and called it never sent).
+    #[test]
+    fn an_order_cancelled_before_its_acknowledgement_is_not_restored() {
+        use journal::JournalEvent as J;
+        let dir = tempfile::tempdir().unwrap();
+        let order = J::Order {
+            client_id: "p-1".into(),
+            plugin: "p".into(),
+            instrument: 0,
+            side: journal::SideName::Buy,
+            quantity: 5.0,
+            order_type: journal::OrderKind::Stop(101.0),
+            time_in_force: journal::TifName::Ioc,
+            tag: 0,
+            decision_price: Some(100.0),
+        };
+        let j = journal_with(
+            dir.path(),
+            vec![
+                J::Instruments { symbols: vec!["AAPL".into()] },
+                order,
+                J::Risk { client_id: "p-1".into(), accepted: true, reason: None },
+                J::Sent { client_id: "p-1".into(), broker_id: 1 },
+                J::CancelRequested { client_id: "p-1".into() },
+                J::Cancelled { client_id: "p-1".into() },
+            ],
+        );
+        let mut tracker = OrderTracker::default();
+        let rebuilt = rebuild(&j, &["AAPL".to_string()], &mut crate::broker::Ledger::default(), &mut tracker).unwrap();
+        assert!(rebuilt.working.is_empty(), "restored as working: {:?}", rebuilt.working);
+        assert_eq!(tracker.get("p-1").map(|o| o.state), Some(OrderState::Cancelled));
+    }
 }
