@@ -26,9 +26,11 @@ use crate::op::BrokerFault;
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The broker's timings in the simulation: as in production, polls a little
-/// slower (each poll is work for the simulated second it stands for).
+/// slower (each poll is work for the simulated second it stands for), and a
+/// grace for orders in doubt of two minutes: the simulated activity feed
+/// lags up to 90 s (production's 30 s default assumes a lag of seconds).
 pub fn broker_config() -> CapitalBrokerConfig {
-    CapitalBrokerConfig { poll_ms: 2_000, positions_every_ms: 30_000, account_every_ms: 60_000, reconcile_timeout_secs: 600, ..CapitalBrokerConfig::default() }
+    CapitalBrokerConfig { poll_ms: 2_000, positions_every_ms: 30_000, account_every_ms: 60_000, reconcile_timeout_secs: 600, unknown_grace_secs: 120, ..CapitalBrokerConfig::default() }
 }
 
 /// Where the next request goes.

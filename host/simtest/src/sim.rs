@@ -634,8 +634,10 @@ impl Sim {
                 // trade or expire at the broker, unseen.
                 let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(downtime_secs);
                 let mut prices: Vec<f64> = self.last_price.iter().map(|p| p.unwrap_or(100.0)).collect();
-                for _ in 0..8 {
-                    cw.drive(std::time::Duration::from_secs(downtime_secs.max(8) / 8));
+                for k in 0..8 {
+                    // Eight slices of the downtime, the last taking the rest.
+                    let slice = if k < 7 { downtime_secs / 8 } else { downtime_secs - 7 * (downtime_secs / 8) };
+                    cw.drive(std::time::Duration::from_secs(slice));
                     for (i, p) in prices.iter_mut().enumerate() {
                         *p = round2(*p * (1.0 + rand::Rng::gen_range(&mut rng, -0.02..0.02)));
                         cw.publish(i, round2(*p - 0.01), round2(*p + 0.01));
@@ -922,8 +924,10 @@ impl Sim {
                 return Err((Invariant::FlattenCloses, format!("flatten: {book} has an order for {left:+} SIM{instrument} open while it holds {held}")));
             }
         }
-        if step - since > FLATTEN_BOUND && snapshot.net.values().any(|q| q.abs() > 1e-9) {
-            return Err((Invariant::FlattenCloses, format!("flatten: the account still holds {:?} {} steps after it", snapshot.net, step - since)));
+        // Flat at the account, and in every book (two books of opposite sizes net to nothing there).
+        let held: Vec<_> = self.model.positions.iter().filter(|(_, q)| q.abs() > 1e-9).collect();
+        if step - since > FLATTEN_BOUND && (snapshot.net.values().any(|q| q.abs() > 1e-9) || !held.is_empty()) {
+            return Err((Invariant::FlattenCloses, format!("flatten: the account still holds {:?} and the books {held:?}, {} steps after it", snapshot.net, step - since)));
         }
         Ok(())
     }

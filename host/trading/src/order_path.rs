@@ -1055,11 +1055,7 @@ impl OrderPath {
             if n > 0
                 && let Some(client_id) = self.orders.client_id_of(id).map(str::to_owned)
             {
-                self.journal(now, JournalEvent::CancelRequested { client_id: client_id.clone() });
-                // The tracker waits for the answer too: an order cancelled
-                // before any acknowledgement (an IOC order held for its
-                // price) then ends instead of staying tracked for good.
-                let _ = self.orders.apply(&client_id, OrderEvent::CancelRequested, now, None);
+                self.journal(now, JournalEvent::CancelRequested { client_id });
             }
             done += n;
         }

@@ -830,6 +830,8 @@ enum Lost {
     Reference(String),
     /// A hedged order its closes filled whole (no deal of its own).
     Closed,
+    /// Closes it may have made are there, but another lost order may own them.
+    Undecided,
     NotFound,
 }
 
@@ -1167,8 +1169,11 @@ impl Worker {
                     let found = self.rest.activity_last(600).await.ok().and_then(|a| {
                         a.into_iter().find(|a| a.deal_id == deal_id && a.activity_type == "POSITION" && a.details.as_ref().is_some_and(|d| d.direction == close))
                     });
-                    match found.as_ref().and_then(|a| a.details.as_ref().map(|d| (d.size, d.level, wire::parse_wire_time(&a.date_utc)))) {
-                        Some((size, level, at_ms)) => {
+                    match found.as_ref().and_then(|a| a.details.as_ref().map(|d| (d.size, d.level, wire::parse_wire_time(&a.date_utc), d.deal_reference.clone()))) {
+                        Some((size, level, at_ms, reference)) => {
+                            // Its reference is this order's from now on (claimed, and journaled).
+                            self.claim(reference.clone());
+                            self.send(Reply::CloseReferenced { id, deal_reference: reference });
                             left -= size;
                             self.send(Reply::Filled { id, size, level, at_ms });
                         }
@@ -1348,7 +1353,15 @@ impl Worker {
             let ambiguous = unreferenced.get(&(l.epic.clone(), l.buy)).is_some_and(|n| *n > 1);
             if !l.closes.is_empty() {
                 // Its closes come first: what they dealt that the journal does not fill yet is filled now.
-                l.filled += self.settle_closes(&l).await;
+                match self.settle_closes(&l).await {
+                    Ok(filled) => l.filled += filled,
+                    Err(e) => {
+                        // What its closes dealt is not known: judged against the account instead.
+                        let why = format!("a hedged close's confirm cannot be read: {e}");
+                        self.doubt(Unresolved { id: l.id, epic: l.epic, buy: l.buy, size: l.size - l.filled, working, placed_ms: l.placed_ms, deadline: tokio::time::Instant::now(), why, judged: 0 });
+                        continue;
+                    }
+                }
             }
             let reference = match l.deal_reference.clone() {
                 Some(r) => r,
@@ -1368,8 +1381,8 @@ impl Worker {
                     // Sent within the grace window: the lagging activity may not show it yet.
                     // Its closes filled it whole (reported as they were found).
                     Ok(Lost::Closed) => continue,
-                    // Not found, but closes of another lost order may be its own: judged by the account instead.
-                    Ok(Lost::NotFound) if ambiguous => {
+                    // Closes another lost order may own could be its: judged by the account instead.
+                    Ok(Lost::Undecided) => {
                         let why = "a hedged order whose reply was lost, beside others in the same epic and direction".to_owned();
                         self.doubt(Unresolved { id: l.id, epic: l.epic, buy: l.buy, size: l.size - l.filled, working, placed_ms: l.placed_ms, deadline: tokio::time::Instant::now(), why, judged: 0 });
                         continue;
@@ -1458,12 +1471,28 @@ impl Worker {
         let older = if l.placed_ms - window >= from {
             Vec::new()
         } else {
-            let to = (l.placed_ms + window + self.config.unknown_grace_secs as i64 * 1000).min(server_now);
+            // Up to where the recent read starts (an IOC order is sent at its
+            // next price, maybe long after it was created), a day at most.
+            let to = from.min(l.placed_ms - window + 86_000_000).min(server_now);
             self.rest.activity_between(l.placed_ms - window, to, None).await?
         };
-        let both: Vec<wire::Activity> = older.into_iter().chain(recent.iter().cloned()).collect();
+        // The reads meet at `from` (and `to` takes in the rest of its second): an activity in both counts once.
+        let mut seen = HashSet::new();
+        let both: Vec<wire::Activity> = older
+            .into_iter()
+            .chain(recent.iter().cloned())
+            .filter(|a| seen.insert((a.date_utc.clone(), a.deal_id.clone(), a.activity_type.clone(), a.status.clone(), a.details.as_ref().map(|d| d.deal_reference.clone()))))
+            .collect();
         let mut left = l.size - l.filled;
-        if !working && self.hedging && !ambiguous {
+        if !working && self.hedging && ambiguous {
+            // Its own deal, if it closed nothing; else whose closes are whose cannot be told.
+            if let Some(r) = self.match_lost(&both, &l.epic, l.buy, left, false) {
+                return Ok(Lost::Reference(r));
+            }
+            let candidates = self.closes_after(&both, l).len();
+            return Ok(if candidates > 0 { Lost::Undecided } else { Lost::NotFound });
+        }
+        if !working && self.hedging {
             for (size, level, at_ms) in self.match_lost_closes(&both, l, left) {
                 left -= size;
                 self.send(Reply::Filled { id: l.id, size, level, at_ms });
@@ -1478,43 +1507,37 @@ impl Worker {
     /// The journaled closes of a restored hedged order, read from their
     /// confirms: the part the journal's fills do not cover is reported as a
     /// fill (closes come before the order's own deal). Returns its size.
-    async fn settle_closes(&mut self, l: &Lookup) -> f64 {
-        let (mut size, mut value, mut at) = (0.0, 0.0, None);
+    async fn settle_closes(&mut self, l: &Lookup) -> Result<f64, CapitalError> {
+        // Each close's (size, level), in the order they were made.
+        let mut closes = Vec::new();
+        let mut at = None;
         for reference in &l.closes {
-            match self.read_confirm(reference).await {
-                Ok(c) if c.accepted() => {
-                    size += c.size;
-                    value += c.size * c.level;
-                    at = at.max(self.confirm_time(&c));
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(order = l.id, deal_reference = %reference, error = %e, "no confirm for a restored order's hedged close"),
+            let c = self.read_confirm(reference).await?;
+            if c.accepted() {
+                at = at.max(self.confirm_time(&c));
+                closes.push((c.size, c.level));
             }
         }
-        let missing = size - l.filled.min(size);
-        if missing > 1e-9 {
-            self.send(Reply::Filled { id: l.id, size: missing, level: value / size, at_ms: at });
-            return missing;
+        // The journal's fills cover the first closes: the rest is filled, at their own levels.
+        let mut covered = l.filled;
+        let (mut size, mut value) = (0.0, 0.0);
+        for (s, level) in closes {
+            let take = (s - covered.min(s)).max(0.0);
+            covered = (covered - s).max(0.0);
+            size += take;
+            value += take * level;
         }
-        0.0
+        if size > 1e-9 {
+            self.send(Reply::Filled { id: l.id, size, level: value / size, at_ms: at });
+        }
+        Ok(size)
     }
 
     /// Closes of the user's in `l`'s epic and direction made after it was
     /// created that no order claims (journaled closes are claimed), oldest first,
     /// while they fit in `left` (positions are closed whole): (size, level, when).
     fn match_lost_closes(&mut self, activities: &[wire::Activity], l: &Lookup, left: f64) -> Vec<(f64, f64, Option<i64>)> {
-        let mut closes: Vec<(i64, String, f64, f64)> = activities
-            .iter()
-            .filter_map(|a| {
-                let d = a.details.as_ref()?;
-                let at = wire::parse_wire_time(&a.date_utc)?;
-                let ours = a.activity_type == "POSITION" && a.source == "USER" && d.deal_reference.starts_with("p_") && a.epic == l.epic && d.direction == direction(l.buy);
-                // No bound after it: an IOC order is sent at its next price, which may be much later.
-                (ours && at >= l.placed_ms - 1_000 && !self.claimed.contains_key(&d.deal_reference)).then(|| (at, d.deal_reference.clone(), d.size, d.level))
-            })
-            .collect();
-        closes.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
-        closes.dedup_by(|a, b| a.1 == b.1);
+        let closes = self.closes_after(activities, l);
         let mut left = left;
         let mut found = Vec::new();
         for (at, reference, size, level) in closes {
@@ -1527,6 +1550,24 @@ impl Worker {
             found.push((size, level, Some(at)));
         }
         found
+    }
+
+    /// The unclaimed closes of the user's in `l`'s epic and direction since
+    /// it was created, oldest first: (when, reference, size, level).
+    fn closes_after(&self, activities: &[wire::Activity], l: &Lookup) -> Vec<(i64, String, f64, f64)> {
+        let mut closes: Vec<(i64, String, f64, f64)> = activities
+            .iter()
+            .filter_map(|a| {
+                let d = a.details.as_ref()?;
+                let at = wire::parse_wire_time(&a.date_utc)?;
+                let ours = a.activity_type == "POSITION" && a.source == "USER" && d.deal_reference.starts_with("p_") && a.epic == l.epic && d.direction == direction(l.buy);
+                // No bound after it: an IOC order is sent at its next price, which may be much later.
+                (ours && at >= l.placed_ms - 1_000 && !self.claimed.contains_key(&d.deal_reference)).then(|| (at, d.deal_reference.clone(), d.size, d.level))
+            })
+            .collect();
+        closes.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+        closes.dedup_by(|a, b| a.1 == b.1);
+        closes
     }
 
     /// Restored resting orders no longer at the broker whose end the read from

@@ -248,8 +248,6 @@ pub fn rebuild(journal: &Journal, symbols: &[String], ledger: &mut crate::broker
             }
             J::Equity { .. } | J::Arrival { .. } | J::Alarm { .. } => {}
             J::CancelRequested { client_id } => {
-                // As the running host did: the order waits for the cancel's answer.
-                let _ = tracker.apply(&client_id, OrderEvent::CancelRequested, t, None);
                 cancels.insert(client_id);
             }
             J::Deleverage { fraction, steps, steps_done, every_secs, next_at, start } => {

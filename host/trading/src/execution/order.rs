@@ -73,7 +73,10 @@ pub fn transition(state: OrderState, event: OrderEvent) -> Result<OrderState, Il
         (S::Sent, E::Fill { complete: false }) => S::PartiallyFilled,
         (S::Sent, E::CancelRequested) => S::PendingCancel,
         (S::Sent, E::Expired) => S::Expired,
-        (S::Sent, E::RiskAccepted | E::RiskRejected | E::Cancelled | E::CancelRejected) => return Err(IllegalTransition { state, event }),
+        // Ended before any acknowledgement: an IOC order a remote broker held
+        // for its price and cancelled unsent, or a broker's own cancel.
+        (S::Sent, E::Cancelled) => S::Cancelled,
+        (S::Sent, E::RiskAccepted | E::RiskRejected | E::CancelRejected) => return Err(IllegalTransition { state, event }),
 
         (S::Working | S::PartiallyFilled, E::Fill { complete: true }) => S::Filled,
         (S::Working | S::PartiallyFilled, E::Fill { complete: false }) => S::PartiallyFilled,
