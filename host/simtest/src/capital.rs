@@ -118,7 +118,8 @@ pub struct CapitalWorld {
     start_ms: i64,
     seed: u64,
     restarts: u64,
-    /// The activity feed's lag now.
+    /// The longest activity lag set so far: an activity made under it may
+    /// still be unseen after a shorter one is set.
     pub lag_ms: u64,
 }
 
@@ -206,7 +207,7 @@ impl CapitalWorld {
             BrokerFault::RateLimited { times } => self.mock.script(script("GET", "/api/v1/", u32::from(times), 429, Some(ApiCode::TooManyRequests), false)),
             BrokerFault::SessionExpired => self.mock.expire_sessions(),
             BrokerFault::ActivityLate { ms } => {
-                self.lag_ms = ms;
+                self.lag_ms = self.lag_ms.max(ms);
                 self.mock.set_activity_lag(ms);
             }
         }
