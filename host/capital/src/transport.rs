@@ -130,12 +130,6 @@ pub(crate) fn limiter(quota: governor::Quota) -> Limiter {
 /// Waits until `limiter` lets one more request through, sleeping on tokio's clock.
 pub(crate) async fn until_ready(limiter: &Limiter) {
     while let Err(not_until) = limiter.check() {
-        tokio::time::sleep(not_until.wait_time_from(TokioClock.now_instant())).await;
-    }
-}
-
-impl TokioClock {
-    fn now_instant(self) -> TokioInstant {
-        governor::clock::Clock::now(&self)
+        tokio::time::sleep(not_until.wait_time_from(governor::clock::Clock::now(&TokioClock))).await;
     }
 }

@@ -240,17 +240,17 @@ impl JournalModel {
         self.open.len()
     }
 
+    /// Orders risk accepted that are not final, with their signed quantity left.
+    fn live(&self) -> impl Iterator<Item = (&OrderRec, f64)> {
+        self.orders.values().filter(|o| o.accepted && !o.done).map(|o| {
+            let left = o.quantity - o.filled;
+            (o, if o.buy { left } else { -left })
+        })
+    }
+
     /// Orders risk accepted that are not final, as (book, instrument, signed quantity left).
     pub fn pending(&self) -> Vec<(String, u32, f64)> {
-        let mut out: Vec<_> = self
-            .orders
-            .values()
-            .filter(|o| o.accepted && !o.done)
-            .map(|o| {
-                let left = o.quantity - o.filled;
-                (o.plugin.clone(), o.instrument, if o.buy { left } else { -left })
-            })
-            .collect();
+        let mut out: Vec<_> = self.live().map(|(o, left)| (o.plugin.clone(), o.instrument, left)).collect();
         out.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)).then(a.2.total_cmp(&b.2)));
         out
     }
@@ -258,20 +258,12 @@ impl JournalModel {
     /// Whether every order not final rests at Capital.com under a known
     /// reference and deal id (nothing is on its way, nothing awaits a confirm).
     pub fn at_rest(&self) -> bool {
-        self.orders.values().filter(|o| o.accepted && !o.done).all(|o| !o.market && o.broker_id.is_some() && o.reference.is_some() && o.deal_id)
+        self.live().all(|(o, _)| !o.market && o.broker_id.is_some() && o.reference.is_some() && o.deal_id)
     }
 
     /// Resting orders by their deal reference: (reference, instrument, signed quantity left).
     pub fn resting(&self) -> Vec<(String, u32, f64)> {
-        let mut out: Vec<_> = self
-            .orders
-            .values()
-            .filter(|o| o.accepted && !o.done)
-            .filter_map(|o| {
-                let left = o.quantity - o.filled;
-                Some((o.reference.clone()?, o.instrument, if o.buy { left } else { -left }))
-            })
-            .collect();
+        let mut out: Vec<_> = self.live().filter_map(|(o, left)| Some((o.reference.clone()?, o.instrument, left))).collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
     }

@@ -300,8 +300,6 @@ struct Sim {
     capital: Option<CapitalWorld>,
     /// The downtime of a crash armed at a broker request.
     armed_downtime: u64,
-    /// A crash happened during this step.
-    crashed: bool,
     /// What the restart after it restored, checked against what was durable (invariant 5).
     restart_check: Option<Check>,
 }
@@ -327,7 +325,6 @@ impl Sim {
         let mut sim = Sim {
             capital,
             armed_downtime: 0,
-            crashed: false,
             restart_check: None,
             disk,
             host: None,
@@ -403,6 +400,15 @@ impl Sim {
         h.path.end_event(plugins.iter(), now);
     }
 
+    /// A bar's prices for the next intents, and a gap counted as a fault.
+    fn note_bar(&mut self, instrument: u32, open: f64, close: f64) {
+        let last = &mut self.last_price[instrument as usize];
+        if last.is_some_and(|p| (open / p - 1.0).abs() > 0.03) {
+            self.stats.fault("gap");
+        }
+        *last = Some(close);
+    }
+
     /// Runs one operation.
     fn apply(&mut self, op: &Op) {
         match op {
@@ -410,11 +416,7 @@ impl Sim {
                 // At Capital.com the bar is four quotes across its time (the
                 // extreme nearer the open first), each traded at the broker
                 // and seen by the host, then the bar itself.
-                let i = *instrument as usize;
-                if self.last_price[i].is_some_and(|p| (open / p - 1.0).abs() > 0.03) {
-                    self.stats.fault("gap");
-                }
-                self.last_price[i] = Some(*close);
+                self.note_bar(*instrument, *open, *close);
                 let path = if high - open < open - low { [*open, *high, *low, *close] } else { [*open, *low, *high, *close] };
                 for p in path {
                     self.advance(*advance_secs as i64 * SEC / 4);
@@ -432,11 +434,7 @@ impl Sim {
             }
             Op::Bar { instrument, advance_secs, open, high, low, close, volume } => {
                 self.advance(*advance_secs as i64 * SEC);
-                let i = *instrument as usize;
-                if self.last_price[i].is_some_and(|p| (open / p - 1.0).abs() > 0.03) {
-                    self.stats.fault("gap");
-                }
-                self.last_price[i] = Some(*close);
+                self.note_bar(*instrument, *open, *close);
                 let bar = Bar { instrument: *instrument, start: self.now - 60 * SEC, period_secs: 60, open: *open, high: *high, low: *low, close: *close, volume: *volume };
                 let (now, plugins) = (self.now, self.plugins());
                 let h = self.host();
@@ -622,7 +620,6 @@ impl Sim {
             self.note_flushes();
         }
         drop(self.host.take());
-        self.crashed = true;
         if self.disk.durable.exists() {
             copy_dir(&self.disk.durable, &self.disk.live).expect("the durable journal copies");
         } else if self.disk.live.exists() {
@@ -1028,14 +1025,14 @@ pub fn run_with(ops: &[Op], dir: &Path, options: Options) -> Outcome {
         sim.hasher.update(serde_json::to_vec(op).expect("ops serialise"));
         let crash = matches!(op, Op::Crash { .. }) || (matches!(op, Op::CrashAtRequest { .. }) && !options.broker.capital());
         let before = (!crash).then(|| (sim.exposure(), sim.protections()));
-        sim.crashed = false;
         sim.apply(op);
         if sim.capital.is_some() && !matches!(op, Op::Bar { .. } | Op::Quote { .. } | Op::Crash { .. }) {
             // The worker sends what the step queued, and the replies come back.
             sim.advance(250_000_000);
         }
         sim.host().path.settle();
-        let crash = crash || sim.crashed;
+        // A crash at a request happens inside a step: its restart was checked.
+        let crash = crash || sim.restart_check.is_some();
         let before = if crash { None } else { before };
         sim.stats.steps += 1;
         let mut result = sim.check(step);

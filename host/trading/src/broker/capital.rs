@@ -1303,6 +1303,12 @@ impl Worker {
         found
     }
 
+    /// A restored order is in doubt for what it has left, looked for `grace` longer.
+    fn doubt_restored(&mut self, l: Lookup, working: bool, why: String, grace: Duration) {
+        let deadline = tokio::time::Instant::now() + grace;
+        self.doubt(Unresolved { id: l.id, epic: l.epic, buy: l.buy, size: l.size - l.filled, working, placed_ms: l.placed_ms, deadline, why, judged: 0 });
+    }
+
     /// An order is in doubt: the host is told (its instrument waits) and it is looked for until its deadline.
     fn doubt(&mut self, u: Unresolved) {
         self.send(Reply::Unknown { id: u.id, why: u.why.clone() });
@@ -1358,7 +1364,7 @@ impl Worker {
                     Err(e) => {
                         // What its closes dealt is not known: judged against the account instead.
                         let why = format!("a hedged close's confirm cannot be read: {e}");
-                        self.doubt(Unresolved { id: l.id, epic: l.epic, buy: l.buy, size: l.size - l.filled, working, placed_ms: l.placed_ms, deadline: tokio::time::Instant::now(), why, judged: 0 });
+                        self.doubt_restored(l, working, why, Duration::ZERO);
                         continue;
                     }
                 }
@@ -1370,7 +1376,7 @@ impl Worker {
                     Err(e) => {
                         // Not known either way: in doubt, judged against the account like any other.
                         let why = format!("the activity of when it was sent could not be read: {e}");
-                        self.doubt(Unresolved { id: l.id, epic: l.epic, buy: l.buy, size: l.size - l.filled, working, placed_ms: l.placed_ms, deadline: tokio::time::Instant::now(), why, judged: 0 });
+                        self.doubt_restored(l, working, why, Duration::ZERO);
                         continue;
                     }
                     Ok(Lost::Reference(r)) => {
@@ -1384,13 +1390,13 @@ impl Worker {
                     // Closes another lost order may own could be its: judged by the account instead.
                     Ok(Lost::Undecided) => {
                         let why = "a hedged order whose reply was lost, beside others in the same epic and direction".to_owned();
-                        self.doubt(Unresolved { id: l.id, epic: l.epic, buy: l.buy, size: l.size - l.filled, working, placed_ms: l.placed_ms, deadline: tokio::time::Instant::now(), why, judged: 0 });
+                        self.doubt_restored(l, working, why, Duration::ZERO);
                         continue;
                     }
                     Ok(Lost::NotFound) if server_now - l.placed_ms < self.config.unknown_grace_secs as i64 * 1000 => {
                         let left = Duration::from_millis((self.config.unknown_grace_secs as i64 * 1000 - (server_now - l.placed_ms)).max(0) as u64);
                         let why = "sent just before the restart; no reply was journaled".to_owned();
-                        self.doubt(Unresolved { id: l.id, epic: l.epic, buy: l.buy, size: l.size - l.filled, working, placed_ms: l.placed_ms, deadline: tokio::time::Instant::now() + left, why, judged: 0 });
+                        self.doubt_restored(l, working, why, left);
                         continue;
                     }
                     Ok(Lost::NotFound) => {
@@ -1489,8 +1495,7 @@ impl Worker {
             if let Some(r) = self.match_lost(&both, &l.epic, l.buy, left, false) {
                 return Ok(Lost::Reference(r));
             }
-            let candidates = self.closes_after(&both, l).len();
-            return Ok(if candidates > 0 { Lost::Undecided } else { Lost::NotFound });
+            return Ok(if self.closes_after(&both, l).is_empty() { Lost::NotFound } else { Lost::Undecided });
         }
         if !working && self.hedging {
             for (size, level, at_ms) in self.match_lost_closes(&both, l, left) {
